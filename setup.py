@@ -1,0 +1,15 @@
+"""Ship the top-level runtime folders (prompts/, configs/, labeling/, training/) inside the wheel.
+
+They stay where the product layout puts them and are installed as ``autocoder._data.<name>``;
+``autocoder.resources`` finds them without looking at the current working directory.
+"""
+
+from setuptools import find_packages, setup
+
+RESOURCES = {f"autocoder._data.{name}": name for name in ("prompts", "configs", "labeling", "training")}
+
+setup(
+    packages=find_packages(include=["autocoder", "autocoder.*"]) + list(RESOURCES),
+    package_dir=RESOURCES,
+    package_data={pkg: ["*", "**/*"] for pkg in RESOURCES},
+)
