@@ -11,5 +11,5 @@ RESOURCES = {f"autocoder._data.{name}": name for name in ("prompts", "configs", 
 setup(
     packages=find_packages(include=["autocoder", "autocoder.*"]) + list(RESOURCES),
     package_dir=RESOURCES,
-    package_data={pkg: ["*", "**/*"] for pkg in RESOURCES},
+    package_data={"autocoder.examples": ["*.csv"], **{pkg: ["*", "**/*"] for pkg in RESOURCES}},
 )

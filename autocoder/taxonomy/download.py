@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import http.client
 import shutil
-import socket
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -59,7 +59,8 @@ def download_release(
     source = url or ONET_URL
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
-    filename = source.rstrip("/").rsplit("/", 1)[-1] or "onet_release.zip"
+    filename = urllib.parse.urlsplit(source).path.rstrip("/").rsplit("/", 1)[-1]
+    filename = filename or "onet_release.zip"
     if not filename.endswith(".zip"):
         filename += ".zip"
     target = dest / filename
@@ -72,13 +73,7 @@ def download_release(
     except urllib.error.HTTPError as exc:
         partial.unlink(missing_ok=True)
         raise DownloadError(_offline_help(name, source, f"HTTP {exc.code} {exc.reason}")) from exc
-    except (
-        urllib.error.URLError,
-        TimeoutError,
-        socket.timeout,
-        ConnectionError,
-        http.client.HTTPException,
-    ) as exc:
+    except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as exc:
         partial.unlink(missing_ok=True)
         reason = getattr(exc, "reason", None) or exc
         raise DownloadError(_offline_help(name, source, f"no connection ({reason})")) from exc

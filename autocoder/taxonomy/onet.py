@@ -54,6 +54,10 @@ SOC_MAJOR_GROUPS: dict[str, str] = {
     "55": "Military Specific Occupations",
 }
 
+# SOC 2018 groups whose code does not follow the digits of their members.
+_SOC_MINOR_EXCEPTIONS = {"15-12": "15-1200", "31-11": "31-1100", "51-51": "51-5100"}
+_SOC_BROAD_EXCEPTIONS = {"29-122": "29-1210"}
+
 OCCUPATION_DATA = "Occupation Data.txt"
 ALTERNATE_TITLES = "Alternate Titles.txt"
 REPORTED_TITLES = "Sample of Reported Titles.txt"
@@ -141,14 +145,15 @@ def _read_table(release: ReleaseFiles, filename: str, *, required: bool = False)
 
 
 def soc_groups(onet_code: str) -> tuple[str, str, str, str]:
-    """``(major, minor, broad, detailed)`` SOC codes above an O*NET-SOC code like 11-1011.00."""
+    """``(major, minor, broad, detailed)`` SOC 2018 codes above an O*NET-SOC code (11-1011.00).
+
+    Groups follow the code's digits (11-1011 is in 11-1010, 11-1000, 11-0000) except for the
+    few SOC 2018 groups numbered otherwise (15-1200 Computer Occupations, 29-1210 Physicians...).
+    """
     detailed = onet_code[:7]
-    return (
-        detailed[:2] + "-0000",
-        detailed[:4] + "000",
-        detailed[:6] + "0",
-        detailed,
-    )
+    minor = _SOC_MINOR_EXCEPTIONS.get(detailed[:5], detailed[:4] + "000")
+    broad = _SOC_BROAD_EXCEPTIONS.get(detailed[:6], detailed[:6] + "0")
+    return detailed[:2] + "-0000", minor, broad, detailed
 
 
 def _add_unique(target: list[str], seen: set[str], text: str) -> None:

@@ -1,0 +1,178 @@
+"""Plain functions behind the CLI commands; tests and notebooks call these directly."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from autocoder.config import Settings
+from autocoder.embed import Embedder
+from autocoder.index import CodeIndex, make_index
+from autocoder.retrieval import RetrievalCoder
+from autocoder.taxonomy.model import Taxonomy
+from autocoder.taxonomy.store import load_taxonomy, save_taxonomy
+from autocoder.workspace import Workspace
+
+TAXONOMY_KINDS = ("onet", "esco")
+
+
+@dataclass
+class ImportResult:
+    name: str
+    version: str
+    path: Path
+    n_codes: int
+    n_leaves: int
+    held_out: int
+
+
+def import_taxonomy(
+    kind: str,
+    path: str | Path,
+    ws: Workspace,
+    *,
+    version: str | None = None,
+    holdout: str | Path | None = None,
+) -> ImportResult:
+    """Import an official release and store it as the current release of ``kind``.
+
+    ``holdout`` is a table with a ``title`` column (e.g. a dev split): those titles are removed
+    from every code's alternate/reported titles, so nothing downstream trains or indexes them.
+    """
+    if kind == "onet":
+        from autocoder.taxonomy.onet import import_onet
+
+        taxonomy = import_onet(path, version=version)
+    elif kind == "esco":
+        from autocoder.taxonomy.esco import import_esco
+
+        taxonomy = import_esco(path, version=version)
+    else:
+        raise ValueError(f"unknown taxonomy {kind!r}; expected one of {TAXONOMY_KINDS}")
+    removed = 0
+    if holdout is not None:
+        from autocoder.devsplit import apply_holdout, read_holdout
+
+        removed = apply_holdout(taxonomy, read_holdout(holdout))
+        taxonomy.source = f"{taxonomy.source} (held out: {removed} titles listed in {holdout})"
+    target = save_taxonomy(ws, taxonomy)
+    return ImportResult(taxonomy.name, taxonomy.version, target, len(taxonomy),
+                        len(taxonomy.leaves()), removed)
+
+
+def make_embedder(settings: Settings, ws: Workspace) -> Embedder:
+    return Embedder.from_settings(settings.embedder, ws.embedding_cache)
+
+
+def build_index(
+    settings: Settings, ws: Workspace, taxonomy_name: str | None = None, *, show_progress: bool = True
+) -> tuple[CodeIndex, int]:
+    taxonomy = load_taxonomy(ws, taxonomy_name or settings.taxonomy.default)
+    embedder = make_embedder(settings, ws)
+    index = make_index(settings, ws, taxonomy, embedder)
+    n = index.build(taxonomy, embedder, show_progress=show_progress)
+    return index, n
+
+
+def retrieval_coder(settings: Settings, ws: Workspace, taxonomy: Taxonomy) -> RetrievalCoder:
+    embedder = make_embedder(settings, ws)
+    index = make_index(settings, ws, taxonomy, embedder)
+    return RetrievalCoder(
+        index, embedder, classes=taxonomy.leaf_codes(), top_k=max(settings.coder.top_n, 20),
+        temperature=settings.index.temperature,
+    ).fit()
+
+
+def load_predictor(
+    settings: Settings, ws: Workspace, taxonomy: Taxonomy, model_dir: str | Path | None
+) -> tuple[Any, str]:
+    """The trained model in ``model_dir`` (or config ``coder.model``), else the retrieval coder."""
+    model_dir = model_dir or settings.coder.model
+    if model_dir:
+        from autocoder.classify.model import load_model
+
+        return load_model(model_dir), f"model:{Path(model_dir).resolve()}"
+    coder = retrieval_coder(settings, ws, taxonomy)
+    return coder, f"retrieval:{taxonomy.name}:{taxonomy.version}:{coder.embedder.model_id}"
+
+
+def code(
+    settings: Settings,
+    ws: Workspace,
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    taxonomy_name: str | None = None,
+    model_dir: str | Path | None = None,
+    top_n: int | None = None,
+    threshold: float | None = None,
+    show_progress: bool = True,
+) -> Any:
+    from autocoder.coder import code_file
+
+    taxonomy = load_taxonomy(ws, taxonomy_name or settings.taxonomy.default)
+    predictor, predictor_id = load_predictor(settings, ws, taxonomy, model_dir)
+    cfg = settings.coder
+    return code_file(
+        input_path, output_path,
+        predictor=predictor,
+        labels={c.code: c.title for c in taxonomy},
+        runs_dir=ws.runs,
+        predictor_id=predictor_id,
+        top_n=top_n or cfg.top_n,
+        threshold=cfg.threshold if threshold is None else threshold,
+        id_column=cfg.id_column,
+        title_column=cfg.title_column,
+        description_column=cfg.description_column,
+        batch_size=cfg.batch_size,
+        show_progress=show_progress,
+    )
+
+
+def example_input() -> Path:
+    import importlib.resources
+
+    return Path(str(importlib.resources.files("autocoder.examples") / "vacancies.csv"))
+
+
+def quickstart(
+    settings: Settings,
+    ws: Workspace,
+    output_path: str | Path,
+    *,
+    onet_path: str | Path | None = None,
+    input_path: str | Path | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Set up a workspace from what is at hand and code a file: the README's first command.
+
+    Taxonomy: ``onet_path`` (an O*NET text release) if given, else an already imported O*NET,
+    else the offline starter built from the O*NET files inside PyPI packages.
+    """
+    from autocoder.taxonomy.store import list_taxonomies
+
+    steps: dict[str, Any] = {}
+    if onet_path is not None:
+        steps["import"] = import_taxonomy("onet", onet_path, ws).__dict__
+    elif "onet" not in list_taxonomies(ws):
+        from autocoder.taxonomy.starter import build_onet_starter
+
+        folder = build_onet_starter(ws.downloads / "onet-starter")
+        steps["import"] = import_taxonomy("onet", folder, ws).__dict__
+    settings.taxonomy.default = "onet"
+    taxonomy = load_taxonomy(ws, "onet")
+    embedder = make_embedder(settings, ws)
+    index = make_index(settings, ws, taxonomy, embedder)
+    try:
+        n_docs = index.count()
+    except RuntimeError:
+        n_docs = 0
+    if n_docs == 0:
+        _, n_docs = build_index(settings, ws, "onet", show_progress=show_progress)
+    steps["index_documents"] = n_docs
+    summary = code(settings, ws, input_path or example_input(), output_path,
+                   taxonomy_name="onet", show_progress=show_progress)
+    steps["coding"] = summary.to_dict()
+    return json.loads(json.dumps(steps, default=str))

@@ -1,0 +1,257 @@
+"""Training data for the classifier: rows with provenance, a stratified split, resampling.
+
+Each row is one job record with its code: ``text`` (the MOM rendering ``job_title=…
+job_duties=…`` / ``job_title=…`` / ``job_duties=…``), ``title``, ``duties``, ``input_format``
+(``title_duties`` | ``title`` | ``duties``), ``code`` and ``provenance`` (where it came from:
+``taxonomy:alt_title``, ``labeled:<name>``, ``synthetic:<model>:<prompt_version>``,
+``feedback:<name>``…). Sources:
+
+* the taxonomy (apply the dev holdout first!): titles, alternate and reported titles, tasks,
+  descriptions, and a few title + duties combinations per code;
+* labeled records (``code, title, duties``), synthetic / paraphrased records from the LLM
+  (``code, title, duties, source, prompt_version, model``) and human feedback.
+
+Training sets are Hugging Face ``datasets`` saved to disk, so a run can be reproduced from
+exactly what it trained on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from autocoder.records import InputFormat, JobRecord, _clean
+from autocoder.taxonomy.model import Taxonomy
+
+COLUMNS = ["text", "title", "duties", "input_format", "code", "provenance"]
+TAXONOMY_KINDS = ("title", "alt_title", "reported_title", "task", "description")
+_MOM_RE = re.compile(r"^\s*(?:job_title=(?P<title>.*?))?\s*(?:job_duties=(?P<duties>.*))?$", re.S)
+
+
+def record_format(record: JobRecord) -> InputFormat:
+    """The MOM format a record renders in: both fields, title only, or duties only."""
+    if record.title and record.duties:
+        return "title_duties"
+    return "title" if record.title else "duties"
+
+
+def parse_mom(text: str) -> JobRecord | None:
+    """Read ``job_title=… job_duties=…`` back into a record; None if ``text`` is not MOM."""
+    if not text.lstrip().startswith(("job_title=", "job_duties=")):
+        return None
+    match = _MOM_RE.match(text)
+    if match is None:  # pragma: no cover - the pattern matches any MOM prefix
+        return None
+    return JobRecord(_clean(match.group("title")), _clean(match.group("duties")))
+
+
+def _row(record: JobRecord, code: str, provenance: str) -> dict[str, str]:
+    fmt = record_format(record)
+    return {
+        "text": record.text(fmt),
+        "title": record.title,
+        "duties": record.duties,
+        "input_format": fmt,
+        "code": code,
+        "provenance": provenance,
+    }
+
+
+def taxonomy_rows(
+    taxonomy: Taxonomy,
+    *,
+    kinds: Sequence[str] = TAXONOMY_KINDS,
+    title_duties_pairs: int = 2,
+    seed: int = 0,
+) -> list[dict[str, str]]:
+    """Rows from every leaf code's texts; titles render as ``title``, tasks and descriptions
+    as ``duties``; ``title_duties_pairs`` random (title, task) rows per code add the full
+    ``title_duties`` format (the first pairs the official title with the description)."""
+    unknown = set(kinds) - set(TAXONOMY_KINDS)
+    if unknown:
+        raise ValueError(f"unknown taxonomy text kinds {sorted(unknown)}; use {TAXONOMY_KINDS}")
+    rng = random.Random(seed)
+    rows: list[dict[str, str]] = []
+    for code in taxonomy.leaves():
+        titles = [code.title, *code.alt_titles, *code.reported_titles]
+        titles = [t for t in titles if t]
+        duties = [t for t in (*code.tasks, code.description) if t]
+        texts: list[tuple[str, JobRecord]] = []
+        for kind, text in taxonomy.texts(code.code, tuple(k for k in kinds)):
+            if kind in ("task", "description"):
+                texts.append((kind, JobRecord("", _clean(text))))
+            else:
+                texts.append((kind, JobRecord(_clean(text))))
+        for i in range(title_duties_pairs if titles and duties else 0):
+            if i == 0 and code.description:
+                pair = JobRecord(_clean(code.title), _clean(code.description))
+            else:
+                pair = JobRecord(_clean(rng.choice(titles)), _clean(rng.choice(duties)))
+            texts.append(("title+duties", pair))
+        seen: set[str] = set()
+        for kind, record in texts:
+            row = _row(record, code.code, f"taxonomy:{kind}")
+            key = row["text"].lower()
+            if key in seen:
+                continue
+            seen.add(key)
+            rows.append(row)
+    return rows
+
+
+def table_rows(
+    df: pd.DataFrame,
+    *,
+    provenance: str,
+    classes: Iterable[str] | None = None,
+    source_name: str = "table",
+) -> list[dict[str, str]]:
+    """Rows from a table with ``code`` and ``title`` and/or ``duties``/``description``.
+
+    Synthetic rows (``source == "synthetic"``) get ``synthetic:<model>:<prompt_version>``
+    provenance. Codes outside ``classes`` and empty records raise ``ValueError`` naming the row.
+    """
+    if "code" not in df.columns:
+        raise ValueError(f"{source_name}: needs a 'code' column; columns are {list(df.columns)}")
+    duties_col = next((c for c in ("duties", "description") if c in df.columns), None)
+    if "title" not in df.columns and duties_col is None:
+        raise ValueError(
+            f"{source_name}: needs a 'title' and/or 'duties' column; columns are {list(df.columns)}"
+        )
+    known = set(classes) if classes is not None else None
+    rows: list[dict[str, str]] = []
+    for i, item in enumerate(df.to_dict("records")):
+        code = _clean(item.get("code"))
+        record = JobRecord(_clean(item.get("title")), _clean(item.get(duties_col or "")))
+        if not record.title and not record.duties:
+            raise ValueError(f"{source_name}: row {i + 1} (code {code!r}) has no title or duties")
+        if known is not None and code not in known:
+            raise ValueError(
+                f"{source_name}: row {i + 1} ({record.title or record.duties[:40]!r}) has code "
+                f"{code!r}, which is not a leaf code of the taxonomy"
+            )
+        prov = provenance
+        if _clean(item.get("source")) == "synthetic":
+            prov = f"synthetic:{_clean(item.get('model')) or '?'}:{_clean(item.get('prompt_version')) or '?'}"
+        rows.append(_row(record, code, prov))
+    return rows
+
+
+def build_dataset(rows: Iterable[dict[str, str]]) -> Any:
+    """A ``datasets.Dataset`` with the standard columns, duplicates (text, code) removed."""
+    from datasets import Dataset
+
+    df = pd.DataFrame(list(rows), columns=COLUMNS)
+    df = df[df["text"].str.len() > 0].drop_duplicates(["text", "code"]).reset_index(drop=True)
+    return Dataset.from_pandas(df, preserve_index=False)
+
+
+def stratified_split(
+    dataset: Any,
+    *,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    val_formats: Sequence[str] | None = None,
+) -> Any:
+    """``DatasetDict(train, validation)``, stratified by code.
+
+    Only rows whose ``input_format`` is in ``val_formats`` (all when None) can go to validation;
+    each code sends ``val_fraction`` of those (stochastically rounded) and always keeps at least
+    one row in train, so a code with a single example is never lost to validation.
+    """
+    from datasets import DatasetDict
+
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    rng = np.random.default_rng(seed)
+    by_code: dict[str, list[int]] = defaultdict(list)
+    for i, code in enumerate(dataset["code"]):
+        by_code[code].append(i)
+    formats = dataset["input_format"]
+    allowed = set(val_formats) if val_formats is not None else None
+    val: list[int] = []
+    for code in sorted(by_code):
+        idx = by_code[code]
+        eligible = [i for i in idx if allowed is None or formats[i] in allowed]
+        n_val = int(np.floor(len(eligible) * val_fraction + rng.random()))
+        n_val = min(n_val, len(eligible), len(idx) - 1)
+        if n_val > 0:
+            val.extend(rng.choice(eligible, size=n_val, replace=False).tolist())
+    val_set = set(val)
+    train = [i for i in range(len(dataset)) if i not in val_set]
+    return DatasetDict(
+        train=dataset.select(train), validation=dataset.select(sorted(val_set))
+    )
+
+
+def resample(
+    dataset: Any,
+    *,
+    min_per_class: int = 0,
+    max_per_class: int | None = None,
+    seed: int = 0,
+) -> Any:
+    """Oversample codes below ``min_per_class`` (repeat rows), undersample above ``max``."""
+    if max_per_class is not None and max_per_class < max(1, min_per_class):
+        raise ValueError("max_per_class must be >= min_per_class and >= 1")
+    rng = np.random.default_rng(seed)
+    by_code: dict[str, list[int]] = defaultdict(list)
+    for i, code in enumerate(dataset["code"]):
+        by_code[code].append(i)
+    keep: list[int] = []
+    for code in sorted(by_code):
+        idx = by_code[code]
+        if max_per_class is not None and len(idx) > max_per_class:
+            idx = sorted(rng.choice(idx, size=max_per_class, replace=False).tolist())
+        if len(idx) < min_per_class:
+            idx = idx + rng.choice(idx, size=min_per_class - len(idx), replace=True).tolist()
+        keep.extend(idx)
+    return dataset.select(keep)
+
+
+def fingerprint(dataset: Any) -> str:
+    """A content hash of the rows (text, code, provenance), order-sensitive."""
+    h = hashlib.sha1()
+    for text, code, prov in zip(
+        dataset["text"], dataset["code"], dataset["provenance"], strict=True
+    ):
+        h.update(f"{text}\x00{code}\x00{prov}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def save_training_data(splits: Any, directory: str | Path, *, meta: dict | None = None) -> Path:
+    """Save a ``DatasetDict`` (Arrow) plus ``manifest.json`` (counts, provenance, fingerprints)."""
+    directory = Path(directory)
+    splits.save_to_disk(str(directory))
+    manifest: dict[str, Any] = {"splits": {}, **(meta or {})}
+    for name, ds in splits.items():
+        manifest["splits"][name] = {
+            "rows": len(ds),
+            "codes": len(set(ds["code"])),
+            "fingerprint": fingerprint(ds),
+            "provenance": dict(pd.Series(ds["provenance"]).value_counts().sort_index()),
+        }
+    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, default=int))
+    return directory
+
+
+def load_training_data(directory: str | Path) -> Any:
+    from datasets import load_from_disk
+
+    directory = Path(directory)
+    if not (directory / "dataset_dict.json").exists():
+        raise FileNotFoundError(f"no saved training data at {directory} (missing dataset_dict.json)")
+    return load_from_disk(str(directory))
+
+
+def dataset_records(dataset: Any) -> list[JobRecord]:
+    return [JobRecord(t, d) for t, d in zip(dataset["title"], dataset["duties"], strict=True)]

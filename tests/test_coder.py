@@ -1,0 +1,100 @@
+"""Batch coder: one row out per row in, statuses, formats, checkpoint and resume."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from autocoder.coder import code_file, output_columns
+from autocoder.io import InputError, read_table, write_table
+from tests.fakes import KeywordPredictor
+
+KEYWORDS = {"nurse": "29-1141.00", "java": "15-1252.00", "truck": "53-3032.00"}
+LABELS = {"29-1141.00": "Registered Nurses", "15-1252.00": "Software Developers",
+          "53-3032.00": "Truck Drivers"}
+
+
+def _records(n: int = 10) -> pd.DataFrame:
+    titles = ["Staff nurse", "Java developer", "Truck driver", "Astronaut"]
+    return pd.DataFrame({
+        "id": [f"r{i:03d}" for i in range(n)],
+        "title": [titles[i % 4] for i in range(n)],
+        "description": ["" for _ in range(n)],
+    })
+
+
+def _read_out(path: Path) -> pd.DataFrame:
+    df = read_table(path)
+    for col in ("row", "confidence", "score_1"):
+        df[col] = pd.to_numeric(df[col].replace("", np.nan))
+    return df
+
+
+def _run(inp: Path, out: Path, runs: Path, predictor: object, **kw: object):  # type: ignore[no-untyped-def]
+    return code_file(inp, out, predictor=predictor, labels=LABELS, runs_dir=runs,
+                     top_n=2, threshold=0.5, batch_size=3, show_progress=False, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("ext", ["csv", "jsonl", "parquet"])
+def test_every_row_gets_a_row_with_status(tmp_path: Path, ext: str) -> None:
+    df = _records(8)
+    df.loc[5, "title"] = ""  # empty text
+    df.loc[6, "id"] = "r000"  # duplicate id
+    inp, out = tmp_path / f"in.{ext}", tmp_path / f"out.{ext}"
+    write_table(df, inp)
+    summary = _run(inp, out, tmp_path / "runs", KeywordPredictor(KEYWORDS))
+    res = _read_out(out)
+    assert list(res.columns) == output_columns(2)
+    assert len(res) == len(df) == summary.rows
+    assert res["id"].tolist() == df["id"].tolist()
+    status = dict(zip(res["row"], res["status"], strict=True))
+    assert status[0] == "coded" and status[3] == "review"  # Astronaut: no keyword -> low confidence
+    assert status[5] == "error:empty_text" and status[6] == "error:duplicate_id"
+    assert res.loc[0, "code_1"] == "29-1141.00" and res.loc[0, "label_1"] == "Registered Nurses"
+    assert res.loc[0, "confidence"] == pytest.approx(0.9)
+    assert summary.status == {"coded": 4, "review": 2, "error:empty_text": 1, "error:duplicate_id": 1}
+
+
+def test_resume_after_interruption_has_no_duplicates_or_losses(tmp_path: Path) -> None:
+    inp, out, runs = tmp_path / "in.csv", tmp_path / "out.csv", tmp_path / "runs"
+    write_table(_records(10), inp)
+    first = KeywordPredictor(KEYWORDS)
+    partial = _run(inp, out, runs, first, max_batches=2)  # killed after 2 of 4 batches
+    assert not out.exists() and partial.output == ""
+    assert first.calls == 2
+    second = KeywordPredictor(KEYWORDS)
+    summary = _run(inp, out, runs, second)
+    assert summary.resumed_batches == 2 and second.calls == 2  # only the missing batches ran
+    res = _read_out(out)
+    assert res["row"].tolist() == list(range(10))
+    assert res["id"].is_unique
+    fresh = _run(inp, tmp_path / "fresh.csv", tmp_path / "runs2", KeywordPredictor(KEYWORDS))
+    assert fresh.resumed_batches == 0
+    pd.testing.assert_frame_equal(res, _read_out(tmp_path / "fresh.csv"))
+    assert json.loads((Path(summary.run_dir) / "summary.json").read_text())["rows"] == 10
+
+
+def test_failing_batch_is_flagged_and_job_finishes(tmp_path: Path) -> None:
+    df = _records(6)
+    df.loc[4, "title"] = "BOOM"
+    inp, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_table(df, inp)
+    _run(inp, out, tmp_path / "runs", KeywordPredictor(KEYWORDS, fail_on="boom"))
+    res = _read_out(out)
+    assert len(res) == 6
+    assert (res["status"].iloc[3:] == "error:predict_failed:RuntimeError").all()
+    assert (res["status"].iloc[:3] != "error:predict_failed:RuntimeError").all()
+    assert np.isnan(res["confidence"].iloc[4])
+
+
+def test_clear_errors_for_bad_files(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"key": ["1"], "title": ["x"]}).to_csv(bad, index=False)
+    with pytest.raises(InputError, match="no id column 'id'.*coder.id_column"):
+        _run(bad, tmp_path / "o.csv", tmp_path / "runs", KeywordPredictor(KEYWORDS))
+    with pytest.raises(InputError, match="unsupported file type .xlsx"):
+        _run(tmp_path / "x.xlsx", tmp_path / "o.csv", tmp_path / "runs", KeywordPredictor(KEYWORDS))
+    with pytest.raises(InputError, match="file not found"):
+        _run(tmp_path / "none.csv", tmp_path / "o.csv", tmp_path / "runs", KeywordPredictor(KEYWORDS))

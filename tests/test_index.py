@@ -1,0 +1,79 @@
+"""CodeIndex on a real embedded Chroma store (and the in-memory twin)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autocoder.index import ChromaIndex, MemoryIndex, aggregate, code_documents
+from tests.fakes import HashEmbedder, tiny_taxonomy
+
+
+def _chroma(tmp_path: Path, **kw: object) -> ChromaIndex:
+    return ChromaIndex(taxonomy_name="onet", taxonomy_version="test-1", model_id="hash",
+                       path=tmp_path / "chroma", **kw)  # type: ignore[arg-type]
+
+
+def test_documents_one_per_text_with_metadata() -> None:
+    docs = code_documents(tiny_taxonomy())
+    nurse = [d for d in docs if d.code == "29-1141.00"]
+    assert {d.kind for d in nurse} == {"title", "alt_title", "description", "task"}
+    assert len(nurse) == 5
+    assert all(d.code.endswith(".00") for d in docs)  # only leaves are indexed
+
+
+def test_aggregate_max_and_softmax_sum() -> None:
+    codes, scores, ev = aggregate(["a", "b", "a", "c"], [0.9, 0.8, 0.5, 0.1], ["x", "y", "z", "w"], k=2)
+    assert codes == ["a", "b"] and np.allclose(scores, [0.9, 0.8]) and ev == ["x", "y"]
+    codes, _, _ = aggregate(["a", "b", "b", "b"], [0.9, 0.88, 0.87, 0.86], ["", "", "", ""],
+                            k=1, method="softmax_sum", temperature=0.05)
+    assert codes == ["b"]  # many good matches outvote one slightly better match
+    with pytest.raises(ValueError, match="unknown aggregation"):
+        aggregate(["a"], [1.0], [""], k=1, method="mean")
+
+
+def test_chroma_build_search_and_idempotent_rebuild(tmp_path: Path) -> None:
+    tax, emb = tiny_taxonomy(), HashEmbedder()
+    index = _chroma(tmp_path)
+    n = index.build(tax, emb, show_progress=False)  # type: ignore[arg-type]
+    assert n == index.count() == len(code_documents(tax))
+    res = index.search(emb.encode(["hgv truck driver", "java developer"]), k=3)
+    assert res.codes[0][0] == "53-3032.00"
+    assert res.codes[1][0] == "15-1252.00"
+    assert res.scores[0][0] >= res.scores[0][-1]
+    # rebuilding (e.g. after a crash half-way) gives the same collection, not duplicates
+    assert index.build(tax, emb, show_progress=False) == n  # type: ignore[arg-type]
+    again = _chroma(tmp_path)  # a new client on the same persistent store
+    assert again.count() == n
+    assert again.search(emb.encode(["hgv truck driver"]), k=1).codes[0] == ["53-3032.00"]
+
+
+def test_chroma_adds_in_chunks_of_the_client_max_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    index = _chroma(tmp_path)
+    monkeypatch.setattr(index.client, "get_max_batch_size", lambda: 3)
+    sizes: list[int] = []
+    import chromadb.api.models.Collection as coll_mod
+
+    original = coll_mod.Collection.add
+
+    def spy(self, **kwargs):  # type: ignore[no-untyped-def]
+        sizes.append(len(kwargs["ids"]))
+        return original(self, **kwargs)
+
+    monkeypatch.setattr(coll_mod.Collection, "add", spy)
+    n = index.build(tiny_taxonomy(), HashEmbedder(), show_progress=False)  # type: ignore[arg-type]
+    assert max(sizes) <= 3 and sum(sizes) == n == index.count()
+
+
+def test_search_before_build_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="autocoder index build"):
+        _chroma(tmp_path).search(np.zeros((1, 8), dtype=np.float32), k=1)
+
+
+def test_memory_index_agrees_with_chroma(tmp_path: Path) -> None:
+    tax, emb = tiny_taxonomy(), HashEmbedder()
+    chroma, memory = _chroma(tmp_path), MemoryIndex()
+    chroma.build(tax, emb, show_progress=False)  # type: ignore[arg-type]
+    memory.build(tax, emb)  # type: ignore[arg-type]
+    q = emb.encode(["staff nurse administering medications", "programmer writing code"])
+    assert chroma.search(q, k=2).codes == memory.search(q, k=2).codes
