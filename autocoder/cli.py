@@ -86,7 +86,7 @@ def taxonomy_download(
     _, ws = _settings(ctx)
     try:
         path = download_release(kind, dest or ws.downloads)
-    except DownloadError as exc:
+    except (DownloadError, ValueError) as exc:
         _fail(str(exc))
     typer.echo(f"downloaded {path}")
     if do_import:
@@ -94,10 +94,15 @@ def taxonomy_download(
 
 
 @taxonomy_app.command("starter")
-def taxonomy_starter(ctx: typer.Context) -> None:
+def taxonomy_starter(
+    ctx: typer.Context,
+    kind: Annotated[str, typer.Argument(help="Only 'onet' has an offline starter.")] = "onet",
+) -> None:
     """Offline starter: O*NET 29.2 occupations and tasks from PyPI packages (no internet)."""
     from autocoder.taxonomy.starter import build_onet_starter
 
+    if kind != "onet":
+        _fail(f"no offline starter for {kind!r}: ESCO must be imported from its CSV export")
     _, ws = _settings(ctx)
     try:
         folder = build_onet_starter(ws.downloads / "onet-starter")

@@ -186,8 +186,9 @@ def prediction_set_indices(
         if method == "lac":
             size = int(np.sum(proba[i, order[i]] >= 1.0 - threshold - 1e-12))
         elif method == "aps":
-            # smallest prefix whose mass reaches the threshold (the class crossing it is included)
-            size = int(np.searchsorted(cums[i], threshold - 1e-12, side="left")) + 1
+            # the classes whose cumulative mass (down to and including them) is within the
+            # threshold: exactly the classes whose calibration score would be <= threshold
+            size = int(np.searchsorted(cums[i], threshold + 1e-12, side="right"))
         else:
             raise ValueError(f"unknown conformal method {method!r}; use 'aps' or 'lac'")
         out.append(order[i, : max(1, min(size, proba.shape[1]))])

@@ -51,12 +51,16 @@ class LLMCache:
 
     def get(self, key: str) -> dict[str, Any] | None:
         with self._lock:
-            row = self._connection().execute(
-                "SELECT answer FROM answers WHERE key = ?", (key,)
-            ).fetchone()
+            row = (
+                self._connection()
+                .execute("SELECT answer FROM answers WHERE key = ?", (key,))
+                .fetchone()
+            )
         return None if row is None else json.loads(row[0])
 
-    def put(self, key: str, answer: dict[str, Any], *, prompt_id: str = "", model_id: str = "") -> None:
+    def put(
+        self, key: str, answer: dict[str, Any], *, prompt_id: str = "", model_id: str = ""
+    ) -> None:
         text = json.dumps(answer, ensure_ascii=False)
         with self._lock:
             conn = self._connection()

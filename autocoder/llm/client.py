@@ -238,8 +238,12 @@ class LLMModel:
         log.info(
             "llm call model=%s status=%s latency_ms=%.0f prompt_tokens=%s completion_tokens=%s "
             "attempts=%d cache_hit=False",
-            entry["model"], entry["status"], entry["latency_ms"], entry["prompt_tokens"],
-            entry["completion_tokens"], entry["attempts"],
+            entry["model"],
+            entry["status"],
+            entry["latency_ms"],
+            entry["prompt_tokens"],
+            entry["completion_tokens"],
+            entry["attempts"],
         )
 
     def __call__(
@@ -254,9 +258,14 @@ class LLMModel:
         options = self.request_options(schema, grammar)
         started = time.perf_counter()
         entry: dict[str, Any] = {
-            "time": time.time(), "model": self.model, "endpoint": _public_url(self.base_url),
-            "status": "ok", "attempts": 0, "latency_ms": 0.0,
-            "prompt_tokens": None, "completion_tokens": None,
+            "time": time.time(),
+            "model": self.model,
+            "endpoint": _public_url(self.base_url),
+            "status": "ok",
+            "attempts": 0,
+            "latency_ms": 0.0,
+            "prompt_tokens": None,
+            "completion_tokens": None,
         }
         error: LLMError | None = None
         with self._slots:
@@ -319,7 +328,10 @@ class LLMModel:
                     delay = self._delay(attempt, retry_after)
                     log.warning(
                         "llm call model=%s attempt %d failed (%s); retrying in %.2fs",
-                        self.model, attempt + 1, error, delay,
+                        self.model,
+                        attempt + 1,
+                        error,
+                        delay,
                     )
                     time.sleep(delay)
         entry["status"] = "error"

@@ -57,7 +57,9 @@ class _Builder:
             parts = []
             for i, (key, sub) in enumerate(props.items()):
                 sep = '"," ws ' if i else ""
-                parts.append(f"{sep}{_literal(key)} ws \":\" ws {self.visit(sub, f'{hint}-{key}')} ws")
+                parts.append(
+                    f'{sep}{_literal(key)} ws ":" ws {self.visit(sub, f"{hint}-{key}")} ws'
+                )
             return self.add(hint, '"{" ws ' + " ".join(parts) + ' "}"')
         if kind == "array":
             item = self.visit(schema.get("items", {"type": "string"}), f"{hint}-item")

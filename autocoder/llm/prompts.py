@@ -58,7 +58,11 @@ class PromptTemplate:
                 f"prompt {self.id} ({self.path}): "
                 + (f"missing values for {missing}" if missing else "")
                 + ("; " if missing and unknown else "")
-                + (f"unknown placeholders {unknown} (declared: {sorted(declared)})" if unknown else "")
+                + (
+                    f"unknown placeholders {unknown} (declared: {sorted(declared)})"
+                    if unknown
+                    else ""
+                )
             )
         texts = {k: str(v) for k, v in values.items()}
 
@@ -103,7 +107,9 @@ def load_prompt(name: str, version: str, *, override: str | Path | None = None) 
     undeclared = sorted(used - set(declared))
     unused = sorted(set(declared) - used)
     if undeclared:
-        raise PromptError(f"prompt file {path}: placeholders {undeclared} are used but not declared")
+        raise PromptError(
+            f"prompt file {path}: placeholders {undeclared} are used but not declared"
+        )
     if unused:
         raise PromptError(f"prompt file {path}: placeholders {unused} are declared but never used")
     extra = sorted(set(data) - {"name", "version", "description", "placeholders", *_PARTS})

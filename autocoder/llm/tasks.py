@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -137,7 +138,9 @@ def parse_rag_pick(answer: dict[str, Any], candidates: Sequence[str]) -> RagPick
     """
     raw = answer.get("code")
     if not isinstance(raw, str) or not raw.strip():
-        raise AnswerError(f"answer has no code: {answer!r}", rejected_code=None if raw is None else str(raw))
+        raise AnswerError(
+            f"answer has no code: {answer!r}", rejected_code=None if raw is None else str(raw)
+        )
     code = raw.strip()
     if code not in candidates:
         raise AnswerError(
@@ -169,7 +172,9 @@ class SynthAnswer:
     duties: list[str] = field(default_factory=list)
 
 
-def synth_examples(code: str, taxonomy: Taxonomy, *, max_titles: int = 10, max_tasks: int = 5) -> str:
+def synth_examples(
+    code: str, taxonomy: Taxonomy, *, max_titles: int = 10, max_tasks: int = 5
+) -> str:
     node = taxonomy.get(code)
     titles = list(dict.fromkeys([*node.alt_titles, *node.reported_titles]))[:max_titles]
     lines = [f"- job title: {_short(t, 100)}" for t in titles]
@@ -222,7 +227,7 @@ def _strings(value: Any, key: str) -> list[str]:
         if not isinstance(item, str):
             raise AnswerError(f"{key!r} has a non-string item {item!r}")
         text = " ".join(item.split())
-        if text:
+        if re.search(r"\w", text):  # drops "", "..." and other placeholder echoes
             out.append(text)
     return out
 
@@ -268,8 +273,12 @@ def cached_call(
         key = cache_key(
             request.prompt_id,
             model_id,
-            {"messages": request.messages, "schema": request.schema,
-             "grammar": request.grammar, "options": sent},
+            {
+                "messages": request.messages,
+                "schema": request.schema,
+                "grammar": request.grammar,
+                "options": sent,
+            },
         )
         hit = cache.get(key)
         if hit is not None:

@@ -57,8 +57,8 @@ class FakeOpenAIServer:
     def base_url(self) -> str:
         if self._httpd is None:
             raise RuntimeError("FakeOpenAIServer is not started")
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        port = self._httpd.server_address[1]
+        return f"http://127.0.0.1:{port}/v1"
 
     @property
     def chat_requests(self) -> list[RecordedRequest]:
@@ -87,8 +87,14 @@ class FakeOpenAIServer:
 
             def do_GET(self) -> None:  # noqa: N802 - http.server API
                 if self.path.rstrip("/").endswith("/models"):
-                    self._send(200, {"object": "list", "data": [
-                        {"id": server.model, "object": "model", "owned_by": "fake"}]}, {})
+                    self._send(
+                        200,
+                        {
+                            "object": "list",
+                            "data": [{"id": server.model, "object": "model", "owned_by": "fake"}],
+                        },
+                        {},
+                    )
                 else:
                     self._send(404, {"error": {"message": "not found"}}, {})
 
@@ -97,7 +103,9 @@ class FakeOpenAIServer:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with server._lock:
                     server.requests.append(
-                        RecordedRequest(self.path, body, {k.lower(): v for k, v in self.headers.items()})
+                        RecordedRequest(
+                            self.path, body, {k.lower(): v for k, v in self.headers.items()}
+                        )
                     )
                 if not self.path.rstrip("/").endswith("/chat/completions"):
                     self._send(404, {"error": {"message": "not found"}}, {})
@@ -106,18 +114,34 @@ class FakeOpenAIServer:
                 if reply.delay:
                     time.sleep(reply.delay)
                 if reply.status != 200:
-                    self._send(reply.status, {"error": {"message": reply.content, "type": "fake"}},
-                               reply.headers)
+                    self._send(
+                        reply.status,
+                        {"error": {"message": reply.content, "type": "fake"}},
+                        reply.headers,
+                    )
                     return
-                self._send(200, {
-                    "id": "chatcmpl-fake", "object": "chat.completion", "created": 0,
-                    "model": body.get("model", server.model),
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": reply.content}}],
-                    "usage": {"prompt_tokens": reply.prompt_tokens,
-                              "completion_tokens": reply.completion_tokens,
-                              "total_tokens": reply.prompt_tokens + reply.completion_tokens},
-                }, reply.headers)
+                self._send(
+                    200,
+                    {
+                        "id": "chatcmpl-fake",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": body.get("model", server.model),
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": "stop",
+                                "message": {"role": "assistant", "content": reply.content},
+                            }
+                        ],
+                        "usage": {
+                            "prompt_tokens": reply.prompt_tokens,
+                            "completion_tokens": reply.completion_tokens,
+                            "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+                        },
+                    },
+                    reply.headers,
+                )
 
         return Handler
 
@@ -177,3 +201,99 @@ class HashingEmbedder:
             if norm:
                 out[i] /= norm
         return out
+
+
+def tiny_taxonomy() -> Any:
+    """Eight O*NET-style occupations in three major groups, with titles, definitions, tasks."""
+    from autocoder.taxonomy.model import Code, Taxonomy
+
+    groups = [
+        Code("15-0000", "Computer and Mathematical Occupations", 1, "major"),
+        Code("29-0000", "Healthcare Practitioners and Technical Occupations", 1, "major"),
+        Code("41-0000", "Sales and Related Occupations", 1, "major"),
+    ]
+    leaves = [
+        (
+            "15-1252.00",
+            "15-0000",
+            "Software Developers",
+            "Research, design, and develop computer and network software or specialized utility "
+            "programs.",
+            ["Application Developer", "Software Engineer"],
+            ["Write, test and maintain program code for software applications."],
+        ),
+        (
+            "15-1211.00",
+            "15-0000",
+            "Computer Systems Analysts",
+            "Analyze science, engineering, business, and other data processing problems to develop "
+            "and implement solutions to complex applications problems.",
+            ["Systems Analyst"],
+            ["Analyze information systems requirements and recommend improvements."],
+        ),
+        (
+            "15-2041.00",
+            "15-0000",
+            "Statisticians",
+            "Develop or apply mathematical or statistical theory and methods to collect, organize, "
+            "interpret, and summarize numerical data.",
+            ["Biostatistician"],
+            ["Design surveys and analyze statistical data with regression models."],
+        ),
+        (
+            "29-1141.00",
+            "29-0000",
+            "Registered Nurses",
+            "Assess patient health problems and needs, develop and implement nursing care plans, "
+            "and maintain medical records.",
+            ["Staff Nurse", "RN"],
+            ["Monitor patients, administer medications and record vital signs."],
+        ),
+        (
+            "29-1292.00",
+            "29-0000",
+            "Dental Hygienists",
+            "Administer oral hygiene care to patients.",
+            ["Dental Hygienist"],
+            ["Clean teeth, remove plaque and take dental x-rays."],
+        ),
+        (
+            "29-2052.00",
+            "29-0000",
+            "Pharmacy Technicians",
+            "Prepare medications under the direction of a pharmacist.",
+            ["Pharmacy Tech"],
+            ["Count tablets, label prescription bottles and manage pharmacy inventory."],
+        ),
+        (
+            "41-2031.00",
+            "41-0000",
+            "Retail Salespersons",
+            "Sell merchandise, such as furniture, motor vehicles, appliances, or apparel to "
+            "consumers.",
+            ["Sales Associate", "Shop Assistant"],
+            ["Greet customers in the store, recommend products and process sales at the register."],
+        ),
+        (
+            "41-3091.00",
+            "41-0000",
+            "Sales Representatives of Services",
+            "Sell services to individuals or businesses.",
+            ["Account Executive"],
+            ["Contact business clients, present service offers and negotiate contracts."],
+        ),
+    ]
+    codes = groups + [
+        Code(
+            code,
+            title,
+            2,
+            "occupation",
+            parent=parent,
+            description=desc,
+            alt_titles=alts,
+            tasks=tasks,
+        )
+        for code, parent, title, desc, alts, tasks in leaves
+    ]
+    return Taxonomy("onet-mini", "test", ["major", "occupation"], codes, source="tests")

@@ -145,7 +145,7 @@ class Taxonomy:
             if level not in self.levels:
                 raise ValueError(f"unknown level {level!r}; levels are {self.levels}")
             level = self.levels.index(level) + 1
-        for node in self.ancestors(code):
+        for node in reversed(self.ancestors(code)):  # nearest first: nested ESCO occupations
             if node.level == level:
                 return node.code
         return None

@@ -1,0 +1,402 @@
+"""RAG labeler: retrieve the top-k codes for a record, let the LLM choose among them.
+
+It cleans noisy training labels: for every record the candidates come from the code index, the
+LLM picks one and scores each candidate's relevance (prompt ``rag_pick.v1``). Only a code among
+the candidates is accepted; any other answer is recorded as ``rejected`` and never written as a
+code. ``label_file`` (what ``autocoder label`` runs) compares the choice with the record's given
+label and flags labels that look wrong (``suspect_label``).
+
+``RAGLabeler`` follows the predictor contract: ``fit`` records ``classes_`` (the taxonomy's leaf
+codes), ``predict_proba`` spreads the normalised relevance scores over ``classes_`` (the chosen
+code always gets the largest share) and falls back to the retrieval probabilities when the LLM
+answer was rejected or failed; ``predict`` returns the chosen code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from autocoder.io import InputError, read_table, write_table
+from autocoder.llm.cache import LLMCache
+from autocoder.llm.client import LLMModel
+from autocoder.llm.prompts import PromptTemplate, load_prompt
+from autocoder.llm.tasks import AnswerError, parse_rag_pick, rag_pick_request, run_requests
+from autocoder.records import JobRecord, _clean, as_records
+from autocoder.taxonomy.model import Taxonomy
+
+log = logging.getLogger("autocoder.labeler")
+
+
+@dataclass
+class LabelResult:
+    candidates: list[str]
+    retrieval_scores: list[float]
+    status: str  # "ok" | "rejected" | "error:<kind>"
+    code: str = ""
+    scores: dict[str, float] = field(default_factory=dict)
+    rationale: str = ""
+    rejected_answer: str = ""
+    error: str = ""
+
+
+class RAGLabeler:
+    """Retrieve ``k`` candidates with ``retriever`` (``rank(X)`` like ``RetrievalCoder``), ask
+    ``model`` (``LLMModel`` or any callable with its signature) to choose one."""
+
+    def __init__(
+        self,
+        model: Any,
+        retriever: Any,
+        taxonomy: Taxonomy,
+        *,
+        k: int = 5,
+        prompt_version: str = "v1",
+        prompt_dir: str | Path | None = None,
+        cache: LLMCache | None = None,
+        concurrency: int | None = None,
+        max_definition_chars: int = 300,
+        show_progress: bool = False,
+    ) -> None:
+        self.model = model
+        self.retriever = retriever
+        self.taxonomy = taxonomy
+        self.k = k
+        self.prompt_version = prompt_version
+        self.prompt_dir = prompt_dir
+        self.cache = cache
+        self.concurrency = concurrency
+        self.max_definition_chars = max_definition_chars
+        self.show_progress = show_progress
+
+    def fit(self, X: Any = None, y: Any = None) -> RAGLabeler:
+        """Nothing to learn: loads the prompt and records the taxonomy's leaf codes."""
+        self.prompt_: PromptTemplate = load_prompt(
+            "rag_pick", self.prompt_version, override=self.prompt_dir
+        )
+        self.classes_ = np.asarray(sorted(self.taxonomy.leaf_codes()))
+        self._pos = {c: i for i, c in enumerate(self.classes_)}
+        self.run_stats_: dict[str, int] = {"requests": 0, "cache_hits": 0, "errors": 0}
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "classes_"):
+            raise RuntimeError("RAGLabeler is not fitted; call fit() first")
+
+    def label(self, X: Any) -> list[LabelResult]:
+        """One ``LabelResult`` per record (empty records get ``error:empty_text``)."""
+        self._check_fitted()
+        records = as_records(X)
+        results: list[LabelResult] = [LabelResult([], [], "error:empty_text") for _ in records]
+        todo = [i for i, r in enumerate(records) if r.title or r.duties]
+        if not todo:
+            return results
+        codes, probs, _ = self.retriever.rank([records[i] for i in todo])
+        requests = []
+        for i, row_codes, row_probs in zip(todo, codes, probs, strict=True):
+            cands = [str(c) for c in row_codes[: self.k]]
+            results[i] = LabelResult(cands, [float(p) for p in row_probs[: self.k]], "pending")
+            requests.append(
+                rag_pick_request(
+                    self.prompt_,
+                    records[i],
+                    cands,
+                    self.taxonomy,
+                    max_definition_chars=self.max_definition_chars,
+                )
+            )
+        answers, stats = run_requests(
+            self.model,
+            requests,
+            cache=self.cache,
+            concurrency=self.concurrency,
+            show_progress=self.show_progress,
+            desc="label",
+        )
+        self.run_stats_["requests"] += stats.requests
+        self.run_stats_["cache_hits"] += stats.cache_hits
+        self.run_stats_["errors"] += stats.errors
+        for i, answer in zip(todo, answers, strict=True):
+            res = results[i]
+            if isinstance(answer, Exception):
+                res.status = f"error:{type(answer).__name__}"
+                res.error = str(answer)
+                continue
+            try:
+                pick = parse_rag_pick(answer, res.candidates)
+            except AnswerError as exc:
+                res.status = "rejected"
+                res.rejected_answer = exc.rejected_code or ""
+                res.error = str(exc)
+                log.warning("record %d: rejected LLM answer: %s", i, exc)
+                continue
+            res.status = "ok"
+            res.code = pick.code
+            res.scores = pick.scores
+            res.rationale = pick.rationale
+        return results
+
+    def _proba_row(self, res: LabelResult) -> np.ndarray:
+        row = np.zeros(len(self.classes_), dtype=np.float64)
+        if res.status == "ok":
+            scores = dict(res.scores)
+            top = max(scores.values(), default=0.0)
+            scores[res.code] = max(scores.get(res.code, 0.0), top, 1e-6)
+            total = sum(scores.values())
+            for code, s in scores.items():
+                if code in self._pos:
+                    row[self._pos[code]] = s / total
+        else:
+            for code, p in zip(res.candidates, res.retrieval_scores, strict=True):
+                if code in self._pos:
+                    row[self._pos[code]] = p
+        return row
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        self._check_fitted()
+        return np.vstack([self._proba_row(r) for r in self.label(X)]).astype(np.float32)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The chosen code; the retrieval top-1 when the answer was rejected or failed."""
+        self._check_fitted()
+        out = []
+        for res in self.label(X):
+            out.append(
+                res.code if res.status == "ok" else (res.candidates[0] if res.candidates else "")
+            )
+        return np.asarray(out, dtype=object)
+
+
+# --- building from settings ------------------------------------------------------------------
+
+
+def llm_from_settings(settings: Any, workspace: Any) -> LLMModel:
+    """The configured model; its calls are logged to ``<workspace>/runs/llm-calls.jsonl``."""
+    return LLMModel.from_settings(settings.llm, call_log=Path(workspace.runs) / "llm-calls.jsonl")
+
+
+def retriever_from_settings(settings: Any, workspace: Any, taxonomy: Taxonomy, *, k: int) -> Any:
+    """A fitted ``RetrievalCoder`` over the configured index (built in memory if so configured)."""
+    from autocoder.embed import Embedder
+    from autocoder.index import MemoryIndex, make_index
+    from autocoder.retrieval import RetrievalCoder
+
+    embedder = Embedder.from_settings(settings.embedder, workspace.embedding_cache)
+    index = make_index(settings, workspace, taxonomy, embedder)
+    if isinstance(index, MemoryIndex):
+        index.build(taxonomy, embedder)
+    return RetrievalCoder(
+        index,
+        embedder,
+        classes=taxonomy.leaf_codes(),
+        top_k=k,
+        temperature=settings.index.temperature,
+    ).fit()
+
+
+def _resolve_taxonomy(settings: Any, workspace: Any, taxonomy: Taxonomy | None) -> Taxonomy:
+    if taxonomy is not None:
+        return taxonomy
+    from autocoder.taxonomy.store import load_taxonomy
+
+    return load_taxonomy(workspace, settings.taxonomy.default)
+
+
+def _text_columns(
+    df: pd.DataFrame, title_column: str, description_column: str, source: str
+) -> tuple[list[str], list[str]]:
+    desc_col = next(
+        (c for c in (description_column, "duties", "description") if c in df.columns), None
+    )
+    if title_column not in df.columns and desc_col is None:
+        raise InputError(
+            f"{source}: needs a title column {title_column!r} and/or a description column "
+            f"{description_column!r} (or 'duties'); columns are {list(df.columns)}"
+        )
+    titles = [_clean(v) for v in df[title_column]] if title_column in df.columns else [""] * len(df)
+    duties = [_clean(v) for v in df[desc_col]] if desc_col else [""] * len(df)
+    return titles, duties
+
+
+def _rate(num: int, den: int) -> float | None:
+    return round(num / den, 4) if den else None
+
+
+# --- the CLI's entry point --------------------------------------------------------------------
+
+
+def label_file(
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    settings: Any,
+    workspace: Any,
+    taxonomy: Taxonomy | None = None,
+    model: Any = None,
+    cache: LLMCache | None = None,
+    retriever: Any = None,
+    label_column: str = "code",
+    id_column: str | None = None,
+    title_column: str | None = None,
+    description_column: str | None = None,
+    k: int = 5,
+    suspect_threshold: float = 0.5,
+    limit: int | None = None,
+    prompt_version: str = "v1",
+    prompt_dir: str | Path | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Label every row of ``input_path`` with the RAG labeler; write ``output_path``.
+
+    Output columns: ``row, id, title, duties, given_code, chosen_code, chosen_title, status``
+    (``ok``/``rejected``/``error:...``), ``agrees`` (chosen == given; empty without a given
+    label or an accepted answer), ``suspect_label``, ``given_in_candidates``,
+    ``given_relevance``, ``chosen_relevance``, ``retrieval_top1``, ``candidates`` (``;``),
+    ``relevance`` (JSON code -> score), ``rejected_answer``, ``rationale``, ``error``,
+    ``prompt_version``, ``model``. A label is suspect when it is not a code of the taxonomy, or
+    when the LLM chose another code and scored the given one below ``suspect_threshold`` (0 when
+    it was not even retrieved). Returns a summary with agreement rates.
+    """
+    input_path, output_path = Path(input_path), Path(output_path)
+    cfg = settings.coder
+    id_column = id_column or cfg.id_column
+    title_column = title_column or cfg.title_column
+    description_column = description_column or cfg.description_column
+    df = read_table(input_path, string_columns=(id_column, label_column))
+    if limit is not None:
+        df = df.head(limit).reset_index(drop=True)
+    titles, duties = _text_columns(df, title_column, description_column, str(input_path))
+    ids = (
+        [_clean(v) for v in df[id_column]]
+        if id_column in df.columns
+        else [str(i) for i in range(len(df))]
+    )
+    given = [_clean(v) for v in df[label_column]] if label_column in df.columns else [""] * len(df)
+
+    taxonomy = _resolve_taxonomy(settings, workspace, taxonomy)
+    if model is None:
+        model = llm_from_settings(settings, workspace)
+    if cache is None and settings.llm.cache:
+        cache = LLMCache(workspace.llm_cache)
+    if retriever is None:
+        retriever = retriever_from_settings(settings, workspace, taxonomy, k=k)
+    labeler = RAGLabeler(
+        model,
+        retriever,
+        taxonomy,
+        k=k,
+        prompt_version=prompt_version,
+        prompt_dir=prompt_dir,
+        cache=cache,
+        show_progress=show_progress,
+    ).fit()
+    results = labeler.label([JobRecord(t, d) for t, d in zip(titles, duties, strict=True)])
+
+    model_name = str(getattr(model, "model", type(model).__name__))
+    rows = []
+    for i, res in enumerate(results):
+        g = given[i]
+        known = g in taxonomy if g else False
+        chosen_rel = res.scores.get(res.code) if res.status == "ok" else None
+        given_rel = (res.scores.get(g, 0.0) if res.status == "ok" else None) if g else None
+        agrees: bool | None = (res.code == g) if (g and res.status == "ok") else None
+        suspect: bool | None = None
+        if g and not known:
+            suspect = True
+        elif g and res.status == "ok":
+            suspect = res.code != g and (given_rel or 0.0) < suspect_threshold
+        rows.append(
+            {
+                "row": i,
+                "id": ids[i],
+                "title": titles[i],
+                "duties": duties[i],
+                "given_code": g,
+                "chosen_code": res.code,
+                "chosen_title": taxonomy.get(res.code).title if res.code else "",
+                "status": res.status,
+                "agrees": agrees,
+                "suspect_label": suspect,
+                "given_in_candidates": (g in res.candidates) if g and res.candidates else None,
+                "given_relevance": given_rel,
+                "chosen_relevance": chosen_rel,
+                "retrieval_top1": res.candidates[0] if res.candidates else "",
+                "candidates": ";".join(res.candidates),
+                "relevance": json.dumps(res.scores) if res.scores else "",
+                "rejected_answer": res.rejected_answer,
+                "rationale": res.rationale,
+                "error": res.error,
+                "prompt_version": labeler.prompt_.id,
+                "model": model_name,
+            }
+        )
+    out = pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
+    for col in ("agrees", "suspect_label", "given_in_candidates"):
+        out[col] = out[col].astype("boolean")
+    for col in ("given_relevance", "chosen_relevance"):
+        out[col] = pd.to_numeric(out[col]).astype("Float64")
+    write_table(out, output_path)
+
+    status = Counter(out["status"])
+    labelled = out[out["given_code"] != ""]
+    accepted_labelled = labelled[labelled["status"] == "ok"]
+    retrieved = labelled[labelled["retrieval_top1"] != ""]
+    stats = getattr(model, "stats", None)
+    summary: dict[str, Any] = {
+        "input": str(input_path),
+        "output": str(output_path),
+        "rows": len(out),
+        "status": {str(s): int(c) for s, c in sorted(status.items())},
+        "labelled_rows": len(labelled),
+        "accepted_rate": _rate(status.get("ok", 0), len(out)),
+        "rejected_rate": _rate(status.get("rejected", 0), len(out)),
+        "agreement_rate": _rate(int(accepted_labelled["agrees"].sum()), len(accepted_labelled)),
+        "retrieval_agreement_rate": _rate(
+            int((retrieved["retrieval_top1"] == retrieved["given_code"]).sum()), len(retrieved)
+        ),
+        "given_in_candidates_rate": _rate(
+            int(labelled["given_in_candidates"].fillna(False).sum()), len(retrieved)
+        ),
+        "suspect_labels": int(out["suspect_label"].fillna(False).sum()),
+        "suspect_rate": _rate(int(out["suspect_label"].fillna(False).sum()), len(labelled)),
+        "prompt_version": labeler.prompt_.id,
+        "model": model_name,
+        "llm_requests": labeler.run_stats_["requests"],
+        "cache_hits": labeler.run_stats_["cache_hits"],
+        "llm_errors": labeler.run_stats_["errors"],
+    }
+    if stats is not None and hasattr(stats, "to_dict"):
+        summary["tokens"] = {"prompt": stats.prompt_tokens, "completion": stats.completion_tokens}
+    return summary
+
+
+OUTPUT_COLUMNS = [
+    "row",
+    "id",
+    "title",
+    "duties",
+    "given_code",
+    "chosen_code",
+    "chosen_title",
+    "status",
+    "agrees",
+    "suspect_label",
+    "given_in_candidates",
+    "given_relevance",
+    "chosen_relevance",
+    "retrieval_top1",
+    "candidates",
+    "relevance",
+    "rejected_answer",
+    "rationale",
+    "error",
+    "prompt_version",
+    "model",
+]

@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+from collections import Counter
+
+import pandas as pd
+import pytest
+
+from autocoder.classify import data as D
+from autocoder.records import JobRecord
+from autocoder.taxonomy.model import Code, Taxonomy
+
+
+def _taxonomy() -> Taxonomy:
+    codes = [
+        Code("11", "Managers", 1, "major"),
+        Code("11-1", "Chief Executives", 2, "detail", parent="11", description="Plan things.",
+             alt_titles=["CEO", "Chief Executive Officer", "President"],
+             reported_titles=["Managing Director"], tasks=["Direct the company.", "Set budgets."]),
+        Code("11-2", "Marketing Managers", 2, "detail", parent="11", description="Market things.",
+             alt_titles=["Brand Manager"], tasks=["Plan campaigns."]),
+        Code("11-3", "Lonely Code", 2, "detail", parent="11"),
+    ]
+    return Taxonomy("toy", "1", ["major", "detail"], codes)
+
+
+def test_taxonomy_rows_formats_and_provenance() -> None:
+    rows = D.taxonomy_rows(_taxonomy(), title_duties_pairs=1)
+    by = Counter((r["code"], r["provenance"]) for r in rows)
+    assert by[("11-1", "taxonomy:alt_title")] == 3
+    assert by[("11-1", "taxonomy:task")] == 2
+    assert by[("11-1", "taxonomy:title+duties")] == 1
+    assert by[("11-3", "taxonomy:title")] == 1
+    for r in rows:
+        assert r["input_format"] in ("title", "duties", "title_duties")
+        assert r["text"] == JobRecord(r["title"], r["duties"]).text(r["input_format"])
+    combo = next(r for r in rows if r["provenance"] == "taxonomy:title+duties" and r["code"] == "11-1")
+    assert combo["text"] == "job_title=Chief Executives job_duties=Plan things."
+    assert not any(r["code"] == "11" for r in rows)  # only leaves
+
+
+def test_table_rows_synthetic_and_errors() -> None:
+    df = pd.DataFrame([
+        {"code": "11-1", "title": "Boss", "duties": "", "source": "synthetic",
+         "prompt_version": "v2", "model": "gemma"},
+        {"code": "11-2", "title": "", "duties": "Run ads", "source": "labeled",
+         "prompt_version": "", "model": ""},
+    ])
+    rows = D.table_rows(df, provenance="labeled:x", classes=["11-1", "11-2"])
+    assert rows[0]["provenance"] == "synthetic:gemma:v2"
+    assert rows[1]["provenance"] == "labeled:x" and rows[1]["text"] == "job_duties=Run ads"
+    with pytest.raises(ValueError, match=r"row 1 .*'99-9'"):
+        D.table_rows(pd.DataFrame([{"code": "99-9", "title": "X"}]), provenance="l", classes=["11-1"])
+    with pytest.raises(ValueError, match="row 1 .*no title or duties"):
+        D.table_rows(pd.DataFrame([{"code": "11-1", "title": ""}]), provenance="l")
+
+
+def test_split_keeps_singletons_in_train_and_is_stratified() -> None:
+    rows = [D._row(JobRecord(f"t{c}-{i}"), f"c{c}", "test") for c in range(5) for i in range(20)]
+    rows.append(D._row(JobRecord("only one"), "single", "test"))
+    ds = D.build_dataset(rows)
+    splits = D.stratified_split(ds, val_fraction=0.25, seed=0)
+    train_codes = Counter(splits["train"]["code"])
+    val_codes = Counter(splits["validation"]["code"])
+    assert train_codes["single"] == 1 and val_codes["single"] == 0
+    assert len(splits["train"]) + len(splits["validation"]) == len(ds)
+    assert set(val_codes) == {f"c{c}" for c in range(5)}
+    assert all(3 <= n <= 7 for n in val_codes.values())
+    assert not set(splits["train"]["text"]) & set(splits["validation"]["text"])
+
+
+def test_split_val_formats_only() -> None:
+    rows = [D._row(JobRecord(f"title {i}"), "c", "t") for i in range(10)]
+    rows += [D._row(JobRecord("", f"task {i}"), "c", "t") for i in range(10)]
+    splits = D.stratified_split(D.build_dataset(rows), val_fraction=0.5, val_formats=["title"])
+    assert set(splits["validation"]["input_format"]) == {"title"}
+    assert len(splits["validation"]) == 5
+
+
+def test_resample_over_and_under() -> None:
+    rows = [D._row(JobRecord(f"a{i}"), "a", "t") for i in range(50)]
+    rows += [D._row(JobRecord(f"b{i}"), "b", "t") for i in range(2)]
+    out = D.resample(D.build_dataset(rows), min_per_class=10, max_per_class=20, seed=0)
+    counts = Counter(out["code"])
+    assert counts == {"a": 20, "b": 10}
+
+
+def test_save_load_and_fingerprint(tmp_path) -> None:
+    ds = D.build_dataset(D.taxonomy_rows(_taxonomy()))
+    splits = D.stratified_split(ds, val_fraction=0.3, seed=1)
+    path = D.save_training_data(splits, tmp_path / "data", meta={"recipe": "toy"})
+    back = D.load_training_data(path)
+    assert D.fingerprint(back["train"]) == D.fingerprint(splits["train"])
+    assert back["train"].column_names == D.COLUMNS
+    import json
+
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["recipe"] == "toy" and manifest["splits"]["train"]["rows"] == len(splits["train"])
+
+
+def test_parse_mom() -> None:
+    assert D.parse_mom("job_title=Nurse job_duties=Care for x") == JobRecord("Nurse", "Care for x")
+    assert D.parse_mom("job_title=Nurse") == JobRecord("Nurse")
+    assert D.parse_mom("job_duties=Cook food") == JobRecord("", "Cook food")
+    assert D.parse_mom("Nurse") is None

@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from autocoder.classify.model import EmbeddingClassifier, load_model, render
+from autocoder.records import JobRecord
+
+from .conftest import HashEmbedder, blobs
+
+WORDS = {
+    "c_nurse": ["nurse", "patient", "care", "ward", "clinical"],
+    "c_cook": ["cook", "kitchen", "chef", "meals", "food"],
+    "c_driver": ["driver", "truck", "delivery", "route", "vehicle"],
+    "c_teacher": ["teacher", "school", "pupils", "lessons", "classroom"],
+}
+
+
+def _records(n_per_code: int, seed: int) -> tuple[list[JobRecord], list[str]]:
+    rng = np.random.default_rng(seed)
+    X, y = [], []
+    for code, words in WORDS.items():
+        for _ in range(n_per_code):
+            title = " ".join(rng.choice(words, size=2, replace=False))
+            duties = " ".join(rng.choice(words, size=3)) if rng.random() < 0.5 else ""
+            X.append(JobRecord(title, duties))
+            y.append(code)
+    return X, y
+
+
+def test_render_formats() -> None:
+    r = JobRecord("Nurse", "Cares for patients")
+    assert render(r, input_format="title_duties", text_style="mom") == (
+        "job_title=Nurse job_duties=Cares for patients"
+    )
+    assert render(r, input_format="title", text_style="mom") == "job_title=Nurse"
+    assert render(r, input_format="duties", text_style="mom") == "job_duties=Cares for patients"
+    assert render(r, input_format="title_duties", text_style="plain") == "Nurse: Cares for patients"
+    assert render(JobRecord("", "x"), input_format="title_duties", text_style="mom") == "job_duties=x"
+
+
+def test_sklearn_contract_on_records(hash_embedder: HashEmbedder) -> None:
+    X, y = _records(40, seed=0)
+    clf = EmbeddingClassifier(hash_embedder, hidden=32, epochs=30, batch_size=32, val_fraction=0.2, seed=0)
+    assert not hasattr(clf, "classes_")
+    assert clf.fit(X, y) is clf
+    assert list(clf.classes_) == sorted(WORDS)
+    X_te, y_te = _records(10, seed=1)
+    proba = clf.predict_proba(X_te)
+    assert proba.shape == (40, 4)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    assert (clf.predict(X_te) == np.array(y_te)).mean() > 0.9
+    sets = clf.predict_sets(X_te)
+    assert len(sets) == 40 and all(1 <= len(s) <= 4 for s in sets)
+    assert all(s[0] == p for s, p in zip(sets, clf.predict(X_te), strict=True))
+
+
+def test_accepts_mom_strings_dicts_and_dataframes(hash_embedder: HashEmbedder) -> None:
+    import pandas as pd
+
+    X, y = _records(20, seed=0)
+    clf = EmbeddingClassifier(hash_embedder, hidden=16, epochs=10, batch_size=32, seed=0).fit(X, y)
+    rec = JobRecord("chef cook", "kitchen meals")
+    as_mom = [rec.text("title_duties")]
+    as_dict = [{"title": rec.title, "duties": rec.duties}]
+    as_df = pd.DataFrame(as_dict)
+    base = clf.predict_proba([rec])
+    for variant in (as_mom, as_dict, as_df, [(rec.title, rec.duties)]):
+        np.testing.assert_array_equal(clf.predict_proba(variant), base)
+
+
+def test_save_load_round_trip_identical(tmp_path, hash_embedder: HashEmbedder) -> None:
+    X, y = _records(30, seed=0)
+    clf = EmbeddingClassifier(
+        hash_embedder, hidden=32, epochs=15, loss="cdb", loss_params={"tau": 1.5}, seed=3
+    ).fit(X, y)
+    clf.metadata_ = {"taxonomy": {"name": "toy", "version": "1"}}
+    clf.save(tmp_path / "m")
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert cfg["classes"] == list(clf.classes_)
+    assert cfg["params"]["loss"] == "cdb" and cfg["params"]["loss_params"] == {"tau": 1.5}
+    assert cfg["temperature"] == clf.temperature_
+    assert cfg["conformal"]["threshold"] == clf.conformal_threshold_
+    loaded = load_model(tmp_path / "m", embedder=hash_embedder)
+    X_te, _ = _records(8, seed=5)
+    np.testing.assert_array_equal(loaded.predict_proba(X_te), clf.predict_proba(X_te))
+    assert loaded.predict_sets(X_te) == clf.predict_sets(X_te)
+    assert loaded.metadata_ == clf.metadata_
+    # saving the loaded model again gives the same config
+    loaded.save(tmp_path / "m2")
+    assert json.loads((tmp_path / "m2" / "config.json").read_text()) == cfg
+
+
+def test_embeddings_input_and_fixed_classes() -> None:
+    X, y = blobs([30, 30, 30], dim=6)
+    clf = EmbeddingClassifier(classes=["c0", "c1", "c2", "c_unseen"], hidden=0, epochs=20, batch_size=16, lr=0.01)
+    clf.fit(X, y)
+    assert list(clf.classes_) == ["c0", "c1", "c2", "c_unseen"]
+    assert clf.predict_proba(X).shape == (90, 4)
+    assert (clf.predict(X) == y).mean() > 0.9
+
+
+def test_unknown_label_and_dimension_errors() -> None:
+    X, y = blobs([10, 10], dim=4)
+    with pytest.raises(ValueError, match="not in classes"):
+        EmbeddingClassifier(classes=["c0"], epochs=1).fit(X, y)
+    clf = EmbeddingClassifier(hidden=8, epochs=2).fit(X, y)
+    with pytest.raises(ValueError, match="dimension 5"):
+        clf.predict_proba(np.zeros((2, 5), dtype=np.float32))
+
+
+def test_not_fitted_error() -> None:
+    with pytest.raises(RuntimeError, match="not fitted"):
+        EmbeddingClassifier().predict_proba(np.zeros((1, 3), dtype=np.float32))
+
+
+def test_load_rejects_missing_dir(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        load_model(tmp_path)
