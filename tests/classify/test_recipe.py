@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from autocoder.classify.data import load_training_data
+from autocoder.classify.model import load_model
+from autocoder.classify.recipe import RecipeError, load_recipe, train_from_recipe
+from autocoder.records import JobRecord
+from autocoder.taxonomy.model import Code, Taxonomy
+from autocoder.taxonomy.store import save_taxonomy
+from autocoder.workspace import Workspace
+
+from .conftest import HashEmbedder
+
+RECIPE = """
+name = "toy"
+[data]
+taxonomy = "toy"
+holdout = "{holdout}"
+title_duties_pairs = 1
+val_fraction = 0.3
+val_formats = ["title"]
+[model]
+hidden = 32
+[loss]
+name = "cdb"
+params = {{ tau = 1.0 }}
+[train]
+epochs = 40
+patience = 40
+lr = 0.01
+batch_size = 16
+[calibration]
+conformal_alpha = 0.2
+"""
+
+
+def _toy_taxonomy() -> Taxonomy:
+    words = {
+        "11-1": ("Nurse", ["ward nurse", "icu nurse", "clinic nurse", "nurse aide", "night nurse",
+                           "staff nurse", "nurse practitioner", "school nurse"]),
+        "11-2": ("Cook", ["line cook", "head chef", "kitchen cook", "grill cook", "prep cook",
+                          "pastry chef", "sous chef", "chef de partie"]),
+        "11-3": ("Driver", ["truck driver", "bus driver", "delivery driver", "taxi driver",
+                            "van driver", "lorry driver", "tram driver", "forklift driver"]),
+    }
+    codes = [Code("11", "Group", 1, "major")]
+    for code, (title, alts) in words.items():
+        codes.append(Code(code, title, 2, "detail", parent="11", alt_titles=alts,
+                          tasks=[f"{title.lower()} tasks daily", f"work as {title.lower()}"]))
+    return Taxonomy("toy", "1", ["major", "detail"], codes)
+
+
+def test_train_from_recipe_end_to_end(tmp_path) -> None:
+    ws = Workspace.resolve(tmp_path / "home")
+    save_taxonomy(ws, _toy_taxonomy())
+    holdout = tmp_path / "dev.csv"
+    pd.DataFrame({"id": ["d1", "d2"], "title": ["Night Nurse", "sous chef"],
+                  "codes": ["11-1", "11-2"]}).to_csv(holdout, index=False)
+    recipe = tmp_path / "toy.toml"
+    recipe.write_text(RECIPE.format(holdout=holdout))
+    emb = HashEmbedder()
+    out = train_from_recipe(recipe, tmp_path / "model", workspace=ws, embedder=emb)
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["classes"] == ["11-1", "11-2", "11-3"]
+    assert cfg["metadata"]["taxonomy"] == {"name": "toy", "version": "1"}
+    assert cfg["metadata"]["holdout"]["removed"] == 2
+    assert cfg["params"]["loss"] == "cdb"
+    assert cfg["conformal"]["alpha"] == 0.2 and cfg["conformal"]["threshold"] is not None
+    assert (out / "recipe.toml").exists()
+    data = load_training_data(cfg["metadata"]["dataset"]["path"])
+    all_titles = {t.lower() for s in data.values() for t in s["title"]}
+    assert "night nurse" not in all_titles and "sous chef" not in all_titles
+    assert "icu nurse" in all_titles
+    model = load_model(out, embedder=emb)
+    recs = [JobRecord("icu nurse"), JobRecord("truck driver", "drives a truck")]
+    assert list(model.predict(recs)) == ["11-1", "11-3"]
+    sets = model.predict_sets(recs)
+    assert all(s and s[0] == p for s, p in zip(sets, model.predict(recs), strict=True))
+    assert np.isfinite(model.temperature_)
+
+
+def test_recipe_errors(tmp_path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[model]\nhiden = 3\n")
+    with pytest.raises(RecipeError, match="hiden"):
+        load_recipe(bad)
+    with pytest.raises(RecipeError, match="not found"):
+        load_recipe(tmp_path / "missing.toml")
+
+
+def test_default_recipe_is_valid() -> None:
+    recipe = load_recipe()
+    assert recipe.data.holdout == "onet-dev"
+    assert recipe.loss.name in ("cross_entropy", "focal", "cdb")
+
+
+def test_overrides() -> None:
+    recipe = load_recipe(overrides={"loss.name": "focal", "train.epochs": 3})
+    assert recipe.loss.name == "focal" and recipe.train.epochs == 3
