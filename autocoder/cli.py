@@ -21,6 +21,8 @@ taxonomy_app = typer.Typer(no_args_is_help=True, help="Import, download and insp
 index_app = typer.Typer(no_args_is_help=True, help="Build and query the code index (Chroma).")
 app.add_typer(taxonomy_app, name="taxonomy")
 app.add_typer(index_app, name="index")
+llm_app = typer.Typer(no_args_is_help=True, help="Local llama.cpp server (Gemma 3 270M from PyPI).")
+app.add_typer(llm_app, name="llm-server")
 
 
 def _settings(ctx: typer.Context) -> tuple[Settings, Workspace]:
@@ -44,7 +46,9 @@ def _echo_json(data: Any) -> None:
 @app.callback()
 def main(
     ctx: typer.Context,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="User TOML config file.")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="User TOML config file.")
+    ] = None,
     overrides: Annotated[
         list[str] | None, typer.Option("--set", help="Override a setting: section.key=value.")
     ] = None,
@@ -141,7 +145,9 @@ def dev_split(
 @index_app.command("build")
 def index_build(
     ctx: typer.Context,
-    taxonomy: Annotated[str | None, typer.Option(help="Taxonomy name (default from config).")] = None,
+    taxonomy: Annotated[
+        str | None, typer.Option(help="Taxonomy name (default from config).")
+    ] = None,
 ) -> None:
     """Embed every code text and (re)build the Chroma collection; idempotent."""
     settings, ws = _settings(ctx)
@@ -174,7 +180,9 @@ def index_query(
 @app.command("code")
 def code_cmd(
     ctx: typer.Context,
-    input_path: Annotated[Path, typer.Argument(help="CSV, JSONL or Parquet with id, title[, description].")],
+    input_path: Annotated[
+        Path, typer.Argument(help="CSV, JSONL or Parquet with id, title[, description].")
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output table (same formats).")],
     top_n: Annotated[int | None, typer.Option("--top-n", help="Codes per record.")] = None,
     model: Annotated[Path | None, typer.Option("--model", help="Trained model directory.")] = None,
@@ -186,8 +194,16 @@ def code_cmd(
 
     settings, ws = _settings(ctx)
     try:
-        summary = api.code(settings, ws, input_path, output, taxonomy_name=taxonomy,
-                           model_dir=model, top_n=top_n, threshold=threshold)
+        summary = api.code(
+            settings,
+            ws,
+            input_path,
+            output,
+            taxonomy_name=taxonomy,
+            model_dir=model,
+            top_n=top_n,
+            threshold=threshold,
+        )
     except (InputError, FileNotFoundError, RuntimeError) as exc:
         _fail(str(exc))
     _echo_json(summary.to_dict())
@@ -199,7 +215,9 @@ def eval_cmd(
     gold: Annotated[Path, typer.Option(help="Table with id and codes (';'-separated).")],
     pred: Annotated[Path, typer.Option(help="The coder's output.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Report directory.")],
-    taxonomy: Annotated[str | None, typer.Option(help="Taxonomy for level names and labels.")] = None,
+    taxonomy: Annotated[
+        str | None, typer.Option(help="Taxonomy for level names and labels.")
+    ] = None,
 ) -> None:
     """Top-1/3/5, MRR, macro and per-level accuracy, calibration, coverage vs precision."""
     from autocoder.evaluate import run_eval
@@ -233,6 +251,132 @@ def quickstart_cmd(
         _fail(str(exc))
     _echo_json(steps)
     typer.echo(f"workspace: {ws.root}\ncoded file: {output}")
+
+
+# --- LLM: RAG labeler, synthetic data, local server ------------------------------------------
+@app.command("label")
+def label_cmd(
+    ctx: typer.Context,
+    input_path: Annotated[
+        Path, typer.Argument(help="Records with id, title[, description], label.")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o")],
+    label_column: Annotated[str, typer.Option(help="Column with the given (noisy) code.")] = "code",
+    k: Annotated[int, typer.Option("-k", help="Candidates retrieved and offered to the LLM.")] = 5,
+    limit: Annotated[int | None, typer.Option(help="Label only the first N records.")] = None,
+    suspect_threshold: Annotated[
+        float, typer.Option(help="Flag labels the LLM scores below this.")
+    ] = 0.5,
+) -> None:
+    """RAG labeler: the LLM picks one of the top-k retrieved codes for each record."""
+    from autocoder.labeler import label_file
+
+    settings, ws = _settings(ctx)
+    try:
+        summary = label_file(
+            input_path,
+            output,
+            settings=settings,
+            workspace=ws,
+            label_column=label_column,
+            k=k,
+            limit=limit,
+            suspect_threshold=suspect_threshold,
+            prompt_dir=settings.llm.prompts_dir,
+        )
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        _fail(str(exc))
+    _echo_json(summary)
+
+
+@app.command("synth")
+def synth_cmd(
+    ctx: typer.Context,
+    output: Annotated[Path, typer.Option("--output", "-o")],
+    min_per_code: Annotated[
+        int, typer.Option("--min-per-code", help="Codes with fewer examples get synthetic ones.")
+    ],
+    training_data: Annotated[
+        Path | None, typer.Option(help="Training table (code, title/duties) to count.")
+    ] = None,
+    code: Annotated[list[str] | None, typer.Option("--code", help="Only these codes.")] = None,
+    max_codes: Annotated[int | None, typer.Option(help="At most this many codes.")] = None,
+    n_per_code: Annotated[int, typer.Option(help="Titles and duties asked for per code.")] = 30,
+    k: Annotated[
+        int, typer.Option("-k", help="A synthetic record is kept if its code is in its top-k.")
+    ] = 5,
+) -> None:
+    """Generate synthetic job titles and duties for rare codes with the LLM (prompt synth.v1)."""
+    from autocoder.augment import synth_file
+
+    settings, ws = _settings(ctx)
+    try:
+        summary = synth_file(
+            output,
+            min_per_code=min_per_code,
+            training_data=training_data,
+            settings=settings,
+            workspace=ws,
+            codes=code or None,
+            max_codes=max_codes,
+            n_per_code=n_per_code,
+            k=k,
+            prompt_dir=settings.llm.prompts_dir,
+        )
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        _fail(str(exc))
+    _echo_json(summary)
+
+
+@llm_app.command("start")
+def llm_start(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option()] = 8001,
+    threads: Annotated[int, typer.Option()] = 1,
+    model: Annotated[
+        Path | None, typer.Option(help="A GGUF file; default: Gemma 3 270M from PyPI.")
+    ] = None,
+    python: Annotated[str | None, typer.Option(help="Python of the llama.cpp venv.")] = None,
+    timeout: Annotated[float, typer.Option()] = 180.0,
+) -> None:
+    """Start the local llama.cpp OpenAI-compatible server (offline use, tests)."""
+    from autocoder.llm.server import start_server
+
+    _, ws = _settings(ctx)
+    try:
+        info = start_server(
+            ws.root / "llm-server",
+            model_path=model,
+            models_dir=ws.models / "gguf",
+            port=port,
+            n_threads=threads,
+            python=python,
+            timeout=timeout,
+        )
+    except (RuntimeError, FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    _echo_json(info.to_dict())
+
+
+@llm_app.command("stop")
+def llm_stop(ctx: typer.Context) -> None:
+    """Stop the local llama.cpp server."""
+    from autocoder.llm.server import stop_server
+
+    _, ws = _settings(ctx)
+    typer.echo("stopped" if stop_server(ws.root / "llm-server") else "no server was running")
+
+
+@llm_app.command("status")
+def llm_status(ctx: typer.Context) -> None:
+    """Show the local llama.cpp server state; exit code 3 when it is not ready."""
+    from autocoder.llm.server import server_status
+
+    _, ws = _settings(ctx)
+    status = server_status(ws.root / "llm-server")
+    _echo_json(status)
+    if not status.get("ready"):
+        raise typer.Exit(3)
 
 
 @app.command("config")

@@ -80,8 +80,12 @@ class LLMConfig(_Section):
     concurrency: int = Field(4, gt=0)
     temperature: float = 0.0
     max_tokens: int = Field(512, gt=0)
-    json_mode: Literal["json_object", "grammar", "none"] = "json_object"
+    json_mode: Literal["json_object", "json_schema", "grammar", "none"] = Field(
+        "json_object",
+        description="json_object (llama.cpp), json_schema (OpenAI/vLLM/Ollama), grammar (GBNF), none",
+    )
     cache: bool = True
+    prompts_dir: str | None = Field(None, description="Prompt templates; None = shipped prompts/.")
 
 
 class EvalConfig(_Section):

@@ -35,6 +35,31 @@ from autocoder.taxonomy.model import Taxonomy
 log = logging.getLogger("autocoder.labeler")
 
 
+OUTPUT_COLUMNS = [
+    "row",
+    "id",
+    "title",
+    "duties",
+    "given_code",
+    "chosen_code",
+    "chosen_title",
+    "status",
+    "agrees",
+    "suspect_label",
+    "given_in_candidates",
+    "given_relevance",
+    "chosen_relevance",
+    "retrieval_top1",
+    "candidates",
+    "relevance",
+    "rejected_answer",
+    "rationale",
+    "error",
+    "prompt_version",
+    "model",
+]
+
+
 @dataclass
 class LabelResult:
     candidates: list[str]
@@ -375,28 +400,3 @@ def label_file(
     if stats is not None and hasattr(stats, "to_dict"):
         summary["tokens"] = {"prompt": stats.prompt_tokens, "completion": stats.completion_tokens}
     return summary
-
-
-OUTPUT_COLUMNS = [
-    "row",
-    "id",
-    "title",
-    "duties",
-    "given_code",
-    "chosen_code",
-    "chosen_title",
-    "status",
-    "agrees",
-    "suspect_label",
-    "given_in_candidates",
-    "given_relevance",
-    "chosen_relevance",
-    "retrieval_top1",
-    "candidates",
-    "relevance",
-    "rejected_answer",
-    "rationale",
-    "error",
-    "prompt_version",
-    "model",
-]

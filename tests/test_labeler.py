@@ -10,19 +10,29 @@ from autocoder.index import MemoryIndex
 from autocoder.labeler import OUTPUT_COLUMNS, RAGLabeler, label_file
 from autocoder.llm.cache import LLMCache
 from autocoder.llm.client import LLMModel
-from autocoder.llm.testing import FakeOpenAIServer, FakeReply, HashingEmbedder, tiny_taxonomy, user_prompt
+from autocoder.llm.testing import (
+    FakeOpenAIServer,
+    FakeReply,
+    HashingEmbedder,
+    tiny_taxonomy,
+    user_prompt,
+)
 from autocoder.retrieval import RetrievalCoder
 from autocoder.workspace import Workspace
 
-KEYWORDS = {"pharmacy": "29-2052.00", "nurse": "29-1141.00", "software": "15-1252.00",
-            "sales": "41-2031.00"}
+KEYWORDS = {
+    "pharmacy": "29-2052.00",
+    "nurse": "29-1141.00",
+    "software": "15-1252.00",
+    "sales": "41-2031.00",
+}
 
 
 def fake_llm(body):
     """Chooses by keyword among the offered candidates; misbehaves for 'hacker' and 'broken'."""
     text = user_prompt(body)
     cands = re.findall(r"^\d+\. (\S+) - ", text, flags=re.M)
-    title = re.search(r"^Job title: (.*)$", text, flags=re.M).group(1).lower()
+    title = re.findall(r"^Job title: (.*)$", text, flags=re.M)[0].lower()
     if "broken" in title:
         return FakeReply("I think it is a nurse.")
     if "hacker" in title:
@@ -70,9 +80,16 @@ def test_label_file_writes_choices_flags_and_summary(setup, retriever, tmp_path)
     out_path = tmp_path / "out" / "labels.csv"
     with FakeOpenAIServer(fake_llm) as server:
         model = LLMModel("fake-llm", base_url=server.base_url, max_retries=0, concurrency=2)
-        summary = label_file(src, out_path, settings=settings, workspace=ws,
-                             taxonomy=tiny_taxonomy(), model=model, retriever=retriever,
-                             show_progress=False)
+        summary = label_file(
+            src,
+            out_path,
+            settings=settings,
+            workspace=ws,
+            taxonomy=tiny_taxonomy(),
+            model=model,
+            retriever=retriever,
+            show_progress=False,
+        )
         assert len(server.chat_requests) == 7  # the empty record is never sent
     out = pd.read_csv(out_path, dtype=str, keep_default_na=False)
     assert list(out.columns) == OUTPUT_COLUMNS
@@ -83,19 +100,39 @@ def test_label_file_writes_choices_flags_and_summary(setup, retriever, tmp_path)
             assert row["chosen_code"] in row["candidates"].split(";"), rid
             assert set(json.loads(row["relevance"])) == set(row["candidates"].split(";"))
     assert "99-9999.99" not in set(out["chosen_code"])
-    assert out.loc["a3", "status"] == "rejected" and out.loc["a3", "rejected_answer"] == "99-9999.99"
+    assert (
+        out.loc["a3", "status"] == "rejected" and out.loc["a3", "rejected_answer"] == "99-9999.99"
+    )
     assert out.loc["a4", "status"] == "error:empty_text"
-    assert out.loc["a6", "status"] == "error:LLMResponseError" and out.loc["a6", "chosen_code"] == ""
-    assert out.loc["a1", ["chosen_code", "agrees", "suspect_label"]].tolist() == ["29-1141.00", "True", "False"]
-    assert out.loc["a2", ["chosen_code", "agrees", "suspect_label"]].tolist() == ["15-1252.00", "False", "True"]
+    assert (
+        out.loc["a6", "status"] == "error:LLMResponseError" and out.loc["a6", "chosen_code"] == ""
+    )
+    assert out.loc["a1", ["chosen_code", "agrees", "suspect_label"]].tolist() == [
+        "29-1141.00",
+        "True",
+        "False",
+    ]
+    assert out.loc["a2", ["chosen_code", "agrees", "suspect_label"]].tolist() == [
+        "15-1252.00",
+        "False",
+        "True",
+    ]
     assert out.loc["a5", ["agrees", "suspect_label"]].tolist() == ["False", "True"]  # unknown code
     assert out.loc["a7", ["agrees", "suspect_label"]].tolist() == ["", ""]  # no given label
-    assert out.loc["a8", ["chosen_code", "agrees", "suspect_label"]].tolist() == ["29-2052.00", "False", "False"]
+    assert out.loc["a8", ["chosen_code", "agrees", "suspect_label"]].tolist() == [
+        "29-2052.00",
+        "False",
+        "False",
+    ]
     assert out.loc["a8", "given_relevance"] == "0.8"
     assert set(out["prompt_version"]) == {"rag_pick.v1"} and set(out["model"]) == {"fake-llm"}
     assert summary["rows"] == 8 and summary["labelled_rows"] == 7
-    assert summary["status"] == {"ok": 5, "rejected": 1, "error:empty_text": 1,
-                                 "error:LLMResponseError": 1}
+    assert summary["status"] == {
+        "ok": 5,
+        "rejected": 1,
+        "error:empty_text": 1,
+        "error:LLMResponseError": 1,
+    }
     assert summary["agreement_rate"] == 0.25  # a1 of a1, a2, a5, a8
     assert summary["suspect_labels"] == 2 and summary["suspect_rate"] == round(2 / 7, 4)
     assert summary["llm_requests"] == 7 and summary["cache_hits"] == 0
@@ -106,8 +143,14 @@ def test_label_file_second_run_comes_from_the_cache(setup, retriever, tmp_path):
     settings, ws, src = setup
     with FakeOpenAIServer(fake_llm) as server:
         model = LLMModel("fake-llm", base_url=server.base_url, max_retries=0)
-        kwargs = dict(settings=settings, workspace=ws, taxonomy=tiny_taxonomy(), model=model,
-                      retriever=retriever, show_progress=False)
+        kwargs = dict(
+            settings=settings,
+            workspace=ws,
+            taxonomy=tiny_taxonomy(),
+            model=model,
+            retriever=retriever,
+            show_progress=False,
+        )
         label_file(src, tmp_path / "one.parquet", **kwargs)
         n = len(server.chat_requests)
         summary = label_file(src, tmp_path / "two.parquet", **kwargs)
@@ -123,8 +166,15 @@ def test_label_file_needs_text_columns(setup, tmp_path):
     bad = tmp_path / "bad.csv"
     pd.DataFrame({"id": ["1"], "code": ["x"]}).to_csv(bad, index=False)
     with pytest.raises(ValueError, match="needs a title column"):
-        label_file(bad, tmp_path / "o.csv", settings=settings, workspace=ws,
-                   taxonomy=tiny_taxonomy(), model=object(), retriever=object())
+        label_file(
+            bad,
+            tmp_path / "o.csv",
+            settings=settings,
+            workspace=ws,
+            taxonomy=tiny_taxonomy(),
+            model=object(),
+            retriever=object(),
+        )
 
 
 def test_labeler_predictor_contract(retriever):

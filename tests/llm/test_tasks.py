@@ -17,7 +17,10 @@ CANDS = ["29-1141.00", "29-1292.00", "29-2052.00", "15-1252.00", "41-2031.00"]
 def test_rag_pick_request_lists_the_record_and_every_candidate():
     tax = tiny_taxonomy()
     req = rag_pick_request(
-        load_prompt("rag_pick", "v1"), JobRecord("ICU nurse", "Care for patients"), CANDS, tax,
+        load_prompt("rag_pick", "v1"),
+        JobRecord("ICU nurse", "Care for patients"),
+        CANDS,
+        tax,
         max_definition_chars=40,
     )
     text = req.messages[-1]["content"]
@@ -26,19 +29,28 @@ def test_rag_pick_request_lists_the_record_and_every_candidate():
     for i, code in enumerate(CANDS, 1):
         assert f"{i}. {code} - {tax.get(code).title}" in text
     assert "Assess patient health problems and needs, develop and implement" not in text  # cut
+    assert req.schema is not None
     assert req.schema["properties"]["code"]["enum"] == CANDS
     assert req.schema["properties"]["scores"]["required"] == CANDS
 
 
 def test_parse_rag_pick_accepts_a_candidate():
     pick = parse_rag_pick(
-        {"code": " 29-1141.00 ", "scores": {"29-1141.00": 0.9, "15-1252.00": "0.2", "99": 1},
-         "rationale": "nurse"},
+        {
+            "code": " 29-1141.00 ",
+            "scores": {"29-1141.00": 0.9, "15-1252.00": "0.2", "99": 1},
+            "rationale": "nurse",
+        },
         CANDS,
     )
     assert pick.code == "29-1141.00" and pick.rationale == "nurse"
-    assert pick.scores == {"29-1141.00": 0.9, "29-1292.00": 0.0, "29-2052.00": 0.0,
-                           "15-1252.00": 0.2, "41-2031.00": 0.0}
+    assert pick.scores == {
+        "29-1141.00": 0.9,
+        "29-1292.00": 0.0,
+        "29-2052.00": 0.0,
+        "15-1252.00": 0.2,
+        "41-2031.00": 0.0,
+    }
 
 
 def test_parse_rag_pick_rejects_a_code_that_was_not_offered():
@@ -49,9 +61,14 @@ def test_parse_rag_pick_rejects_a_code_that_was_not_offered():
 
 @pytest.mark.parametrize(
     "answer",
-    [{}, {"code": ""}, {"code": 5}, {"code": "29-1141.00", "scores": {"29-1141.00": "high"}},
-     {"code": "29-1141.00", "scores": "all good"},
-     {"code": "29-1141.00", "scores": {"29-1141.00": float("nan")}}],
+    [
+        {},
+        {"code": ""},
+        {"code": 5},
+        {"code": "29-1141.00", "scores": {"29-1141.00": "high"}},
+        {"code": "29-1141.00", "scores": "all good"},
+        {"code": "29-1141.00", "scores": {"29-1141.00": float("nan")}},
+    ],
 )
 def test_parse_rag_pick_rejects_malformed_answers(answer):
     with pytest.raises(AnswerError):
@@ -60,8 +77,10 @@ def test_parse_rag_pick_rejects_malformed_answers(answer):
 
 def test_parse_rag_pick_scores_as_list_and_clipped():
     pick = parse_rag_pick(
-        {"code": "15-1252.00", "scores": [{"code": "15-1252.00", "score": 3},
-                                          {"code": "41-2031.00", "relevance": -1}]},
+        {
+            "code": "15-1252.00",
+            "scores": [{"code": "15-1252.00", "score": 3}, {"code": "41-2031.00", "relevance": -1}],
+        },
         CANDS,
     )
     assert pick.scores["15-1252.00"] == 1.0 and pick.scores["41-2031.00"] == 0.0
@@ -75,6 +94,7 @@ def test_synth_request_uses_the_code_texts():
     assert "Code: 29-1292.00" in text and "Title: Dental Hygienists" in text
     assert "Administer oral hygiene care" in text and "- job title: Dental Hygienist" in text
     assert "- task: Clean teeth" in text and "7" in text
+    assert req.schema is not None
     assert req.schema["properties"]["job title"]["maxItems"] == 7
 
 
@@ -86,8 +106,9 @@ def test_parse_synth_normalises_and_filters():
     assert parsed.duties == ["Clean teeth."]
 
 
-@pytest.mark.parametrize("answer", [{}, {"job title": ["..."]}, {"job title": [1, 2]},
-                                    {"job title": {"a": 1}}])
+@pytest.mark.parametrize(
+    "answer", [{}, {"job title": ["..."]}, {"job title": [1, 2]}, {"job title": {"a": 1}}]
+)
 def test_parse_synth_rejects_empty_or_malformed(answer):
     with pytest.raises(AnswerError):
         parse_synth(answer)

