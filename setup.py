@@ -4,9 +4,16 @@ They stay where the product layout puts them and are installed as ``autocoder._d
 ``autocoder.resources`` finds them without looking at the current working directory.
 """
 
+from pathlib import Path
+
 from setuptools import find_packages, setup
 
-RESOURCES = {f"autocoder._data.{name}": name for name in ("prompts", "configs", "labeling", "training")}
+HERE = Path(__file__).resolve().parent
+RESOURCES = {
+    f"autocoder._data.{name}": name
+    for name in ("prompts", "configs", "labeling", "training")
+    if (HERE / name).is_dir()
+}
 
 setup(
     packages=find_packages(include=["autocoder", "autocoder.*"]) + list(RESOURCES),
