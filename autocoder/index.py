@@ -38,6 +38,24 @@ class SearchResult:
     scores: list[np.ndarray]
     evidence: list[list[str]] = field(default_factory=list)
 
+    def add_hits(
+        self,
+        doc_codes: Sequence[str],
+        similarities: Sequence[float],
+        doc_texts: Sequence[str],
+        *,
+        k: int,
+        method: str,
+        temperature: float,
+    ) -> None:
+        """Aggregate one query's document hits to codes and append them."""
+        codes, scores, evidence = aggregate(
+            doc_codes, similarities, doc_texts, k=k, method=method, temperature=temperature
+        )
+        self.codes.append(codes)
+        self.scores.append(scores)
+        self.evidence.append(evidence)
+
 
 def code_documents(taxonomy: Taxonomy, kinds: Sequence[str] = TEXT_KINDS) -> list[Document]:
     """The documents of every leaf code; duplicate texts within a code are kept once."""
@@ -215,17 +233,10 @@ class ChromaIndex:
             include=["metadatas", "distances", "documents"],
         )
         for metas, dists, texts in zip(res["metadatas"], res["distances"], res["documents"], strict=True):
-            codes, scores, evidence = aggregate(
-                [m["code"] for m in metas],
-                [1.0 - float(d) for d in dists],
-                list(texts),
-                k=k,
-                method=self.aggregation,
-                temperature=self.temperature,
+            result.add_hits(
+                [m["code"] for m in metas], [1.0 - float(d) for d in dists], list(texts),
+                k=k, method=self.aggregation, temperature=self.temperature,
             )
-            result.codes.append(codes)
-            result.scores.append(scores)
-            result.evidence.append(evidence)
         return result
 
 
@@ -264,17 +275,10 @@ class MemoryIndex:
         for row in sims:
             top = np.argpartition(-row, n - 1)[:n]
             top = top[np.argsort(-row[top])]
-            codes, scores, evidence = aggregate(
-                [self._docs[i].code for i in top],
-                row[top],
-                [self._docs[i].text for i in top],
-                k=k,
-                method=self.aggregation,
-                temperature=self.temperature,
+            result.add_hits(
+                [self._docs[i].code for i in top], row[top], [self._docs[i].text for i in top],
+                k=k, method=self.aggregation, temperature=self.temperature,
             )
-            result.codes.append(codes)
-            result.scores.append(scores)
-            result.evidence.append(evidence)
         return result
 
 
