@@ -56,7 +56,7 @@ def import_taxonomy(
         from autocoder.devsplit import apply_holdout, read_holdout
 
         removed = apply_holdout(taxonomy, read_holdout(holdout))
-        taxonomy.source = f"{taxonomy.source} (held out: {removed} titles listed in {holdout})"
+        taxonomy.holdout = f"{removed} titles listed in {Path(holdout).resolve()}"
     target = save_taxonomy(ws, taxonomy)
     return ImportResult(taxonomy.name, taxonomy.version, target, len(taxonomy),
                         len(taxonomy.leaves()), removed)
@@ -93,7 +93,12 @@ def load_predictor(
     if model_dir:
         from autocoder.classify.model import load_model
 
-        return load_model(model_dir), f"model:{Path(model_dir).resolve()}"
+        path = Path(model_dir)
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"{path} is not a model directory (no config.json)")
+        model = load_model(path, cache_dir=ws.embedding_cache if settings.embedder.cache else None)
+        # the config's mtime: a model retrained into the same directory starts a new job
+        return model, f"model:{path.resolve()}:{(path / 'config.json').stat().st_mtime_ns}"
     coder = retrieval_coder(settings, ws, taxonomy)
     return coder, f"retrieval:{taxonomy.name}:{taxonomy.version}:{coder.embedder.model_id}"
 

@@ -253,6 +253,26 @@ def quickstart_cmd(
     typer.echo(f"workspace: {ws.root}\ncoded file: {output}")
 
 
+@app.command("train")
+def train_cmd(
+    ctx: typer.Context,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Model directory to write.")],
+    recipe: Annotated[
+        Path | None,
+        typer.Option("--recipe", help="Training recipe TOML (default: training/classifier.toml)."),
+    ] = None,
+) -> None:
+    """Train the classifier from a recipe; writes a model directory for `autocoder code --model`."""
+    from autocoder.classify.recipe import RecipeError, train_from_recipe
+
+    settings, ws = _settings(ctx)
+    try:
+        out = train_from_recipe(recipe, output, settings=settings, workspace=ws, show_progress=True)
+    except (RecipeError, FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    _echo_json({"model": str(out)})
+
+
 # --- LLM: RAG labeler, synthetic data, local server ------------------------------------------
 @app.command("label")
 def label_cmd(

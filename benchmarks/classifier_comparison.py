@@ -48,6 +48,7 @@ from autocoder.taxonomy.onet import import_onet, read_alternate_titles
 from autocoder.workspace import Workspace
 
 REPO = Path(__file__).resolve().parent.parent
+CDB_PARAMS = {"tau": 1.0, "min_difficulty": 0.05, "momentum": 0.5}
 
 
 def ranked_codes(proba: np.ndarray, classes: np.ndarray, k: int = 5) -> np.ndarray:
@@ -145,6 +146,7 @@ def main() -> None:
     speed_records = dev_records[: args.speed_sample]
     train_X, train_y = D.dataset_records(train), list(train["code"])
     val_X, val_y = D.dataset_records(val), list(val["code"])
+    val_ok = D.acceptable_codes(val)
 
     embedders: list[tuple[str, str, float]] = [("MiniLM", recipe.embedder.model, 0.0)]
     if not args.skip_finetune:
@@ -181,13 +183,12 @@ def main() -> None:
         E_tr, E_va, E_dev = probe.embed(train_X), probe.embed(val_X), probe.embed(dev_records)
         log.info("%s: embedded %d texts in %.0fs", label, len(E_tr) + len(E_va) + len(E_dev),
                  time.perf_counter() - t0)
-        cdb_params = dict(recipe.loss.params) if recipe.loss.name == "cdb" else {}
-        for loss_name, loss_params in (("cross_entropy", {}), ("cdb", cdb_params)):
+        for loss_name, loss_params in (("cross_entropy", {}), ("cdb", CDB_PARAMS)):
             r = recipe.model_copy(deep=True)
             r.loss.name, r.loss.params = loss_name, dict(loss_params)
             clf = make_classifier(r, embedder=emb, classes=classes, cache_dir=None)
             t0 = time.perf_counter()
-            clf.fit(E_tr, train_y, X_val=E_va, y_val=val_y)
+            clf.fit(E_tr, train_y, X_val=E_va, y_val=val_y, val_acceptable=val_ok)
             fit_s = time.perf_counter() - t0
             proba = clf.predict_proba(E_dev)
             name = f"network + {'CE' if loss_name == 'cross_entropy' else loss_name.upper()} ({label})"

@@ -26,6 +26,7 @@ def test_real_onet_import_index_and_code(shared_data_dir: Path, tmp_path: Path) 
     result = api.import_taxonomy("onet", release, ws, holdout=dev_path)
     assert result.n_leaves == 1016 and result.version == "29.2" and result.held_out >= len(dev)
     tax = load_taxonomy(ws, "onet")
+    assert str(dev_path) in tax.holdout  # the store says what was held out
     indexed = {normalize_title(t) for c in tax.leaves() for t in c.alt_titles + c.reported_titles}
     assert not indexed & {normalize_title(t) for t in dev["title"]}  # dev never reaches the index
     # titles + descriptions keep the CI index small (2k documents); the benchmark uses all texts

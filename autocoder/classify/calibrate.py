@@ -34,20 +34,40 @@ def nll(logits: np.ndarray, y: np.ndarray, temperature: float = 1.0) -> float:
     return float(-np.log(np.clip(p, 1e-12, None)).mean())
 
 
+def label_mask(y: np.ndarray, num_classes: int, acceptable: np.ndarray | None) -> np.ndarray:
+    """Boolean ``(n, C)`` matrix of acceptable classes (just ``y`` when ``acceptable`` is None)."""
+    y = np.asarray(y, dtype=np.int64)
+    mask = np.zeros((len(y), num_classes), dtype=bool)
+    mask[np.arange(len(y)), y] = True
+    if acceptable is not None:
+        mask |= np.asarray(acceptable, dtype=bool)
+    return mask
+
+
 def fit_temperature(
-    logits: np.ndarray, y: np.ndarray, *, bounds: tuple[float, float] = (0.05, 20.0)
+    logits: np.ndarray,
+    y: np.ndarray,
+    *,
+    acceptable: np.ndarray | None = None,
+    bounds: tuple[float, float] = (0.05, 20.0),
 ) -> float:
-    """The temperature minimising NLL on ``(logits, y)`` (LBFGS on log T, clipped to bounds)."""
+    """The temperature minimising NLL on ``(logits, y)`` (LBFGS on log T, clipped to bounds).
+
+    With ``acceptable`` (boolean ``(n, C)``: every right answer of a row), the likelihood of a
+    row is the probability mass on its acceptable classes, so the calibrated top-1 probability
+    estimates the chance that the top code is one of them.
+    """
     logits_t = torch.as_tensor(np.asarray(logits, dtype=np.float32))
-    y_t = torch.as_tensor(np.asarray(y, dtype=np.int64))
-    if len(y_t) == 0:
+    if len(logits_t) == 0:
         raise ValueError("fit_temperature needs at least one validation example")
+    mask_t = torch.as_tensor(label_mask(y, logits_t.shape[1], acceptable))
     log_t = torch.zeros(1, requires_grad=True)
     opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(logits_t / log_t.exp(), y_t)
+        log_p = torch.log_softmax(logits_t / log_t.exp(), dim=1)
+        loss = -torch.logsumexp(log_p.masked_fill(~mask_t, -torch.inf), dim=1).mean()
         loss.backward()
         return loss
 
@@ -145,27 +165,42 @@ def _sorted_cumsum(proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return order, np.cumsum(np.take_along_axis(proba, order, axis=1), axis=1)
 
 
-def conformity_scores(proba: np.ndarray, y: np.ndarray, method: ConformalMethod) -> np.ndarray:
-    """Non-conformity of the true class: ``1 - p`` (lac) or the mass down to it (aps)."""
+def conformity_scores(
+    proba: np.ndarray,
+    y: np.ndarray,
+    method: ConformalMethod,
+    *,
+    acceptable: np.ndarray | None = None,
+) -> np.ndarray:
+    """Non-conformity of the true class: ``1 - p`` (lac) or the mass down to it (aps).
+
+    With ``acceptable`` (boolean ``(n, C)``), the score of the best-placed acceptable class:
+    a set covers a row when it holds any right answer.
+    """
     proba = np.asarray(proba, dtype=np.float64)
-    y = np.asarray(y, dtype=np.int64)
-    rows = np.arange(len(y))
+    mask = label_mask(y, proba.shape[1], acceptable)
     if method == "lac":
-        return 1.0 - proba[rows, y]
+        return 1.0 - np.where(mask, proba, -np.inf).max(axis=1)
     if method == "aps":
         order, cums = _sorted_cumsum(proba)
-        rank = np.argmax(order == y[:, None], axis=1)
-        return cums[rows, rank]
+        by_class = np.empty_like(cums)
+        np.put_along_axis(by_class, order, cums, axis=1)
+        return np.where(mask, by_class, np.inf).min(axis=1)
     raise ValueError(f"unknown conformal method {method!r}; use 'aps' or 'lac'")
 
 
 def conformal_threshold(
-    proba: np.ndarray, y: np.ndarray, *, alpha: float, method: ConformalMethod = "aps"
+    proba: np.ndarray,
+    y: np.ndarray,
+    *,
+    alpha: float,
+    method: ConformalMethod = "aps",
+    acceptable: np.ndarray | None = None,
 ) -> float:
     """Split-conformal quantile ``q`` of the calibration scores for coverage ``1 - alpha``."""
     if not 0 < alpha < 1:
         raise ValueError(f"conformal alpha must be in (0, 1), got {alpha}")
-    scores = conformity_scores(proba, y, method)
+    scores = conformity_scores(proba, y, method, acceptable=acceptable)
     n = len(scores)
     if n == 0:
         raise ValueError("conformal_threshold needs calibration examples")

@@ -32,7 +32,7 @@ import pandas as pd
 from autocoder.records import InputFormat, JobRecord, _clean
 from autocoder.taxonomy.model import Taxonomy
 
-COLUMNS = ["text", "title", "duties", "input_format", "code", "provenance"]
+COLUMNS = ["text", "title", "duties", "input_format", "code", "codes", "provenance"]
 TAXONOMY_KINDS = ("title", "alt_title", "reported_title", "task", "description")
 _MOM_RE = re.compile(r"^\s*(?:job_title=(?P<title>.*?))?\s*(?:job_duties=(?P<duties>.*))?$", re.S)
 
@@ -147,12 +147,20 @@ def table_rows(
 
 
 def build_dataset(rows: Iterable[dict[str, str]]) -> Any:
-    """A ``datasets.Dataset`` with the standard columns, duplicates (text, code) removed."""
+    """A ``datasets.Dataset`` with the standard columns, duplicates (text, code) removed.
+
+    ``codes`` lists (``;``-separated) every code that has the same text (case-insensitive): a
+    title listed under several occupations is right for each of them, which is how the dev
+    split is scored too; validation uses it for accuracy, calibration and conformal sets.
+    """
     from datasets import Dataset
 
-    df = pd.DataFrame(list(rows), columns=COLUMNS)
+    df = pd.DataFrame(list(rows), columns=[c for c in COLUMNS if c != "codes"])
     df = df[df["text"].str.len() > 0].drop_duplicates(["text", "code"]).reset_index(drop=True)
-    return Dataset.from_pandas(df, preserve_index=False)
+    key = df["text"].str.lower().str.split().str.join(" ")
+    acceptable = df.groupby(key)["code"].agg(lambda c: ";".join(sorted(set(c))))
+    df["codes"] = key.map(acceptable)
+    return Dataset.from_pandas(df[COLUMNS], preserve_index=False)
 
 
 def stratified_split(
@@ -251,6 +259,11 @@ def load_training_data(directory: str | Path) -> Any:
     if not (directory / "dataset_dict.json").exists():
         raise FileNotFoundError(f"no saved training data at {directory} (missing dataset_dict.json)")
     return load_from_disk(str(directory))
+
+
+def acceptable_codes(dataset: Any) -> list[list[str]]:
+    """Per row, every code the row's text is listed under (see ``build_dataset``)."""
+    return [c.split(";") for c in dataset["codes"]]
 
 
 def dataset_records(dataset: Any) -> list[JobRecord]:

@@ -195,9 +195,14 @@ class EmbeddingClassifier:
         *,
         X_val: Any = None,
         y_val: Any = None,
+        val_acceptable: Any = None,
     ) -> EmbeddingClassifier:
         """Train the head; validation (given, or split off stratified) drives early stopping,
-        the loss's ``on_validation`` hook, temperature scaling and the conformal threshold."""
+        the loss's ``on_validation`` hook, temperature scaling and the conformal threshold.
+
+        ``val_acceptable`` gives, per validation row, every code that is right for it (a title
+        listed under several occupations); codes outside ``classes_`` are ignored.
+        """
         started = time.perf_counter()
         labels = list(self.classes) if self.classes is not None else sorted({str(v) for v in y})
         if len(set(labels)) != len(labels):
@@ -208,9 +213,21 @@ class EmbeddingClassifier:
         y_idx = self._labels(y)
         if len(E) != len(y_idx):
             raise ValueError(f"X has {len(E)} records but y has {len(y_idx)} labels")
+        acceptable: np.ndarray | None = None
         if X_val is not None and y_val is not None:
             E_tr, y_tr = E, y_idx
             E_val, y_v = self.embed(X_val), self._labels(y_val)
+            if val_acceptable is not None:
+                if len(val_acceptable) != len(y_v):
+                    raise ValueError(
+                        f"val_acceptable has {len(val_acceptable)} rows, y_val {len(y_v)}"
+                    )
+                acceptable = np.zeros((len(y_v), len(self.classes_)), dtype=bool)
+                for i, codes in enumerate(val_acceptable):
+                    for c in codes:
+                        j = self._pos.get(str(c))
+                        if j is not None:
+                            acceptable[i, j] = True
         elif self.val_fraction > 0:
             tr, va = _split_indices(y_idx, self.val_fraction, self.seed)
             E_tr, y_tr, E_val, y_v = E[tr], y_idx[tr], E[va], y_idx[va]
@@ -225,18 +242,19 @@ class EmbeddingClassifier:
             self.network_, loss_fn, E_tr, y_tr, E_val, y_v,
             num_classes=len(self.classes_), epochs=self.epochs, batch_size=self.batch_size,
             lr=self.lr, weight_decay=self.weight_decay, patience=self.patience,
-            monitor=self.monitor, seed=self.seed,
+            monitor=self.monitor, seed=self.seed, val_acceptable=acceptable,
         )
         self.temperature_ = 1.0
         self.conformal_threshold_: float | None = None
         if len(y_v):
             logits = predict_logits(self.network_, E_val)
             if self.calibrate:
-                self.temperature_ = fit_temperature(logits, y_v)
+                self.temperature_ = fit_temperature(logits, y_v, acceptable=acceptable)
             if self.conformal_alpha is not None:
                 self.conformal_threshold_ = conformal_threshold(
                     softmax(logits, self.temperature_), y_v,
                     alpha=self.conformal_alpha, method=self.conformal_method,
+                    acceptable=acceptable,
                 )
         self.n_train_ = int(len(y_tr))
         self.n_val_ = int(len(y_v))

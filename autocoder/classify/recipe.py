@@ -163,6 +163,9 @@ def holdout_set(recipe: Recipe, taxonomy: Taxonomy) -> tuple[set[str], str]:
     if spec == "none":
         log.warning("recipe %s trains without a dev holdout", recipe.name)
         return set(), "none"
+    if spec == "onet-dev" and taxonomy.holdout and not recipe.data.release:
+        # imported with `autocoder taxonomy import onet PATH --holdout DEV`: already removed
+        return set(), f"taxonomy import holdout: {taxonomy.holdout}"
     if spec == "onet-dev":
         from autocoder.taxonomy.onet import read_alternate_titles
 
@@ -353,6 +356,7 @@ def train_from_recipe(
         D.dataset_records(train), list(train["code"]),
         X_val=D.dataset_records(val) if len(val) else None,
         y_val=list(val["code"]) if len(val) else None,
+        val_acceptable=D.acceptable_codes(val) if len(val) else None,
     )
     clf.metadata_ = {
         "recipe": recipe.model_dump(),

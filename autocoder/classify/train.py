@@ -82,15 +82,36 @@ def predict_logits(net: nn.Module, X: np.ndarray, *, batch_size: int = 4096) -> 
     return np.concatenate(out).astype(np.float32)
 
 
-def validation_metrics(logits: np.ndarray, y: np.ndarray, num_classes: int) -> dict[str, float]:
+def credited_predictions(
+    logits: np.ndarray, y: np.ndarray, acceptable: np.ndarray | None
+) -> np.ndarray:
+    """Top-1 predictions, with an acceptable prediction credited as the row's label ``y``."""
     pred = logits.argmax(axis=1)
+    if acceptable is None:
+        return pred
+    ok = np.asarray(acceptable, dtype=bool)[np.arange(len(pred)), pred]
+    return np.where(ok, y, pred)
+
+
+def validation_metrics(
+    logits: np.ndarray, y: np.ndarray, num_classes: int, acceptable: np.ndarray | None = None
+) -> dict[str, float]:
+    """Accuracy, macro accuracy and NLL; ``acceptable`` (bool ``(n, C)``) credits any right code."""
+    pred = credited_predictions(logits, y, acceptable)
     z = logits - logits.max(axis=1, keepdims=True)
     log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    if acceptable is not None:
+        mask = np.asarray(acceptable, dtype=bool).copy()
+        mask[np.arange(len(y)), y] = True
+        m = np.where(mask, log_p, -np.inf).max(axis=1, keepdims=True)
+        row_ll = (m + np.log(np.where(mask, np.exp(log_p - m), 0.0).sum(axis=1, keepdims=True)))[:, 0]
+    else:
+        row_ll = log_p[np.arange(len(y)), y]
     acc, _ = per_class_accuracy(y, pred, num_classes)
     return {
         "accuracy": float((pred == y).mean()),
         "macro_accuracy": float(np.nanmean(acc)),
-        "nll": float(-log_p[np.arange(len(y)), y].mean()),
+        "nll": float(-row_ll.mean()),
     }
 
 
@@ -110,8 +131,13 @@ def train_network(
     patience: int = 4,
     monitor: Monitor = "accuracy",
     seed: int = 0,
+    val_acceptable: np.ndarray | None = None,
 ) -> TrainHistory:
-    """Train ``net`` in place; with validation data, keep the best epoch by ``monitor``."""
+    """Train ``net`` in place; with validation data, keep the best epoch by ``monitor``.
+
+    ``val_acceptable`` (bool ``(n_val, C)``) marks every right code of a validation row; the
+    metrics and the loss's ``on_validation`` hook then credit any of them.
+    """
     if len(X) != len(y):
         raise ValueError(f"X has {len(X)} rows but y has {len(y)}")
     if len(X) == 0:
@@ -145,10 +171,11 @@ def train_network(
         if has_val:
             assert X_val is not None and y_val is not None
             logits = predict_logits(net, X_val)
-            metrics = validation_metrics(logits, np.asarray(y_val), num_classes)
+            y_v = np.asarray(y_val)
+            metrics = validation_metrics(logits, y_v, num_classes, val_acceptable)
             row.update({f"val_{k}": v for k, v in metrics.items()})
             if callable(hook):
-                hook(np.asarray(y_val), logits.argmax(axis=1))
+                hook(y_v, credited_predictions(logits, y_v, val_acceptable))
             score = -metrics["nll"] if monitor == "nll" else metrics[monitor]
             if score > best_score + 1e-6:
                 best_score, bad, history.best_epoch = score, 0, epoch

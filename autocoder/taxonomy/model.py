@@ -78,11 +78,13 @@ class Taxonomy:
         skills: list[Skill] | None = None,
         source: str = "",
         leaf_level: int | None = None,
+        holdout: str = "",
     ) -> None:
         self.name = name
         self.version = version
         self.levels = list(levels)
         self.source = source
+        self.holdout = holdout  # what was held out of the texts (e.g. a dev split), "" = nothing
         self.leaf_level = leaf_level if leaf_level is not None else len(self.levels)
         self._codes: dict[str, Code] = {}
         for c in codes:
@@ -175,6 +177,7 @@ class Taxonomy:
             "levels": self.levels,
             "leaf_level": self.leaf_level,
             "source": self.source,
+            "holdout": self.holdout,
             "n_codes": len(self._codes),
             "n_leaves": len(self.leaves()),
             "n_skills": len(self.skills),
@@ -211,5 +214,6 @@ class Taxonomy:
             codes,
             skills=skills,
             source=meta.get("source", ""),
+            holdout=meta.get("holdout", ""),
             leaf_level=meta.get("leaf_level"),
         )

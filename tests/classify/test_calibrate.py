@@ -106,3 +106,26 @@ def test_aps_sets_grow_with_uncertainty() -> None:
 def test_conformal_alpha_validated() -> None:
     with pytest.raises(ValueError, match="alpha"):
         conformal_threshold(np.eye(3), np.arange(3), alpha=1.5)
+
+
+def test_acceptable_codes_credit_any_right_answer() -> None:
+    p = np.array([[0.5, 0.4, 0.1], [0.2, 0.3, 0.5]])
+    y = np.array([1, 0])
+    ok = np.array([[True, True, False], [True, False, False]])
+    from autocoder.classify.calibrate import conformity_scores
+
+    # row 0: the top class is acceptable too -> APS score is its own mass (0.5)
+    assert conformity_scores(p, y, "aps", acceptable=ok).tolist() == pytest.approx([0.5, 1.0])
+    assert conformity_scores(p, y, "aps").tolist() == pytest.approx([0.9, 1.0])
+    assert conformity_scores(p, y, "lac", acceptable=ok).tolist() == pytest.approx([0.5, 0.8])
+
+
+def test_temperature_with_acceptable_sets_is_less_conservative() -> None:
+    # every row has two right answers: the top class and the label
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(500, 6)) * 3
+    top = logits.argmax(1)
+    y = (top + 1) % 6
+    ok = np.zeros((500, 6), dtype=bool)
+    ok[np.arange(500), top] = True
+    assert fit_temperature(logits, y, acceptable=ok) < fit_temperature(logits, y)

@@ -102,3 +102,10 @@ def test_parse_mom() -> None:
     assert D.parse_mom("job_title=Nurse") == JobRecord("Nurse")
     assert D.parse_mom("job_duties=Cook food") == JobRecord("", "Cook food")
     assert D.parse_mom("Nurse") is None
+
+
+def test_build_dataset_lists_every_code_of_a_shared_title() -> None:
+    rows = [D._row(JobRecord("Analyst"), "a", "t"), D._row(JobRecord("analyst"), "b", "t"),
+            D._row(JobRecord("Clerk"), "a", "t")]
+    ds = D.build_dataset(rows)
+    assert D.acceptable_codes(ds) == [["a", "b"], ["a", "b"], ["a"]]
