@@ -57,6 +57,11 @@ class IndexConfig(_Section):
     candidates_per_query: int = Field(
         100, gt=0, description="Documents fetched per query before aggregating to codes."
     )
+    hnsw_construction_ef: int = Field(200, gt=0, description="Chroma HNSW build quality.")
+    hnsw_search_ef: int = Field(
+        200, gt=0, description="Chroma HNSW search breadth; higher = closer to exact search."
+    )
+    hnsw_m: int = Field(32, gt=1, description="Chroma HNSW links per node.")
     aggregation: Literal["max", "softmax_sum"] = "max"
     temperature: float = Field(0.05, gt=0, description="Softmax temperature for confidences.")
 

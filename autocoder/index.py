@@ -139,6 +139,7 @@ class ChromaIndex:
         candidates: int = 100,
         aggregation: str = "max",
         temperature: float = 0.05,
+        hnsw: dict[str, int] | None = None,
     ) -> None:
         if path is None and host is None:
             raise ValueError("ChromaIndex needs a path (embedded store) or a host (server)")
@@ -153,6 +154,7 @@ class ChromaIndex:
         self.candidates = candidates
         self.aggregation = aggregation
         self.temperature = temperature
+        self.hnsw = hnsw
         self._client: Any = None
 
     @property
@@ -197,6 +199,7 @@ class ChromaIndex:
             name,
             metadata={
                 "hnsw:space": "cosine",
+                **{f"hnsw:{key}": value for key, value in (self.hnsw or {}).items()},
                 "taxonomy": taxonomy.name,
                 "taxonomy_version": taxonomy.version,
                 "embedder": self.model_id,
@@ -304,4 +307,6 @@ def make_index(settings: Any, workspace: Any, taxonomy: Taxonomy, embedder: Embe
         candidates=cfg.candidates_per_query,
         aggregation=cfg.aggregation,
         temperature=cfg.temperature,
+        hnsw={"construction_ef": cfg.hnsw_construction_ef, "search_ef": cfg.hnsw_search_ef,
+              "M": cfg.hnsw_m},
     )
