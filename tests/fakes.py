@@ -1,34 +1,14 @@
-"""Test doubles for unit tests only (each has a real counterpart tested elsewhere)."""
+"""Test doubles for unit tests only (each has a real counterpart tested elsewhere).
+
+The package-wide ones (fake OpenAI server, hashing embedder) are in ``autocoder.testing``.
+"""
 
 from __future__ import annotations
-
-import hashlib
-from collections.abc import Sequence
 
 import numpy as np
 
 from autocoder.records import as_records
 from autocoder.taxonomy.model import Code, Taxonomy
-
-
-class HashEmbedder:
-    """Deterministic bag-of-words embedder: texts sharing words get similar vectors."""
-
-    model_id = "hash-embedder"
-
-    def __init__(self, dim: int = 256) -> None:
-        self.dim = dim
-        self.calls = 0
-
-    def encode(self, texts: Sequence[str], *, is_query: bool = False, show_progress: bool = False) -> np.ndarray:
-        self.calls += 1
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for word in text.lower().replace(",", " ").replace(".", " ").split():
-                h = int(hashlib.md5(word.encode()).hexdigest(), 16)
-                out[i, h % self.dim] += 1.0
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.where(norms == 0, 1.0, norms)
 
 
 class KeywordPredictor:

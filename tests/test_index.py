@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from autocoder.index import ChromaIndex, MemoryIndex, aggregate, code_documents
-from tests.fakes import HashEmbedder, tiny_taxonomy
+from autocoder.testing import HashingEmbedder
+from tests.fakes import tiny_taxonomy
 
 
 def _chroma(tmp_path: Path, **kw: object) -> ChromaIndex:
-    return ChromaIndex(taxonomy_name="onet", taxonomy_version="test-1", model_id="hash",
+    return ChromaIndex(taxonomy_name="onet", taxonomy_version="test-1", model_id="hashing",
                        path=tmp_path / "chroma", **kw)  # type: ignore[arg-type]
 
 
@@ -33,7 +34,7 @@ def test_aggregate_max_and_softmax_sum() -> None:
 
 
 def test_chroma_build_search_and_idempotent_rebuild(tmp_path: Path) -> None:
-    tax, emb = tiny_taxonomy(), HashEmbedder()
+    tax, emb = tiny_taxonomy(), HashingEmbedder()
     index = _chroma(tmp_path)
     n = index.build(tax, emb, show_progress=False)  # type: ignore[arg-type]
     assert n == index.count() == len(code_documents(tax))
@@ -61,7 +62,7 @@ def test_chroma_adds_in_chunks_of_the_client_max_batch(tmp_path: Path, monkeypat
         return original(self, **kwargs)
 
     monkeypatch.setattr(coll_mod.Collection, "add", spy)
-    n = index.build(tiny_taxonomy(), HashEmbedder(), show_progress=False)  # type: ignore[arg-type]
+    n = index.build(tiny_taxonomy(), HashingEmbedder(), show_progress=False)  # type: ignore[arg-type]
     assert max(sizes) <= 3 and sum(sizes) == n == index.count()
 
 
@@ -71,7 +72,7 @@ def test_search_before_build_says_what_to_do(tmp_path: Path) -> None:
 
 
 def test_memory_index_agrees_with_chroma(tmp_path: Path) -> None:
-    tax, emb = tiny_taxonomy(), HashEmbedder()
+    tax, emb = tiny_taxonomy(), HashingEmbedder()
     chroma, memory = _chroma(tmp_path), MemoryIndex()
     chroma.build(tax, emb, show_progress=False)  # type: ignore[arg-type]
     memory.build(tax, emb)  # type: ignore[arg-type]

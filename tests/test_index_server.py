@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from autocoder.index import ChromaIndex
-from tests.fakes import HashEmbedder, tiny_taxonomy
+from autocoder.testing import HashingEmbedder
+from tests.fakes import tiny_taxonomy
 
 pytestmark = pytest.mark.integration
 
@@ -52,8 +53,8 @@ def chroma_server(tmp_path: Path) -> Iterator[int]:
 
 
 def test_index_on_chroma_server(chroma_server: int) -> None:
-    tax, emb = tiny_taxonomy(), HashEmbedder()
-    index = ChromaIndex(taxonomy_name="onet", taxonomy_version="t", model_id="hash",
+    tax, emb = tiny_taxonomy(), HashingEmbedder()
+    index = ChromaIndex(taxonomy_name="onet", taxonomy_version="t", model_id="hashing",
                         host="127.0.0.1", port=chroma_server)
     n = index.build(tax, emb, show_progress=False)  # type: ignore[arg-type]
     assert index.count() == n

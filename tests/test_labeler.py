@@ -10,14 +10,14 @@ from autocoder.index import MemoryIndex
 from autocoder.labeler import OUTPUT_COLUMNS, RAGLabeler, label_file
 from autocoder.llm.cache import LLMCache
 from autocoder.llm.client import LLMModel
-from autocoder.llm.testing import (
+from autocoder.retrieval import RetrievalCoder
+from autocoder.testing import (
     FakeOpenAIServer,
     FakeReply,
     HashingEmbedder,
     tiny_taxonomy,
     user_prompt,
 )
-from autocoder.retrieval import RetrievalCoder
 from autocoder.workspace import Workspace
 
 KEYWORDS = {

@@ -9,14 +9,14 @@ from autocoder.augment import SYNTH_COLUMNS, count_examples, rare_codes, synth_f
 from autocoder.config import load_settings
 from autocoder.index import MemoryIndex
 from autocoder.llm.client import LLMModel
-from autocoder.llm.testing import (
+from autocoder.retrieval import RetrievalCoder
+from autocoder.testing import (
     FakeOpenAIServer,
     FakeReply,
     HashingEmbedder,
     tiny_taxonomy,
     user_prompt,
 )
-from autocoder.retrieval import RetrievalCoder
 from autocoder.workspace import Workspace
 
 DENTAL = {

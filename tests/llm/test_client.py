@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from autocoder.llm.client import LLMError, LLMModel, LLMResponseError, parse_json_object
-from autocoder.llm.testing import FakeOpenAIServer, FakeReply
+from autocoder.testing import FakeOpenAIServer, FakeReply
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 SCHEMA = {"type": "object", "properties": {"a": {"type": "number"}}, "required": ["a"]}

@@ -20,7 +20,7 @@ from autocoder.config import load_settings
 from autocoder.embed import Embedder
 from autocoder.index import make_index
 from autocoder.labeler import OUTPUT_COLUMNS, label_file
-from autocoder.llm.testing import tiny_taxonomy
+from autocoder.testing import tiny_taxonomy
 from autocoder.workspace import Workspace
 
 pytestmark = pytest.mark.integration

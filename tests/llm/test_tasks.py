@@ -8,8 +8,8 @@ from autocoder.llm.tasks import (
     rag_pick_request,
     synth_request,
 )
-from autocoder.llm.testing import tiny_taxonomy
 from autocoder.records import JobRecord
+from autocoder.testing import tiny_taxonomy
 
 CANDS = ["29-1141.00", "29-1292.00", "29-2052.00", "15-1252.00", "41-2031.00"]
 
