@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import pytest
+
+from autocoder.testing import HashingEmbedder
 
 
 def blobs(
@@ -22,24 +22,11 @@ def blobs(
     return X.astype(np.float32), y
 
 
-class HashEmbedder:
-    """Deterministic fake embedder: bag of hashed words, L2-normalised (no model download)."""
+class HashEmbedder(HashingEmbedder):
+    """The package's hashing embedder at a small dimension (no model download)."""
 
     def __init__(self, dim: int = 64) -> None:
-        self.dim = dim
-        self.model = "hash-embedder"
-        self.model_id = "hash-embedder"
-        self.calls = 0
-
-    def encode(self, texts: list[str], **_: object) -> np.ndarray:
-        self.calls += 1
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i, t in enumerate(texts):
-            for w in t.lower().replace(":", " ").split():
-                h = int(hashlib.md5(w.encode()).hexdigest()[:8], 16)
-                out[i, h % self.dim] += 1.0 if (h >> 20) % 2 else -1.0
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.maximum(norms, 1e-9)
+        super().__init__(dim)
 
 
 @pytest.fixture
