@@ -58,8 +58,9 @@ def import_taxonomy(
         removed = apply_holdout(taxonomy, read_holdout(holdout))
         taxonomy.holdout = f"{removed} titles listed in {Path(holdout).resolve()}"
     target = save_taxonomy(ws, taxonomy)
-    return ImportResult(taxonomy.name, taxonomy.version, target, len(taxonomy),
-                        len(taxonomy.leaves()), removed)
+    return ImportResult(
+        taxonomy.name, taxonomy.version, target, len(taxonomy), len(taxonomy.leaves()), removed
+    )
 
 
 def make_embedder(settings: Settings, ws: Workspace) -> Embedder:
@@ -67,7 +68,11 @@ def make_embedder(settings: Settings, ws: Workspace) -> Embedder:
 
 
 def build_index(
-    settings: Settings, ws: Workspace, taxonomy_name: str | None = None, *, show_progress: bool = True
+    settings: Settings,
+    ws: Workspace,
+    taxonomy_name: str | None = None,
+    *,
+    show_progress: bool = True,
 ) -> tuple[CodeIndex, int]:
     taxonomy = load_taxonomy(ws, taxonomy_name or settings.taxonomy.default)
     embedder = make_embedder(settings, ws)
@@ -80,7 +85,10 @@ def retrieval_coder(settings: Settings, ws: Workspace, taxonomy: Taxonomy) -> Re
     embedder = make_embedder(settings, ws)
     index = make_index(settings, ws, taxonomy, embedder)
     return RetrievalCoder(
-        index, embedder, classes=taxonomy.leaf_codes(), top_k=max(settings.coder.top_n, 20),
+        index,
+        embedder,
+        classes=taxonomy.leaf_codes(),
+        top_k=max(settings.coder.top_n, 20),
         temperature=settings.index.temperature,
     ).fit()
 
@@ -121,7 +129,8 @@ def code(
     predictor, predictor_id = load_predictor(settings, ws, taxonomy, model_dir)
     cfg = settings.coder
     return code_file(
-        input_path, output_path,
+        input_path,
+        output_path,
         predictor=predictor,
         labels={c.code: c.title for c in taxonomy},
         runs_dir=ws.runs,
@@ -177,7 +186,13 @@ def quickstart(
     if n_docs == 0:
         _, n_docs = build_index(settings, ws, "onet", show_progress=show_progress)
     steps["index_documents"] = n_docs
-    summary = code(settings, ws, input_path or example_input(), output_path,
-                   taxonomy_name="onet", show_progress=show_progress)
+    summary = code(
+        settings,
+        ws,
+        input_path or example_input(),
+        output_path,
+        taxonomy_name="onet",
+        show_progress=show_progress,
+    )
     steps["coding"] = summary.to_dict()
     return json.loads(json.dumps(steps, default=str))

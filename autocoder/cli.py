@@ -263,8 +263,11 @@ def train_cmd(
     ] = None,
 ) -> None:
     """Train the classifier from a recipe; writes a model directory for `autocoder code --model`."""
+    import logging
+
     from autocoder.classify.recipe import RecipeError, train_from_recipe
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings, ws = _settings(ctx)
     try:
         out = train_from_recipe(recipe, output, settings=settings, workspace=ws, show_progress=True)

@@ -185,15 +185,33 @@ def code_file(
         source=str(input_path),
     )
     with_sets = callable(getattr(predictor, "predict_sets", None))
-    key = job_key(input_path, predictor_id, top_n, threshold, id_column, title_column,
-                  description_column, batch_size, with_sets)
+    key = job_key(
+        input_path,
+        predictor_id,
+        top_n,
+        threshold,
+        id_column,
+        title_column,
+        description_column,
+        batch_size,
+        with_sets,
+    )
     run_dir = Path(runs_dir) / f"code-{key}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "manifest.json").write_text(json.dumps({
-        "input": str(input_path.resolve()), "output": str(output_path.resolve()),
-        "rows": len(df), "batch_size": batch_size, "predictor": predictor_id,
-        "top_n": top_n, "threshold": threshold,
-    }, indent=2))
+    (run_dir / "manifest.json").write_text(
+        json.dumps(
+            {
+                "input": str(input_path.resolve()),
+                "output": str(output_path.resolve()),
+                "rows": len(df),
+                "batch_size": batch_size,
+                "predictor": predictor_id,
+                "top_n": top_n,
+                "threshold": threshold,
+            },
+            indent=2,
+        )
+    )
     n_batches = (len(df) + batch_size - 1) // batch_size
     resumed = 0
     done_new = 0
@@ -209,22 +227,38 @@ def code_file(
             bar.close()
             return CodingSummary(str(input_path), "", len(df), {}, resumed, str(run_dir))
         batch = _rows_for_batch(
-            predictor, ids[lo:hi], records[lo:hi], errors[lo:hi], lo,
-            labels=labels, top_n=top_n, threshold=threshold, with_sets=with_sets,
+            predictor,
+            ids[lo:hi],
+            records[lo:hi],
+            errors[lo:hi],
+            lo,
+            labels=labels,
+            top_n=top_n,
+            threshold=threshold,
+            with_sets=with_sets,
         )
         write_table(batch, part)
         done_new += 1
         bar.update(hi - lo)
     bar.close()
     parts = [pd.read_parquet(run_dir / f"part-{b:06d}.parquet") for b in range(n_batches)]
-    out = (pd.concat(parts, ignore_index=True) if parts
-           else pd.DataFrame(columns=output_columns(top_n, with_sets=with_sets)))
-    if len(out) != len(df) or (len(out) and not np.array_equal(out["row"].to_numpy(), np.arange(len(df)))):
+    out = (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else pd.DataFrame(columns=output_columns(top_n, with_sets=with_sets))
+    )
+    if len(out) != len(df) or (
+        len(out) and not np.array_equal(out["row"].to_numpy(), np.arange(len(df)))
+    ):
         raise RuntimeError(f"checkpoint in {run_dir} is inconsistent; delete it and run again")
     write_table(out, output_path)
     summary = CodingSummary(
-        str(input_path), str(output_path), len(out),
-        {str(s): int(c) for s, c in Counter(out["status"]).items()}, resumed, str(run_dir),
+        str(input_path),
+        str(output_path),
+        len(out),
+        {str(s): int(c) for s, c in Counter(out["status"]).items()},
+        resumed,
+        str(run_dir),
     )
     (run_dir / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2))
     if not keep_checkpoints:

@@ -77,7 +77,9 @@ class CoderConfig(_Section):
 
 
 class LLMConfig(_Section):
-    base_url: str | None = Field(None, description="OpenAI-compatible endpoint; None = $OPENAI_BASE_URL.")
+    base_url: str | None = Field(
+        None, description="OpenAI-compatible endpoint; None = $OPENAI_BASE_URL."
+    )
     model: str | None = Field(None, description="Model name; None = $OPENAI_MODEL.")
     api_key: str | None = Field(None, description="None = $OPENAI_API_KEY.")
     timeout: float = Field(60.0, gt=0)
@@ -94,9 +96,7 @@ class LLMConfig(_Section):
 
 
 class EvalConfig(_Section):
-    thresholds: list[float] = Field(
-        default_factory=lambda: [round(0.05 * i, 2) for i in range(21)]
-    )
+    thresholds: list[float] = Field(default_factory=lambda: [round(0.05 * i, 2) for i in range(21)])
 
 
 class Settings(_Section):
@@ -143,7 +143,9 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
         dotted, raw = item.split("=", 1)
         parts = [p for p in dotted.strip().split(".") if p]
         if len(parts) < 2:
-            raise ConfigError(f"override {item!r} must name a section and a key (section.key=value)")
+            raise ConfigError(
+                f"override {item!r} must name a section and a key (section.key=value)"
+            )
         node = out
         for part in parts[:-1]:
             node = node.setdefault(part, {})

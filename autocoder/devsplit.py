@@ -55,9 +55,18 @@ def make_dev_split(
     listed = df[["key", "code"]]
     if reported_titles is not None and len(reported_titles):
         listed = pd.concat(
-            [listed, reported_titles.assign(key=reported_titles["title"].map(normalize_title))[["key", "code"]]]
+            [
+                listed,
+                reported_titles.assign(key=reported_titles["title"].map(normalize_title))[
+                    ["key", "code"]
+                ],
+            ]
         )
-    codes_of = listed[listed["key"].isin(set(dev_keys))].groupby("key")["code"].agg(lambda c: sorted(set(c)))
+    codes_of = (
+        listed[listed["key"].isin(set(dev_keys))]
+        .groupby("key")["code"]
+        .agg(lambda c: sorted(set(c)))
+    )
     shown = real.drop_duplicates("key").set_index("key")["title"]
     rows = [
         {"id": f"dev-{i:05d}", "title": shown[k], "codes": ";".join(codes_of[k])}

@@ -159,17 +159,24 @@ class Embedder:
         missing = sorted({t for t, k in zip(texts, keys, strict=True) if k not in found})
         computed: dict[str, np.ndarray] = {}
         if missing:
-            vecs = self._load().encode(
-                missing,
-                batch_size=self.batch_size,
-                normalize_embeddings=self.normalize,
-                convert_to_numpy=True,
-                show_progress_bar=show_progress,
-            ).astype(np.float32)
+            vecs = (
+                self._load()
+                .encode(
+                    missing,
+                    batch_size=self.batch_size,
+                    normalize_embeddings=self.normalize,
+                    convert_to_numpy=True,
+                    show_progress_bar=show_progress,
+                )
+                .astype(np.float32)
+            )
             computed = dict(zip(missing, vecs, strict=True))
             if cache is not None:
                 cache.put_many(
-                    [(EmbeddingCache.key(self.model_id, t), v.tobytes()) for t, v in computed.items()]
+                    [
+                        (EmbeddingCache.key(self.model_id, t), v.tobytes())
+                        for t, v in computed.items()
+                    ]
                 )
         rows = [
             computed[t] if t in computed else np.frombuffer(found[k], dtype=np.float32)

@@ -33,7 +33,19 @@ LevelFn = Callable[[str], "str | None"]
 Gold = Sequence[Collection[str]]
 
 DEFAULT_THRESHOLDS: tuple[float, ...] = (
-    0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99,
+    0.0,
+    0.1,
+    0.2,
+    0.3,
+    0.4,
+    0.5,
+    0.6,
+    0.7,
+    0.8,
+    0.85,
+    0.9,
+    0.95,
+    0.99,
 )
 ONET_RE = re.compile(r"^\d{2}-\d{4}(\.\d{2})?$")
 ISCO_RE = re.compile(r"^\d{1,4}(\.\d+)*$")
@@ -223,9 +235,7 @@ def _norm_level(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
-def hierarchy_level_fns(
-    taxonomy: Taxonomy, *, scheme: str | None = None
-) -> dict[str, LevelFn]:
+def hierarchy_level_fns(taxonomy: Taxonomy, *, scheme: str | None = None) -> dict[str, LevelFn]:
     """One function per taxonomy level (top first): ``code -> ancestor at that level``.
 
     Codes in the taxonomy use ``taxonomy.parent(code, level)``. Others fall back to
@@ -328,8 +338,16 @@ def per_class_table(
                 "n_confused": confused[0][1] if confused else 0,
             }
         )
-    cols = ["code", "label", "support", "top1_accuracy", topk_col,
-            "mean_confidence", "most_confused_with", "n_confused"]
+    cols = [
+        "code",
+        "label",
+        "support",
+        "top1_accuracy",
+        topk_col,
+        "mean_confidence",
+        "most_confused_with",
+        "n_confused",
+    ]
     cols = list(dict.fromkeys(cols))  # top_k == 1: a single accuracy column
     df = pd.DataFrame(rows, columns=cols)
     return df.sort_values(["support", "code"], ascending=[False, True], ignore_index=True)
@@ -521,9 +539,7 @@ def evaluate(
     for name, fn in level_fns.items():
         hits = level_hits(ranked, gold, level_fn=fn)
         valid = hits[~np.isnan(hits)]
-        level_rows.append(
-            {"level": name, "accuracy": _mean(valid), "n": int(valid.size)}
-        )
+        level_rows.append({"level": name, "accuracy": _mean(valid), "n": int(valid.size)})
     levels = pd.DataFrame(level_rows, columns=["level", "accuracy", "n"])
     metrics["level_accuracy"] = {r["level"]: r["accuracy"] for r in level_rows}
 
@@ -658,18 +674,24 @@ def _report_md(result: EvalResult, plots: dict[str, Path], *, n_worst: int) -> s
 
     if len(result.levels):
         out += ["## Accuracy per hierarchy level", ""]
-        out.append(_md_table(
-            ["level", "top-1 accuracy", "n"],
-            [[str(r.level), _fmt(r.accuracy), str(r.n)] for r in result.levels.itertuples()],
-        ))
+        out.append(
+            _md_table(
+                ["level", "top-1 accuracy", "n"],
+                [[str(r.level), _fmt(r.accuracy), str(r.n)] for r in result.levels.itertuples()],
+            )
+        )
         out.append("")
 
     out += ["## Coverage and precision by confidence threshold", ""]
-    out.append(_md_table(
-        ["threshold", "coverage", "precision", "n"],
-        [[f"{r.threshold:g}", _fmt(r.coverage), _fmt(r.precision), str(r.n)]
-         for r in result.curve.itertuples()],
-    ))
+    out.append(
+        _md_table(
+            ["threshold", "coverage", "precision", "n"],
+            [
+                [f"{r.threshold:g}", _fmt(r.coverage), _fmt(r.precision), str(r.n)]
+                for r in result.curve.itertuples()
+            ],
+        )
+    )
     out.append("")
 
     if "mean_set_size" in m:
@@ -685,9 +707,11 @@ def _report_md(result: EvalResult, plots: dict[str, Path], *, n_worst: int) -> s
     out.append(_md_table(["status", "rows"], [[k, str(v)] for k, v in sc.items()]))
     out.append("")
     if m.get("error_reasons"):
-        out.append(_md_table(
-            ["error reason", "rows"], [[k, str(v)] for k, v in m["error_reasons"].items()]
-        ))
+        out.append(
+            _md_table(
+                ["error reason", "rows"], [[k, str(v)] for k, v in m["error_reasons"].items()]
+            )
+        )
         out.append("")
     if result.missing_ids:
         shown = ", ".join(f"`{i}`" for i in result.missing_ids[:20])
@@ -704,14 +728,33 @@ def _report_md(result: EvalResult, plots: dict[str, Path], *, n_worst: int) -> s
         topk = [c for c in pc.columns if c.startswith("top") and c != "top1_accuracy"]
         topk_col = topk[0] if topk else "top1_accuracy"
         out += [f"## Worst classes (of {len(pc)}; support >= 2 when any)", ""]
-        out.append(_md_table(
-            ["code", "label", "support", "top-1", topk_col.replace("_accuracy", ""),
-             "mean conf.", "most confused with"],
-            [[str(r["code"]), str(r["label"]), str(r["support"]), _fmt(r["top1_accuracy"]),
-              _fmt(r[topk_col]), _fmt(r["mean_confidence"], pct=False),
-              f"{r['most_confused_with']} ({r['n_confused']})" if r["most_confused_with"] else ""]
-             for _, r in worst.iterrows()],
-        ))
+        out.append(
+            _md_table(
+                [
+                    "code",
+                    "label",
+                    "support",
+                    "top-1",
+                    topk_col.replace("_accuracy", ""),
+                    "mean conf.",
+                    "most confused with",
+                ],
+                [
+                    [
+                        str(r["code"]),
+                        str(r["label"]),
+                        str(r["support"]),
+                        _fmt(r["top1_accuracy"]),
+                        _fmt(r[topk_col]),
+                        _fmt(r["mean_confidence"], pct=False),
+                        f"{r['most_confused_with']} ({r['n_confused']})"
+                        if r["most_confused_with"]
+                        else "",
+                    ]
+                    for _, r in worst.iterrows()
+                ],
+            )
+        )
         out.append("")
 
     if plots:
@@ -748,8 +791,13 @@ def _plots(result: EvalResult, out_dir: Path) -> dict[str, Path]:
     for (cov, prec), ts in groups.items():
         text = f"t={ts[0]:g}" if len(ts) == 1 else f"t={ts[0]:g}–{ts[-1]:g}"
         ax.annotate(text, (cov, prec), fontsize=7, textcoords="offset points", xytext=(3, 3))
-    ax.set(xlabel="coverage (share with confidence ≥ t)", ylabel="precision (top-1 accuracy)",
-           title="Coverage vs precision", xlim=(0, 1.02), ylim=(0, 1.02))
+    ax.set(
+        xlabel="coverage (share with confidence ≥ t)",
+        ylabel="precision (top-1 accuracy)",
+        title="Coverage vs precision",
+        xlim=(0, 1.02),
+        ylim=(0, 1.02),
+    )
     ax.grid(alpha=0.3)
     paths["coverage_precision"] = out_dir / "coverage_precision.png"
     fig.savefig(paths["coverage_precision"])
@@ -758,15 +806,32 @@ def _plots(result: EvalResult, out_dir: Path) -> dict[str, Path]:
     rel = result.reliability
     width = float(rel["upper"].iloc[0] - rel["lower"].iloc[0]) if len(rel) else 0.1
     filled = rel[rel["count"] > 0]
-    ax.bar(filled["lower"], filled["accuracy"], width=width, align="edge", alpha=0.7,
-           edgecolor="black", label="accuracy")
-    ax.plot(filled["mean_confidence"], filled["accuracy"], "o", color="tab:red",
-            label="(mean confidence, accuracy)")
+    ax.bar(
+        filled["lower"],
+        filled["accuracy"],
+        width=width,
+        align="edge",
+        alpha=0.7,
+        edgecolor="black",
+        label="accuracy",
+    )
+    ax.plot(
+        filled["mean_confidence"],
+        filled["accuracy"],
+        "o",
+        color="tab:red",
+        label="(mean confidence, accuracy)",
+    )
     ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
     ece = result.metrics.get("ece")
     ece_txt = f"ECE = {ece:.3f}" if isinstance(ece, float) and not math.isnan(ece) else "ECE –"
-    ax.set(xlabel="confidence", ylabel="accuracy", title=f"Reliability diagram ({ece_txt})",
-           xlim=(0, 1), ylim=(0, 1.02))
+    ax.set(
+        xlabel="confidence",
+        ylabel="accuracy",
+        title=f"Reliability diagram ({ece_txt})",
+        xlim=(0, 1),
+        ylim=(0, 1.02),
+    )
     ax.legend(loc="upper left", fontsize=8)
     paths["reliability"] = out_dir / "reliability.png"
     fig.savefig(paths["reliability"])
@@ -777,8 +842,13 @@ def _plots(result: EvalResult, out_dir: Path) -> dict[str, Path]:
     values = [0.0 if v is None or math.isnan(v) else v for v in values]
     bars = ax.bar(names, values, color=["tab:gray"] + ["tab:green"] * (len(names) - 1))
     for b, v in zip(bars, values, strict=True):
-        ax.annotate(f"{100 * v:.1f}%", (b.get_x() + b.get_width() / 2, v), ha="center",
-                    va="bottom", fontsize=8)
+        ax.annotate(
+            f"{100 * v:.1f}%",
+            (b.get_x() + b.get_width() / 2, v),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
     ax.set(ylabel="top-1 accuracy", title="Accuracy per hierarchy level", ylim=(0, 1.08))
     paths["level_accuracy"] = out_dir / "level_accuracy.png"
     fig.savefig(paths["level_accuracy"])
@@ -786,8 +856,13 @@ def _plots(result: EvalResult, out_dir: Path) -> dict[str, Path]:
     fig, ax = new()
     answered = rows["status"].isin(["coded", "review"]).to_numpy()
     bins = np.linspace(0, 1, 21).tolist()
-    ax.hist([conf[answered & correct], conf[answered & ~correct]], bins=bins,
-            label=["correct", "incorrect"], color=["tab:green", "tab:red"], alpha=0.8)
+    ax.hist(
+        [conf[answered & correct], conf[answered & ~correct]],
+        bins=bins,
+        label=["correct", "incorrect"],
+        color=["tab:green", "tab:red"],
+        alpha=0.8,
+    )
     ax.set(xlabel="confidence", ylabel="rows", title="Confidence of answered rows")
     ax.legend()
     paths["confidence_hist"] = out_dir / "confidence_hist.png"

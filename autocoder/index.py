@@ -103,7 +103,9 @@ def aggregate(
 
 
 class CodeIndex(Protocol):
-    def build(self, taxonomy: Taxonomy, embedder: Embedder, *, show_progress: bool = ...) -> int: ...
+    def build(
+        self, taxonomy: Taxonomy, embedder: Embedder, *, show_progress: bool = ...
+    ) -> int: ...
 
     def search(self, vectors: np.ndarray, k: int) -> SearchResult: ...
 
@@ -159,7 +161,9 @@ class ChromaIndex:
 
     @property
     def collection_name(self) -> str:
-        return _collection_name(self.prefix, self.taxonomy_name, self.taxonomy_version, self.model_id)
+        return _collection_name(
+            self.prefix, self.taxonomy_name, self.taxonomy_version, self.model_id
+        )
 
     @property
     def client(self) -> Any:
@@ -169,7 +173,9 @@ class ChromaIndex:
 
             settings = ChromaSettings(anonymized_telemetry=False)
             if self.host is not None:
-                self._client = chromadb.HttpClient(host=self.host, port=self.port, settings=settings)
+                self._client = chromadb.HttpClient(
+                    host=self.host, port=self.port, settings=settings
+                )
             else:
                 assert self.path is not None
                 Path(self.path).mkdir(parents=True, exist_ok=True)
@@ -235,10 +241,16 @@ class ChromaIndex:
             n_results=min(self.candidates, n_docs),
             include=["metadatas", "distances", "documents"],
         )
-        for metas, dists, texts in zip(res["metadatas"], res["distances"], res["documents"], strict=True):
+        for metas, dists, texts in zip(
+            res["metadatas"], res["distances"], res["documents"], strict=True
+        ):
             result.add_hits(
-                [m["code"] for m in metas], [1.0 - float(d) for d in dists], list(texts),
-                k=k, method=self.aggregation, temperature=self.temperature,
+                [m["code"] for m in metas],
+                [1.0 - float(d) for d in dists],
+                list(texts),
+                k=k,
+                method=self.aggregation,
+                temperature=self.temperature,
             )
         return result
 
@@ -279,8 +291,12 @@ class MemoryIndex:
             top = np.argpartition(-row, n - 1)[:n]
             top = top[np.argsort(-row[top])]
             result.add_hits(
-                [self._docs[i].code for i in top], row[top], [self._docs[i].text for i in top],
-                k=k, method=self.aggregation, temperature=self.temperature,
+                [self._docs[i].code for i in top],
+                row[top],
+                [self._docs[i].text for i in top],
+                k=k,
+                method=self.aggregation,
+                temperature=self.temperature,
             )
         return result
 
@@ -307,6 +323,9 @@ def make_index(settings: Any, workspace: Any, taxonomy: Taxonomy, embedder: Embe
         candidates=cfg.candidates_per_query,
         aggregation=cfg.aggregation,
         temperature=cfg.temperature,
-        hnsw={"construction_ef": cfg.hnsw_construction_ef, "search_ef": cfg.hnsw_search_ef,
-              "M": cfg.hnsw_m},
+        hnsw={
+            "construction_ef": cfg.hnsw_construction_ef,
+            "search_ef": cfg.hnsw_search_ef,
+            "M": cfg.hnsw_m,
+        },
     )

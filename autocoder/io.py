@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pandas as pd
 
-FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+FORMATS = {
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 
 
 class InputError(ValueError):
@@ -40,7 +46,9 @@ def read_table(path: str | Path, *, string_columns: tuple[str, ...] = ("id",)) -
         raise InputError(f"{path}: cannot read as {fmt}: {exc}") from exc
     for col in string_columns:
         if col in df.columns:
-            df[col] = df[col].map(lambda v: "" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v))
+            df[col] = df[col].map(
+                lambda v: "" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
+            )
     return df
 
 

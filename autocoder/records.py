@@ -52,7 +52,10 @@ def as_records(X: Any) -> list[JobRecord]:
         if title_col is None and duties_col is None:
             raise ValueError("DataFrame input needs a 'title' and/or 'duties'/'description' column")
         return [
-            JobRecord(_clean(r.get(title_col)) if title_col else "", _clean(r.get(duties_col)) if duties_col else "")
+            JobRecord(
+                _clean(r.get(title_col)) if title_col else "",
+                _clean(r.get(duties_col)) if duties_col else "",
+            )
             for r in X.to_dict("records")
         ]
     out: list[JobRecord] = []
@@ -63,7 +66,11 @@ def as_records(X: Any) -> list[JobRecord]:
         elif isinstance(item, str):
             out.append(JobRecord(_clean(item)))
         elif isinstance(item, dict):
-            out.append(JobRecord(_clean(item.get("title")), _clean(item.get("duties", item.get("description")))))
+            out.append(
+                JobRecord(
+                    _clean(item.get("title")), _clean(item.get("duties", item.get("description")))
+                )
+            )
         elif isinstance(item, Sequence) and len(item) == 2:
             out.append(JobRecord(_clean(item[0]), _clean(item[1])))
         else:

@@ -120,9 +120,7 @@ def _ids(df: pd.DataFrame, what: str, problems: _Problems) -> list[str]:
         if not rid:
             problems.add(f"{what} row {i + 1}: empty id")
         elif rid in first_row:
-            problems.add(
-                f"{what} has duplicate id {rid!r} (rows {first_row[rid] + 1} and {i + 1})"
-            )
+            problems.add(f"{what} has duplicate id {rid!r} (rows {first_row[rid] + 1} and {i + 1})")
         else:
             first_row[rid] = i
     return ids
@@ -139,7 +137,9 @@ def validate_gold(gold: pd.DataFrame) -> pd.DataFrame:
         if not cs:
             problems.add(f"{_row_ref(what, i, rid)}: empty codes")
     problems.raise_if_any()
-    return pd.DataFrame({"id": pd.Series(ids, dtype=object), "codes": pd.Series(codes, dtype=object)})
+    return pd.DataFrame(
+        {"id": pd.Series(ids, dtype=object), "codes": pd.Series(codes, dtype=object)}
+    )
 
 
 @dataclass
@@ -217,7 +217,8 @@ def validate_pred(pred: pd.DataFrame) -> PredTable:
 
     ranked = [[as_text(v) for v in pred[f"code_{k}"].tolist()] for k in range(1, n_ranked + 1)]
     labels = [
-        [as_text(v) for v in pred[f"label_{k}"].tolist()] if f"label_{k}" in pred.columns
+        [as_text(v) for v in pred[f"label_{k}"].tolist()]
+        if f"label_{k}" in pred.columns
         else [""] * n
         for k in range(1, n_ranked + 1)
     ]

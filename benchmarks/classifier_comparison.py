@@ -79,7 +79,9 @@ def score(
         "set_size": float("nan"),
     }
     if sets is not None:
-        row["set_coverage"] = float(np.mean([bool(set(s) & set(g)) for s, g in zip(sets, gold, strict=True)]))
+        row["set_coverage"] = float(
+            np.mean([bool(set(s) & set(g)) for s, g in zip(sets, gold, strict=True)])
+        )
         row["set_size"] = float(np.mean([len(s) for s in sets]))
     return row
 
@@ -91,12 +93,16 @@ def throughput(predict: Any, records: list[JobRecord]) -> float:
 
 
 def fmt_table(rows: list[dict[str, Any]]) -> str:
-    head = ("| configuration | top-1 | top-5 | macro top-1 | top-1 rare (≤5 titles) | ECE "
-            "| set cov. | set size | train s | rec/s |")
+    head = (
+        "| configuration | top-1 | top-5 | macro top-1 | top-1 rare (≤5 titles) | ECE "
+        "| set cov. | set size | train s | rec/s |"
+    )
     lines = [head, "|" + "---|" * 10]
     for r in rows:
+
         def f(x: float, d: int = 3) -> str:
             return "–" if x != x else f"{x:.{d}f}"
+
         lines.append(
             f"| {r['config']} | {f(r['top1'])} | {f(r['top5'])} | {f(r['macro_top1'])} "
             f"| {f(r['rare_top1'])} | {f(r['ece'])} | {f(r['set_coverage'])} "
@@ -132,11 +138,21 @@ def main() -> None:
     classes = taxonomy.leaf_codes()
     splits, data_dir = prepare_training_data(recipe, taxonomy, ws, holdout_info="onet-dev")
     train, val = splits["train"], splits["validation"]
-    log.info("dev %d titles, %d removed from taxonomy; train %d rows, val %d rows (%s)",
-             len(dev), removed, len(train), len(val), data_dir)
+    log.info(
+        "dev %d titles, %d removed from taxonomy; train %d rows, val %d rows (%s)",
+        len(dev),
+        removed,
+        len(train),
+        len(val),
+        data_dir,
+    )
     title_rows = Counter(
-        c for c, f in zip(list(train["code"]) + list(val["code"]),
-                          list(train["input_format"]) + list(val["input_format"]), strict=True)
+        c
+        for c, f in zip(
+            list(train["code"]) + list(val["code"]),
+            list(train["input_format"]) + list(val["input_format"]),
+            strict=True,
+        )
         if f == "title"
     )
     dev_records = [JobRecord(t) for t in dev["title"]]
@@ -161,28 +177,38 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     best: tuple[float, str, np.ndarray, np.ndarray] | None = None
     for label, model_name, ft_seconds in embedders:
-        emb = Embedder(model_name, batch_size=recipe.embedder.batch_size,
-                       cache_dir=ws.embedding_cache)
+        emb = Embedder(
+            model_name, batch_size=recipe.embedder.batch_size, cache_dir=ws.embedding_cache
+        )
         t0 = time.perf_counter()
         index = make_index(settings, ws, taxonomy, emb)
         index.build(taxonomy, emb, show_progress=False)
-        retr = RetrievalCoder(index, emb, classes=classes,
-                              temperature=settings.index.temperature).fit()
+        retr = RetrievalCoder(
+            index, emb, classes=classes, temperature=settings.index.temperature
+        ).fit()
         build_s = time.perf_counter() - t0
         proba = retr.predict_proba(dev_records)
         row = score(f"retrieval ({label})", proba, retr.classes_, gold, rare)
-        cold = RetrievalCoder(index, Embedder(model_name), classes=classes,
-                              temperature=settings.index.temperature).fit()
-        row.update(train_seconds=ft_seconds, records_per_s=throughput(cold.predict_proba, speed_records),
-                   index_seconds=build_s)
+        cold = RetrievalCoder(
+            index, Embedder(model_name), classes=classes, temperature=settings.index.temperature
+        ).fit()
+        row.update(
+            train_seconds=ft_seconds,
+            records_per_s=throughput(cold.predict_proba, speed_records),
+            index_seconds=build_s,
+        )
         rows.append(row)
         log.info("%s", row)
         # embed train/val/dev once, so the head timings below are training only
         t0 = time.perf_counter()
         probe = make_classifier(recipe, embedder=emb, classes=classes, cache_dir=None)
         E_tr, E_va, E_dev = probe.embed(train_X), probe.embed(val_X), probe.embed(dev_records)
-        log.info("%s: embedded %d texts in %.0fs", label, len(E_tr) + len(E_va) + len(E_dev),
-                 time.perf_counter() - t0)
+        log.info(
+            "%s: embedded %d texts in %.0fs",
+            label,
+            len(E_tr) + len(E_va) + len(E_dev),
+            time.perf_counter() - t0,
+        )
         for loss_name, loss_params in (("cross_entropy", {}), ("cdb", CDB_PARAMS)):
             r = recipe.model_copy(deep=True)
             r.loss.name, r.loss.params = loss_name, dict(loss_params)
@@ -191,13 +217,20 @@ def main() -> None:
             clf.fit(E_tr, train_y, X_val=E_va, y_val=val_y, val_acceptable=val_ok)
             fit_s = time.perf_counter() - t0
             proba = clf.predict_proba(E_dev)
-            name = f"network + {'CE' if loss_name == 'cross_entropy' else loss_name.upper()} ({label})"
-            row = score(name, proba, clf.classes_, gold, rare, sets=clf.predict_sets(None, proba=proba))
+            name = (
+                f"network + {'CE' if loss_name == 'cross_entropy' else loss_name.upper()} ({label})"
+            )
+            row = score(
+                name, proba, clf.classes_, gold, rare, sets=clf.predict_sets(None, proba=proba)
+            )
             clf.embedder = Embedder(model_name)  # uncached: honest records/s
-            row.update(train_seconds=fit_s + ft_seconds,
-                       records_per_s=throughput(clf.predict_proba, speed_records),
-                       temperature=clf.temperature_, best_epoch=clf.history_.best_epoch,
-                       conformal_threshold=clf.conformal_threshold_)
+            row.update(
+                train_seconds=fit_s + ft_seconds,
+                records_per_s=throughput(clf.predict_proba, speed_records),
+                temperature=clf.temperature_,
+                best_epoch=clf.history_.best_epoch,
+                conformal_threshold=clf.conformal_threshold_,
+            )
             rows.append(row)
             log.info("%s", row)
             if best is None or row["top1"] > best[0]:
@@ -206,14 +239,26 @@ def main() -> None:
     table = fmt_table(rows)
     print("\n" + table + "\n")
     (out / "table.md").write_text(table + "\n")
-    (out / "results.json").write_text(json.dumps(
-        {"rows": rows, "dev_titles": len(dev), "rare_dev_titles": int(rare.sum()),
-         "train_rows": len(train), "validation_rows": len(val), "dataset": str(data_dir)},
-        indent=2, default=float))
+    (out / "results.json").write_text(
+        json.dumps(
+            {
+                "rows": rows,
+                "dev_titles": len(dev),
+                "rare_dev_titles": int(rare.sum()),
+                "train_rows": len(train),
+                "validation_rows": len(val),
+                "dataset": str(data_dir),
+            },
+            indent=2,
+            default=float,
+        )
+    )
     if best is not None:
         plot_reliability(best[2], best[3], out / "reliability.png", title=best[1])
-    print(f"dev titles: {len(dev)} ({int(rare.sum())} rare); train rows {len(train)}, "
-          f"validation rows {len(val)}; report in {out}")
+    print(
+        f"dev titles: {len(dev)} ({int(rare.sum())} rare); train rows {len(train)}, "
+        f"validation rows {len(val)}; report in {out}"
+    )
 
 
 if __name__ == "__main__":

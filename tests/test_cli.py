@@ -28,11 +28,13 @@ def test_import_index_code_eval(home: Path, fixtures_dir: Path) -> None:
     out = _ok(["taxonomy", "import", "onet", str(fixtures_dir / "onet_mini"), "--version", "mini"])
     assert json.loads(out)["n_leaves"] == 6
     assert "indexed" in _ok(["index", "build"])
-    records = pd.DataFrame({
-        "id": ["a", "b", "c", "d"],
-        "title": ["Staff Nurse", "Software Engineer", "", "Pediatrician"],
-        "description": ["", "write code", "", ""],
-    })
+    records = pd.DataFrame(
+        {
+            "id": ["a", "b", "c", "d"],
+            "title": ["Staff Nurse", "Software Engineer", "", "Pediatrician"],
+            "description": ["", "write code", "", ""],
+        }
+    )
     records.to_csv(home / "in.csv", index=False)
     out = _ok(["code", str(home / "in.csv"), "-o", str(home / "out.jsonl"), "--top-n", "3"])
     summary = json.loads(out)
@@ -41,10 +43,24 @@ def test_import_index_code_eval(home: Path, fixtures_dir: Path) -> None:
     assert coded.set_index("id").loc["a", "code_1"] == "29-1141.00"
     assert coded.set_index("id").loc["b", "code_1"] == "15-1252.00"
     assert {"code_3", "label_3", "score_3", "confidence", "status"} <= set(coded.columns)
-    gold = pd.DataFrame({"id": ["a", "b", "c", "d"],
-                         "codes": ["29-1141.00", "15-1252.00", "11-1011.00", "29-1221.00"]})
+    gold = pd.DataFrame(
+        {
+            "id": ["a", "b", "c", "d"],
+            "codes": ["29-1141.00", "15-1252.00", "11-1011.00", "29-1221.00"],
+        }
+    )
     gold.to_csv(home / "gold.csv", index=False)
-    _ok(["eval", "--gold", str(home / "gold.csv"), "--pred", str(home / "out.jsonl"), "-o", str(home / "rep")])
+    _ok(
+        [
+            "eval",
+            "--gold",
+            str(home / "gold.csv"),
+            "--pred",
+            str(home / "out.jsonl"),
+            "-o",
+            str(home / "rep"),
+        ]
+    )
     metrics = json.loads((home / "rep" / "metrics.json").read_text())
     assert metrics["top1_accuracy"] == pytest.approx(0.75)  # 3 right; the empty record is wrong
     assert any(p.suffix == ".png" for p in (home / "rep").iterdir())

@@ -12,17 +12,22 @@ from autocoder.io import InputError, read_table, write_table
 from tests.fakes import KeywordPredictor
 
 KEYWORDS = {"nurse": "29-1141.00", "java": "15-1252.00", "truck": "53-3032.00"}
-LABELS = {"29-1141.00": "Registered Nurses", "15-1252.00": "Software Developers",
-          "53-3032.00": "Truck Drivers"}
+LABELS = {
+    "29-1141.00": "Registered Nurses",
+    "15-1252.00": "Software Developers",
+    "53-3032.00": "Truck Drivers",
+}
 
 
 def _records(n: int = 10) -> pd.DataFrame:
     titles = ["Staff nurse", "Java developer", "Truck driver", "Astronaut"]
-    return pd.DataFrame({
-        "id": [f"r{i:03d}" for i in range(n)],
-        "title": [titles[i % 4] for i in range(n)],
-        "description": ["" for _ in range(n)],
-    })
+    return pd.DataFrame(
+        {
+            "id": [f"r{i:03d}" for i in range(n)],
+            "title": [titles[i % 4] for i in range(n)],
+            "description": ["" for _ in range(n)],
+        }
+    )
 
 
 def _read_out(path: Path) -> pd.DataFrame:
@@ -33,8 +38,18 @@ def _read_out(path: Path) -> pd.DataFrame:
 
 
 def _run(inp: Path, out: Path, runs: Path, predictor: object, **kw: object):  # type: ignore[no-untyped-def]
-    return code_file(inp, out, predictor=predictor, labels=LABELS, runs_dir=runs,
-                     top_n=2, threshold=0.5, batch_size=3, show_progress=False, **kw)  # type: ignore[arg-type]
+    return code_file(
+        inp,
+        out,
+        predictor=predictor,
+        labels=LABELS,
+        runs_dir=runs,
+        top_n=2,
+        threshold=0.5,
+        batch_size=3,
+        show_progress=False,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("ext", ["csv", "jsonl", "parquet"])
@@ -54,7 +69,12 @@ def test_every_row_gets_a_row_with_status(tmp_path: Path, ext: str) -> None:
     assert status[5] == "error:empty_text" and status[6] == "error:duplicate_id"
     assert res.loc[0, "code_1"] == "29-1141.00" and res.loc[0, "label_1"] == "Registered Nurses"
     assert res.loc[0, "confidence"] == pytest.approx(0.9)
-    assert summary.status == {"coded": 4, "review": 2, "error:empty_text": 1, "error:duplicate_id": 1}
+    assert summary.status == {
+        "coded": 4,
+        "review": 2,
+        "error:empty_text": 1,
+        "error:duplicate_id": 1,
+    }
 
 
 def test_resume_after_interruption_has_no_duplicates_or_losses(tmp_path: Path) -> None:
@@ -97,4 +117,6 @@ def test_clear_errors_for_bad_files(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="unsupported file type .xlsx"):
         _run(tmp_path / "x.xlsx", tmp_path / "o.csv", tmp_path / "runs", KeywordPredictor(KEYWORDS))
     with pytest.raises(InputError, match="file not found"):
-        _run(tmp_path / "none.csv", tmp_path / "o.csv", tmp_path / "runs", KeywordPredictor(KEYWORDS))
+        _run(
+            tmp_path / "none.csv", tmp_path / "o.csv", tmp_path / "runs", KeywordPredictor(KEYWORDS)
+        )

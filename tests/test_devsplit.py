@@ -8,8 +8,16 @@ from tests.fakes import tiny_taxonomy
 def _alt() -> pd.DataFrame:
     rows = []
     for i in range(200):
-        rows.append({"code": "29-1141.00", "title": f"Nurse type {i}", "sources": ["02"] if i % 2 else ["04"]})
-    rows.append({"code": "15-1252.00", "title": "nurse TYPE 1", "sources": ["08"]})  # same title elsewhere
+        rows.append(
+            {
+                "code": "29-1141.00",
+                "title": f"Nurse type {i}",
+                "sources": ["02"] if i % 2 else ["04"],
+            }
+        )
+    rows.append(
+        {"code": "15-1252.00", "title": "nurse TYPE 1", "sources": ["08"]}
+    )  # same title elsewhere
     return pd.DataFrame(rows)
 
 
@@ -28,7 +36,9 @@ def test_split_is_deterministic_and_only_real_world_titles() -> None:
 
 def test_holdout_removes_titles_everywhere() -> None:
     tax = tiny_taxonomy()
-    removed = apply_holdout(tax, holdout_titles(pd.DataFrame({"title": ["  staff   NURSE", "programmer"]})))
+    removed = apply_holdout(
+        tax, holdout_titles(pd.DataFrame({"title": ["  staff   NURSE", "programmer"]}))
+    )
     assert removed == 2
     assert "Staff Nurse" not in tax.get("29-1141.00").alt_titles
     assert tax.get("15-1252.00").alt_titles == ["Java Developer"]

@@ -184,9 +184,7 @@ def test_hierarchy_level_fns_positional_fallback_for_other_level_names() -> None
 
 # --- per class -------------------------------------------------------------------------------
 def test_per_class_table() -> None:
-    ranked = np.array(
-        [["a", "b"], ["b", "a"], ["b", "c"], ["c", "a"], ["b", "a"]], dtype=object
-    )
+    ranked = np.array([["a", "b"], ["b", "a"], ["b", "c"], ["c", "a"], ["b", "a"]], dtype=object)
     gold = [("a",), ("a",), ("a",), ("c",), ("b",)]
     conf = np.array([0.9, 0.6, 0.3, 0.8, np.nan])
     df = per_class_table(ranked, gold, conf, labels={"a": "Alpha"}, top_k=2)
@@ -364,8 +362,16 @@ def test_evaluate_validates_inputs() -> None:
 def test_write_report_files_and_pngs(tmp_path) -> None:
     res = evaluate(_gold(), _pred())
     paths = write_report(res, tmp_path / "report")
-    for key in ("metrics", "report", "per_class", "rows", "coverage_precision", "reliability",
-                "level_accuracy", "confidence_hist"):
+    for key in (
+        "metrics",
+        "report",
+        "per_class",
+        "rows",
+        "coverage_precision",
+        "reliability",
+        "level_accuracy",
+        "confidence_hist",
+    ):
         assert paths[key].is_file(), key
         assert paths[key].stat().st_size > 0, key
     for key in ("coverage_precision", "reliability", "level_accuracy", "confidence_hist"):
@@ -374,8 +380,12 @@ def test_write_report_files_and_pngs(tmp_path) -> None:
     assert metrics["top1_accuracy"] == pytest.approx(res.metrics["top1_accuracy"])
     assert metrics["n_missing"] == 1
     md = paths["report"].read_text()
-    for heading in ("## Headline metrics", "## Accuracy per hierarchy level",
-                    "## Coverage and precision by confidence threshold", "## Worst classes"):
+    for heading in (
+        "## Headline metrics",
+        "## Accuracy per hierarchy level",
+        "## Coverage and precision by confidence threshold",
+        "## Worst classes",
+    ):
         assert heading in md
     assert "`6`" in md  # missing id listed
     assert "![reliability](reliability.png)" in md
@@ -395,8 +405,13 @@ def test_write_report_does_not_change_pyplot_backend(tmp_path) -> None:
 def test_run_eval_reads_files_keeping_ids_and_codes_as_text(tmp_path, ext) -> None:
     gold = pd.DataFrame({"id": ["007", "010"], "codes": ["0110", "2654"]})
     pred = pd.DataFrame(
-        {"id": ["007", "010"], "code_1": ["0110", "2653"], "code_2": ["0210", "2654"],
-         "confidence": [0.9, 0.4], "status": ["coded", "review"]}
+        {
+            "id": ["007", "010"],
+            "code_1": ["0110", "2653"],
+            "code_2": ["0210", "2654"],
+            "confidence": [0.9, 0.4],
+            "status": ["coded", "review"],
+        }
     )
     gp, pp = tmp_path / f"gold.{ext}", tmp_path / f"pred.{ext}"
     for df, p in ((gold, gp), (pred, pp)):

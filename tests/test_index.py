@@ -11,8 +11,13 @@ from tests.fakes import tiny_taxonomy
 
 
 def _chroma(tmp_path: Path, **kw: object) -> ChromaIndex:
-    return ChromaIndex(taxonomy_name="onet", taxonomy_version="test-1", model_id="hashing",
-                       path=tmp_path / "chroma", **kw)  # type: ignore[arg-type]
+    return ChromaIndex(
+        taxonomy_name="onet",
+        taxonomy_version="test-1",
+        model_id="hashing",
+        path=tmp_path / "chroma",
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def test_documents_one_per_text_with_metadata() -> None:
@@ -24,10 +29,18 @@ def test_documents_one_per_text_with_metadata() -> None:
 
 
 def test_aggregate_max_and_softmax_sum() -> None:
-    codes, scores, ev = aggregate(["a", "b", "a", "c"], [0.9, 0.8, 0.5, 0.1], ["x", "y", "z", "w"], k=2)
+    codes, scores, ev = aggregate(
+        ["a", "b", "a", "c"], [0.9, 0.8, 0.5, 0.1], ["x", "y", "z", "w"], k=2
+    )
     assert codes == ["a", "b"] and np.allclose(scores, [0.9, 0.8]) and ev == ["x", "y"]
-    codes, _, _ = aggregate(["a", "b", "b", "b"], [0.9, 0.88, 0.87, 0.86], ["", "", "", ""],
-                            k=1, method="softmax_sum", temperature=0.05)
+    codes, _, _ = aggregate(
+        ["a", "b", "b", "b"],
+        [0.9, 0.88, 0.87, 0.86],
+        ["", "", "", ""],
+        k=1,
+        method="softmax_sum",
+        temperature=0.05,
+    )
     assert codes == ["b"]  # many good matches outvote one slightly better match
     with pytest.raises(ValueError, match="unknown aggregation"):
         aggregate(["a"], [1.0], [""], k=1, method="mean")
@@ -49,7 +62,9 @@ def test_chroma_build_search_and_idempotent_rebuild(tmp_path: Path) -> None:
     assert again.search(emb.encode(["hgv truck driver"]), k=1).codes[0] == ["53-3032.00"]
 
 
-def test_chroma_adds_in_chunks_of_the_client_max_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_chroma_adds_in_chunks_of_the_client_max_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     index = _chroma(tmp_path)
     monkeypatch.setattr(index.client, "get_max_batch_size", lambda: 3)
     sizes: list[int] = []

@@ -33,8 +33,19 @@ def chroma_server(tmp_path: Path) -> Iterator[int]:
         exe = Path(found)
     port = _free_port()
     proc = subprocess.Popen(
-        [str(exe), "run", "--host", "127.0.0.1", "--port", str(port), "--path", str(tmp_path / "srv")],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        [
+            str(exe),
+            "run",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--path",
+            str(tmp_path / "srv"),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.time() + 60
@@ -54,8 +65,13 @@ def chroma_server(tmp_path: Path) -> Iterator[int]:
 
 def test_index_on_chroma_server(chroma_server: int) -> None:
     tax, emb = tiny_taxonomy(), HashingEmbedder()
-    index = ChromaIndex(taxonomy_name="onet", taxonomy_version="t", model_id="hashing",
-                        host="127.0.0.1", port=chroma_server)
+    index = ChromaIndex(
+        taxonomy_name="onet",
+        taxonomy_version="t",
+        model_id="hashing",
+        host="127.0.0.1",
+        port=chroma_server,
+    )
     n = index.build(tax, emb, show_progress=False)  # type: ignore[arg-type]
     assert index.count() == n
     assert index.search(emb.encode(["registered staff nurse"]), k=1).codes == [["29-1141.00"]]

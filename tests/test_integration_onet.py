@@ -36,12 +36,16 @@ def test_real_onet_import_index_and_code(shared_data_dir: Path, tmp_path: Path) 
     sample = dev.sample(150, random_state=0)
     sample[["id", "title"]].to_csv(tmp_path / "sample.csv", index=False)
     sample.to_csv(tmp_path / "gold.csv", index=False)
-    summary = api.code(settings, ws, tmp_path / "sample.csv", tmp_path / "pred.parquet", show_progress=False)
+    summary = api.code(
+        settings, ws, tmp_path / "sample.csv", tmp_path / "pred.parquet", show_progress=False
+    )
     assert summary.rows == 150
     pred = pd.read_parquet(tmp_path / "pred.parquet")
     assert set(pred["status"]) <= {"coded", "review"}
     assert pred["code_1"].isin(tax.leaf_codes()).all()
-    res = run_eval(tmp_path / "gold.csv", tmp_path / "pred.parquet", tmp_path / "report", taxonomy=tax)
+    res = run_eval(
+        tmp_path / "gold.csv", tmp_path / "pred.parquet", tmp_path / "report", taxonomy=tax
+    )
     # far above chance (1/1016): retrieval on real titles works end to end
     assert res.metrics["top5_accuracy"] > 0.25, json.dumps(res.metrics, default=str)[:500]
     assert res.metrics["level_accuracy"]["major"] > res.metrics["top1_accuracy"]

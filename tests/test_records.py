@@ -16,6 +16,9 @@ def test_as_records_accepts_many_shapes() -> None:
     df = pd.DataFrame({"title": ["  Nurse  ", None], "description": ["x", "Drive trucks"]})
     assert as_records(df) == [JobRecord("Nurse", "x"), JobRecord("", "Drive trucks")]
     assert as_records(["Cook", ("Cook", "fry"), {"title": "Cook"}]) == [
-        JobRecord("Cook"), JobRecord("Cook", "fry"), JobRecord("Cook")]
+        JobRecord("Cook"),
+        JobRecord("Cook", "fry"),
+        JobRecord("Cook"),
+    ]
     with pytest.raises(ValueError, match="record 0"):
         as_records([3.5])

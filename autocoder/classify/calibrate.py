@@ -144,8 +144,13 @@ def plot_reliability(
         alpha=0.7,
         label="accuracy",
     )
-    ax.plot([r["confidence"] for r in rows], [r["accuracy"] for r in rows], "o-", color="C3",
-            label="mean confidence")
+    ax.plot(
+        [r["confidence"] for r in rows],
+        [r["accuracy"] for r in rows],
+        "o-",
+        color="C3",
+        label="mean confidence",
+    )
     ax.set_xlabel("top-1 confidence")
     ax.set_ylabel("top-1 accuracy")
     ax.set_xlim(0, 1)

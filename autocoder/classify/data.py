@@ -196,9 +196,7 @@ def stratified_split(
             val.extend(rng.choice(eligible, size=n_val, replace=False).tolist())
     val_set = set(val)
     train = [i for i in range(len(dataset)) if i not in val_set]
-    return DatasetDict(
-        train=dataset.select(train), validation=dataset.select(sorted(val_set))
-    )
+    return DatasetDict(train=dataset.select(train), validation=dataset.select(sorted(val_set)))
 
 
 def resample(
@@ -257,7 +255,9 @@ def load_training_data(directory: str | Path) -> Any:
 
     directory = Path(directory)
     if not (directory / "dataset_dict.json").exists():
-        raise FileNotFoundError(f"no saved training data at {directory} (missing dataset_dict.json)")
+        raise FileNotFoundError(
+            f"no saved training data at {directory} (missing dataset_dict.json)"
+        )
     return load_from_disk(str(directory))
 
 

@@ -103,6 +103,7 @@ class EmbeddingClassifier:
         conformal_alpha: float | None = 0.1,
         conformal_method: ConformalMethod = "aps",
         seed: int = 0,
+        verbose: bool = False,
     ) -> None:
         self.embedder = embedder
         self.embedder_batch_size = embedder_batch_size
@@ -128,6 +129,7 @@ class EmbeddingClassifier:
         self.conformal_alpha = conformal_alpha
         self.conformal_method = conformal_method
         self.seed = seed
+        self.verbose = verbose
 
     # --- embedding ----------------------------------------------------------------------------
     def _get_embedder(self) -> Any:
@@ -175,7 +177,8 @@ class EmbeddingClassifier:
         for i, t in enumerate(texts):
             if not t.strip() or t in ("job_title=", "job_duties="):
                 raise ValueError(f"record {i} has no text for input format {self.input_format!r}")
-        return np.asarray(self._get_embedder().encode(texts), dtype=np.float32)
+        progress = {"show_progress": True} if self.verbose else {}
+        return np.asarray(self._get_embedder().encode(texts, **progress), dtype=np.float32)
 
     # --- fitting ------------------------------------------------------------------------------
     def _labels(self, y: Any) -> np.ndarray:
@@ -239,10 +242,21 @@ class EmbeddingClassifier:
         self.network_ = self._build_network()
         loss_fn = make_loss(self.loss, len(self.classes_), self.loss_params)
         self.history_: TrainHistory = train_network(
-            self.network_, loss_fn, E_tr, y_tr, E_val, y_v,
-            num_classes=len(self.classes_), epochs=self.epochs, batch_size=self.batch_size,
-            lr=self.lr, weight_decay=self.weight_decay, patience=self.patience,
-            monitor=self.monitor, seed=self.seed, val_acceptable=acceptable,
+            self.network_,
+            loss_fn,
+            E_tr,
+            y_tr,
+            E_val,
+            y_v,
+            num_classes=len(self.classes_),
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            patience=self.patience,
+            monitor=self.monitor,
+            seed=self.seed,
+            val_acceptable=acceptable,
         )
         self.temperature_ = 1.0
         self.conformal_threshold_: float | None = None
@@ -252,8 +266,10 @@ class EmbeddingClassifier:
                 self.temperature_ = fit_temperature(logits, y_v, acceptable=acceptable)
             if self.conformal_alpha is not None:
                 self.conformal_threshold_ = conformal_threshold(
-                    softmax(logits, self.temperature_), y_v,
-                    alpha=self.conformal_alpha, method=self.conformal_method,
+                    softmax(logits, self.temperature_),
+                    y_v,
+                    alpha=self.conformal_alpha,
+                    method=self.conformal_method,
                     acceptable=acceptable,
                 )
         self.n_train_ = int(len(y_tr))
@@ -264,8 +280,12 @@ class EmbeddingClassifier:
 
     def _build_network(self) -> MLP:
         return MLP(
-            self.input_dim_, len(self.classes_), hidden=self.hidden, layers=self.layers,
-            dropout=self.dropout, input_dropout=self.input_dropout,
+            self.input_dim_,
+            len(self.classes_),
+            hidden=self.hidden,
+            layers=self.layers,
+            dropout=self.dropout,
+            input_dropout=self.input_dropout,
         )
 
     # --- prediction ---------------------------------------------------------------------------
@@ -302,17 +322,38 @@ class EmbeddingClassifier:
         if proba is None:
             proba = self.predict_proba(X)
         if self.conformal_threshold_ is None:
-            raise RuntimeError("no conformal threshold: fit with conformal_alpha and validation data")
-        sets = prediction_set_indices(proba, self.conformal_threshold_, method=self.conformal_method)
+            raise RuntimeError(
+                "no conformal threshold: fit with conformal_alpha and validation data"
+            )
+        sets = prediction_set_indices(
+            proba, self.conformal_threshold_, method=self.conformal_method
+        )
         return [[str(self.classes_[j]) for j in s] for s in sets]
 
     # --- persistence --------------------------------------------------------------------------
     def get_params(self) -> dict[str, Any]:
         names = [
-            "embedder_batch_size", "query_prefix", "input_format", "text_style", "hidden",
-            "layers", "dropout", "input_dropout", "loss", "loss_params", "epochs", "batch_size",
-            "lr", "weight_decay", "patience", "monitor", "val_fraction", "calibrate",
-            "conformal_alpha", "conformal_method", "seed",
+            "embedder_batch_size",
+            "query_prefix",
+            "input_format",
+            "text_style",
+            "hidden",
+            "layers",
+            "dropout",
+            "input_dropout",
+            "loss",
+            "loss_params",
+            "epochs",
+            "batch_size",
+            "lr",
+            "weight_decay",
+            "patience",
+            "monitor",
+            "val_fraction",
+            "calibrate",
+            "conformal_alpha",
+            "conformal_method",
+            "seed",
         ]
         params = {n: getattr(self, n) for n in names}
         params["embedder"] = self.embedder_id

@@ -257,8 +257,9 @@ def finetune_for_recipe(
     order = round_robin_order(codes, seed=ft.epochs + recipe.data.seed)[: ft.max_pairs]
     records = D.dataset_records(train)
     anchors = [
-        render(records[i], input_format=recipe.model.input_format,
-               text_style=recipe.model.text_style)
+        render(
+            records[i], input_format=recipe.model.input_format, text_style=recipe.model.text_style
+        )
         for i in order
     ]
     positives = [titles[codes[i]] for i in order]
@@ -274,18 +275,31 @@ def finetune_for_recipe(
     tmp = target.with_name(target.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     finetune_embedder(
-        anchors, positives, [codes[i] for i in order],
-        base_model=recipe.embedder.model, output_dir=tmp, epochs=ft.epochs,
-        batch_size=ft.batch_size, lr=ft.lr, scale=ft.scale,
-        max_seq_length=ft.max_seq_length, seed=recipe.train.seed,
-        show_progress=show_progress, meta={"train_fingerprint": D.fingerprint(train)},
+        anchors,
+        positives,
+        [codes[i] for i in order],
+        base_model=recipe.embedder.model,
+        output_dir=tmp,
+        epochs=ft.epochs,
+        batch_size=ft.batch_size,
+        lr=ft.lr,
+        scale=ft.scale,
+        max_seq_length=ft.max_seq_length,
+        seed=recipe.train.seed,
+        show_progress=show_progress,
+        meta={"train_fingerprint": D.fingerprint(train)},
     )
     tmp.rename(target)
     return target
 
 
 def make_classifier(
-    recipe: Recipe, *, embedder: Any, classes: list[str], cache_dir: str | Path | None
+    recipe: Recipe,
+    *,
+    embedder: Any,
+    classes: list[str],
+    cache_dir: str | Path | None,
+    verbose: bool = False,
 ) -> EmbeddingClassifier:
     return EmbeddingClassifier(
         embedder,
@@ -312,6 +326,7 @@ def make_classifier(
         conformal_alpha=recipe.calibration.conformal_alpha,
         conformal_method=recipe.calibration.conformal_method,
         seed=recipe.train.seed,
+        verbose=verbose,
     )
 
 
@@ -343,17 +358,23 @@ def train_from_recipe(
     embedder_name = recipe.embedder.model
     if recipe.finetune.enabled and embedder is None:
         embedder_name = str(
-            finetune_for_recipe(recipe, splits["train"], taxonomy, workspace,
-                                show_progress=show_progress)
+            finetune_for_recipe(
+                recipe, splits["train"], taxonomy, workspace, show_progress=show_progress
+            )
         )
     use_cache = settings is None or getattr(settings.embedder, "cache", True)
     cache_dir = workspace.embedding_cache if use_cache else None
     clf = make_classifier(
-        recipe, embedder=embedder if embedder is not None else embedder_name, classes=taxonomy.leaf_codes(), cache_dir=cache_dir
+        recipe,
+        embedder=embedder if embedder is not None else embedder_name,
+        classes=taxonomy.leaf_codes(),
+        cache_dir=cache_dir,
+        verbose=show_progress,
     )
     train, val = splits["train"], splits["validation"]
     clf.fit(
-        D.dataset_records(train), list(train["code"]),
+        D.dataset_records(train),
+        list(train["code"]),
         X_val=D.dataset_records(val) if len(val) else None,
         y_val=list(val["code"]) if len(val) else None,
         val_acceptable=D.acceptable_codes(val) if len(val) else None,

@@ -104,7 +104,9 @@ def validation_metrics(
         mask = np.asarray(acceptable, dtype=bool).copy()
         mask[np.arange(len(y)), y] = True
         m = np.where(mask, log_p, -np.inf).max(axis=1, keepdims=True)
-        row_ll = (m + np.log(np.where(mask, np.exp(log_p - m), 0.0).sum(axis=1, keepdims=True)))[:, 0]
+        row_ll = (m + np.log(np.where(mask, np.exp(log_p - m), 0.0).sum(axis=1, keepdims=True)))[
+            :, 0
+        ]
     else:
         row_ll = log_p[np.arange(len(y)), y]
     acc, _ = per_class_accuracy(y, pred, num_classes)

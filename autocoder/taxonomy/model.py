@@ -152,7 +152,9 @@ class Taxonomy:
                 return node.code
         return None
 
-    def texts(self, code: str, kinds: tuple[str, ...] | list[str] = TEXT_KINDS) -> list[tuple[str, str]]:
+    def texts(
+        self, code: str, kinds: tuple[str, ...] | list[str] = TEXT_KINDS
+    ) -> list[tuple[str, str]]:
         """``(kind, text)`` pairs describing a code: title, alternate titles, description, tasks."""
         c = self.get(code)
         out: list[tuple[str, str]] = []

@@ -52,8 +52,16 @@ def test_classifier_calibration_lowers_ece_on_held_out_toy_set() -> None:
     X, y = X_all[:600], y_all[:600]
     X_val, y_val = X_all[600:1800], y_all[600:1800]
     X_te, y_te = X_all[1800:], y_all[1800:]
-    common: dict = dict(hidden=256, dropout=0.0, epochs=25, lr=5e-3, weight_decay=0.0,
-                        patience=1000, conformal_alpha=None, seed=1)
+    common: dict = dict(
+        hidden=256,
+        dropout=0.0,
+        epochs=25,
+        lr=5e-3,
+        weight_decay=0.0,
+        patience=1000,
+        conformal_alpha=None,
+        seed=1,
+    )
     raw = EmbeddingClassifier(calibrate=False, **common).fit(X, y, X_val=X_val, y_val=y_val)
     cal = EmbeddingClassifier(calibrate=True, **common).fit(X, y, X_val=X_val, y_val=y_val)
     assert raw.temperature_ == 1.0

@@ -13,11 +13,27 @@ from autocoder.taxonomy.model import Code, Taxonomy
 def _taxonomy() -> Taxonomy:
     codes = [
         Code("11", "Managers", 1, "major"),
-        Code("11-1", "Chief Executives", 2, "detail", parent="11", description="Plan things.",
-             alt_titles=["CEO", "Chief Executive Officer", "President"],
-             reported_titles=["Managing Director"], tasks=["Direct the company.", "Set budgets."]),
-        Code("11-2", "Marketing Managers", 2, "detail", parent="11", description="Market things.",
-             alt_titles=["Brand Manager"], tasks=["Plan campaigns."]),
+        Code(
+            "11-1",
+            "Chief Executives",
+            2,
+            "detail",
+            parent="11",
+            description="Plan things.",
+            alt_titles=["CEO", "Chief Executive Officer", "President"],
+            reported_titles=["Managing Director"],
+            tasks=["Direct the company.", "Set budgets."],
+        ),
+        Code(
+            "11-2",
+            "Marketing Managers",
+            2,
+            "detail",
+            parent="11",
+            description="Market things.",
+            alt_titles=["Brand Manager"],
+            tasks=["Plan campaigns."],
+        ),
         Code("11-3", "Lonely Code", 2, "detail", parent="11"),
     ]
     return Taxonomy("toy", "1", ["major", "detail"], codes)
@@ -33,23 +49,41 @@ def test_taxonomy_rows_formats_and_provenance() -> None:
     for r in rows:
         assert r["input_format"] in ("title", "duties", "title_duties")
         assert r["text"] == JobRecord(r["title"], r["duties"]).text(r["input_format"])
-    combo = next(r for r in rows if r["provenance"] == "taxonomy:title+duties" and r["code"] == "11-1")
+    combo = next(
+        r for r in rows if r["provenance"] == "taxonomy:title+duties" and r["code"] == "11-1"
+    )
     assert combo["text"] == "job_title=Chief Executives job_duties=Plan things."
     assert not any(r["code"] == "11" for r in rows)  # only leaves
 
 
 def test_table_rows_synthetic_and_errors() -> None:
-    df = pd.DataFrame([
-        {"code": "11-1", "title": "Boss", "duties": "", "source": "synthetic",
-         "prompt_version": "v2", "model": "gemma"},
-        {"code": "11-2", "title": "", "duties": "Run ads", "source": "labeled",
-         "prompt_version": "", "model": ""},
-    ])
+    df = pd.DataFrame(
+        [
+            {
+                "code": "11-1",
+                "title": "Boss",
+                "duties": "",
+                "source": "synthetic",
+                "prompt_version": "v2",
+                "model": "gemma",
+            },
+            {
+                "code": "11-2",
+                "title": "",
+                "duties": "Run ads",
+                "source": "labeled",
+                "prompt_version": "",
+                "model": "",
+            },
+        ]
+    )
     rows = D.table_rows(df, provenance="labeled:x", classes=["11-1", "11-2"])
     assert rows[0]["provenance"] == "synthetic:gemma:v2"
     assert rows[1]["provenance"] == "labeled:x" and rows[1]["text"] == "job_duties=Run ads"
     with pytest.raises(ValueError, match=r"row 1 .*'99-9'"):
-        D.table_rows(pd.DataFrame([{"code": "99-9", "title": "X"}]), provenance="l", classes=["11-1"])
+        D.table_rows(
+            pd.DataFrame([{"code": "99-9", "title": "X"}]), provenance="l", classes=["11-1"]
+        )
     with pytest.raises(ValueError, match="row 1 .*no title or duties"):
         D.table_rows(pd.DataFrame([{"code": "11-1", "title": ""}]), provenance="l")
 
@@ -94,7 +128,9 @@ def test_save_load_and_fingerprint(tmp_path) -> None:
     import json
 
     manifest = json.loads((path / "manifest.json").read_text())
-    assert manifest["recipe"] == "toy" and manifest["splits"]["train"]["rows"] == len(splits["train"])
+    assert manifest["recipe"] == "toy" and manifest["splits"]["train"]["rows"] == len(
+        splits["train"]
+    )
 
 
 def test_parse_mom() -> None:
@@ -105,7 +141,10 @@ def test_parse_mom() -> None:
 
 
 def test_build_dataset_lists_every_code_of_a_shared_title() -> None:
-    rows = [D._row(JobRecord("Analyst"), "a", "t"), D._row(JobRecord("analyst"), "b", "t"),
-            D._row(JobRecord("Clerk"), "a", "t")]
+    rows = [
+        D._row(JobRecord("Analyst"), "a", "t"),
+        D._row(JobRecord("analyst"), "b", "t"),
+        D._row(JobRecord("Clerk"), "a", "t"),
+    ]
     ds = D.build_dataset(rows)
     assert D.acceptable_codes(ds) == [["a", "b"], ["a", "b"], ["a"]]

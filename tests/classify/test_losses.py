@@ -78,8 +78,19 @@ def test_cdb_moves_weight_to_hard_classes_during_training() -> None:
     X, y = X[perm], y[perm]
     loss = CDBLoss(3, tau=1.0)
     net = MLP(2, 3, hidden=16, dropout=0.0)
-    train_network(net, loss, X[:360], y[:360], X[360:], y[360:], num_classes=3, epochs=15,
-                  batch_size=64, patience=100, seed=0)
+    train_network(
+        net,
+        loss,
+        X[:360],
+        y[:360],
+        X[360:],
+        y[360:],
+        num_classes=3,
+        epochs=15,
+        batch_size=64,
+        patience=100,
+        seed=0,
+    )
     w = loss.weights.numpy()
     assert w[2] > w[0] and w[1] > w[0]
     assert w[2] > 1.0 > w[0]
@@ -100,7 +111,16 @@ def test_trainer_calls_generic_validation_hook() -> None:
     X, y_str = blobs([30, 30], dim=4)
     y = (y_str == "c1").astype(int)
     spy = Spy()
-    hist = train_network(MLP(4, 2, hidden=8), spy, X[::2], y[::2], X[1::2], y[1::2],
-                         num_classes=2, epochs=3, patience=10)
+    hist = train_network(
+        MLP(4, 2, hidden=8),
+        spy,
+        X[::2],
+        y[::2],
+        X[1::2],
+        y[1::2],
+        num_classes=2,
+        epochs=3,
+        patience=10,
+    )
     assert spy.calls == [30, 30, 30]
     assert len(hist.epochs) == 3

@@ -38,12 +38,16 @@ def test_render_formats() -> None:
     assert render(r, input_format="title", text_style="mom") == "job_title=Nurse"
     assert render(r, input_format="duties", text_style="mom") == "job_duties=Cares for patients"
     assert render(r, input_format="title_duties", text_style="plain") == "Nurse: Cares for patients"
-    assert render(JobRecord("", "x"), input_format="title_duties", text_style="mom") == "job_duties=x"
+    assert (
+        render(JobRecord("", "x"), input_format="title_duties", text_style="mom") == "job_duties=x"
+    )
 
 
 def test_sklearn_contract_on_records(hash_embedder: HashEmbedder) -> None:
     X, y = _records(40, seed=0)
-    clf = EmbeddingClassifier(hash_embedder, hidden=32, epochs=30, batch_size=32, val_fraction=0.2, seed=0)
+    clf = EmbeddingClassifier(
+        hash_embedder, hidden=32, epochs=30, batch_size=32, val_fraction=0.2, seed=0
+    )
     assert not hasattr(clf, "classes_")
     assert clf.fit(X, y) is clf
     assert list(clf.classes_) == sorted(WORDS)
@@ -95,7 +99,9 @@ def test_save_load_round_trip_identical(tmp_path, hash_embedder: HashEmbedder) -
 
 def test_embeddings_input_and_fixed_classes() -> None:
     X, y = blobs([30, 30, 30], dim=6)
-    clf = EmbeddingClassifier(classes=["c0", "c1", "c2", "c_unseen"], hidden=0, epochs=20, batch_size=16, lr=0.01)
+    clf = EmbeddingClassifier(
+        classes=["c0", "c1", "c2", "c_unseen"], hidden=0, epochs=20, batch_size=16, lr=0.01
+    )
     clf.fit(X, y)
     assert list(clf.classes_) == ["c0", "c1", "c2", "c_unseen"]
     assert clf.predict_proba(X).shape == (90, 4)

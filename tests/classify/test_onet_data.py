@@ -17,8 +17,9 @@ def test_onet_training_rows_exclude_dev_titles(shared_data_dir) -> None:
     dev = make_dev_split(read_alternate_titles(release))
     held = holdout_titles(dev)
     assert apply_holdout(taxonomy, held) > 0
-    rows = D.taxonomy_rows(taxonomy, kinds=("title", "alt_title", "reported_title"),
-                           title_duties_pairs=0)
+    rows = D.taxonomy_rows(
+        taxonomy, kinds=("title", "alt_title", "reported_title"), title_duties_pairs=0
+    )
     leaked = {normalize_title(r["title"]) for r in rows} & held
     # an official occupation title may coincide with a dev title; alternate titles never do
     official = {normalize_title(c.title) for c in taxonomy.leaves()}

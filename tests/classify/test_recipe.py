@@ -41,17 +41,59 @@ conformal_alpha = 0.2
 
 def _toy_taxonomy() -> Taxonomy:
     words = {
-        "11-1": ("Nurse", ["ward nurse", "icu nurse", "clinic nurse", "nurse aide", "night nurse",
-                           "staff nurse", "nurse practitioner", "school nurse"]),
-        "11-2": ("Cook", ["line cook", "head chef", "kitchen cook", "grill cook", "prep cook",
-                          "pastry chef", "sous chef", "chef de partie"]),
-        "11-3": ("Driver", ["truck driver", "bus driver", "delivery driver", "taxi driver",
-                            "van driver", "lorry driver", "tram driver", "forklift driver"]),
+        "11-1": (
+            "Nurse",
+            [
+                "ward nurse",
+                "icu nurse",
+                "clinic nurse",
+                "nurse aide",
+                "night nurse",
+                "staff nurse",
+                "nurse practitioner",
+                "school nurse",
+            ],
+        ),
+        "11-2": (
+            "Cook",
+            [
+                "line cook",
+                "head chef",
+                "kitchen cook",
+                "grill cook",
+                "prep cook",
+                "pastry chef",
+                "sous chef",
+                "chef de partie",
+            ],
+        ),
+        "11-3": (
+            "Driver",
+            [
+                "truck driver",
+                "bus driver",
+                "delivery driver",
+                "taxi driver",
+                "van driver",
+                "lorry driver",
+                "tram driver",
+                "forklift driver",
+            ],
+        ),
     }
     codes = [Code("11", "Group", 1, "major")]
     for code, (title, alts) in words.items():
-        codes.append(Code(code, title, 2, "detail", parent="11", alt_titles=alts,
-                          tasks=[f"{title.lower()} tasks daily", f"work as {title.lower()}"]))
+        codes.append(
+            Code(
+                code,
+                title,
+                2,
+                "detail",
+                parent="11",
+                alt_titles=alts,
+                tasks=[f"{title.lower()} tasks daily", f"work as {title.lower()}"],
+            )
+        )
     return Taxonomy("toy", "1", ["major", "detail"], codes)
 
 
@@ -59,8 +101,9 @@ def test_train_from_recipe_end_to_end(tmp_path) -> None:
     ws = Workspace.resolve(tmp_path / "home")
     save_taxonomy(ws, _toy_taxonomy())
     holdout = tmp_path / "dev.csv"
-    pd.DataFrame({"id": ["d1", "d2"], "title": ["Night Nurse", "sous chef"],
-                  "codes": ["11-1", "11-2"]}).to_csv(holdout, index=False)
+    pd.DataFrame(
+        {"id": ["d1", "d2"], "title": ["Night Nurse", "sous chef"], "codes": ["11-1", "11-2"]}
+    ).to_csv(holdout, index=False)
     recipe = tmp_path / "toy.toml"
     recipe.write_text(RECIPE.format(holdout=holdout))
     emb = HashEmbedder()
