@@ -46,6 +46,10 @@ def main() -> None:
     print(f"indexed {n_docs} ESCO texts in {time.perf_counter() - t0:.0f} s")
 
     raw = pd.read_csv(args.titles, dtype=str, keep_default_na=False)
+    known = raw["conceptUri"].map(tax.has_uri)
+    # JobBERT was tagged with ESCO v1.0; a few of its occupations are not in v1.1.1
+    print(f"{int((~known).sum())} of {len(raw)} titles dropped: occupation URI not in ESCO {tax.version}")
+    raw = raw[known]
     if args.limit:
         raw = raw.head(args.limit)
     records = pd.DataFrame(

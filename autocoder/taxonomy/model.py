@@ -114,6 +114,9 @@ class Taxonomy:
         except KeyError:
             raise KeyError(f"code {code!r} is not in taxonomy {self.name} {self.version}") from None
 
+    def has_uri(self, uri: str) -> bool:
+        return uri in self._by_uri
+
     def by_uri(self, uri: str) -> Code:
         try:
             return self._codes[self._by_uri[uri]]
