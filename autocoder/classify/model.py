@@ -103,7 +103,7 @@ class EmbeddingClassifier:
         val_fraction: float = 0.1,
         calibrate: bool = True,
         conformal_alpha: float | None = 0.1,
-        conformal_method: ConformalMethod = "aps",
+        conformal_method: ConformalMethod = "lac",
         seed: int = 0,
         verbose: bool = False,
     ) -> None:

@@ -97,7 +97,7 @@ class TrainSection(_Section):
 class CalibrationSection(_Section):
     temperature: bool = True
     conformal_alpha: float | None = Field(0.1, gt=0, lt=1)
-    conformal_method: Literal["aps", "lac"] = "aps"
+    conformal_method: Literal["aps", "lac"] = "lac"
 
 
 class Recipe(_Section):
