@@ -120,3 +120,44 @@ def test_clear_errors_for_bad_files(tmp_path: Path) -> None:
         _run(
             tmp_path / "none.csv", tmp_path / "o.csv", tmp_path / "runs", KeywordPredictor(KEYWORDS)
         )
+
+
+def test_hard_killed_process_resumes(tmp_path: Path) -> None:
+    """The coding process dies abruptly (os._exit) in its third batch; a new run completes it."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    inp, out, runs = tmp_path / "in.csv", tmp_path / "out.csv", tmp_path / "runs"
+    write_table(_records(12), inp)
+    script = f"""
+import os
+from autocoder.coder import code_file
+from tests.fakes import KeywordPredictor
+
+class Dying(KeywordPredictor):
+    def predict_proba(self, X):
+        if self.calls == 2:
+            os._exit(9)  # like SIGKILL: no cleanup, no finally blocks
+        return super().predict_proba(X)
+
+code_file({str(inp)!r}, {str(out)!r}, predictor=Dying({KEYWORDS!r}), labels={LABELS!r},
+          runs_dir={str(runs)!r}, top_n=2, batch_size=3, show_progress=False)
+"""
+    died = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True)
+    assert died.returncode == 9 and not out.exists()
+    second = KeywordPredictor(KEYWORDS)
+    summary = code_file(
+        inp,
+        out,
+        predictor=second,
+        labels=LABELS,
+        runs_dir=runs,
+        top_n=2,
+        batch_size=3,
+        show_progress=False,
+    )
+    assert summary.resumed_batches == 2 and second.calls == 2
+    res = _read_out(out)
+    assert res["row"].tolist() == list(range(12)) and res["id"].is_unique
