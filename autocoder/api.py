@@ -9,7 +9,7 @@ from typing import Any
 
 from autocoder.config import Settings
 from autocoder.embed import Embedder
-from autocoder.index import CodeIndex, make_index
+from autocoder.index import CodeIndex, MemoryIndex, make_index
 from autocoder.retrieval import RetrievalCoder
 from autocoder.taxonomy.model import Taxonomy
 from autocoder.taxonomy.store import load_taxonomy, save_taxonomy
@@ -81,14 +81,19 @@ def build_index(
     return index, n
 
 
-def retrieval_coder(settings: Settings, ws: Workspace, taxonomy: Taxonomy) -> RetrievalCoder:
+def retrieval_coder(
+    settings: Settings, ws: Workspace, taxonomy: Taxonomy, *, top_k: int | None = None
+) -> RetrievalCoder:
+    """A fitted RetrievalCoder over the configured index (an in-memory index is built here)."""
     embedder = make_embedder(settings, ws)
     index = make_index(settings, ws, taxonomy, embedder)
+    if isinstance(index, MemoryIndex):
+        index.build(taxonomy, embedder)
     return RetrievalCoder(
         index,
         embedder,
         classes=taxonomy.leaf_codes(),
-        top_k=max(settings.coder.top_n, 20),
+        top_k=top_k if top_k is not None else max(settings.coder.top_n, 20),
         temperature=settings.index.temperature,
     ).fit()
 
@@ -184,7 +189,7 @@ def quickstart(
     except RuntimeError:
         n_docs = 0
     if n_docs == 0:
-        _, n_docs = build_index(settings, ws, "onet", show_progress=show_progress)
+        n_docs = index.build(taxonomy, embedder, show_progress=show_progress)
     steps["index_documents"] = n_docs
     summary = code(
         settings,

@@ -22,7 +22,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from autocoder.io import InputError, read_table, write_table
-from autocoder.records import JobRecord, _clean
+from autocoder.records import JobRecord, clean_text
 
 
 @dataclass
@@ -65,9 +65,9 @@ def prepare_records(
             f"{source}: needs a title column {title_column!r} and/or a description column "
             f"{description_column!r}; columns are {list(df.columns)}"
         )
-    ids = [_clean(v) for v in df[id_column].tolist()]
-    titles = [_clean(v) for v in df[title_column].tolist()] if has_title else [""] * len(df)
-    descs = [_clean(v) for v in df[description_column].tolist()] if has_desc else [""] * len(df)
+    ids = [clean_text(v) for v in df[id_column].tolist()]
+    titles = [clean_text(v) for v in df[title_column].tolist()] if has_title else [""] * len(df)
+    descs = [clean_text(v) for v in df[description_column].tolist()] if has_desc else [""] * len(df)
     seen: Counter[str] = Counter()
     errors: list[str | None] = []
     records: list[JobRecord] = []

@@ -29,7 +29,7 @@ from autocoder.llm.cache import LLMCache
 from autocoder.llm.client import LLMModel
 from autocoder.llm.prompts import PromptTemplate, load_prompt
 from autocoder.llm.tasks import AnswerError, parse_rag_pick, rag_pick_request, run_requests
-from autocoder.records import JobRecord, _clean, as_records
+from autocoder.records import JobRecord, as_records, clean_text
 from autocoder.taxonomy.model import Taxonomy
 
 log = logging.getLogger("autocoder.labeler")
@@ -208,25 +208,13 @@ def llm_from_settings(settings: Any, workspace: Any) -> LLMModel:
 
 
 def retriever_from_settings(settings: Any, workspace: Any, taxonomy: Taxonomy, *, k: int) -> Any:
-    """A fitted ``RetrievalCoder`` over the configured index (built in memory if so configured)."""
-    from autocoder.embed import Embedder
-    from autocoder.index import MemoryIndex, make_index
-    from autocoder.retrieval import RetrievalCoder
+    """A fitted ``RetrievalCoder`` returning ``k`` candidates over the configured index."""
+    from autocoder.api import retrieval_coder
 
-    embedder = Embedder.from_settings(settings.embedder, workspace.embedding_cache)
-    index = make_index(settings, workspace, taxonomy, embedder)
-    if isinstance(index, MemoryIndex):
-        index.build(taxonomy, embedder)
-    return RetrievalCoder(
-        index,
-        embedder,
-        classes=taxonomy.leaf_codes(),
-        top_k=k,
-        temperature=settings.index.temperature,
-    ).fit()
+    return retrieval_coder(settings, workspace, taxonomy, top_k=k)
 
 
-def _resolve_taxonomy(settings: Any, workspace: Any, taxonomy: Taxonomy | None) -> Taxonomy:
+def resolve_taxonomy(settings: Any, workspace: Any, taxonomy: Taxonomy | None) -> Taxonomy:
     if taxonomy is not None:
         return taxonomy
     from autocoder.taxonomy.store import load_taxonomy
@@ -245,8 +233,10 @@ def _text_columns(
             f"{source}: needs a title column {title_column!r} and/or a description column "
             f"{description_column!r} (or 'duties'); columns are {list(df.columns)}"
         )
-    titles = [_clean(v) for v in df[title_column]] if title_column in df.columns else [""] * len(df)
-    duties = [_clean(v) for v in df[desc_col]] if desc_col else [""] * len(df)
+    titles = (
+        [clean_text(v) for v in df[title_column]] if title_column in df.columns else [""] * len(df)
+    )
+    duties = [clean_text(v) for v in df[desc_col]] if desc_col else [""] * len(df)
     return titles, duties
 
 
@@ -299,13 +289,15 @@ def label_file(
         df = df.head(limit).reset_index(drop=True)
     titles, duties = _text_columns(df, title_column, description_column, str(input_path))
     ids = (
-        [_clean(v) for v in df[id_column]]
+        [clean_text(v) for v in df[id_column]]
         if id_column in df.columns
         else [str(i) for i in range(len(df))]
     )
-    given = [_clean(v) for v in df[label_column]] if label_column in df.columns else [""] * len(df)
+    given = (
+        [clean_text(v) for v in df[label_column]] if label_column in df.columns else [""] * len(df)
+    )
 
-    taxonomy = _resolve_taxonomy(settings, workspace, taxonomy)
+    taxonomy = resolve_taxonomy(settings, workspace, taxonomy)
     if model is None:
         model = llm_from_settings(settings, workspace)
     if cache is None and settings.llm.cache:

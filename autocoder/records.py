@@ -35,7 +35,7 @@ class JobRecord:
         return f"{self.title}: {self.duties[:max_duties_chars]}"
 
 
-def _clean(value: Any) -> str:
+def clean_text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float) and value != value:  # NaN
@@ -53,8 +53,8 @@ def as_records(X: Any) -> list[JobRecord]:
             raise ValueError("DataFrame input needs a 'title' and/or 'duties'/'description' column")
         return [
             JobRecord(
-                _clean(r.get(title_col)) if title_col else "",
-                _clean(r.get(duties_col)) if duties_col else "",
+                clean_text(r.get(title_col)) if title_col else "",
+                clean_text(r.get(duties_col)) if duties_col else "",
             )
             for r in X.to_dict("records")
         ]
@@ -64,15 +64,16 @@ def as_records(X: Any) -> list[JobRecord]:
         if isinstance(item, JobRecord):
             out.append(item)
         elif isinstance(item, str):
-            out.append(JobRecord(_clean(item)))
+            out.append(JobRecord(clean_text(item)))
         elif isinstance(item, dict):
             out.append(
                 JobRecord(
-                    _clean(item.get("title")), _clean(item.get("duties", item.get("description")))
+                    clean_text(item.get("title")),
+                    clean_text(item.get("duties", item.get("description"))),
                 )
             )
         elif isinstance(item, Sequence) and len(item) == 2:
-            out.append(JobRecord(_clean(item[0]), _clean(item[1])))
+            out.append(JobRecord(clean_text(item[0]), clean_text(item[1])))
         else:
             raise ValueError(f"record {i}: cannot read {type(item).__name__} as a job record")
     return out

@@ -26,7 +26,7 @@ from autocoder.io import InputError, read_table, write_table
 from autocoder.llm.cache import LLMCache
 from autocoder.llm.prompts import load_prompt
 from autocoder.llm.tasks import AnswerError, parse_synth, run_requests, synth_request
-from autocoder.records import JobRecord, _clean
+from autocoder.records import JobRecord, clean_text
 from autocoder.taxonomy.model import Taxonomy
 
 log = logging.getLogger("autocoder.synth")
@@ -52,7 +52,7 @@ def count_examples(taxonomy: Taxonomy, training: pd.DataFrame | None = None) -> 
             raise InputError(
                 f"training data needs a 'code' column; columns are {list(training.columns)}"
             )
-        for code, n in Counter(_clean(c) for c in training["code"]).items():
+        for code, n in Counter(clean_text(c) for c in training["code"]).items():
             if code in counts:
                 counts[code] = n
         return counts
@@ -116,7 +116,7 @@ def _existing_data(taxonomy: Taxonomy, training: pd.DataFrame | None) -> _Existi
         duty_col = next((c for c in ("duties", "description") if c in training.columns), None)
         duties = training[duty_col] if duty_col else [""] * len(training)
         for t, d in zip(titles, duties, strict=True):
-            known.add(_clean(t), _clean(d))
+            known.add(clean_text(t), clean_text(d))
     return known
 
 
@@ -140,12 +140,12 @@ def synth_file(
     show_progress: bool = True,
 ) -> dict[str, Any]:
     """Generate synthetic examples for rare codes into ``output_path``; returns a summary."""
-    from autocoder.labeler import _resolve_taxonomy, llm_from_settings, retriever_from_settings
+    from autocoder.labeler import llm_from_settings, resolve_taxonomy, retriever_from_settings
 
     if min_per_code < 1:
         raise ValueError("min_per_code must be at least 1")
     output_path = Path(output_path)
-    taxonomy = _resolve_taxonomy(settings, workspace, taxonomy)
+    taxonomy = resolve_taxonomy(settings, workspace, taxonomy)
     training = read_table(training_data, string_columns=("code",)) if training_data else None
     counts = count_examples(taxonomy, training)
     targets = rare_codes(counts, min_per_code, codes=codes, max_codes=max_codes)

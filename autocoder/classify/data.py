@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from autocoder.records import InputFormat, JobRecord, _clean
+from autocoder.records import InputFormat, JobRecord, clean_text
 from autocoder.taxonomy.model import Taxonomy
 
 COLUMNS = ["text", "title", "duties", "input_format", "code", "codes", "provenance"]
@@ -51,7 +51,7 @@ def parse_mom(text: str) -> JobRecord | None:
     match = _MOM_RE.match(text)
     if match is None:  # pragma: no cover - the pattern matches any MOM prefix
         return None
-    return JobRecord(_clean(match.group("title")), _clean(match.group("duties")))
+    return JobRecord(clean_text(match.group("title")), clean_text(match.group("duties")))
 
 
 def _row(record: JobRecord, code: str, provenance: str) -> dict[str, str]:
@@ -88,14 +88,14 @@ def taxonomy_rows(
         texts: list[tuple[str, JobRecord]] = []
         for kind, text in taxonomy.texts(code.code, tuple(k for k in kinds)):
             if kind in ("task", "description"):
-                texts.append((kind, JobRecord("", _clean(text))))
+                texts.append((kind, JobRecord("", clean_text(text))))
             else:
-                texts.append((kind, JobRecord(_clean(text))))
+                texts.append((kind, JobRecord(clean_text(text))))
         for i in range(title_duties_pairs if titles and duties else 0):
             if i == 0 and code.description:
-                pair = JobRecord(_clean(code.title), _clean(code.description))
+                pair = JobRecord(clean_text(code.title), clean_text(code.description))
             else:
-                pair = JobRecord(_clean(rng.choice(titles)), _clean(rng.choice(duties)))
+                pair = JobRecord(clean_text(rng.choice(titles)), clean_text(rng.choice(duties)))
             texts.append(("title+duties", pair))
         seen: set[str] = set()
         for kind, record in texts:
@@ -130,8 +130,8 @@ def table_rows(
     known = set(classes) if classes is not None else None
     rows: list[dict[str, str]] = []
     for i, item in enumerate(df.to_dict("records")):
-        code = _clean(item.get("code"))
-        record = JobRecord(_clean(item.get("title")), _clean(item.get(duties_col or "")))
+        code = clean_text(item.get("code"))
+        record = JobRecord(clean_text(item.get("title")), clean_text(item.get(duties_col or "")))
         if not record.title and not record.duties:
             raise ValueError(f"{source_name}: row {i + 1} (code {code!r}) has no title or duties")
         if known is not None and code not in known:
@@ -140,8 +140,8 @@ def table_rows(
                 f"{code!r}, which is not a leaf code of the taxonomy"
             )
         prov = provenance
-        if _clean(item.get("source")) == "synthetic":
-            prov = f"synthetic:{_clean(item.get('model')) or '?'}:{_clean(item.get('prompt_version')) or '?'}"
+        if clean_text(item.get("source")) == "synthetic":
+            prov = f"synthetic:{clean_text(item.get('model')) or '?'}:{clean_text(item.get('prompt_version')) or '?'}"
         rows.append(_row(record, code, prov))
     return rows
 
