@@ -1,19 +1,31 @@
-"""Plain functions behind the CLI commands; tests and notebooks call these directly."""
+"""Plain functions behind the CLI commands; tests and notebooks call these directly.
+
+This is the layer that turns ``Settings`` and a ``Workspace`` into parts (embedder, index,
+retrieval coder, trained model, LLM client and cache) and hands them to the modules below, which
+never read settings themselves: taxonomy -> index -> (labeler, augment) -> classify -> coder.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from autocoder.config import Settings
+from autocoder.config import CoderConfig, Settings
 from autocoder.embed import Embedder
-from autocoder.index import CodeIndex, MemoryIndex, make_index
+from autocoder.index import CodeIndex, IndexNotBuiltError, MemoryIndex, make_index
+from autocoder.predictor import Predictor
 from autocoder.retrieval import RetrievalCoder
 from autocoder.taxonomy.model import Taxonomy
 from autocoder.taxonomy.store import load_taxonomy, save_taxonomy
 from autocoder.workspace import Workspace
+
+if TYPE_CHECKING:
+    from autocoder.coder import CodingSummary
+    from autocoder.llm.cache import LLMCache
+    from autocoder.llm.client import LLMModel
 
 TAXONOMY_KINDS = ("onet", "esco")
 
@@ -100,7 +112,7 @@ def retrieval_coder(
 
 def load_predictor(
     settings: Settings, ws: Workspace, taxonomy: Taxonomy, model_dir: str | Path | None
-) -> tuple[Any, str]:
+) -> tuple[Predictor, str]:
     """The trained model in ``model_dir`` (or config ``coder.model``), else the retrieval coder."""
     model_dir = model_dir or settings.coder.model
     if model_dir:
@@ -127,12 +139,14 @@ def code(
     top_n: int | None = None,
     threshold: float | None = None,
     show_progress: bool = True,
-) -> Any:
+) -> CodingSummary:
     from autocoder.coder import code_file
 
     taxonomy = load_taxonomy(ws, taxonomy_name or settings.taxonomy.default)
     predictor, predictor_id = load_predictor(settings, ws, taxonomy, model_dir)
-    cfg = settings.coder
+    overrides: dict[str, Any] = {"top_n": top_n} if top_n else {}
+    if threshold is not None:
+        overrides["threshold"] = threshold
     return code_file(
         input_path,
         output_path,
@@ -140,12 +154,94 @@ def code(
         labels={c.code: c.title for c in taxonomy},
         runs_dir=ws.runs,
         predictor_id=predictor_id,
-        top_n=top_n or cfg.top_n,
-        threshold=cfg.threshold if threshold is None else threshold,
+        options=CoderConfig.model_validate(settings.coder.model_dump() | overrides),
+        show_progress=show_progress,
+    )
+
+
+def llm_model(settings: Settings, ws: Workspace) -> LLMModel:
+    """The configured LLM; its calls are logged to ``<workspace>/runs/llm-calls.jsonl``."""
+    from autocoder.llm.client import LLMModel
+
+    return LLMModel.from_settings(settings.llm, call_log=ws.runs / "llm-calls.jsonl")
+
+
+def llm_cache(settings: Settings, ws: Workspace) -> LLMCache | None:
+    """The workspace's LLM answer cache, or None when ``llm.cache`` is off."""
+    from autocoder.llm.cache import LLMCache
+
+    return LLMCache(ws.llm_cache) if settings.llm.cache else None
+
+
+def label(
+    settings: Settings,
+    ws: Workspace,
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    label_column: str = "code",
+    k: int = 5,
+    limit: int | None = None,
+    suspect_threshold: float = 0.5,
+    taxonomy_name: str | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """RAG-label ``input_path`` (``autocoder label``); see ``autocoder.labeler.label_file``."""
+    from autocoder.labeler import label_file
+
+    taxonomy = load_taxonomy(ws, taxonomy_name or settings.taxonomy.default)
+    cfg = settings.coder
+    return label_file(
+        input_path,
+        output_path,
+        taxonomy=taxonomy,
+        model=llm_model(settings, ws),
+        retriever=retrieval_coder(settings, ws, taxonomy, top_k=k),
+        cache=llm_cache(settings, ws),
+        label_column=label_column,
         id_column=cfg.id_column,
         title_column=cfg.title_column,
         description_column=cfg.description_column,
-        batch_size=cfg.batch_size,
+        k=k,
+        suspect_threshold=suspect_threshold,
+        limit=limit,
+        prompt_dir=settings.llm.prompts_dir,
+        show_progress=show_progress,
+    )
+
+
+def synth(
+    settings: Settings,
+    ws: Workspace,
+    output_path: str | Path,
+    *,
+    min_per_code: int,
+    training_data: str | Path | None = None,
+    codes: Sequence[str] | None = None,
+    max_codes: int | None = None,
+    n_per_code: int = 30,
+    k: int = 5,
+    taxonomy_name: str | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Synthetic examples for rare codes (``autocoder synth``); the LLM and the retriever are
+    only built when some code needs examples."""
+    from autocoder.augment import plan_synth, synth_file
+
+    taxonomy = load_taxonomy(ws, taxonomy_name or settings.taxonomy.default)
+    plan = plan_synth(
+        taxonomy, min_per_code, training_data=training_data, codes=codes, max_codes=max_codes
+    )
+    needed = bool(plan.targets)
+    return synth_file(
+        output_path,
+        plan,
+        model=llm_model(settings, ws) if needed else None,
+        retriever=retrieval_coder(settings, ws, taxonomy, top_k=k) if needed else None,
+        cache=llm_cache(settings, ws) if needed else None,
+        n_per_code=n_per_code,
+        k=k,
+        prompt_dir=settings.llm.prompts_dir,
         show_progress=show_progress,
     )
 
@@ -186,7 +282,7 @@ def quickstart(
     index = make_index(settings, ws, taxonomy, embedder)
     try:
         n_docs = index.count()
-    except RuntimeError:
+    except IndexNotBuiltError:
         n_docs = 0
     if n_docs == 0:
         n_docs = index.build(taxonomy, embedder, show_progress=show_progress)

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from autocoder import api
+from autocoder.cli_review import review_app
 from autocoder.config import ConfigError, Settings, load_settings
 from autocoder.workspace import Workspace
 
@@ -23,6 +24,7 @@ app.add_typer(taxonomy_app, name="taxonomy")
 app.add_typer(index_app, name="index")
 llm_app = typer.Typer(no_args_is_help=True, help="Local llama.cpp server (Gemma 3 270M from PyPI).")
 app.add_typer(llm_app, name="llm-server")
+app.add_typer(review_app, name="review")
 
 
 def _settings(ctx: typer.Context) -> tuple[Settings, Workspace]:
@@ -292,20 +294,17 @@ def label_cmd(
     ] = 0.5,
 ) -> None:
     """RAG labeler: the LLM picks one of the top-k retrieved codes for each record."""
-    from autocoder.labeler import label_file
-
     settings, ws = _settings(ctx)
     try:
-        summary = label_file(
+        summary = api.label(
+            settings,
+            ws,
             input_path,
             output,
-            settings=settings,
-            workspace=ws,
             label_column=label_column,
             k=k,
             limit=limit,
             suspect_threshold=suspect_threshold,
-            prompt_dir=settings.llm.prompts_dir,
         )
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         _fail(str(exc))
@@ -330,21 +329,18 @@ def synth_cmd(
     ] = 5,
 ) -> None:
     """Generate synthetic job titles and duties for rare codes with the LLM (prompt synth.v1)."""
-    from autocoder.augment import synth_file
-
     settings, ws = _settings(ctx)
     try:
-        summary = synth_file(
+        summary = api.synth(
+            settings,
+            ws,
             output,
             min_per_code=min_per_code,
             training_data=training_data,
-            settings=settings,
-            workspace=ws,
             codes=code or None,
             max_codes=max_codes,
             n_per_code=n_per_code,
             k=k,
-            prompt_dir=settings.llm.prompts_dir,
         )
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         _fail(str(exc))
@@ -359,21 +355,22 @@ def llm_start(
     model: Annotated[
         Path | None, typer.Option(help="A GGUF file; default: Gemma 3 270M from PyPI.")
     ] = None,
-    python: Annotated[str | None, typer.Option(help="Python of the llama.cpp venv.")] = None,
     timeout: Annotated[float, typer.Option()] = 180.0,
 ) -> None:
-    """Start the local llama.cpp OpenAI-compatible server (offline use, tests)."""
+    """Start the local llama.cpp OpenAI-compatible server (offline use, tests).
+
+    Its Python is llm.server_python (else $AUTOCODER_LLAMA_PYTHON): scripts/setup-llm.sh."""
     from autocoder.llm.server import start_server
 
-    _, ws = _settings(ctx)
+    settings, ws = _settings(ctx)
     try:
         info = start_server(
             ws.root / "llm-server",
             model_path=model,
-            models_dir=ws.models / "gguf",
+            models_dir=settings.llm.server_models_dir or ws.models / "gguf",
             port=port,
             n_threads=threads,
-            python=python,
+            python=settings.llm.server_python,
             timeout=timeout,
         )
     except (RuntimeError, FileNotFoundError, ValueError) as exc:

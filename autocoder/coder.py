@@ -21,8 +21,13 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from autocoder.config import CoderConfig
 from autocoder.io import InputError, read_table, write_table
-from autocoder.records import JobRecord, clean_text
+from autocoder.predictor import Predictor, SetPredictor, top_n
+from autocoder.records import JobRecord, clean_text, table_texts
+
+#: How much of a failed prediction's message the ``error:predict_failed:...`` status keeps.
+MAX_ERROR_CHARS = 200
 
 
 @dataclass
@@ -38,15 +43,26 @@ class CodingSummary:
         return asdict(self)
 
 
-def output_columns(top_n: int, *, with_sets: bool = False) -> list[str]:
+def output_columns(n: int, *, with_sets: bool = False) -> list[str]:
+    """The output table's columns for the ``n`` best codes per row."""
     cols = ["row", "id"]
-    cols += [f"code_{i}" for i in range(1, top_n + 1)]
-    cols += [f"label_{i}" for i in range(1, top_n + 1)]
-    cols += [f"score_{i}" for i in range(1, top_n + 1)]
+    cols += [f"code_{i}" for i in range(1, n + 1)]
+    cols += [f"label_{i}" for i in range(1, n + 1)]
+    cols += [f"score_{i}" for i in range(1, n + 1)]
     cols += ["confidence", "status"]
     if with_sets:
         cols += ["set_size", "set_codes"]
     return cols
+
+
+def _row_error(rid: str, seen: Counter[str], record: JobRecord) -> str | None:
+    if not rid:
+        return "error:missing_id"
+    if seen[rid]:
+        return "error:duplicate_id"
+    if not record.title and not record.duties:
+        return "error:empty_text"
+    return None
 
 
 def prepare_records(
@@ -58,91 +74,118 @@ def prepare_records(
             f"{source}: no id column {id_column!r}; columns are {list(df.columns)} "
             f"(set coder.id_column)"
         )
-    has_title = title_column in df.columns
-    has_desc = description_column in df.columns
-    if not has_title and not has_desc:
-        raise InputError(
-            f"{source}: needs a title column {title_column!r} and/or a description column "
-            f"{description_column!r}; columns are {list(df.columns)}"
-        )
+    titles, duties = table_texts(
+        df, title_column=title_column, description_column=description_column, source=source
+    )
     ids = [clean_text(v) for v in df[id_column].tolist()]
-    titles = [clean_text(v) for v in df[title_column].tolist()] if has_title else [""] * len(df)
-    descs = [clean_text(v) for v in df[description_column].tolist()] if has_desc else [""] * len(df)
+    records = [JobRecord(t, d) for t, d in zip(titles, duties, strict=True)]
     seen: Counter[str] = Counter()
     errors: list[str | None] = []
-    records: list[JobRecord] = []
-    for rid, title, desc in zip(ids, titles, descs, strict=True):
-        records.append(JobRecord(title, desc))
-        if not rid:
-            errors.append("error:missing_id")
-        elif seen[rid]:
-            errors.append("error:duplicate_id")
-        elif not title and not desc:
-            errors.append("error:empty_text")
-        else:
-            errors.append(None)
+    for rid, record in zip(ids, records, strict=True):
+        errors.append(_row_error(rid, seen, record))
         if rid:
             seen[rid] += 1
     return ids, records, errors
 
 
+def failure_status(exc: BaseException) -> str:
+    """``error:predict_failed:<Type>: <message>``, on one line, the message cut to a length."""
+    message = clean_text(str(exc))
+    if len(message) > MAX_ERROR_CHARS:
+        message = message[: MAX_ERROR_CHARS - 1] + "…"
+    reason = f"error:predict_failed:{type(exc).__name__}"
+    return f"{reason}: {message}" if message else reason
+
+
+@dataclass
+class _Batch:
+    """Predictions for the rows of one batch; rows without a prediction keep NaN and ''."""
+
+    n: int
+    k: int
+    status: list[str]
+    codes: np.ndarray = field(init=False)
+    scores: np.ndarray = field(init=False)
+    set_sizes: np.ndarray = field(init=False)
+    set_codes: list[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.codes = np.full((self.n, self.k), "", dtype=object)
+        self.scores = np.full((self.n, self.k), np.nan)
+        self.set_sizes = np.zeros(self.n, dtype=int)
+        self.set_codes = [""] * self.n
+
+    def confidence(self) -> np.ndarray:
+        return self.scores[:, 0] if self.k else np.full(self.n, np.nan)
+
+
+def _predict(
+    predictor: Predictor,
+    batch: _Batch,
+    records: list[JobRecord],
+    ok: list[int],
+    *,
+    threshold: float,
+    with_sets: bool,
+) -> None:
+    """Fill ``batch`` for the valid rows ``ok``; a failing predictor flags them instead."""
+    try:
+        proba = np.asarray(predictor.predict_proba([records[i] for i in ok]))
+        sets = (
+            predictor.predict_sets([records[i] for i in ok], proba=proba)
+            if with_sets and isinstance(predictor, SetPredictor)
+            else None
+        )
+    except Exception as exc:  # noqa: BLE001 - the batch is flagged, the job goes on
+        for i in ok:
+            batch.status[i] = failure_status(exc)
+        return
+    codes, scores = top_n(proba, np.asarray(predictor.classes_), batch.k)
+    k = codes.shape[1]
+    batch.codes[ok, :k] = codes
+    batch.scores[ok, :k] = scores
+    for row, i in enumerate(ok):
+        batch.status[i] = "coded" if scores[row, 0] >= threshold else "review"
+        if sets is not None:
+            batch.set_sizes[i] = len(sets[row])
+            batch.set_codes[i] = ";".join(sets[row])
+
+
+def _batch_table(
+    batch: _Batch, ids: list[str], offset: int, labels: Mapping[str, str], with_sets: bool
+) -> pd.DataFrame:
+    data: dict[str, Any] = {"row": np.arange(offset, offset + batch.n), "id": ids}
+    for j in range(batch.k):
+        data[f"code_{j + 1}"] = batch.codes[:, j]
+    for j in range(batch.k):
+        data[f"label_{j + 1}"] = [labels.get(c, "") if c else "" for c in batch.codes[:, j]]
+    for j in range(batch.k):
+        data[f"score_{j + 1}"] = np.round(batch.scores[:, j], 6)
+    data["confidence"] = np.round(batch.confidence(), 6)
+    data["status"] = batch.status
+    if with_sets:
+        data["set_size"] = batch.set_sizes
+        data["set_codes"] = batch.set_codes
+    return pd.DataFrame(data, columns=output_columns(batch.k, with_sets=with_sets))
+
+
 def _rows_for_batch(
-    predictor: Any,
+    predictor: Predictor,
     ids: list[str],
     records: list[JobRecord],
     errors: list[str | None],
     offset: int,
     *,
     labels: Mapping[str, str],
-    top_n: int,
+    width: int,
     threshold: float,
     with_sets: bool,
 ) -> pd.DataFrame:
+    batch = _Batch(len(ids), width, [e or "" for e in errors])
     ok = [i for i, e in enumerate(errors) if e is None]
-    n = len(ids)
-    codes = np.full((n, top_n), "", dtype=object)
-    scores = np.full((n, top_n), np.nan)
-    confidence = np.full(n, np.nan)
-    status: list[str] = [e or "" for e in errors]
-    set_sizes = np.zeros(n, dtype=int)
-    set_codes = [""] * n
     if ok:
-        try:
-            proba = np.asarray(predictor.predict_proba([records[i] for i in ok]))
-        except Exception as exc:  # noqa: BLE001 - the batch is flagged, the job goes on
-            reason = f"error:predict_failed:{type(exc).__name__}"
-            for i in ok:
-                status[i] = reason
-            ok = []
-            proba = np.zeros((0, 0))
-        classes = np.asarray(predictor.classes_)
-        k = min(top_n, proba.shape[1]) if ok else 0
-        if ok:
-            order = np.argsort(-proba, axis=1)[:, :k]
-            for row, i in enumerate(ok):
-                idx = order[row]
-                codes[i, :k] = classes[idx]
-                scores[i, :k] = proba[row, idx]
-                confidence[i] = float(proba[row, idx[0]])
-                status[i] = "coded" if confidence[i] >= threshold else "review"
-            if with_sets:
-                sets = predictor.predict_sets([records[i] for i in ok])
-                for row, i in enumerate(ok):
-                    set_sizes[i] = len(sets[row])
-                    set_codes[i] = ";".join(sets[row])
-    data: dict[str, Any] = {"row": np.arange(offset, offset + n), "id": ids}
-    for j in range(top_n):
-        data[f"code_{j + 1}"] = codes[:, j]
-    for j in range(top_n):
-        data[f"label_{j + 1}"] = [labels.get(c, "") if c else "" for c in codes[:, j]]
-    for j in range(top_n):
-        data[f"score_{j + 1}"] = np.round(scores[:, j], 6)
-    data["confidence"] = np.round(confidence, 6)
-    data["status"] = status
-    if with_sets:
-        data["set_size"] = set_sizes
-        data["set_codes"] = set_codes
-    return pd.DataFrame(data, columns=output_columns(top_n, with_sets=with_sets))
+        _predict(predictor, batch, records, ok, threshold=threshold, with_sets=with_sets)
+    return _batch_table(batch, ids, offset, labels, with_sets)
 
 
 def job_key(input_path: Path, *parts: Any) -> str:
@@ -151,119 +194,160 @@ def job_key(input_path: Path, *parts: Any) -> str:
     return hashlib.sha1(raw.encode()).hexdigest()[:16]
 
 
+def _part(run_dir: Path, b: int) -> Path:
+    return run_dir / f"part-{b:06d}.parquet"
+
+
+def _start_run(
+    input_path: Path,
+    output_path: Path,
+    runs_dir: Path,
+    *,
+    rows: int,
+    predictor_id: str,
+    opts: CoderConfig,
+    with_sets: bool,
+) -> Path:
+    """The run directory of this job (same input, predictor and options: same directory)."""
+    key = job_key(
+        input_path,
+        predictor_id,
+        opts.top_n,
+        opts.threshold,
+        opts.id_column,
+        opts.title_column,
+        opts.description_column,
+        opts.batch_size,
+        with_sets,
+    )
+    run_dir = runs_dir / f"code-{key}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "input": str(input_path.resolve()),
+        "output": str(output_path.resolve()),
+        "rows": rows,
+        "batch_size": opts.batch_size,
+        "predictor": predictor_id,
+        "top_n": opts.top_n,
+        "threshold": opts.threshold,
+    }
+    (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return run_dir
+
+
+def _collect(run_dir: Path, n_batches: int, rows: int, columns: list[str]) -> pd.DataFrame:
+    """The finished batches in row order; raises if they do not add up to the input."""
+    parts = [pd.read_parquet(_part(run_dir, b)) for b in range(n_batches)]
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+    if len(out) != rows or (
+        len(out) and not np.array_equal(out["row"].to_numpy(), np.arange(rows))
+    ):
+        raise RuntimeError(f"checkpoint in {run_dir} is inconsistent; delete it and run again")
+    return out
+
+
+@dataclass
+class _Rows:
+    """The validated input: ids, records and per-row error reasons (None when fine)."""
+
+    ids: list[str]
+    records: list[JobRecord]
+    errors: list[str | None]
+
+
+def _run_batches(
+    predictor: Predictor,
+    run_dir: Path,
+    rows: _Rows,
+    *,
+    labels: Mapping[str, str],
+    opts: CoderConfig,
+    with_sets: bool,
+    show_progress: bool,
+) -> tuple[int, int]:
+    """Code every batch not yet checkpointed; returns (batches, batches found done)."""
+    n, size, resumed = len(rows.ids), opts.batch_size, 0
+    n_batches = (n + size - 1) // size
+    with tqdm(total=n, desc="coding", unit="rec", disable=not show_progress) as bar:
+        for b in range(n_batches):
+            lo, hi = b * size, min((b + 1) * size, n)
+            if _part(run_dir, b).exists():
+                resumed += 1
+            else:
+                batch = _rows_for_batch(
+                    predictor,
+                    rows.ids[lo:hi],
+                    rows.records[lo:hi],
+                    rows.errors[lo:hi],
+                    lo,
+                    labels=labels,
+                    width=opts.top_n,
+                    threshold=opts.threshold,
+                    with_sets=with_sets,
+                )
+                write_table(batch, _part(run_dir, b))
+            bar.update(hi - lo)
+    return n_batches, resumed
+
+
 def code_file(
     input_path: str | Path,
     output_path: str | Path,
     *,
-    predictor: Any,
+    predictor: Predictor,
     labels: Mapping[str, str],
     runs_dir: str | Path,
     predictor_id: str = "",
-    top_n: int = 5,
-    threshold: float = 0.5,
-    id_column: str = "id",
-    title_column: str = "title",
-    description_column: str = "description",
-    batch_size: int = 256,
+    options: CoderConfig | None = None,
     keep_checkpoints: bool = False,
     show_progress: bool = True,
-    max_batches: int | None = None,
 ) -> CodingSummary:
     """Code every row of ``input_path`` into ``output_path``; resumes an interrupted run.
 
-    ``max_batches`` stops after that many new batches (used to simulate an interrupted job);
-    the output file is only written once every batch is done.
+    ``options`` (the ``[coder]`` config section; its ``model`` is not read here) names the input
+    columns, the output width ``top_n``, the review ``threshold`` and the ``batch_size``. Each
+    batch is checkpointed in the run directory as it finishes; the output file is written only
+    once every batch is done. Rerunning the same job skips the batches already done.
     """
-    input_path = Path(input_path)
-    output_path = Path(output_path)
-    df = read_table(input_path, string_columns=(id_column,))
+    input_path, output_path = Path(input_path), Path(output_path)
+    opts = options or CoderConfig()
+    df = read_table(input_path, string_columns=(opts.id_column,))
     ids, records, errors = prepare_records(
         df,
-        id_column=id_column,
-        title_column=title_column,
-        description_column=description_column,
+        id_column=opts.id_column,
+        title_column=opts.title_column,
+        description_column=opts.description_column,
         source=str(input_path),
     )
-    with_sets = callable(getattr(predictor, "predict_sets", None))
-    key = job_key(
+    with_sets = isinstance(predictor, SetPredictor)
+    run_dir = _start_run(
         input_path,
-        predictor_id,
-        top_n,
-        threshold,
-        id_column,
-        title_column,
-        description_column,
-        batch_size,
-        with_sets,
+        output_path,
+        Path(runs_dir),
+        rows=len(df),
+        predictor_id=predictor_id,
+        opts=opts,
+        with_sets=with_sets,
     )
-    run_dir = Path(runs_dir) / f"code-{key}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "manifest.json").write_text(
-        json.dumps(
-            {
-                "input": str(input_path.resolve()),
-                "output": str(output_path.resolve()),
-                "rows": len(df),
-                "batch_size": batch_size,
-                "predictor": predictor_id,
-                "top_n": top_n,
-                "threshold": threshold,
-            },
-            indent=2,
-        )
+    n_batches, resumed = _run_batches(
+        predictor,
+        run_dir,
+        _Rows(ids, records, errors),
+        labels=labels,
+        opts=opts,
+        with_sets=with_sets,
+        show_progress=show_progress,
     )
-    n_batches = (len(df) + batch_size - 1) // batch_size
-    resumed = 0
-    done_new = 0
-    bar = tqdm(total=len(df), desc="coding", unit="rec", disable=not show_progress)
-    for b in range(n_batches):
-        part = run_dir / f"part-{b:06d}.parquet"
-        lo, hi = b * batch_size, min((b + 1) * batch_size, len(df))
-        if part.exists():
-            resumed += 1
-            bar.update(hi - lo)
-            continue
-        if max_batches is not None and done_new >= max_batches:
-            bar.close()
-            return CodingSummary(str(input_path), "", len(df), {}, resumed, str(run_dir))
-        batch = _rows_for_batch(
-            predictor,
-            ids[lo:hi],
-            records[lo:hi],
-            errors[lo:hi],
-            lo,
-            labels=labels,
-            top_n=top_n,
-            threshold=threshold,
-            with_sets=with_sets,
-        )
-        write_table(batch, part)
-        done_new += 1
-        bar.update(hi - lo)
-    bar.close()
-    parts = [pd.read_parquet(run_dir / f"part-{b:06d}.parquet") for b in range(n_batches)]
-    out = (
-        pd.concat(parts, ignore_index=True)
-        if parts
-        else pd.DataFrame(columns=output_columns(top_n, with_sets=with_sets))
-    )
-    if len(out) != len(df) or (
-        len(out) and not np.array_equal(out["row"].to_numpy(), np.arange(len(df)))
-    ):
-        raise RuntimeError(f"checkpoint in {run_dir} is inconsistent; delete it and run again")
+    out = _collect(run_dir, n_batches, len(df), output_columns(opts.top_n, with_sets=with_sets))
     write_table(out, output_path)
+    status = {str(s): int(c) for s, c in Counter(out["status"]).items()}
     summary = CodingSummary(
-        str(input_path),
-        str(output_path),
-        len(out),
-        {str(s): int(c) for s, c in Counter(out["status"]).items()},
-        resumed,
-        str(run_dir),
+        str(input_path), str(output_path), len(out), status, resumed, str(run_dir)
     )
     (run_dir / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2))
     if not keep_checkpoints:
         for b in range(n_batches):
-            (run_dir / f"part-{b:06d}.parquet").unlink(missing_ok=True)
+            _part(run_dir, b).unlink(missing_ok=True)
     return summary
 
 

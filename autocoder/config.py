@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from autocoder.resources import resource_dir
 
@@ -87,16 +87,50 @@ class LLMConfig(_Section):
     concurrency: int = Field(4, gt=0)
     temperature: float = 0.0
     max_tokens: int = Field(512, gt=0)
-    json_mode: Literal["json_object", "json_schema", "grammar", "none"] = Field(
-        "json_object",
-        description="json_object (llama.cpp), json_schema (OpenAI/vLLM/Ollama), grammar (GBNF), none",
+    json_mode: Literal["json_object", "json_schema", "none"] = Field(
+        "json_object", description="json_object (llama.cpp), json_schema (OpenAI/vLLM/Ollama), none"
     )
     cache: bool = True
     prompts_dir: str | None = Field(None, description="Prompt templates; None = shipped prompts/.")
+    server_python: str | None = Field(
+        None,
+        description="Python with llama-cpp-python[server] for `autocoder llm-server` "
+        "(scripts/setup-llm.sh builds .venv-llm); None = $AUTOCODER_LLAMA_PYTHON, else an error.",
+    )
+    server_models_dir: str | None = Field(
+        None, description="Where the local server's GGUF is assembled; None = <workspace>/models/gguf."
+    )
 
 
 class EvalConfig(_Section):
     thresholds: list[float] = Field(default_factory=lambda: [round(0.05 * i, 2) for i in range(21)])
+
+
+class ReviewConfig(_Section):
+    url: str | None = Field(
+        None,
+        description="Label Studio URL; None = $AUTOCODER_REVIEW_URL, else the local server "
+        "started by `autocoder review server start`.",
+    )
+    token: SecretStr | None = Field(
+        None, description="Label Studio API token; None = $AUTOCODER_REVIEW_TOKEN, else the "
+        "local server's token (never printed)."
+    )
+    threshold: float = Field(0.5, ge=0, le=1, description="Least-confidence cut-off.")
+    top_k: int = Field(5, gt=0, description="Model candidates shown as the pre-filled prediction.")
+    server_python: str | None = Field(
+        None,
+        description="Python of the Label Studio venv; None = $AUTOCODER_LABELSTUDIO_PYTHON, "
+        "else <repo>/.venv-labelstudio/bin/python.",
+    )
+    host: str = Field("127.0.0.1", description="Bind address of the local server (loopback).")
+    port: int = Field(8080, gt=0, lt=65536)
+    username: str = "admin@example.com"
+    start_timeout: float = Field(240.0, gt=0, description="Seconds to wait for the server.")
+    timeout: float = Field(30.0, gt=0, description="HTTP timeout of each Label Studio call.")
+    labeling_config: str | None = Field(
+        None, description="Labeling XML template; None = the shipped labeling/review.xml."
+    )
 
 
 class Settings(_Section):
@@ -107,6 +141,7 @@ class Settings(_Section):
     coder: CoderConfig = Field(default_factory=CoderConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    review: ReviewConfig = Field(default_factory=ReviewConfig)
 
 
 class ConfigError(ValueError):

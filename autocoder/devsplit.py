@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from autocoder.records import normalize_text
 from autocoder.taxonomy.model import Taxonomy
 
 REAL_WORLD_SOURCES = ("02", "10")
 
-
-def normalize_title(text: str) -> str:
-    return " ".join(str(text).lower().split())
+#: A title's matching key (case and spacing ignored); the name callers of the dev split use.
+normalize_title = normalize_text
 
 
 def _in_dev(key: str, fraction: float, seed: int) -> bool:

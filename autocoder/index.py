@@ -13,13 +13,28 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from autocoder.config import Settings
 from autocoder.embed import Embedder
+from autocoder.records import normalize_text
 from autocoder.taxonomy.model import TEXT_KINDS, Taxonomy
+from autocoder.workspace import Workspace
+
+if TYPE_CHECKING:
+    from chromadb.api import ClientAPI
+    from chromadb.api.models.Collection import Collection
+
+
+class IndexNotBuiltError(RuntimeError):
+    """The collection for this taxonomy and embedder does not exist yet."""
+
+
+class IndexConnectionError(RuntimeError):
+    """The Chroma store or server cannot be reached."""
 
 
 @dataclass
@@ -63,7 +78,7 @@ def code_documents(taxonomy: Taxonomy, kinds: Sequence[str] = TEXT_KINDS) -> lis
     for code in taxonomy.leaf_codes():
         seen: set[str] = set()
         for i, (kind, text) in enumerate(taxonomy.texts(code, tuple(kinds))):
-            key = " ".join(text.lower().split())
+            key = normalize_text(text)
             if not key or key in seen:
                 continue
             seen.add(key)
@@ -157,7 +172,7 @@ class ChromaIndex:
         self.aggregation = aggregation
         self.temperature = temperature
         self.hnsw = hnsw
-        self._client: Any = None
+        self._client: ClientAPI | None = None
 
     @property
     def collection_name(self) -> str:
@@ -166,29 +181,46 @@ class ChromaIndex:
         )
 
     @property
-    def client(self) -> Any:
+    def location(self) -> str:
+        """Where the index lives, for messages: the server's host:port or the store's path."""
+        if self.host is not None:
+            return f"Chroma server {self.host}:{self.port}"
+        return f"Chroma store {self.path}"
+
+    @property
+    def client(self) -> ClientAPI:
         if self._client is None:
             import chromadb
             from chromadb.config import Settings as ChromaSettings
 
             settings = ChromaSettings(anonymized_telemetry=False)
-            if self.host is not None:
-                self._client = chromadb.HttpClient(
-                    host=self.host, port=self.port, settings=settings
-                )
-            else:
-                assert self.path is not None
-                Path(self.path).mkdir(parents=True, exist_ok=True)
-                self._client = chromadb.PersistentClient(path=str(self.path), settings=settings)
+            try:
+                if self.host is not None:
+                    self._client = chromadb.HttpClient(
+                        host=self.host, port=self.port, settings=settings
+                    )
+                else:
+                    assert self.path is not None
+                    Path(self.path).mkdir(parents=True, exist_ok=True)
+                    self._client = chromadb.PersistentClient(path=str(self.path), settings=settings)
+            except (ValueError, OSError) as exc:  # HttpClient raises ValueError when unreachable
+                raise IndexConnectionError(f"cannot open the {self.location}: {exc}") from exc
         return self._client
 
-    def _collection(self) -> Any:
+    def _collection(self) -> Collection:
+        import httpx
+        from chromadb.errors import NotFoundError
+
         try:
             return self.client.get_collection(self.collection_name)
-        except Exception as exc:  # chromadb raises NotFoundError / ValueError by version
-            raise RuntimeError(
+        except NotFoundError as exc:
+            raise IndexNotBuiltError(
                 f"no index for taxonomy {self.taxonomy_name} {self.taxonomy_version} with embedder "
-                f"{self.model_id}; run `autocoder index build` first"
+                f"{self.model_id} in the {self.location}; run `autocoder index build` first"
+            ) from exc
+        except (httpx.TransportError, OSError) as exc:
+            raise IndexConnectionError(
+                f"cannot reach the {self.location}: {type(exc).__name__}: {exc}"
             ) from exc
 
     def build(self, taxonomy: Taxonomy, embedder: Embedder, *, show_progress: bool = True) -> int:
@@ -196,10 +228,12 @@ class ChromaIndex:
         docs = code_documents(taxonomy, self.kinds)
         if not docs:
             raise ValueError(f"taxonomy {taxonomy.name} has no texts of kinds {self.kinds}")
+        from chromadb.errors import NotFoundError
+
         name = self.collection_name
         try:
             self.client.delete_collection(name)
-        except Exception:  # noqa: BLE001 - absent collection: nothing to delete
+        except NotFoundError:  # absent collection: nothing to delete
             pass
         collection = self.client.create_collection(
             name,
@@ -241,11 +275,11 @@ class ChromaIndex:
             n_results=min(self.candidates, n_docs),
             include=["metadatas", "distances", "documents"],
         )
-        for metas, dists, texts in zip(
-            res["metadatas"], res["distances"], res["documents"], strict=True
-        ):
+        metadatas, distances, documents = res["metadatas"], res["distances"], res["documents"]
+        assert metadatas is not None and distances is not None and documents is not None
+        for metas, dists, texts in zip(metadatas, distances, documents, strict=True):
             result.add_hits(
-                [m["code"] for m in metas],
+                [str(m["code"]) for m in metas],
                 [1.0 - float(d) for d in dists],
                 list(texts),
                 k=k,
@@ -301,7 +335,9 @@ class MemoryIndex:
         return result
 
 
-def make_index(settings: Any, workspace: Any, taxonomy: Taxonomy, embedder: Embedder) -> CodeIndex:
+def make_index(
+    settings: Settings, workspace: Workspace, taxonomy: Taxonomy, embedder: Embedder
+) -> CodeIndex:
     """Build the configured index object (not its contents) for a taxonomy and embedder."""
     cfg = settings.index
     if cfg.backend == "memory":

@@ -24,12 +24,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from autocoder.io import InputError, read_table, write_table
+from autocoder.io import read_table, write_table
 from autocoder.llm.cache import LLMCache
-from autocoder.llm.client import LLMModel
 from autocoder.llm.prompts import PromptTemplate, load_prompt
-from autocoder.llm.tasks import AnswerError, parse_rag_pick, rag_pick_request, run_requests
-from autocoder.records import JobRecord, as_records, clean_text
+from autocoder.llm.tasks import (
+    AnswerError,
+    Model,
+    parse_rag_pick,
+    rag_pick_request,
+    run_requests,
+)
+from autocoder.predictor import Retriever
+from autocoder.records import JobRecord, RecordsLike, as_records, clean_text, table_texts
 from autocoder.taxonomy.model import Taxonomy
 
 log = logging.getLogger("autocoder.labeler")
@@ -72,14 +78,34 @@ class LabelResult:
     error: str = ""
 
 
+def _apply_answer(res: LabelResult, answer: dict[str, Any] | Exception, row: int) -> None:
+    """Record the LLM's answer (or its failure) for one record in ``res``."""
+    if isinstance(answer, Exception):
+        res.status = f"error:{type(answer).__name__}"
+        res.error = str(answer)
+        return
+    try:
+        pick = parse_rag_pick(answer, res.candidates)
+    except AnswerError as exc:
+        res.status = "rejected"
+        res.rejected_answer = exc.rejected_code or ""
+        res.error = str(exc)
+        log.warning("record %d: rejected LLM answer: %s", row, exc)
+        return
+    res.status = "ok"
+    res.code = pick.code
+    res.scores = pick.scores
+    res.rationale = pick.rationale
+
+
 class RAGLabeler:
     """Retrieve ``k`` candidates with ``retriever`` (``rank(X)`` like ``RetrievalCoder``), ask
     ``model`` (``LLMModel`` or any callable with its signature) to choose one."""
 
     def __init__(
         self,
-        model: Any,
-        retriever: Any,
+        model: Model,
+        retriever: Retriever,
         taxonomy: Taxonomy,
         *,
         k: int = 5,
@@ -115,7 +141,7 @@ class RAGLabeler:
         if not hasattr(self, "classes_"):
             raise RuntimeError("RAGLabeler is not fitted; call fit() first")
 
-    def label(self, X: Any) -> list[LabelResult]:
+    def label(self, X: RecordsLike) -> list[LabelResult]:
         """One ``LabelResult`` per record (empty records get ``error:empty_text``)."""
         self._check_fitted()
         records = as_records(X)
@@ -149,23 +175,7 @@ class RAGLabeler:
         self.run_stats_["cache_hits"] += stats.cache_hits
         self.run_stats_["errors"] += stats.errors
         for i, answer in zip(todo, answers, strict=True):
-            res = results[i]
-            if isinstance(answer, Exception):
-                res.status = f"error:{type(answer).__name__}"
-                res.error = str(answer)
-                continue
-            try:
-                pick = parse_rag_pick(answer, res.candidates)
-            except AnswerError as exc:
-                res.status = "rejected"
-                res.rejected_answer = exc.rejected_code or ""
-                res.error = str(exc)
-                log.warning("record %d: rejected LLM answer: %s", i, exc)
-                continue
-            res.status = "ok"
-            res.code = pick.code
-            res.scores = pick.scores
-            res.rationale = pick.rationale
+            _apply_answer(results[i], answer, i)
         return results
 
     def _proba_row(self, res: LabelResult) -> np.ndarray:
@@ -184,11 +194,14 @@ class RAGLabeler:
                     row[self._pos[code]] = p
         return row
 
-    def predict_proba(self, X: Any) -> np.ndarray:
+    def predict_proba(self, X: RecordsLike) -> np.ndarray:
         self._check_fitted()
-        return np.vstack([self._proba_row(r) for r in self.label(X)]).astype(np.float32)
+        rows = [self._proba_row(r) for r in self.label(X)]
+        if not rows:
+            return np.zeros((0, len(self.classes_)), dtype=np.float32)
+        return np.vstack(rows).astype(np.float32)
 
-    def predict(self, X: Any) -> np.ndarray:
+    def predict(self, X: RecordsLike) -> np.ndarray:
         """The chosen code; the retrieval top-1 when the answer was rejected or failed."""
         self._check_fitted()
         out = []
@@ -199,68 +212,147 @@ class RAGLabeler:
         return np.asarray(out, dtype=object)
 
 
-# --- building from settings ------------------------------------------------------------------
+# --- the CLI's entry point (``api.label`` builds the parts from the settings) -----------------
 
 
-def llm_from_settings(settings: Any, workspace: Any) -> LLMModel:
-    """The configured model; its calls are logged to ``<workspace>/runs/llm-calls.jsonl``."""
-    return LLMModel.from_settings(settings.llm, call_log=Path(workspace.runs) / "llm-calls.jsonl")
+@dataclass
+class LabelInput:
+    """The rows to label: ids, records and the given (possibly noisy) codes."""
+
+    ids: list[str]
+    records: list[JobRecord]
+    given: list[str]
 
 
-def retriever_from_settings(settings: Any, workspace: Any, taxonomy: Taxonomy, *, k: int) -> Any:
-    """A fitted ``RetrievalCoder`` returning ``k`` candidates over the configured index."""
-    from autocoder.api import retrieval_coder
-
-    return retrieval_coder(settings, workspace, taxonomy, top_k=k)
-
-
-def resolve_taxonomy(settings: Any, workspace: Any, taxonomy: Taxonomy | None) -> Taxonomy:
-    if taxonomy is not None:
-        return taxonomy
-    from autocoder.taxonomy.store import load_taxonomy
-
-    return load_taxonomy(workspace, settings.taxonomy.default)
-
-
-def _text_columns(
-    df: pd.DataFrame, title_column: str, description_column: str, source: str
-) -> tuple[list[str], list[str]]:
-    desc_col = next(
-        (c for c in (description_column, "duties", "description") if c in df.columns), None
+def read_label_input(
+    input_path: Path,
+    *,
+    label_column: str,
+    id_column: str,
+    title_column: str,
+    description_column: str,
+    limit: int | None = None,
+) -> LabelInput:
+    """Read the table to label; rows without an id column are numbered from 0."""
+    df = read_table(input_path, string_columns=(id_column, label_column))
+    if limit is not None:
+        df = df.head(limit).reset_index(drop=True)
+    titles, duties = table_texts(
+        df,
+        title_column=title_column,
+        description_column=description_column,
+        source=str(input_path),
     )
-    if title_column not in df.columns and desc_col is None:
-        raise InputError(
-            f"{source}: needs a title column {title_column!r} and/or a description column "
-            f"{description_column!r} (or 'duties'); columns are {list(df.columns)}"
-        )
-    titles = (
-        [clean_text(v) for v in df[title_column]] if title_column in df.columns else [""] * len(df)
+    n = len(df)
+    ids = (
+        [clean_text(v) for v in df[id_column]]
+        if id_column in df.columns
+        else list(map(str, range(n)))
     )
-    duties = [clean_text(v) for v in df[desc_col]] if desc_col else [""] * len(df)
-    return titles, duties
+    given = [clean_text(v) for v in df[label_column]] if label_column in df.columns else [""] * n
+    records = [JobRecord(t, d) for t, d in zip(titles, duties, strict=True)]
+    return LabelInput(ids, records, given)
+
+
+def _judgement(
+    res: LabelResult, given: str, taxonomy: Taxonomy, suspect_threshold: float
+) -> dict[str, Any]:
+    """How the LLM's choice relates to the given label (the ``agrees``/``suspect`` columns)."""
+    ok = res.status == "ok"
+    given_rel = (res.scores.get(given, 0.0) if ok else None) if given else None
+    suspect: bool | None = None
+    if given and given not in taxonomy:
+        suspect = True
+    elif given and ok:
+        suspect = res.code != given and (given_rel or 0.0) < suspect_threshold
+    return {
+        "agrees": (res.code == given) if (given and ok) else None,
+        "suspect_label": suspect,
+        "given_in_candidates": (given in res.candidates) if given and res.candidates else None,
+        "given_relevance": given_rel,
+        "chosen_relevance": res.scores.get(res.code) if ok else None,
+    }
+
+
+def _output_row(
+    i: int, data: LabelInput, res: LabelResult, taxonomy: Taxonomy, suspect_threshold: float
+) -> dict[str, Any]:
+    given = data.given[i]
+    return {
+        "row": i,
+        "id": data.ids[i],
+        "title": data.records[i].title,
+        "duties": data.records[i].duties,
+        "given_code": given,
+        "chosen_code": res.code,
+        "chosen_title": taxonomy.get(res.code).title if res.code else "",
+        "status": res.status,
+        **_judgement(res, given, taxonomy, suspect_threshold),
+        "retrieval_top1": res.candidates[0] if res.candidates else "",
+        "candidates": ";".join(res.candidates),
+        "relevance": json.dumps(res.scores) if res.scores else "",
+        "rejected_answer": res.rejected_answer,
+        "rationale": res.rationale,
+        "error": res.error,
+    }
+
+
+def _output_table(rows: list[dict[str, Any]], prompt_id: str, model_name: str) -> pd.DataFrame:
+    out = pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
+    out["prompt_version"] = prompt_id
+    out["model"] = model_name
+    for col in ("agrees", "suspect_label", "given_in_candidates"):
+        out[col] = out[col].astype("boolean")
+    for col in ("given_relevance", "chosen_relevance"):
+        out[col] = pd.to_numeric(out[col]).astype("Float64")
+    return out
 
 
 def _rate(num: int, den: int) -> float | None:
     return round(num / den, 4) if den else None
 
 
-# --- the CLI's entry point --------------------------------------------------------------------
+def _rates(out: pd.DataFrame) -> dict[str, Any]:
+    status = Counter(out["status"])
+    labelled = out[out["given_code"] != ""]
+    accepted = labelled[labelled["status"] == "ok"]
+    retrieved = labelled[labelled["retrieval_top1"] != ""]
+    suspects = int(out["suspect_label"].fillna(False).sum())
+    return {
+        "rows": len(out),
+        "status": {str(s): int(c) for s, c in sorted(status.items())},
+        "labelled_rows": len(labelled),
+        "accepted_rate": _rate(status.get("ok", 0), len(out)),
+        "rejected_rate": _rate(status.get("rejected", 0), len(out)),
+        "agreement_rate": _rate(int(accepted["agrees"].sum()), len(accepted)),
+        "retrieval_agreement_rate": _rate(
+            int((retrieved["retrieval_top1"] == retrieved["given_code"]).sum()), len(retrieved)
+        ),
+        "given_in_candidates_rate": _rate(
+            int(labelled["given_in_candidates"].fillna(False).sum()), len(retrieved)
+        ),
+        "suspect_labels": suspects,
+        "suspect_rate": _rate(suspects, len(labelled)),
+    }
+
+
+def model_name(model: Model) -> str:
+    """The model's name for provenance columns (``LLMModel.model``, else the type's name)."""
+    return str(getattr(model, "model", type(model).__name__))
 
 
 def label_file(
     input_path: str | Path,
     output_path: str | Path,
     *,
-    settings: Any,
-    workspace: Any,
-    taxonomy: Taxonomy | None = None,
-    model: Any = None,
+    taxonomy: Taxonomy,
+    model: Model,
+    retriever: Retriever,
     cache: LLMCache | None = None,
-    retriever: Any = None,
     label_column: str = "code",
-    id_column: str | None = None,
-    title_column: str | None = None,
-    description_column: str | None = None,
+    id_column: str = "id",
+    title_column: str = "title",
+    description_column: str = "description",
     k: int = 5,
     suspect_threshold: float = 0.5,
     limit: int | None = None,
@@ -280,30 +372,14 @@ def label_file(
     it was not even retrieved). Returns a summary with agreement rates.
     """
     input_path, output_path = Path(input_path), Path(output_path)
-    cfg = settings.coder
-    id_column = id_column or cfg.id_column
-    title_column = title_column or cfg.title_column
-    description_column = description_column or cfg.description_column
-    df = read_table(input_path, string_columns=(id_column, label_column))
-    if limit is not None:
-        df = df.head(limit).reset_index(drop=True)
-    titles, duties = _text_columns(df, title_column, description_column, str(input_path))
-    ids = (
-        [clean_text(v) for v in df[id_column]]
-        if id_column in df.columns
-        else [str(i) for i in range(len(df))]
+    data = read_label_input(
+        input_path,
+        label_column=label_column,
+        id_column=id_column,
+        title_column=title_column,
+        description_column=description_column,
+        limit=limit,
     )
-    given = (
-        [clean_text(v) for v in df[label_column]] if label_column in df.columns else [""] * len(df)
-    )
-
-    taxonomy = resolve_taxonomy(settings, workspace, taxonomy)
-    if model is None:
-        model = llm_from_settings(settings, workspace)
-    if cache is None and settings.llm.cache:
-        cache = LLMCache(workspace.llm_cache)
-    if retriever is None:
-        retriever = retriever_from_settings(settings, workspace, taxonomy, k=k)
     labeler = RAGLabeler(
         model,
         retriever,
@@ -314,81 +390,28 @@ def label_file(
         cache=cache,
         show_progress=show_progress,
     ).fit()
-    results = labeler.label([JobRecord(t, d) for t, d in zip(titles, duties, strict=True)])
-
-    model_name = str(getattr(model, "model", type(model).__name__))
-    rows = []
-    for i, res in enumerate(results):
-        g = given[i]
-        known = g in taxonomy if g else False
-        chosen_rel = res.scores.get(res.code) if res.status == "ok" else None
-        given_rel = (res.scores.get(g, 0.0) if res.status == "ok" else None) if g else None
-        agrees: bool | None = (res.code == g) if (g and res.status == "ok") else None
-        suspect: bool | None = None
-        if g and not known:
-            suspect = True
-        elif g and res.status == "ok":
-            suspect = res.code != g and (given_rel or 0.0) < suspect_threshold
-        rows.append(
-            {
-                "row": i,
-                "id": ids[i],
-                "title": titles[i],
-                "duties": duties[i],
-                "given_code": g,
-                "chosen_code": res.code,
-                "chosen_title": taxonomy.get(res.code).title if res.code else "",
-                "status": res.status,
-                "agrees": agrees,
-                "suspect_label": suspect,
-                "given_in_candidates": (g in res.candidates) if g and res.candidates else None,
-                "given_relevance": given_rel,
-                "chosen_relevance": chosen_rel,
-                "retrieval_top1": res.candidates[0] if res.candidates else "",
-                "candidates": ";".join(res.candidates),
-                "relevance": json.dumps(res.scores) if res.scores else "",
-                "rejected_answer": res.rejected_answer,
-                "rationale": res.rationale,
-                "error": res.error,
-                "prompt_version": labeler.prompt_.id,
-                "model": model_name,
-            }
-        )
-    out = pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
-    for col in ("agrees", "suspect_label", "given_in_candidates"):
-        out[col] = out[col].astype("boolean")
-    for col in ("given_relevance", "chosen_relevance"):
-        out[col] = pd.to_numeric(out[col]).astype("Float64")
+    results = labeler.label(data.records)
+    rows = [_output_row(i, data, res, taxonomy, suspect_threshold) for i, res in enumerate(results)]
+    out = _output_table(rows, labeler.prompt_.id, model_name(model))
     write_table(out, output_path)
+    return _summary(input_path, output_path, out, labeler)
 
-    status = Counter(out["status"])
-    labelled = out[out["given_code"] != ""]
-    accepted_labelled = labelled[labelled["status"] == "ok"]
-    retrieved = labelled[labelled["retrieval_top1"] != ""]
-    stats = getattr(model, "stats", None)
-    summary: dict[str, Any] = {
-        "input": str(input_path),
-        "output": str(output_path),
-        "rows": len(out),
-        "status": {str(s): int(c) for s, c in sorted(status.items())},
-        "labelled_rows": len(labelled),
-        "accepted_rate": _rate(status.get("ok", 0), len(out)),
-        "rejected_rate": _rate(status.get("rejected", 0), len(out)),
-        "agreement_rate": _rate(int(accepted_labelled["agrees"].sum()), len(accepted_labelled)),
-        "retrieval_agreement_rate": _rate(
-            int((retrieved["retrieval_top1"] == retrieved["given_code"]).sum()), len(retrieved)
-        ),
-        "given_in_candidates_rate": _rate(
-            int(labelled["given_in_candidates"].fillna(False).sum()), len(retrieved)
-        ),
-        "suspect_labels": int(out["suspect_label"].fillna(False).sum()),
-        "suspect_rate": _rate(int(out["suspect_label"].fillna(False).sum()), len(labelled)),
-        "prompt_version": labeler.prompt_.id,
-        "model": model_name,
-        "llm_requests": labeler.run_stats_["requests"],
-        "cache_hits": labeler.run_stats_["cache_hits"],
-        "llm_errors": labeler.run_stats_["errors"],
-    }
+
+def _summary(
+    input_path: Path, output_path: Path, out: pd.DataFrame, labeler: RAGLabeler
+) -> dict[str, Any]:
+    summary: dict[str, Any] = {"input": str(input_path), "output": str(output_path)}
+    summary.update(_rates(out))
+    summary.update(
+        {
+            "prompt_version": labeler.prompt_.id,
+            "model": model_name(labeler.model),
+            "llm_requests": labeler.run_stats_["requests"],
+            "cache_hits": labeler.run_stats_["cache_hits"],
+            "llm_errors": labeler.run_stats_["errors"],
+        }
+    )
+    stats = getattr(labeler.model, "stats", None)
     if stats is not None and hasattr(stats, "to_dict"):
         summary["tokens"] = {"prompt": stats.prompt_tokens, "completion": stats.completion_tokens}
     return summary

@@ -1,12 +1,30 @@
-"""The record a coder sees: a job title and optional duties, and the three MOM input formats."""
+"""The record a coder sees: a job title and optional duties, and the three MOM input formats.
+
+Also the one place that turns raw cell values into text: ``clean_text`` (what a record holds),
+``normalize_text`` (the key for duplicate checks) and ``duties_column`` / ``table_texts`` (which
+column of a table holds the duties: the configured one, else ``duties``, else ``description``).
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+
+from autocoder.io import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 InputFormat = Literal["title_duties", "title", "duties"]
+
+#: Anything ``as_records`` reads: JobRecords, title strings, (title, duties) pairs, dicts with
+#: ``title`` and ``duties``/``description``, or a DataFrame with such columns.
+RecordsLike: TypeAlias = Iterable[Any]
+
+#: Column names that hold a record's duties, in order of preference.
+DUTIES_COLUMNS = ("duties", "description")
 
 
 @dataclass(frozen=True)
@@ -36,6 +54,7 @@ class JobRecord:
 
 
 def clean_text(value: Any) -> str:
+    """A cell value as text: ``None``/NaN become ``""``, whitespace runs become one space."""
     if value is None:
         return ""
     if isinstance(value, float) and value != value:  # NaN
@@ -43,37 +62,64 @@ def clean_text(value: Any) -> str:
     return " ".join(str(value).split())
 
 
-def as_records(X: Any) -> list[JobRecord]:
+def normalize_text(value: Any, *, keep_punctuation: bool = True) -> str:
+    """The comparison key of a text: ``clean_text``, lower case; with ``keep_punctuation=False``
+    punctuation becomes whitespace too (so "R.N." and "R N" match)."""
+    text = clean_text(value).lower()
+    if not keep_punctuation:
+        text = " ".join(re.sub(r"[^\w\s]", " ", text).split())
+    return text
+
+
+def duties_column(columns: Iterable[str], preferred: str | None = None) -> str | None:
+    """The column holding the duties: ``preferred`` if present, else ``duties``, else
+    ``description``; None when there is none."""
+    present = set(columns)
+    candidates = (preferred, *DUTIES_COLUMNS) if preferred else DUTIES_COLUMNS
+    return next((c for c in candidates if c in present), None)
+
+
+def table_texts(
+    df: pd.DataFrame,
+    *,
+    title_column: str = "title",
+    description_column: str | None = None,
+    source: str = "table",
+) -> tuple[list[str], list[str]]:
+    """Clean titles and duties of every row of ``df``.
+
+    Raises ``InputError`` naming ``source`` and its columns when the table has neither a title
+    nor a duties column.
+    """
+    desc_col = duties_column(df.columns, description_column)
+    if title_column not in df.columns and desc_col is None:
+        wanted = description_column or "description"
+        raise InputError(
+            f"{source}: needs a title column {title_column!r} and/or a description column "
+            f"{wanted!r} (or 'duties'); columns are {list(df.columns)}"
+        )
+    n = len(df)
+    titles = [clean_text(v) for v in df[title_column]] if title_column in df.columns else [""] * n
+    duties = [clean_text(v) for v in df[desc_col]] if desc_col else [""] * n
+    return titles, duties
+
+
+def _record(item: Any, i: int) -> JobRecord:
+    if isinstance(item, JobRecord):
+        return item
+    if isinstance(item, str):
+        return JobRecord(clean_text(item))
+    if isinstance(item, dict):
+        key = duties_column(item)
+        return JobRecord(clean_text(item.get("title")), clean_text(item.get(key) if key else ""))
+    if isinstance(item, Sequence) and len(item) == 2:
+        return JobRecord(clean_text(item[0]), clean_text(item[1]))
+    raise ValueError(f"record {i}: cannot read {type(item).__name__} as a job record")
+
+
+def as_records(X: RecordsLike) -> list[JobRecord]:
     """Accept JobRecords, strings (titles), (title, duties) pairs, dicts, or a DataFrame."""
     if hasattr(X, "to_dict") and hasattr(X, "columns"):
-        cols = set(X.columns)
-        title_col = "title" if "title" in cols else None
-        duties_col = next((c for c in ("duties", "description") if c in cols), None)
-        if title_col is None and duties_col is None:
-            raise ValueError("DataFrame input needs a 'title' and/or 'duties'/'description' column")
-        return [
-            JobRecord(
-                clean_text(r.get(title_col)) if title_col else "",
-                clean_text(r.get(duties_col)) if duties_col else "",
-            )
-            for r in X.to_dict("records")
-        ]
-    out: list[JobRecord] = []
-    items: Iterable[Any] = X
-    for i, item in enumerate(items):
-        if isinstance(item, JobRecord):
-            out.append(item)
-        elif isinstance(item, str):
-            out.append(JobRecord(clean_text(item)))
-        elif isinstance(item, dict):
-            out.append(
-                JobRecord(
-                    clean_text(item.get("title")),
-                    clean_text(item.get("duties", item.get("description"))),
-                )
-            )
-        elif isinstance(item, Sequence) and len(item) == 2:
-            out.append(JobRecord(clean_text(item[0]), clean_text(item[1])))
-        else:
-            raise ValueError(f"record {i}: cannot read {type(item).__name__} as a job record")
-    return out
+        titles, duties = table_texts(X, source="DataFrame input")  # type: ignore[arg-type]
+        return [JobRecord(t, d) for t, d in zip(titles, duties, strict=True)]
+    return [_record(item, i) for i, item in enumerate(X)]

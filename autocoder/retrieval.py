@@ -2,7 +2,8 @@
 
 Follows the scikit-learn contract: ``fit`` (records the classes), ``predict_proba`` over
 ``classes_`` and ``predict``. Probabilities are a softmax over the aggregated similarities of the
-retrieved codes (codes not retrieved get 0); the top-1 probability is the confidence.
+retrieved codes (codes not retrieved get 0); the top-1 probability is the confidence. It is a
+``Predictor`` and a ``Retriever`` (``rank``), see :mod:`autocoder.predictor`.
 """
 
 from __future__ import annotations
@@ -13,14 +14,8 @@ import numpy as np
 
 from autocoder.embed import Embedder
 from autocoder.index import CodeIndex
-from autocoder.records import as_records
-
-
-def softmax(scores: np.ndarray, temperature: float) -> np.ndarray:
-    z = np.asarray(scores, dtype=np.float64) / temperature
-    z -= z.max() if z.size else 0.0
-    e = np.exp(z)
-    return e / e.sum() if e.size else e
+from autocoder.mathx import softmax
+from autocoder.records import RecordsLike, as_records
 
 
 class RetrievalCoder:
@@ -55,7 +50,7 @@ class RetrievalCoder:
         if not hasattr(self, "classes_"):
             raise RuntimeError("RetrievalCoder is not fitted; call fit() first")
 
-    def rank(self, X: Any) -> tuple[list[list[str]], list[np.ndarray], list[list[str]]]:
+    def rank(self, X: RecordsLike) -> tuple[list[list[str]], list[np.ndarray], list[list[str]]]:
         """Top ``top_k`` codes per record with their probabilities and matched evidence text."""
         self._check_fitted()
         records = as_records(X)
@@ -64,7 +59,7 @@ class RetrievalCoder:
         probs = [softmax(s, self.temperature) for s in res.scores]
         return res.codes, probs, res.evidence
 
-    def predict_proba(self, X: Any) -> np.ndarray:
+    def predict_proba(self, X: RecordsLike) -> np.ndarray:
         codes, probs, _ = self.rank(X)
         out = np.zeros((len(codes), len(self.classes_)), dtype=np.float32)
         for i, (row_codes, row_probs) in enumerate(zip(codes, probs, strict=True)):
@@ -74,6 +69,6 @@ class RetrievalCoder:
                     out[i, j] = p
         return out
 
-    def predict(self, X: Any) -> np.ndarray:
+    def predict(self, X: RecordsLike) -> np.ndarray:
         proba = self.predict_proba(X)
         return self.classes_[proba.argmax(axis=1)]

@@ -193,6 +193,109 @@ def _parse_status(value: Any) -> tuple[str, str] | None:
     return None
 
 
+def _confidence_column(pred: pd.DataFrame, what: str) -> str:
+    if "confidence" in pred.columns:
+        return "confidence"
+    if "score_1" in pred.columns:
+        return "score_1"
+    raise ValidationError(
+        what, [f"{what} is missing column 'confidence' (and has no 'score_1' to use instead)"]
+    )
+
+
+def _text_column(pred: pd.DataFrame, col: str) -> list[str]:
+    """A column as stripped text; ``""`` everywhere when the column is absent."""
+    if col not in pred.columns:
+        return [""] * len(pred)
+    return [as_text(v) for v in pred[col].tolist()]
+
+
+def _score_column(pred: pd.DataFrame, col: str, ids: list[str], problems: _Problems) -> list[float]:
+    """A numeric column; NaN where empty, where not a number (a problem) or when absent."""
+    if col not in pred.columns:
+        return [math.nan] * len(pred)
+    vals: list[float] = []
+    for i, v in enumerate(pred[col].tolist()):
+        x = _number(v)
+        if x is None:
+            problems.add(f"{_row_ref('pred', i, ids[i])}: {col} {v!r} is not a number")
+            x = math.nan
+        vals.append(x)
+    return vals
+
+
+def _statuses(pred: pd.DataFrame, ids: list[str], problems: _Problems) -> list[tuple[str, str]]:
+    """``(status, error reason)`` per row; ``coded`` when the table has no status column."""
+    if "status" not in pred.columns:
+        return [("coded", "")] * len(pred)
+    out: list[tuple[str, str]] = []
+    for i, v in enumerate(pred["status"].tolist()):
+        parsed = _parse_status(v)
+        if parsed is None:
+            problems.add(
+                f"{_row_ref('pred', i, ids[i])}: unknown status {as_text(v)!r} "
+                "(expected 'coded', 'review' or 'error:<reason>')"
+            )
+            parsed = ("error", "invalid status")
+        out.append(parsed)
+    return out
+
+
+def _confidences(
+    pred: pd.DataFrame, col: str, ids: list[str], status: list[str], problems: _Problems
+) -> list[float]:
+    """Confidence in [0, 1] per row; it may be missing (NaN) only on error rows."""
+    out: list[float] = []
+    for i, v in enumerate(pred[col].tolist()):
+        x = _number(v)
+        ref = _row_ref("pred", i, ids[i])
+        if x is None:
+            problems.add(f"{ref}: {col} {v!r} is not a number")
+            x = math.nan
+        elif math.isnan(x):
+            if status[i] != "error":
+                problems.add(f"{ref}: {col} is missing (only error rows may omit it)")
+        elif not 0.0 <= x <= 1.0:
+            problems.add(f"{ref}: {col} {x:g} outside [0, 1]")
+        out.append(x)
+    return out
+
+
+def _set_size(value: Any, ref: str, codes: tuple[str, ...] | None, problems: _Problems) -> int:
+    """One row's ``set_size``; an empty cell is the number of ``set_codes`` (0 without them)."""
+    x = _number(value)
+    if x is None or (not math.isnan(x) and (x < 0 or not float(x).is_integer())):
+        problems.add(f"{ref}: set_size {value!r} is not a non-negative integer")
+        x = 0.0
+    elif math.isnan(x):
+        x = float(len(codes)) if codes is not None else 0.0
+    size = int(x)
+    if codes is not None and size != len(codes):
+        problems.add(f"{ref}: set_size {size} but set_codes lists {len(codes)} code(s)")
+    return size
+
+
+def _prediction_sets(
+    pred: pd.DataFrame, ids: list[str], problems: _Problems
+) -> tuple[list[tuple[str, ...]] | None, list[int] | None]:
+    """``set_codes`` and ``set_size`` (conformal prediction sets), None when absent."""
+    set_codes = None
+    if "set_codes" in pred.columns:
+        set_codes = [split_codes(v) for v in pred["set_codes"].tolist()]
+    if "set_size" not in pred.columns:
+        return set_codes, [len(s) for s in set_codes] if set_codes is not None else None
+    sizes = [
+        _set_size(v, _row_ref("pred", i, ids[i]), set_codes[i] if set_codes else None, problems)
+        for i, v in enumerate(pred["set_size"].tolist())
+    ]
+    return set_codes, sizes
+
+
+def _rows(columns: list[list[Any]], n: int) -> list[list[Any]]:
+    """Column lists -> row lists."""
+    return [list(r) for r in zip(*columns, strict=True)] if n else []
+
+
 def validate_pred(pred: pd.DataFrame) -> PredTable:
     """Check a prediction table and return it as a :class:`PredTable`.
 
@@ -202,108 +305,31 @@ def validate_pred(pred: pd.DataFrame) -> PredTable:
     what = "pred"
     _check_columns(pred, what, ("id",))
     n_ranked = _code_columns(pred, what)
-    if "confidence" in pred.columns:
-        conf_col = "confidence"
-    elif "score_1" in pred.columns:
-        conf_col = "score_1"
-    else:
-        raise ValidationError(
-            what, [f"{what} is missing column 'confidence' (and has no 'score_1' to use instead)"]
-        )
+    conf_col = _confidence_column(pred, what)
     problems = _Problems(what)
     ids = _ids(pred, what, problems)
-    n = len(pred)
-    cols = [str(c) for c in pred.columns]
-
-    ranked = [[as_text(v) for v in pred[f"code_{k}"].tolist()] for k in range(1, n_ranked + 1)]
-    labels = [
-        [as_text(v) for v in pred[f"label_{k}"].tolist()]
-        if f"label_{k}" in pred.columns
-        else [""] * n
-        for k in range(1, n_ranked + 1)
-    ]
-    scores: list[list[float]] = []
-    for k in range(1, n_ranked + 1):
-        col = f"score_{k}"
-        if col not in pred.columns:
-            scores.append([math.nan] * n)
-            continue
-        vals: list[float] = []
-        for i, v in enumerate(pred[col].tolist()):
-            x = _number(v)
-            if x is None:
-                problems.add(f"{_row_ref(what, i, ids[i])}: {col} {v!r} is not a number")
-                x = math.nan
-            vals.append(x)
-        scores.append(vals)
-
-    status: list[str] = []
-    reasons: list[str] = []
-    if "status" in pred.columns:
-        for i, v in enumerate(pred["status"].tolist()):
-            parsed = _parse_status(v)
-            if parsed is None:
-                problems.add(
-                    f"{_row_ref(what, i, ids[i])}: unknown status {as_text(v)!r} "
-                    "(expected 'coded', 'review' or 'error:<reason>')"
-                )
-                parsed = ("error", "invalid status")
-            status.append(parsed[0])
-            reasons.append(parsed[1])
-    else:
-        status = ["coded"] * n
-        reasons = [""] * n
-
-    confidence: list[float] = []
-    for i, v in enumerate(pred[conf_col].tolist()):
-        x = _number(v)
-        ref = _row_ref(what, i, ids[i])
-        if x is None:
-            problems.add(f"{ref}: {conf_col} {v!r} is not a number")
-            x = math.nan
-        elif math.isnan(x):
-            if status[i] != "error":
-                problems.add(f"{ref}: {conf_col} is missing (only error rows may omit it)")
-        elif not 0.0 <= x <= 1.0:
-            problems.add(f"{ref}: {conf_col} {x:g} outside [0, 1]")
-        confidence.append(x)
-
-    set_codes: list[tuple[str, ...]] | None = None
-    set_size: list[int] | None = None
-    if "set_codes" in pred.columns:
-        set_codes = [split_codes(v) for v in pred["set_codes"].tolist()]
-    if "set_size" in pred.columns:
-        set_size = []
-        for i, v in enumerate(pred["set_size"].tolist()):
-            x = _number(v)
-            ref = _row_ref(what, i, ids[i])
-            if x is None or (not math.isnan(x) and (x < 0 or not float(x).is_integer())):
-                problems.add(f"{ref}: set_size {v!r} is not a non-negative integer")
-                x = 0.0
-            elif math.isnan(x):
-                x = float(len(set_codes[i])) if set_codes is not None else 0.0
-            size = int(x)
-            if set_codes is not None and size != len(set_codes[i]):
-                problems.add(
-                    f"{ref}: set_size {size} but set_codes lists {len(set_codes[i])} code(s)"
-                )
-            set_size.append(size)
-    elif set_codes is not None:
-        set_size = [len(s) for s in set_codes]
-
+    ks = range(1, n_ranked + 1)
+    ranked = [_text_column(pred, f"code_{k}") for k in ks]
+    labels = [_text_column(pred, f"label_{k}") for k in ks]
+    scores = [_score_column(pred, f"score_{k}", ids, problems) for k in ks]
+    statuses = _statuses(pred, ids, problems)
+    status = [s for s, _ in statuses]
+    confidence = _confidences(pred, conf_col, ids, status, problems)
+    set_codes, set_size = _prediction_sets(pred, ids, problems)
     problems.raise_if_any()
+    n = len(pred)
     return PredTable(
         ids=ids,
-        ranked=[list(r) for r in zip(*ranked, strict=True)] if n else [],
-        labels=[list(r) for r in zip(*labels, strict=True)] if n else [],
-        scores=[list(r) for r in zip(*scores, strict=True)] if n else [],
+        ranked=_rows(ranked, n),
+        labels=_rows(labels, n),
+        scores=_rows(scores, n),
         confidence=confidence,
         status=status,
-        error_reason=reasons,
+        error_reason=[r for _, r in statuses],
         set_codes=set_codes,
         set_size=set_size,
         n_ranked=n_ranked,
-        columns=cols,
+        columns=[str(c) for c in pred.columns],
     )
 
 

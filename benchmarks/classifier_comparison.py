@@ -19,36 +19,41 @@ import json
 import logging
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from autocoder.classify import data as D
-from autocoder.classify.calibrate import plot_reliability
 from autocoder.classify.recipe import (
+    Recipe,
+    dev_table,
     finetune_for_recipe,
     load_recipe,
     make_classifier,
     prepare_training_data,
 )
-from autocoder.config import load_settings
-from autocoder.devsplit import apply_holdout, holdout_titles, make_dev_split
+from autocoder.config import Settings, load_settings
+from autocoder.devsplit import apply_holdout, holdout_titles
 from autocoder.embed import Embedder
-from autocoder.evaluate import (
+from autocoder.index import make_index
+from autocoder.metrics import (
     expected_calibration_error,
     macro_accuracy,
+    reliability_table,
     top1_correct,
     top_k_accuracy,
 )
-from autocoder.index import make_index
 from autocoder.records import JobRecord
 from autocoder.retrieval import RetrievalCoder
-from autocoder.taxonomy.onet import import_onet, read_alternate_titles
+from autocoder.taxonomy.model import Taxonomy
+from autocoder.taxonomy.onet import import_onet
 from autocoder.workspace import Workspace
 
 REPO = Path(__file__).resolve().parent.parent
 CDB_PARAMS = {"tau": 1.0, "min_difficulty": 0.05, "momentum": 0.5}
+log = logging.getLogger("bench")
 
 
 def ranked_codes(proba: np.ndarray, classes: np.ndarray, k: int = 5) -> np.ndarray:
@@ -111,31 +116,69 @@ def fmt_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--release", default=str(REPO.parent / "shared" / "data" / "onet_29.2"))
-    ap.add_argument("--home", default="/tmp/ac-bench-home")
-    ap.add_argument("--recipe", default=str(REPO / "training" / "classifier.toml"))
-    ap.add_argument("--out", default="/tmp/ac-bench-report")
-    ap.add_argument("--speed-sample", type=int, default=300)
-    ap.add_argument("--skip-finetune", action="store_true")
-    args = ap.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    log = logging.getLogger("bench")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    ws = Workspace.resolve(args.home)
-    settings = load_settings(overrides=["index.backend=memory"])
-    recipe = load_recipe(args.recipe)
+def plot_reliability(confidence: np.ndarray, correct: np.ndarray, path: Path, title: str) -> Path:
+    """Reliability diagram (accuracy per confidence bin, ``autocoder.metrics`` bins)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    taxonomy = import_onet(args.release)
-    dev = make_dev_split(
-        read_alternate_titles(args.release),
-        fraction=recipe.data.holdout_fraction,
-        seed=recipe.data.holdout_seed,
+    table = reliability_table(confidence, correct)
+    rows = table[table["count"] > 0]
+    fig = Figure(figsize=(4.5, 4.5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+    width = float(table["upper"].iloc[0] - table["lower"].iloc[0])
+    ax.bar(
+        rows["lower"],
+        rows["accuracy"],
+        width=width,
+        align="edge",
+        edgecolor="black",
+        alpha=0.7,
+        label="accuracy",
     )
+    ax.plot(rows["mean_confidence"], rows["accuracy"], "o-", color="C3", label="mean confidence")
+    ece = expected_calibration_error(confidence, correct)
+    ax.set(
+        xlabel="top-1 confidence",
+        ylabel="top-1 accuracy",
+        xlim=(0, 1),
+        ylim=(0, 1),
+        title=f"{title} (ECE {ece:.3f})",
+    )
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return path
+
+
+@dataclass
+class Bench:
+    """Everything the configurations are scored on: data, dev split, rare-code mask."""
+
+    recipe: Recipe
+    settings: Settings
+    ws: Workspace
+    taxonomy: Taxonomy
+    splits: Any
+    data_dir: Path
+    dev_records: list[JobRecord]
+    gold: list[tuple[str, ...]]
+    rare: np.ndarray
+
+    @property
+    def classes(self) -> list[str]:
+        return self.taxonomy.leaf_codes()
+
+
+def prepare(args: argparse.Namespace) -> Bench:
+    """Import the release, hold the dev split out of it, build the training set."""
+    recipe = load_recipe(args.recipe)
+    ws = Workspace.resolve(args.home)
+    taxonomy = import_onet(args.release)
+    dev = dev_table(recipe, taxonomy)
+    assert dev is not None, "the recipe's holdout is 'none': nothing to score on"
     removed = apply_holdout(taxonomy, holdout_titles(dev))
-    classes = taxonomy.leaf_codes()
     splits, data_dir = prepare_training_data(recipe, taxonomy, ws, holdout_info="onet-dev")
     train, val = splits["train"], splits["validation"]
     log.info(
@@ -146,119 +189,159 @@ def main() -> None:
         len(val),
         data_dir,
     )
-    title_rows = Counter(
-        c
-        for c, f in zip(
-            list(train["code"]) + list(val["code"]),
-            list(train["input_format"]) + list(val["input_format"]),
-            strict=True,
-        )
-        if f == "title"
-    )
-    dev_records = [JobRecord(t) for t in dev["title"]]
+    formats = list(train["input_format"]) + list(val["input_format"])
+    codes = list(train["code"]) + list(val["code"])
+    title_rows = Counter(c for c, f in zip(codes, formats, strict=True) if f == "title")
     gold = [tuple(c.split(";")) for c in dev["codes"]]
     rare = np.array([any(title_rows.get(c, 0) <= 5 for c in g) for g in gold])
     log.info("rare dev rows (a code with <= 5 training titles): %d", int(rare.sum()))
-    speed_records = dev_records[: args.speed_sample]
-    train_X, train_y = D.dataset_records(train), list(train["code"])
-    val_X, val_y = D.dataset_records(val), list(val["code"])
-    val_ok = D.acceptable_codes(val)
+    settings = load_settings(overrides=["index.backend=memory"])
+    return Bench(
+        recipe,
+        settings,
+        ws,
+        taxonomy,
+        splits,
+        data_dir,
+        [JobRecord(t) for t in dev["title"]],
+        gold,
+        rare,
+    )
 
-    embedders: list[tuple[str, str, float]] = [("MiniLM", recipe.embedder.model, 0.0)]
-    if not args.skip_finetune:
+
+def embedders(b: Bench, skip_finetune: bool) -> list[tuple[str, str, float]]:
+    """``(label, model, fine-tuning seconds)``: the packaged MiniLM and its fine-tuned copy."""
+    out = [("MiniLM", b.recipe.embedder.model, 0.0)]
+    if not skip_finetune:
         t0 = time.perf_counter()
-        ft_dir = finetune_for_recipe(recipe, train, taxonomy, ws, show_progress=False)
-        ft_seconds = time.perf_counter() - t0
+        ft_dir = finetune_for_recipe(b.recipe, b.splits["train"], b.taxonomy, b.ws)
         meta = json.loads((ft_dir / "autocoder_finetune.json").read_text())
-        ft_seconds = float(meta.get("seconds", ft_seconds))
+        ft_seconds = float(meta.get("seconds", time.perf_counter() - t0))
         log.info("fine-tuned embedder %s (%.0fs)", ft_dir, ft_seconds)
-        embedders.append(("MiniLM-ft", str(ft_dir), ft_seconds))
+        out.append(("MiniLM-ft", str(ft_dir), ft_seconds))
+    return out
 
-    rows: list[dict[str, Any]] = []
-    best: tuple[float, str, np.ndarray, np.ndarray] | None = None
-    for label, model_name, ft_seconds in embedders:
-        emb = Embedder(
-            model_name, batch_size=recipe.embedder.batch_size, cache_dir=ws.embedding_cache
-        )
+
+def retrieval_row(
+    b: Bench, label: str, model_name: str, ft_seconds: float, emb: Embedder, speed: list[JobRecord]
+) -> dict[str, Any]:
+    temperature = b.settings.index.temperature
+    t0 = time.perf_counter()
+    index = make_index(b.settings, b.ws, b.taxonomy, emb)
+    index.build(b.taxonomy, emb, show_progress=False)
+    retr = RetrievalCoder(index, emb, classes=b.classes, temperature=temperature).fit()
+    build_s = time.perf_counter() - t0
+    row = score(
+        f"retrieval ({label})", retr.predict_proba(b.dev_records), retr.classes_, b.gold, b.rare
+    )
+    cold = RetrievalCoder(
+        index, Embedder(model_name), classes=b.classes, temperature=temperature
+    ).fit()
+    row.update(
+        train_seconds=ft_seconds,
+        records_per_s=throughput(cold.predict_proba, speed),
+        index_seconds=build_s,
+    )
+    return row
+
+
+def network_rows(
+    b: Bench, label: str, model_name: str, ft_seconds: float, emb: Embedder, speed: list[JobRecord]
+) -> list[tuple[dict[str, Any], np.ndarray, np.ndarray]]:
+    """CE and CDB heads on embeddings computed once; rows with their dev probabilities."""
+    train, val = b.splits["train"], b.splits["validation"]
+    probe = make_classifier(b.recipe, embedder=emb, classes=b.classes, cache_dir=None)
+    t0 = time.perf_counter()
+    E_tr, E_va = probe.embed(D.dataset_records(train)), probe.embed(D.dataset_records(val))
+    E_dev = probe.embed(b.dev_records)
+    log.info(
+        "%s: embedded %d texts in %.0fs",
+        label,
+        len(E_tr) + len(E_va) + len(E_dev),
+        time.perf_counter() - t0,
+    )
+    out = []
+    for loss_name, loss_params in (("cross_entropy", {}), ("cdb", CDB_PARAMS)):
+        r = b.recipe.model_copy(deep=True)
+        r.loss.name, r.loss.params = loss_name, dict(loss_params)
+        clf = make_classifier(r, embedder=emb, classes=b.classes, cache_dir=None)
         t0 = time.perf_counter()
-        index = make_index(settings, ws, taxonomy, emb)
-        index.build(taxonomy, emb, show_progress=False)
-        retr = RetrievalCoder(
-            index, emb, classes=classes, temperature=settings.index.temperature
-        ).fit()
-        build_s = time.perf_counter() - t0
-        proba = retr.predict_proba(dev_records)
-        row = score(f"retrieval ({label})", proba, retr.classes_, gold, rare)
-        cold = RetrievalCoder(
-            index, Embedder(model_name), classes=classes, temperature=settings.index.temperature
-        ).fit()
+        clf.fit(
+            E_tr,
+            list(train["code"]),
+            X_val=E_va,
+            y_val=list(val["code"]),
+            val_acceptable=D.acceptable_codes(val),
+        )
+        fit_s = time.perf_counter() - t0
+        proba = clf.predict_proba(E_dev)
+        name = f"network + {'CE' if loss_name == 'cross_entropy' else loss_name.upper()} ({label})"
+        row = score(
+            name, proba, clf.classes_, b.gold, b.rare, sets=clf.predict_sets(None, proba=proba)
+        )
+        clf.embedder = Embedder(model_name)  # uncached: honest records/s
         row.update(
-            train_seconds=ft_seconds,
-            records_per_s=throughput(cold.predict_proba, speed_records),
-            index_seconds=build_s,
+            train_seconds=fit_s + ft_seconds,
+            records_per_s=throughput(clf.predict_proba, speed),
+            temperature=clf.temperature_,
+            best_epoch=clf.history_.best_epoch,
+            conformal_threshold=clf.conformal_threshold_,
         )
-        rows.append(row)
-        log.info("%s", row)
-        # embed train/val/dev once, so the head timings below are training only
-        t0 = time.perf_counter()
-        probe = make_classifier(recipe, embedder=emb, classes=classes, cache_dir=None)
-        E_tr, E_va, E_dev = probe.embed(train_X), probe.embed(val_X), probe.embed(dev_records)
-        log.info(
-            "%s: embedded %d texts in %.0fs",
-            label,
-            len(E_tr) + len(E_va) + len(E_dev),
-            time.perf_counter() - t0,
-        )
-        for loss_name, loss_params in (("cross_entropy", {}), ("cdb", CDB_PARAMS)):
-            r = recipe.model_copy(deep=True)
-            r.loss.name, r.loss.params = loss_name, dict(loss_params)
-            clf = make_classifier(r, embedder=emb, classes=classes, cache_dir=None)
-            t0 = time.perf_counter()
-            clf.fit(E_tr, train_y, X_val=E_va, y_val=val_y, val_acceptable=val_ok)
-            fit_s = time.perf_counter() - t0
-            proba = clf.predict_proba(E_dev)
-            name = (
-                f"network + {'CE' if loss_name == 'cross_entropy' else loss_name.upper()} ({label})"
-            )
-            row = score(
-                name, proba, clf.classes_, gold, rare, sets=clf.predict_sets(None, proba=proba)
-            )
-            clf.embedder = Embedder(model_name)  # uncached: honest records/s
-            row.update(
-                train_seconds=fit_s + ft_seconds,
-                records_per_s=throughput(clf.predict_proba, speed_records),
-                temperature=clf.temperature_,
-                best_epoch=clf.history_.best_epoch,
-                conformal_threshold=clf.conformal_threshold_,
-            )
-            rows.append(row)
-            log.info("%s", row)
-            if best is None or row["top1"] > best[0]:
-                correct = top1_correct(ranked_codes(proba, clf.classes_), gold)
-                best = (row["top1"], name, proba.max(axis=1), correct)
+        out.append((row, proba, clf.classes_))
+    return out
+
+
+def write_report(b: Bench, rows: list[dict[str, Any]], best: Any, out: Path) -> None:
     table = fmt_table(rows)
     print("\n" + table + "\n")
     (out / "table.md").write_text(table + "\n")
-    (out / "results.json").write_text(
-        json.dumps(
-            {
-                "rows": rows,
-                "dev_titles": len(dev),
-                "rare_dev_titles": int(rare.sum()),
-                "train_rows": len(train),
-                "validation_rows": len(val),
-                "dataset": str(data_dir),
-            },
-            indent=2,
-            default=float,
-        )
-    )
+    train, val = b.splits["train"], b.splits["validation"]
+    summary = {
+        "rows": rows,
+        "dev_titles": len(b.gold),
+        "rare_dev_titles": int(b.rare.sum()),
+        "train_rows": len(train),
+        "validation_rows": len(val),
+        "dataset": str(b.data_dir),
+    }
+    (out / "results.json").write_text(json.dumps(summary, indent=2, default=float))
     if best is not None:
         plot_reliability(best[2], best[3], out / "reliability.png", title=best[1])
     print(
-        f"dev titles: {len(dev)} ({int(rare.sum())} rare); train rows {len(train)}, "
+        f"dev titles: {len(b.gold)} ({int(b.rare.sum())} rare); train rows {len(train)}, "
         f"validation rows {len(val)}; report in {out}"
     )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--release", default=str(REPO.parent / "shared" / "data" / "onet_29.2"))
+    ap.add_argument("--home", default="/tmp/ac-bench-home")
+    ap.add_argument("--recipe", default=str(REPO / "training" / "classifier.toml"))
+    ap.add_argument("--out", default="/tmp/ac-bench-report")
+    ap.add_argument("--speed-sample", type=int, default=300)
+    ap.add_argument("--skip-finetune", action="store_true")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    b = prepare(args)
+    speed = b.dev_records[: args.speed_sample]
+    rows: list[dict[str, Any]] = []
+    best: tuple[float, str, np.ndarray, np.ndarray] | None = None
+    for label, model_name, ft_seconds in embedders(b, args.skip_finetune):
+        emb = Embedder(
+            model_name, batch_size=b.recipe.embedder.batch_size, cache_dir=b.ws.embedding_cache
+        )
+        rows.append(retrieval_row(b, label, model_name, ft_seconds, emb, speed))
+        log.info("%s", rows[-1])
+        for row, proba, classes in network_rows(b, label, model_name, ft_seconds, emb, speed):
+            rows.append(row)
+            log.info("%s", row)
+            if best is None or row["top1"] > best[0]:
+                correct = top1_correct(ranked_codes(proba, classes), b.gold)
+                best = (row["top1"], row["config"], proba.max(axis=1), correct)
+    write_report(b, rows, best, out)
 
 
 if __name__ == "__main__":

@@ -29,13 +29,17 @@ def main() -> None:
     dev = pd.read_csv(args.gold, dtype=str, keep_default_na=False)
     gold = [c.split(";") for c in dev["codes"]]
     fewest = np.array([min(n_titles.get(c, 0) for c in g) for g in gold])
-    print("| coder | " + " | ".join(f"≤ {n} titles: top-1 (n)" for n in args.max_titles) + " | all |")
+    print(
+        "| coder | " + " | ".join(f"≤ {n} titles: top-1 (n)" for n in args.max_titles) + " | all |"
+    )
     print("|---" * (len(args.max_titles) + 2) + "|")
     for spec in args.pred:
         name, path = spec.split("=", 1)
         pred = pd.read_csv(path, dtype=str, keep_default_na=False).set_index("id").loc[dev["id"]]
         hit = np.array([p in g for p, g in zip(pred["code_1"], gold, strict=True)])
-        cells = [f"{hit[fewest <= n].mean():.3f} ({int((fewest <= n).sum())})" for n in args.max_titles]
+        cells = [
+            f"{hit[fewest <= n].mean():.3f} ({int((fewest <= n).sum())})" for n in args.max_titles
+        ]
         print(f"| {name} | " + " | ".join(cells) + f" | {hit.mean():.3f} |")
 
 

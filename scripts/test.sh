@@ -11,15 +11,18 @@ cd "$ROOT"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 bash scripts/setup.sh
 bash scripts/setup-llm.sh
-export AUTOCODER_LLAMA_PYTHON="$ROOT/.venv-llm/bin/python"
-LLM_STATE="$(mktemp -d)"
+LLM_HOME="$(mktemp -d)"  # test server state and log; the GGUF stays in .autocoder_home/models
+llm_server() {
+  .venv/bin/autocoder --set "workspace.home=$LLM_HOME" \
+    --set "llm.server_python=$ROOT/.venv-llm/bin/python" \
+    --set "llm.server_models_dir=$ROOT/.autocoder_home/models/gguf" llm-server "$@"
+}
 cleanup() {
-  scripts/llm-server.sh stop --dir "$LLM_STATE" >/dev/null 2>&1 || true
-  rm -rf "$LLM_STATE"
+  llm_server stop >/dev/null 2>&1 || true
+  rm -rf "$LLM_HOME"
 }
 trap cleanup EXIT
 LLM_PORT="${AUTOCODER_TEST_LLM_PORT:-8001}"
-scripts/llm-server.sh start --dir "$LLM_STATE" --models-dir "$ROOT/.autocoder_home/models/gguf" \
-  --port "$LLM_PORT" --timeout 300 >/dev/null
+llm_server start --port "$LLM_PORT" --timeout 300 >/dev/null
 export AUTOCODER_TEST_LLM_BASE_URL="http://127.0.0.1:$LLM_PORT/v1"
 .venv/bin/python -m pytest "$@"

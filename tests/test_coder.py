@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from autocoder.coder import code_file, output_columns
+from autocoder.coder import code_file, failure_status, output_columns
+from autocoder.config import CoderConfig
 from autocoder.io import InputError, read_table, write_table
 from tests.fakes import KeywordPredictor
 
@@ -37,19 +38,33 @@ def _read_out(path: Path) -> pd.DataFrame:
     return df
 
 
-def _run(inp: Path, out: Path, runs: Path, predictor: object, **kw: object):  # type: ignore[no-untyped-def]
+OPTIONS = CoderConfig(top_n=2, threshold=0.5, batch_size=3)
+
+
+def _run(inp: Path, out: Path, runs: Path, predictor: KeywordPredictor, **kw: object):  # type: ignore[no-untyped-def]
     return code_file(
         inp,
         out,
         predictor=predictor,
         labels=LABELS,
         runs_dir=runs,
-        top_n=2,
-        threshold=0.5,
-        batch_size=3,
+        options=OPTIONS,
         show_progress=False,
-        **kw,
-    )  # type: ignore[arg-type]
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+class Interrupted(KeywordPredictor):
+    """Stops the job (like Ctrl-C) when asked for batch number ``stop_at`` (0-based)."""
+
+    def __init__(self, keywords: dict[str, str], stop_at: int) -> None:
+        super().__init__(keywords)
+        self.stop_at = stop_at
+
+    def predict_proba(self, X: object) -> np.ndarray:
+        if self.calls == self.stop_at:
+            raise KeyboardInterrupt
+        return super().predict_proba(X)
 
 
 @pytest.mark.parametrize("ext", ["csv", "jsonl", "parquet"])
@@ -80,10 +95,10 @@ def test_every_row_gets_a_row_with_status(tmp_path: Path, ext: str) -> None:
 def test_resume_after_interruption_has_no_duplicates_or_losses(tmp_path: Path) -> None:
     inp, out, runs = tmp_path / "in.csv", tmp_path / "out.csv", tmp_path / "runs"
     write_table(_records(10), inp)
-    first = KeywordPredictor(KEYWORDS)
-    partial = _run(inp, out, runs, first, max_batches=2)  # killed after 2 of 4 batches
-    assert not out.exists() and partial.output == ""
-    assert first.calls == 2
+    first = Interrupted(KEYWORDS, stop_at=2)
+    with pytest.raises(KeyboardInterrupt):  # interrupted after 2 of 4 batches
+        _run(inp, out, runs, first)
+    assert not out.exists() and first.calls == 2
     second = KeywordPredictor(KEYWORDS)
     summary = _run(inp, out, runs, second)
     assert summary.resumed_batches == 2 and second.calls == 2  # only the missing batches ran
@@ -104,8 +119,9 @@ def test_failing_batch_is_flagged_and_job_finishes(tmp_path: Path) -> None:
     _run(inp, out, tmp_path / "runs", KeywordPredictor(KEYWORDS, fail_on="boom"))
     res = _read_out(out)
     assert len(res) == 6
-    assert (res["status"].iloc[3:] == "error:predict_failed:RuntimeError").all()
-    assert (res["status"].iloc[:3] != "error:predict_failed:RuntimeError").all()
+    failed = "error:predict_failed:RuntimeError: model crashed"  # the cause is kept
+    assert (res["status"].iloc[3:] == failed).all()
+    assert (res["status"].iloc[:3] != failed).all()
     assert np.isnan(res["confidence"].iloc[4])
 
 
@@ -134,6 +150,7 @@ def test_hard_killed_process_resumes(tmp_path: Path) -> None:
     script = f"""
 import os
 from autocoder.coder import code_file
+from autocoder.config import CoderConfig
 from tests.fakes import KeywordPredictor
 
 class Dying(KeywordPredictor):
@@ -143,7 +160,7 @@ class Dying(KeywordPredictor):
         return super().predict_proba(X)
 
 code_file({str(inp)!r}, {str(out)!r}, predictor=Dying({KEYWORDS!r}), labels={LABELS!r},
-          runs_dir={str(runs)!r}, top_n=2, batch_size=3, show_progress=False)
+          runs_dir={str(runs)!r}, options=CoderConfig(top_n=2, batch_size=3), show_progress=False)
 """
     died = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True)
     assert died.returncode == 9 and not out.exists()
@@ -154,10 +171,31 @@ code_file({str(inp)!r}, {str(out)!r}, predictor=Dying({KEYWORDS!r}), labels={LAB
         predictor=second,
         labels=LABELS,
         runs_dir=runs,
-        top_n=2,
-        batch_size=3,
+        options=CoderConfig(top_n=2, batch_size=3),
         show_progress=False,
     )
     assert summary.resumed_batches == 2 and second.calls == 2
     res = _read_out(out)
     assert res["row"].tolist() == list(range(12)) and res["id"].is_unique
+
+
+def test_failure_status_keeps_the_message_on_one_line_and_short() -> None:
+    assert failure_status(ValueError("bad\n input")) == "error:predict_failed:ValueError: bad input"
+    assert failure_status(MemoryError()) == "error:predict_failed:MemoryError"
+    long = failure_status(RuntimeError("x" * 1000))
+    assert long.startswith("error:predict_failed:RuntimeError: xxx") and len(long) < 260
+
+
+def test_conformal_sets_are_written_for_a_set_predictor(tmp_path: Path) -> None:
+    class WithSets(KeywordPredictor):
+        def predict_sets(self, X: object, *, proba: np.ndarray | None = None) -> list[list[str]]:
+            assert proba is not None  # the coder passes the probabilities it already has
+            return [[str(self.classes_[j]) for j in np.flatnonzero(p > 0.3)] for p in proba]
+
+    inp, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_table(_records(4), inp)
+    _run(inp, out, tmp_path / "runs", WithSets(KEYWORDS))
+    res = read_table(out)
+    assert list(res.columns) == output_columns(2, with_sets=True)
+    assert res["set_codes"].tolist()[0] == "29-1141.00"  # Staff nurse: a keyword hit
+    assert res["set_size"].tolist() == ["1", "1", "1", "3"]  # Astronaut: no hit, every code

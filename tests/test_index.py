@@ -5,9 +5,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autocoder.index import ChromaIndex, MemoryIndex, aggregate, code_documents
-from autocoder.testing import HashingEmbedder
-from tests.fakes import tiny_taxonomy
+from autocoder.index import (
+    ChromaIndex,
+    IndexConnectionError,
+    IndexNotBuiltError,
+    MemoryIndex,
+    aggregate,
+    code_documents,
+)
+from tests.fakes import HashingEmbedder, tiny_taxonomy
 
 
 def _chroma(tmp_path: Path, **kw: object) -> ChromaIndex:
@@ -82,8 +88,22 @@ def test_chroma_adds_in_chunks_of_the_client_max_batch(
 
 
 def test_search_before_build_says_what_to_do(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError, match="autocoder index build"):
+    with pytest.raises(IndexNotBuiltError, match="autocoder index build"):
         _chroma(tmp_path).search(np.zeros((1, 8), dtype=np.float32), k=1)
+
+
+def test_unreachable_server_names_host_and_port_not_index_build() -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    index = ChromaIndex(
+        taxonomy_name="onet", taxonomy_version="t", model_id="m", host="127.0.0.1", port=port
+    )
+    with pytest.raises(IndexConnectionError, match=f"127.0.0.1:{port}") as info:
+        index.count()
+    assert "index build" not in str(info.value)
 
 
 def test_memory_index_agrees_with_chroma(tmp_path: Path) -> None:

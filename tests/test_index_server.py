@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from autocoder.index import ChromaIndex
-from autocoder.testing import HashingEmbedder
-from tests.fakes import tiny_taxonomy
+from tests.fakes import HashingEmbedder, tiny_taxonomy
 
 pytestmark = pytest.mark.integration
 

@@ -5,20 +5,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from autocoder.config import load_settings
 from autocoder.index import MemoryIndex
 from autocoder.labeler import OUTPUT_COLUMNS, RAGLabeler, label_file
 from autocoder.llm.cache import LLMCache
 from autocoder.llm.client import LLMModel
 from autocoder.retrieval import RetrievalCoder
-from autocoder.testing import (
-    FakeOpenAIServer,
-    FakeReply,
-    HashingEmbedder,
-    tiny_taxonomy,
-    user_prompt,
-)
-from autocoder.workspace import Workspace
+from tests.fakes import FakeOpenAIServer, FakeReply, HashingEmbedder, mini_taxonomy, user_prompt
 
 KEYWORDS = {
     "pharmacy": "29-2052.00",
@@ -59,7 +51,7 @@ ROWS = [
 
 @pytest.fixture
 def retriever():
-    tax = tiny_taxonomy()
+    tax = mini_taxonomy()
     embedder = HashingEmbedder()
     index = MemoryIndex()
     index.build(tax, embedder)
@@ -67,25 +59,20 @@ def retriever():
 
 
 @pytest.fixture
-def setup(tmp_path):
-    settings = load_settings()
-    ws = Workspace.resolve(tmp_path / "ws")
-    src = tmp_path / "in.csv"
-    pd.DataFrame(ROWS, columns=["id", "title", "description", "code"]).to_csv(src, index=False)
-    return settings, ws, src
+def src(tmp_path):
+    path = tmp_path / "in.csv"
+    pd.DataFrame(ROWS, columns=["id", "title", "description", "code"]).to_csv(path, index=False)
+    return path
 
 
-def test_label_file_writes_choices_flags_and_summary(setup, retriever, tmp_path):
-    settings, ws, src = setup
+def test_label_file_writes_choices_flags_and_summary(src, retriever, tmp_path):
     out_path = tmp_path / "out" / "labels.csv"
     with FakeOpenAIServer(fake_llm) as server:
         model = LLMModel("fake-llm", base_url=server.base_url, max_retries=0, concurrency=2)
         summary = label_file(
             src,
             out_path,
-            settings=settings,
-            workspace=ws,
-            taxonomy=tiny_taxonomy(),
+            taxonomy=mini_taxonomy(),
             model=model,
             retriever=retriever,
             show_progress=False,
@@ -139,14 +126,13 @@ def test_label_file_writes_choices_flags_and_summary(setup, retriever, tmp_path)
     assert 0 <= summary["retrieval_agreement_rate"] <= 1
 
 
-def test_label_file_second_run_comes_from_the_cache(setup, retriever, tmp_path):
-    settings, ws, src = setup
+def test_label_file_second_run_comes_from_the_cache(src, retriever, tmp_path):
+    cache = LLMCache(tmp_path / "llm-cache")
     with FakeOpenAIServer(fake_llm) as server:
         model = LLMModel("fake-llm", base_url=server.base_url, max_retries=0)
         kwargs = dict(
-            settings=settings,
-            workspace=ws,
-            taxonomy=tiny_taxonomy(),
+            taxonomy=mini_taxonomy(),
+            cache=cache,
             model=model,
             retriever=retriever,
             show_progress=False,
@@ -156,29 +142,26 @@ def test_label_file_second_run_comes_from_the_cache(setup, retriever, tmp_path):
         summary = label_file(src, tmp_path / "two.parquet", **kwargs)
         assert len(server.chat_requests) == n + 1  # only the failed (uncached) answer again
     assert summary["cache_hits"] == 6
-    assert len(LLMCache(ws.llm_cache)) == 6
+    assert len(LLMCache(tmp_path / "llm-cache")) == 6
     one, two = pd.read_parquet(tmp_path / "one.parquet"), pd.read_parquet(tmp_path / "two.parquet")
     pd.testing.assert_frame_equal(one, two)
 
 
-def test_label_file_needs_text_columns(setup, tmp_path):
-    settings, ws, _ = setup
+def test_label_file_needs_text_columns(tmp_path):
     bad = tmp_path / "bad.csv"
     pd.DataFrame({"id": ["1"], "code": ["x"]}).to_csv(bad, index=False)
     with pytest.raises(ValueError, match="needs a title column"):
         label_file(
             bad,
             tmp_path / "o.csv",
-            settings=settings,
-            workspace=ws,
-            taxonomy=tiny_taxonomy(),
+            taxonomy=mini_taxonomy(),
             model=object(),
             retriever=object(),
         )
 
 
 def test_labeler_predictor_contract(retriever):
-    tax = tiny_taxonomy()
+    tax = mini_taxonomy()
     records = [("ICU Staff Nurse", "Monitor patients"), ("Hacker", ""), ("Sales Associate", "")]
     with FakeOpenAIServer(fake_llm) as server:
         model = LLMModel("fake-llm", base_url=server.base_url, max_retries=0)
@@ -197,4 +180,4 @@ def test_labeler_predictor_contract(retriever):
 
 def test_unfitted_labeler_raises(retriever):
     with pytest.raises(RuntimeError, match="not fitted"):
-        RAGLabeler(object(), retriever, tiny_taxonomy()).label(["x"])
+        RAGLabeler(object(), retriever, mini_taxonomy()).label(["x"])

@@ -13,9 +13,9 @@ the rank at which retrieval found its code. The classifier's data builder reads 
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from itertools import zip_longest
 from pathlib import Path
 from typing import Any
@@ -24,9 +24,10 @@ import pandas as pd
 
 from autocoder.io import InputError, read_table, write_table
 from autocoder.llm.cache import LLMCache
-from autocoder.llm.prompts import load_prompt
-from autocoder.llm.tasks import AnswerError, parse_synth, run_requests, synth_request
-from autocoder.records import JobRecord, clean_text
+from autocoder.llm.prompts import PromptTemplate, load_prompt
+from autocoder.llm.tasks import AnswerError, Model, parse_synth, run_requests, synth_request
+from autocoder.predictor import Retriever
+from autocoder.records import JobRecord, clean_text, duties_column, normalize_text, table_texts
 from autocoder.taxonomy.model import Taxonomy
 
 log = logging.getLogger("autocoder.synth")
@@ -34,9 +35,9 @@ log = logging.getLogger("autocoder.synth")
 SYNTH_COLUMNS = ["code", "title", "duties", "source", "prompt_version", "model", "retrieved_rank"]
 
 
-def normalize_text(text: str) -> str:
-    """Lower case, punctuation removed, whitespace collapsed: the key for duplicate checks."""
-    return " ".join(re.sub(r"[^\w\s]", " ", str(text).lower()).split())
+def _key(text: str) -> str:
+    """The duplicate-check key: case, punctuation and spacing ignored."""
+    return normalize_text(text, keep_punctuation=False)
 
 
 def taxonomy_titles(taxonomy: Taxonomy, code: str) -> list[str]:
@@ -57,7 +58,7 @@ def count_examples(taxonomy: Taxonomy, training: pd.DataFrame | None = None) -> 
                 counts[code] = n
         return counts
     for code in counts:
-        counts[code] = len({normalize_text(t) for t in taxonomy_titles(taxonomy, code)})
+        counts[code] = len({_key(t) for t in taxonomy_titles(taxonomy, code)})
     return counts
 
 
@@ -86,7 +87,7 @@ class _Existing:
         self.duties: set[str] = set()
 
     def add(self, title: str, duties: str) -> None:
-        t, d = normalize_text(title), normalize_text(duties)
+        t, d = _key(title), _key(duties)
         self.pairs.add((t, d))
         if t:
             self.titles.add(t)
@@ -94,7 +95,7 @@ class _Existing:
             self.duties.add(d)
 
     def is_duplicate(self, title: str, duties: str) -> bool:
-        t, d = normalize_text(title), normalize_text(duties)
+        t, d = _key(title), _key(duties)
         if (t, d) in self.pairs:
             return True
         if not d:
@@ -111,123 +112,159 @@ def _existing_data(taxonomy: Taxonomy, training: pd.DataFrame | None) -> _Existi
             known.add(title, "")
         for task in node.tasks:
             known.add("", task)
-    if training is not None:
-        titles = training["title"] if "title" in training.columns else [""] * len(training)
-        duty_col = next((c for c in ("duties", "description") if c in training.columns), None)
-        duties = training[duty_col] if duty_col else [""] * len(training)
+    if training is not None and ("title" in training.columns or duties_column(training.columns)):
+        titles, duties = table_texts(training, source="training data")
         for t, d in zip(titles, duties, strict=True):
-            known.add(clean_text(t), clean_text(d))
+            known.add(t, d)
     return known
+
+
+@dataclass
+class SynthPlan:
+    """Which codes get synthetic examples, and what they were counted against."""
+
+    taxonomy: Taxonomy
+    min_per_code: int
+    targets: list[str]
+    codes_below_min: int
+    counted_from: str = "taxonomy titles"
+    training: pd.DataFrame | None = None
+
+
+def plan_synth(
+    taxonomy: Taxonomy,
+    min_per_code: int,
+    *,
+    training_data: str | Path | None = None,
+    codes: Sequence[str] | None = None,
+    max_codes: int | None = None,
+) -> SynthPlan:
+    """The rare codes (fewest examples first) among ``codes`` (default: every leaf code)."""
+    if min_per_code < 1:
+        raise ValueError("min_per_code must be at least 1")
+    training = read_table(training_data, string_columns=("code",)) if training_data else None
+    counts = count_examples(taxonomy, training)
+    return SynthPlan(
+        taxonomy,
+        min_per_code,
+        rare_codes(counts, min_per_code, codes=codes, max_codes=max_codes),
+        len(rare_codes(counts, min_per_code, codes=codes)),
+        str(training_data) if training_data else "taxonomy titles",
+        training,
+    )
+
+
+@dataclass
+class _Generated:
+    """The LLM's new (code, title, duties) candidates, after the duplicate filter."""
+
+    candidates: list[tuple[str, str, str]] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    generated: int = 0
+    dropped_duplicates: int = 0
+    requests: int = 0
+    cache_hits: int = 0
+
+
+def _generate(
+    plan: SynthPlan,
+    model: Model,
+    prompt: PromptTemplate,
+    *,
+    cache: LLMCache | None,
+    n_per_code: int,
+    show_progress: bool,
+) -> _Generated:
+    requests = [synth_request(prompt, c, plan.taxonomy, n=n_per_code) for c in plan.targets]
+    answers, stats = run_requests(
+        model, requests, cache=cache, show_progress=show_progress, desc="synth"
+    )
+    out = _Generated(requests=stats.requests, cache_hits=stats.cache_hits)
+    known = _existing_data(plan.taxonomy, plan.training)
+    for code, answer in zip(plan.targets, answers, strict=True):
+        if isinstance(answer, Exception):
+            out.failed[code] = f"{type(answer).__name__}: {answer}"
+            continue
+        try:
+            parsed = parse_synth(answer, n=n_per_code)
+        except AnswerError as exc:
+            out.failed[code] = f"AnswerError: {exc}"
+            continue
+        for title, duties in zip_longest(parsed.titles, parsed.duties, fillvalue=""):
+            out.generated += 1
+            if known.is_duplicate(title, duties):
+                out.dropped_duplicates += 1
+                continue
+            known.add(title, duties)  # also drops repeats within the generated set
+            out.candidates.append((code, title, duties))
+    return out
+
+
+def _retrieved(
+    candidates: list[tuple[str, str, str]], retriever: Retriever, k: int
+) -> list[tuple[str, str, str, int]]:
+    """The candidates whose code is among the top ``k`` retrieved for them, with its rank."""
+    if not candidates:
+        return []
+    found, _, _ = retriever.rank([JobRecord(t, d) for _, t, d in candidates])
+    kept = []
+    for (code, title, duties), top in zip(candidates, found, strict=True):
+        top = [str(c) for c in top[:k]]
+        if code in top:
+            kept.append((code, title, duties, top.index(code) + 1))
+    return kept
 
 
 def synth_file(
     output_path: str | Path,
+    plan: SynthPlan,
     *,
-    min_per_code: int,
-    settings: Any,
-    workspace: Any,
-    training_data: str | Path | None = None,
-    taxonomy: Taxonomy | None = None,
-    model: Any = None,
+    model: Model | None,
+    retriever: Retriever | None,
     cache: LLMCache | None = None,
-    retriever: Any = None,
-    codes: Sequence[str] | None = None,
-    max_codes: int | None = None,
     n_per_code: int = 30,
     k: int = 5,
     prompt_version: str = "v1",
     prompt_dir: str | Path | None = None,
     show_progress: bool = True,
 ) -> dict[str, Any]:
-    """Generate synthetic examples for rare codes into ``output_path``; returns a summary."""
-    from autocoder.labeler import llm_from_settings, resolve_taxonomy, retriever_from_settings
+    """Generate synthetic examples for ``plan.targets`` into ``output_path``; returns a summary.
 
-    if min_per_code < 1:
-        raise ValueError("min_per_code must be at least 1")
+    ``model`` and ``retriever`` may be None only when the plan has no target codes.
+    """
     output_path = Path(output_path)
-    taxonomy = resolve_taxonomy(settings, workspace, taxonomy)
-    training = read_table(training_data, string_columns=("code",)) if training_data else None
-    counts = count_examples(taxonomy, training)
-    targets = rare_codes(counts, min_per_code, codes=codes, max_codes=max_codes)
     prompt = load_prompt("synth", prompt_version, override=prompt_dir)
-    summary: dict[str, Any] = {
-        "output": str(output_path),
-        "min_per_code": min_per_code,
-        "counted_from": str(training_data) if training_data else "taxonomy titles",
-        "codes_below_min": len(rare_codes(counts, min_per_code, codes=codes)),
-        "codes_requested": len(targets),
-        "prompt_version": prompt.id,
-    }
-    rows: list[dict[str, Any]] = []
-    failed: dict[str, str] = {}
-    generated = dropped_dup = dropped_ret = 0
-    model_name = ""
-    run: dict[str, int] = {"requests": 0, "cache_hits": 0}
-    if targets:
-        if model is None:
-            model = llm_from_settings(settings, workspace)
-        if cache is None and settings.llm.cache:
-            cache = LLMCache(workspace.llm_cache)
-        model_name = str(getattr(model, "model", type(model).__name__))
-        requests = [synth_request(prompt, c, taxonomy, n=n_per_code) for c in targets]
-        answers, stats = run_requests(
-            model, requests, cache=cache, show_progress=show_progress, desc="synth"
+    gen, kept, name = _Generated(), [], ""
+    if plan.targets:
+        if model is None or retriever is None:
+            raise ValueError(f"{len(plan.targets)} codes need examples: give a model and retriever")
+        name = str(getattr(model, "model", type(model).__name__))
+        gen = _generate(
+            plan, model, prompt, cache=cache, n_per_code=n_per_code, show_progress=show_progress
         )
-        run = {"requests": stats.requests, "cache_hits": stats.cache_hits}
-        known = _existing_data(taxonomy, training)
-        candidates: list[tuple[str, str, str]] = []
-        for code, answer in zip(targets, answers, strict=True):
-            if isinstance(answer, Exception):
-                failed[code] = f"{type(answer).__name__}: {answer}"
-                continue
-            try:
-                parsed = parse_synth(answer, n=n_per_code)
-            except AnswerError as exc:
-                failed[code] = f"AnswerError: {exc}"
-                continue
-            for title, duties in zip_longest(parsed.titles, parsed.duties, fillvalue=""):
-                generated += 1
-                if known.is_duplicate(title, duties):
-                    dropped_dup += 1
-                    continue
-                known.add(title, duties)  # also drops repeats within the generated set
-                candidates.append((code, title, duties))
-        if candidates:
-            if retriever is None:
-                retriever = retriever_from_settings(settings, workspace, taxonomy, k=k)
-            found, _, _ = retriever.rank([JobRecord(t, d) for _, t, d in candidates])
-            for (code, title, duties), top in zip(candidates, found, strict=True):
-                top = [str(c) for c in top[:k]]
-                if code not in top:
-                    dropped_ret += 1
-                    continue
-                rows.append(
-                    {
-                        "code": code,
-                        "title": title,
-                        "duties": duties,
-                        "source": "synthetic",
-                        "prompt_version": prompt.id,
-                        "model": model_name,
-                        "retrieved_rank": top.index(code) + 1,
-                    }
-                )
-    out = pd.DataFrame(rows, columns=SYNTH_COLUMNS)
+        kept = _retrieved(gen.candidates, retriever, k)
+    out = pd.DataFrame(
+        [(c, t, d, "synthetic", prompt.id, name, rank) for c, t, d, rank in kept],
+        columns=SYNTH_COLUMNS,
+    )
     out["retrieved_rank"] = out["retrieved_rank"].astype("int64")
     write_table(out, output_path)
-    for code, reason in failed.items():
+    for code, reason in gen.failed.items():
         log.warning("synth: no examples for %s: %s", code, reason)
-    summary.update(
-        {
-            "model": model_name,
-            "generated": generated,
-            "dropped_duplicates": dropped_dup,
-            "dropped_not_retrieved": dropped_ret,
-            "kept": len(out),
-            "codes_with_examples": int(out["code"].nunique()),
-            "codes_failed": failed,
-            "llm_requests": run["requests"],
-            "cache_hits": run["cache_hits"],
-        }
-    )
-    return summary
+    return {
+        "output": str(output_path),
+        "min_per_code": plan.min_per_code,
+        "counted_from": plan.counted_from,
+        "codes_below_min": plan.codes_below_min,
+        "codes_requested": len(plan.targets),
+        "prompt_version": prompt.id,
+        "model": name,
+        "generated": gen.generated,
+        "dropped_duplicates": gen.dropped_duplicates,
+        "dropped_not_retrieved": len(gen.candidates) - len(kept),
+        "kept": len(out),
+        "codes_with_examples": int(out["code"].nunique()),
+        "codes_failed": gen.failed,
+        "llm_requests": gen.requests,
+        "cache_hits": gen.cache_hits,
+    }

@@ -1,32 +1,27 @@
-"""Confidence that means what it says: temperature scaling, ECE, conformal prediction sets.
+"""Confidence that means what it says: temperature scaling and conformal prediction sets.
 
 * ``fit_temperature`` finds the single temperature ``T`` minimising the validation negative
-  log-likelihood of ``softmax(logits / T)`` (Guo et al. 2017); the ranking is unchanged.
-* ``expected_calibration_error`` / ``reliability_bins`` measure how far the top-1 probability is
-  from the top-1 accuracy, in equal-width confidence bins.
-* ``conformal_threshold`` / ``prediction_sets``: split conformal prediction. ``lac`` scores
-  ``1 - p(true)`` (smallest sets); ``aps`` (adaptive prediction sets, Romano et al. 2020) scores
-  the probability mass down to the true class, so sets grow when the model is unsure. With
-  exchangeable data the sets contain the true code with probability >= ``1 - alpha``.
+  log-likelihood of ``softmax(logits / T)`` (Guo et al. 2017); the ranking is unchanged. How
+  well it worked is measured by ``autocoder.metrics.expected_calibration_error``.
+* ``conformal_threshold`` / ``prediction_set_indices``: split conformal prediction. ``lac``
+  (the default, ``DEFAULT_CONFORMAL_METHOD``) scores ``1 - p(true)`` (smallest sets); ``aps``
+  (adaptive prediction sets, Romano et al. 2020) scores the probability mass down to the true
+  class, so sets grow when the model is unsure. With exchangeable data the sets contain the
+  true code with probability >= ``1 - alpha``.
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
 
+from autocoder.mathx import softmax
+
 ConformalMethod = Literal["aps", "lac"]
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = np.asarray(logits, dtype=np.float64) / temperature
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+DEFAULT_CONFORMAL_METHOD: ConformalMethod = "lac"
 
 
 def nll(logits: np.ndarray, y: np.ndarray, temperature: float = 1.0) -> float:
@@ -78,93 +73,6 @@ def fit_temperature(
     return float(min(max(t, bounds[0]), bounds[1]))
 
 
-def reliability_bins(
-    confidence: np.ndarray, correct: np.ndarray, *, n_bins: int = 15
-) -> list[dict[str, float]]:
-    """Equal-width bins: ``lo, hi, count, confidence`` (mean) and ``accuracy`` per bin."""
-    conf = np.asarray(confidence, dtype=np.float64)
-    hit = np.asarray(correct, dtype=np.float64)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    idx = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, n_bins - 1)
-    rows = []
-    for b in range(n_bins):
-        mask = idx == b
-        n = int(mask.sum())
-        rows.append(
-            {
-                "lo": float(edges[b]),
-                "hi": float(edges[b + 1]),
-                "count": n,
-                "confidence": float(conf[mask].mean()) if n else float("nan"),
-                "accuracy": float(hit[mask].mean()) if n else float("nan"),
-            }
-        )
-    return rows
-
-
-def expected_calibration_error(
-    confidence: np.ndarray, correct: np.ndarray, *, n_bins: int = 15
-) -> float:
-    """Count-weighted mean |accuracy - confidence| over equal-width confidence bins."""
-    total = len(np.asarray(confidence))
-    if total == 0:
-        return float("nan")
-    return float(
-        sum(
-            r["count"] / total * abs(r["accuracy"] - r["confidence"])
-            for r in reliability_bins(confidence, correct, n_bins=n_bins)
-            if r["count"]
-        )
-    )
-
-
-def plot_reliability(
-    confidence: np.ndarray,
-    correct: np.ndarray,
-    path: str | Path,
-    *,
-    n_bins: int = 15,
-    title: str = "Reliability diagram",
-) -> Path:
-    """Write a reliability diagram (accuracy vs confidence per bin) as an image file."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [r for r in reliability_bins(confidence, correct, n_bins=n_bins) if r["count"]]
-    ece = expected_calibration_error(confidence, correct, n_bins=n_bins)
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
-    ax.bar(
-        [(r["lo"] + r["hi"]) / 2 for r in rows],
-        [r["accuracy"] for r in rows],
-        width=1.0 / n_bins,
-        edgecolor="black",
-        alpha=0.7,
-        label="accuracy",
-    )
-    ax.plot(
-        [r["confidence"] for r in rows],
-        [r["accuracy"] for r in rows],
-        "o-",
-        color="C3",
-        label="mean confidence",
-    )
-    ax.set_xlabel("top-1 confidence")
-    ax.set_ylabel("top-1 accuracy")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_title(f"{title} (ECE {ece:.3f})")
-    ax.legend(loc="upper left", fontsize=8)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
 def _sorted_cumsum(proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     order = np.argsort(-proba, axis=1, kind="stable")
     return order, np.cumsum(np.take_along_axis(proba, order, axis=1), axis=1)
@@ -199,7 +107,7 @@ def conformal_threshold(
     y: np.ndarray,
     *,
     alpha: float,
-    method: ConformalMethod = "aps",
+    method: ConformalMethod = DEFAULT_CONFORMAL_METHOD,
     acceptable: np.ndarray | None = None,
 ) -> float:
     """Split-conformal quantile ``q`` of the calibration scores for coverage ``1 - alpha``."""
@@ -216,7 +124,7 @@ def conformal_threshold(
 
 
 def prediction_set_indices(
-    proba: np.ndarray, threshold: float, *, method: ConformalMethod = "aps"
+    proba: np.ndarray, threshold: float, *, method: ConformalMethod = DEFAULT_CONFORMAL_METHOD
 ) -> list[np.ndarray]:
     """Class indices in each row's prediction set, most probable first (never empty)."""
     proba = np.asarray(proba, dtype=np.float64)

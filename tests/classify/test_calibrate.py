@@ -4,16 +4,15 @@ import numpy as np
 import pytest
 
 from autocoder.classify.calibrate import (
+    DEFAULT_CONFORMAL_METHOD,
     conformal_threshold,
     coverage,
-    expected_calibration_error,
     fit_temperature,
-    plot_reliability,
     prediction_set_indices,
-    reliability_bins,
-    softmax,
 )
 from autocoder.classify.model import EmbeddingClassifier
+from autocoder.mathx import softmax
+from autocoder.metrics import expected_calibration_error
 
 from .conftest import blobs
 
@@ -75,19 +74,13 @@ def test_classifier_calibration_lowers_ece_on_held_out_toy_set() -> None:
     assert ece(cal) < 0.75 * ece(raw)
 
 
-def test_reliability_bins_and_ece_perfect() -> None:
-    conf = np.array([0.3] * 4 + [0.7] * 4)
-    correct = np.array([1, 0, 0, 0, 1, 1, 1, 0])
-    assert expected_calibration_error(conf, correct, n_bins=10) == pytest.approx(0.05)
-    bins = reliability_bins(conf, correct, n_bins=4)
-    assert [b["count"] for b in bins] == [0, 4, 4, 0]
-
-
-def test_plot_reliability_writes_png(tmp_path) -> None:
-    rng = np.random.default_rng(0)
-    conf = rng.uniform(size=200)
-    path = plot_reliability(conf, rng.uniform(size=200) < conf, tmp_path / "rel.png")
-    assert path.exists() and path.stat().st_size > 1000
+def test_lac_is_the_default_conformal_method() -> None:
+    assert DEFAULT_CONFORMAL_METHOD == "lac"
+    assert EmbeddingClassifier().conformal_method == DEFAULT_CONFORMAL_METHOD
+    p = np.array([[0.5, 0.3, 0.2]])
+    # LAC at threshold 0.75 keeps every class with p >= 0.25; APS would keep only the first
+    assert [s.tolist() for s in prediction_set_indices(p, 0.75)] == [[0, 1]]
+    assert [s.tolist() for s in prediction_set_indices(p, 0.75, method="aps")] == [[0]]
 
 
 @pytest.mark.parametrize("method", ["aps", "lac"])

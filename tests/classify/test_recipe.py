@@ -6,9 +6,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from autocoder.classify.calibrate import DEFAULT_CONFORMAL_METHOD
 from autocoder.classify.data import load_training_data
 from autocoder.classify.model import load_model
-from autocoder.classify.recipe import RecipeError, load_recipe, train_from_recipe
+from autocoder.classify.recipe import (
+    Recipe,
+    RecipeError,
+    holdout_set,
+    load_recipe,
+    train_from_recipe,
+)
+from autocoder.config import EmbedderConfig
 from autocoder.records import JobRecord
 from autocoder.taxonomy.model import Code, Taxonomy
 from autocoder.taxonomy.store import save_taxonomy
@@ -140,6 +148,31 @@ def test_default_recipe_is_valid() -> None:
     recipe = load_recipe()
     assert recipe.data.holdout == "onet-dev"
     assert recipe.loss.name in ("cross_entropy", "focal", "cdb")
+    assert recipe.calibration.conformal_method == DEFAULT_CONFORMAL_METHOD == "lac"
+    assert isinstance(recipe.embedder, EmbedderConfig)  # one definition of the embedder keys
+
+
+def test_recipe_validation_at_the_edge(tmp_path) -> None:
+    with pytest.raises(RecipeError, match="unknown loss 'fokal'"):
+        load_recipe(overrides={"loss.name": "fokal"})
+    with pytest.raises(RecipeError, match="cache"):
+        load_recipe(overrides={"embedder.cache": "maybe"})
+    # recipes saved in older model directories carry an empty data.release: still valid
+    assert Recipe.model_validate({"data": {"release": "", "taxonomy": "x"}}).data.taxonomy == "x"
+    with pytest.raises(RecipeError, match="data.release was removed"):
+        load_recipe(overrides={"data.release": "/some/onet"})
+
+
+def test_onet_dev_holdout_needs_the_taxonomy_release(tmp_path) -> None:
+    taxonomy = _toy_taxonomy()  # no holdout, no source release
+    with pytest.raises(RecipeError, match="needs the O\\*NET release"):
+        holdout_set(load_recipe(), taxonomy)
+    taxonomy.holdout = "2 titles listed in dev.csv"
+    assert holdout_set(load_recipe(), taxonomy) == (
+        set(),
+        "taxonomy import holdout: 2 titles listed in dev.csv",
+    )
+    assert holdout_set(load_recipe(overrides={"data.holdout": "none"}), taxonomy)[1] == "none"
 
 
 def test_overrides() -> None:

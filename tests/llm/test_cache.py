@@ -3,7 +3,11 @@ import json
 from autocoder.llm.cache import LLMCache, cache_key
 from autocoder.llm.client import LLMError, LLMModel
 from autocoder.llm.tasks import LLMRequest, cached_call, run_requests
-from autocoder.testing import FakeOpenAIServer, FakeReply, user_prompt
+from tests.fakes import (
+    FakeOpenAIServer,
+    FakeReply,
+    user_prompt,
+)
 
 REQ = LLMRequest("rag_pick.v1", [{"role": "user", "content": "record 1"}], {"type": "object"})
 

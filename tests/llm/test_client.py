@@ -2,12 +2,15 @@ import json
 import logging
 import threading
 import time
-from types import SimpleNamespace
 
 import pytest
 
+from autocoder.config import LLMConfig
 from autocoder.llm.client import LLMError, LLMModel, LLMResponseError, parse_json_object
-from autocoder.testing import FakeOpenAIServer, FakeReply
+from tests.fakes import (
+    FakeOpenAIServer,
+    FakeReply,
+)
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 SCHEMA = {"type": "object", "properties": {"a": {"type": "number"}}, "required": ["a"]}
@@ -23,7 +26,6 @@ def scripted(*replies: FakeReply):
 
 
 def make_model(server, **kwargs) -> LLMModel:
-    kwargs.setdefault("backoff", 0.01)
     kwargs.setdefault("timeout", 5.0)
     return LLMModel("fake-model", base_url=server.base_url, **kwargs)
 
@@ -62,8 +64,7 @@ def test_parse_json_object_rejects_non_objects(content):
                 and b["response_format"]["json_schema"]["schema"] == SCHEMA
             ),
         ),
-        ("grammar", lambda b: "response_format" not in b and b["grammar"].startswith("root ::=")),
-        ("none", lambda b: "response_format" not in b and "grammar" not in b),
+        ("none", lambda b: "response_format" not in b),
     ],
 )
 def test_json_modes_constrain_the_request(mode, check):
@@ -78,22 +79,29 @@ def test_json_modes_constrain_the_request(mode, check):
     assert check(body), body
 
 
-def test_grammar_mode_sends_a_given_grammar_verbatim():
+def test_json_schema_mode_without_a_schema_asks_for_any_json_object():
     with FakeOpenAIServer(scripted(FakeReply('{"a": 2}'))) as server:
-        make_model(server, json_mode="grammar")(MESSAGES, schema=SCHEMA, grammar='root ::= "{}"')
-        assert server.chat_requests[0].body["grammar"] == 'root ::= "{}"'
+        make_model(server, json_mode="json_schema")(MESSAGES)
+        assert server.chat_requests[0].body["response_format"] == {"type": "json_object"}
 
 
 def test_unknown_json_mode_is_refused():
     with pytest.raises(ValueError, match="json_mode"):
-        LLMModel("m", json_mode="xml")
+        LLMModel("m", json_mode="grammar")
 
 
 # --- retries, timeouts -----------------------------------------------------------------------
 
 
+FAST = {"retry-after-ms": "10"}  # the openai client's retries wait 10 ms instead of 0.5 s, 1 s, ...
+
+
 def test_retries_server_errors_then_succeeds():
-    replies = [FakeReply("boom", status=500), FakeReply("busy", status=503), FakeReply('{"a": 1}')]
+    replies = [
+        FakeReply("boom", status=500, headers=FAST),
+        FakeReply("busy", status=503, headers=FAST),
+        FakeReply('{"a": 1}'),
+    ]
     with FakeOpenAIServer(scripted(*replies)) as server:
         model = make_model(server, max_retries=3)
         assert model(MESSAGES) == {"a": 1}
@@ -102,40 +110,43 @@ def test_retries_server_errors_then_succeeds():
 
 
 def test_rate_limit_is_retried_honouring_retry_after():
+    # without the header the client would wait at most 0.5 s before its first retry
     replies = [
-        FakeReply("slow down", status=429, headers={"Retry-After": "0.2"}),
+        FakeReply("slow down", status=429, headers={"Retry-After": "1"}),
         FakeReply('{"a": 1}'),
     ]
     with FakeOpenAIServer(scripted(*replies)) as server:
-        started = time.perf_counter()
-        assert make_model(server, backoff=0.0)(MESSAGES) == {"a": 1}
-        elapsed = time.perf_counter() - started
-        assert len(server.chat_requests) == 2
-    assert elapsed >= 0.2
+        assert make_model(server)(MESSAGES) == {"a": 1}
+        first, second = server.chat_requests
+    assert second.received - first.received >= 1.0
+    assert second.headers["x-stainless-retry-count"] == "1"
 
 
-def test_gives_up_after_max_retries():
-    with FakeOpenAIServer(scripted(FakeReply("down", status=500))) as server:
-        model = make_model(server, max_retries=2)
+def test_gives_up_after_max_retries(tmp_path):
+    call_log = tmp_path / "calls.jsonl"
+    with FakeOpenAIServer(scripted(FakeReply("down", status=500, headers=FAST))) as server:
+        model = make_model(server, max_retries=2, call_log=call_log)
         with pytest.raises(LLMError, match="HTTP 500"):
             model(MESSAGES)
         assert len(server.chat_requests) == 3
-    assert model.stats.failures == 1
+    assert model.stats.failures == 1 and model.stats.retries == 2
+    entry = json.loads(call_log.read_text())
+    assert entry["status"] == "error" and entry["attempts"] == 3
 
 
 def test_client_errors_are_not_retried():
     with FakeOpenAIServer(scripted(FakeReply("bad schema", status=400))) as server:
-        with pytest.raises(LLMError, match=r"HTTP 400.*llm\.json_mode"):
+        with pytest.raises(LLMError, match=r"HTTP 400.*llm\.json_mode") as info:
             make_model(server, max_retries=3)(MESSAGES, schema=SCHEMA)
         assert len(server.chat_requests) == 1
+    assert info.value.__cause__ is not None  # the openai error is kept as the cause
 
 
 def test_timeout_is_retried_then_raised():
+    # the reply comes after 1 s: only a client timeout of 0.25 s turns it into an error
     with FakeOpenAIServer(scripted(FakeReply('{"a": 1}', delay=1.0))) as server:
-        started = time.perf_counter()
         with pytest.raises(LLMError, match="timeout"):
             make_model(server, timeout=0.25, max_retries=1)(MESSAGES)
-        assert time.perf_counter() - started < 0.95 * 2
         assert len(server.chat_requests) == 2
 
 
@@ -156,7 +167,7 @@ def test_invalid_json_is_retried_when_sampling():
 
 
 def test_connection_refused_is_an_llm_error():
-    model = LLMModel("m", base_url="http://127.0.0.1:9/v1", max_retries=1, backoff=0.01, timeout=1)
+    model = LLMModel("m", base_url="http://127.0.0.1:9/v1", max_retries=1, timeout=1)
     with pytest.raises(LLMError, match="connection"):
         model(MESSAGES)
 
@@ -221,20 +232,8 @@ def test_call_log_records_latency_and_tokens(tmp_path):
 
 
 def _cfg(**kwargs):
-    base = dict(
-        base_url=None,
-        model=None,
-        api_key=None,
-        timeout=7.0,
-        max_retries=1,
-        concurrency=3,
-        temperature=0.0,
-        max_tokens=99,
-        json_mode="grammar",
-        cache=True,
-    )
-    base.update(kwargs)
-    return SimpleNamespace(**base)
+    base = dict(timeout=7.0, max_retries=1, concurrency=3, max_tokens=99, json_mode="json_schema")
+    return LLMConfig(**{**base, **kwargs})
 
 
 def test_from_settings_falls_back_to_openai_env_vars(monkeypatch):
@@ -251,8 +250,10 @@ def test_from_settings_falls_back_to_openai_env_vars(monkeypatch):
         7.0,
         1,
         3,
-        "grammar",
+        "json_schema",
     )
+    # timeouts and retries are the openai client's own
+    assert (model.client.timeout, model.client.max_retries) == (7.0, 1)
     model = LLMModel.from_settings(
         _cfg(model="cfg-model", base_url="http://cfg/v1", api_key="sk-cfg")
     )

@@ -1,4 +1,4 @@
-"""Against a real llama.cpp server (started by .ci/run / scripts/llm-server.sh).
+"""Against a real llama.cpp server (started by scripts/test.sh with `autocoder llm-server`).
 
 The server's model is tiny (Gemma 3 270M): these tests check the protocol and the plumbing —
 structured answers that parse, codes only from the candidates, provenance, files written — not
@@ -15,13 +15,15 @@ import time
 import pandas as pd
 import pytest
 
-from autocoder.augment import SYNTH_COLUMNS, synth_file
+from autocoder import api
+from autocoder.augment import SYNTH_COLUMNS
 from autocoder.config import load_settings
 from autocoder.embed import Embedder
 from autocoder.index import make_index
-from autocoder.labeler import OUTPUT_COLUMNS, label_file
-from autocoder.testing import tiny_taxonomy
+from autocoder.labeler import OUTPUT_COLUMNS
+from autocoder.taxonomy.store import save_taxonomy
 from autocoder.workspace import Workspace
+from tests.fakes import mini_taxonomy
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +33,7 @@ def llm_url() -> str:
     url = os.environ.get("AUTOCODER_TEST_LLM_BASE_URL")
     if not url:
         pytest.skip(
-            "AUTOCODER_TEST_LLM_BASE_URL is not set: run `scripts/llm-server.sh start` and export "
+            "AUTOCODER_TEST_LLM_BASE_URL is not set: run `autocoder llm-server start` and export "
             "AUTOCODER_TEST_LLM_BASE_URL=http://127.0.0.1:8001/v1"
         )
     return url
@@ -53,7 +55,8 @@ def env(llm_url, tmp_path_factory):
         ]
     )
     ws = Workspace.resolve(tmp_path_factory.mktemp("ws"))
-    tax = tiny_taxonomy()
+    tax = mini_taxonomy()
+    save_taxonomy(ws, tax)  # api.label / api.synth load it from the workspace
     embedder = Embedder.from_settings(settings.embedder, ws.embedding_cache)
     make_index(settings, ws, tax, embedder).build(tax, embedder, show_progress=False)
     return settings, ws, tax, model
@@ -71,9 +74,7 @@ def test_label_file_against_local_server(env, tmp_path):
         columns=["id", "title", "description", "code"],
     ).to_csv(src, index=False)
     out_path = tmp_path / "labels.csv"
-    summary = label_file(
-        src, out_path, settings=settings, workspace=ws, taxonomy=tax, show_progress=False
-    )
+    summary = api.label(settings, ws, src, out_path, taxonomy_name=tax.name, show_progress=False)
     out = pd.read_csv(out_path, dtype=str, keep_default_na=False)
     assert list(out.columns) == OUTPUT_COLUMNS and out["id"].tolist() == ["r1", "r2", "r3"]
     assert summary["llm_errors"] == 0, out["error"].tolist()
@@ -93,13 +94,8 @@ def test_label_file_against_local_server(env, tmp_path):
     assert len(calls) == 3 and all(c["prompt_tokens"] > 0 and c["latency_ms"] > 0 for c in calls)
 
     started = time.perf_counter()
-    again = label_file(
-        src,
-        tmp_path / "again.csv",
-        settings=settings,
-        workspace=ws,
-        taxonomy=tax,
-        show_progress=False,
+    again = api.label(
+        settings, ws, src, tmp_path / "again.csv", taxonomy_name=tax.name, show_progress=False
     )
     assert again["cache_hits"] == 3 and time.perf_counter() - started < 60
     assert pd.read_csv(tmp_path / "again.csv", dtype=str, keep_default_na=False).equals(out)
@@ -107,22 +103,19 @@ def test_label_file_against_local_server(env, tmp_path):
 
 def test_synth_file_against_local_server(env, tmp_path):
     settings, ws, tax, model = env
-    settings = settings.model_copy(
-        update={"llm": settings.llm.model_copy(update={"json_mode": "grammar"})}
-    )
     out_path = tmp_path / "synth.csv"
-    summary = synth_file(
+    summary = api.synth(
+        settings,
+        ws,
         out_path,
         min_per_code=50,
-        settings=settings,
-        workspace=ws,
-        taxonomy=tax,
+        taxonomy_name=tax.name,
         codes=["29-1292.00"],
         n_per_code=3,
         show_progress=False,
     )
     assert summary["codes_requested"] == 1 and summary["llm_requests"] == 1
-    # the grammar forces a well-formed answer: no transport or JSON failure
+    # the schema (json_object) forces a well-formed answer: no transport or JSON failure
     for reason in summary["codes_failed"].values():
         assert reason.startswith("AnswerError"), reason
     out = pd.read_csv(out_path, dtype={"code": str}, keep_default_na=False)

@@ -9,7 +9,14 @@ import time
 
 import pytest
 
-from autocoder.llm.server import ServerError, ping, server_status, start_server, stop_server
+from autocoder.llm.server import (
+    ServerError,
+    llama_python,
+    ping,
+    server_status,
+    start_server,
+    stop_server,
+)
 
 FAKE_SERVER = textwrap.dedent(
     """
@@ -132,3 +139,45 @@ def test_missing_model_file(tmp_path, fake_python):
         start_server(
             tmp_path, model_path=tmp_path / "nope.gguf", python=fake_python, port=free_port()
         )
+
+
+def test_llama_python_comes_from_config_then_env_else_a_clear_error(
+    tmp_path, monkeypatch, fake_python
+):
+    monkeypatch.delenv("AUTOCODER_LLAMA_PYTHON", raising=False)
+    with pytest.raises(ServerError, match=r"setup-llm\.sh.*llm\.server_python"):
+        llama_python(None)
+    monkeypatch.setenv("AUTOCODER_LLAMA_PYTHON", fake_python)  # read at call time
+    assert llama_python(None) == fake_python
+    assert llama_python(sys.executable) == sys.executable  # the config wins
+    with pytest.raises(ServerError, match="does not exist"):
+        llama_python(str(tmp_path / "nope" / "python"))
+
+
+def test_start_without_a_configured_python_says_what_to_do(tmp_path, monkeypatch, model_file):
+    monkeypatch.delenv("AUTOCODER_LLAMA_PYTHON", raising=False)
+    with pytest.raises(ServerError, match="setup-llm.sh"):
+        start_server(tmp_path / "s", model_path=model_file, port=free_port())
+    assert not (tmp_path / "s" / "server.json").exists()
+
+
+def test_cli_passes_the_configured_python(tmp_path, monkeypatch, fake_python, model_file):
+    from typer.testing import CliRunner
+
+    from autocoder.cli import app
+
+    monkeypatch.delenv("AUTOCODER_LLAMA_PYTHON", raising=False)
+    ws = tmp_path / "ws"
+    base = ["--set", f"workspace.home={ws}", "--set", f"llm.server_python={fake_python}"]
+    runner = CliRunner()
+    port = str(free_port())
+    started = runner.invoke(
+        app, [*base, "llm-server", "start", "--model", str(model_file), "--port", port]
+    )
+    try:
+        assert started.exit_code == 0, started.output
+        status = runner.invoke(app, [*base, "llm-server", "status"])
+        assert status.exit_code == 0 and '"ready": true' in status.output
+    finally:
+        stopped = runner.invoke(app, [*base, "llm-server", "stop"])
+    assert stopped.output.strip() == "stopped"

@@ -9,13 +9,13 @@ from autocoder.llm.tasks import (
     synth_request,
 )
 from autocoder.records import JobRecord
-from autocoder.testing import tiny_taxonomy
+from tests.fakes import mini_taxonomy
 
 CANDS = ["29-1141.00", "29-1292.00", "29-2052.00", "15-1252.00", "41-2031.00"]
 
 
 def test_rag_pick_request_lists_the_record_and_every_candidate():
-    tax = tiny_taxonomy()
+    tax = mini_taxonomy()
     req = rag_pick_request(
         load_prompt("rag_pick", "v1"),
         JobRecord("ICU nurse", "Care for patients"),
@@ -87,7 +87,7 @@ def test_parse_rag_pick_scores_as_list_and_clipped():
 
 
 def test_synth_request_uses_the_code_texts():
-    tax = tiny_taxonomy()
+    tax = mini_taxonomy()
     req = synth_request(load_prompt("synth", "v1"), "29-1292.00", tax, n=7)
     text = req.messages[-1]["content"]
     assert req.prompt_id == "synth.v1"

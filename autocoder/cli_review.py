@@ -1,0 +1,202 @@
+"""``autocoder review ...``: the review queue on Label Studio (thin layer over autocoder.review).
+
+Exit codes: 0 done; 1 Label Studio unreachable (nothing lost: queued work stays pending, run the
+command again later); 2 bad input, configuration or a request Label Studio refused.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from autocoder.config import ConfigError, Settings, load_settings
+from autocoder.workspace import Workspace
+
+review_app = typer.Typer(
+    no_args_is_help=True,
+    help="Review queue on Label Studio: push uncertain records, pull the answers.",
+)
+server_app = typer.Typer(no_args_is_help=True, help="A local Label Studio (headless, loopback).")
+review_app.add_typer(server_app, name="server")
+
+ProjectOpt = Annotated[str, typer.Option("--project", "-p", help="Review project name.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _settings(ctx: typer.Context, overrides: list[str] | None = None) -> tuple[Settings, Workspace]:
+    state: dict[str, Any] = ctx.find_root().obj or {}
+    try:
+        settings = load_settings(
+            state.get("config"), [*(state.get("overrides") or []), *(overrides or [])]
+        )
+    except ConfigError as exc:
+        _fail(str(exc))
+    return settings, Workspace.resolve(settings.workspace.home)
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _echo(data: Any) -> None:
+    if is_dataclass(data) and not isinstance(data, type):
+        data = asdict(data)
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call ``fn``; map failures to exit codes (1 = server unreachable, 2 = anything else)."""
+    from autocoder.io import InputError
+    from autocoder.review.labelstudio import ReviewError, ReviewUnavailable
+    from autocoder.review.server import ServerError
+
+    try:
+        return fn(*args, **kwargs)
+    except ReviewUnavailable as exc:
+        _fail(str(exc), code=1)
+    except (ReviewError, ServerError, InputError, ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+
+
+# --- server -------------------------------------------------------------------------------------
+@server_app.command("start")
+def server_start(
+    ctx: typer.Context,
+    port: Annotated[int | None, typer.Option(help="Port on 127.0.0.1 (review.port).")] = None,
+) -> None:
+    """Start Label Studio for this workspace (idempotent: says so when it already runs)."""
+    from autocoder.review.server import start_server
+
+    settings, ws = _settings(ctx, [f"review.port={port}"] if port else None)
+    info, started = _run(start_server, ws, settings.review)
+    state = "started" if started else "already running"
+    typer.echo(f"Label Studio {state} at {info.url} (pid {info.pid}); login {info.username}")
+    typer.echo(f"token and password: {ws.root / 'review' / 'server'} (owner-only files)")
+
+
+@server_app.command("stop")
+def server_stop(ctx: typer.Context) -> None:
+    """Stop this workspace's Label Studio."""
+    from autocoder.review.server import stop_server
+
+    _, ws = _settings(ctx)
+    typer.echo("stopped" if _run(stop_server, ws) else "not running")
+
+
+@server_app.command("status")
+def server_status_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Whether this workspace's Label Studio runs and answers."""
+    from autocoder.review.server import server_status
+
+    _, ws = _settings(ctx)
+    status = _run(server_status, ws)
+    if as_json:
+        _echo(status)
+    elif status["running"]:
+        ready = "ready" if status["ready"] else "starting (not answering yet)"
+        typer.echo(f"running at {status['url']} (pid {status['pid']}), {ready}")
+    else:
+        typer.echo("not running")
+    if not status["running"]:
+        raise typer.Exit(3)
+
+
+# --- queue --------------------------------------------------------------------------------------
+@review_app.command("push")
+def push_cmd(
+    ctx: typer.Context,
+    project: ProjectOpt,
+    input_path: Annotated[
+        Path | None, typer.Argument(help="Records (id, title, description); omit to send pending.")
+    ] = None,
+    model: Annotated[
+        Path | None, typer.Option("--model", help="Trained model dir; default coder.model.")
+    ] = None,
+    strategy: Annotated[
+        str, typer.Option(help="least_confidence, margin, entropy, conformal, diversity, "
+                               "class_balanced, random, or 'a+b'.")
+    ] = "least_confidence",
+    limit: Annotated[int, typer.Option(help="How many records to choose.")] = 100,
+    taxonomy: Annotated[str | None, typer.Option(help="Taxonomy (first push only).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of random choices.")] = 0,
+) -> None:
+    """Code INPUT, queue the LIMIT records the strategy picks, send everything pending."""
+    from autocoder.review.push import push
+
+    settings, ws = _settings(ctx)
+    result = _run(
+        push, settings, ws, input_path, project=project, model_dir=model,
+        strategy=strategy, limit=limit, taxonomy_name=taxonomy, seed=seed,
+    )  # fmt: skip
+    _echo(result)
+
+
+@review_app.command("pull")
+def pull_cmd(ctx: typer.Context, project: ProjectOpt) -> None:
+    """Store the project's completed annotations in the feedback store (idempotent)."""
+    from autocoder.review.pull import pull
+
+    settings, ws = _settings(ctx)
+    _echo(_run(pull, settings, ws, project=project))
+
+
+@review_app.command("status")
+def status_cmd(
+    ctx: typer.Context,
+    project: Annotated[str | None, typer.Option("--project", "-p")] = None,
+    as_json: JsonOpt = False,
+    offline: Annotated[bool, typer.Option("--offline", help="Do not ask the server.")] = False,
+) -> None:
+    """Counts per project: pushed, annotated, pulled, pending; inter-annotator agreement."""
+    from autocoder.review.pull import review_status
+
+    settings, ws = _settings(ctx)
+    status = _run(review_status, settings, ws, project, live=not offline)
+    if as_json:
+        _echo(status)
+        return
+    typer.echo(f"server: {status['server']}")
+    if not status["projects"]:
+        typer.echo("no review projects yet")
+    for name, e in status["projects"].items():
+        on_server = e.get("annotated_on_server")
+        extra = f" (on server: {on_server})" if on_server is not None else ""
+        typer.echo(
+            f"{name}: pushed {e['pushed']}, annotated {e['annotated']}{extra}, "
+            f"pulled {e['pulled']}, pending {e['pending']}"
+        )
+        ag = e["agreement"]
+        if ag["multi_annotated"]:
+            kappa = "n/a" if ag["fleiss_kappa"] is None else f"{ag['fleiss_kappa']:.3f}"
+            typer.echo(
+                f"  agreement on {ag['multi_annotated']} multiply-annotated records: "
+                f"{ag['identical']:.1%} identical, Fleiss' kappa {kappa}"
+            )
+
+
+@review_app.command("simulate")
+def simulate_cmd(
+    ctx: typer.Context,
+    project: ProjectOpt,
+    gold: Annotated[Path, typer.Option("--gold", help="Coded records (id + gold column).")],
+    gold_column: Annotated[str, typer.Option(help="';'-separated codes; first is used.")] = "codes",
+    annotator: Annotated[
+        str | None, typer.Option(help="Answer as this user (email; created if missing).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Answer at most this many tasks.")] = None,
+) -> None:
+    """Answer the project's open tasks whose records are in GOLD, like a person would."""
+    from autocoder.review.simulate import simulate
+
+    settings, ws = _settings(ctx)
+    _echo(
+        _run(
+            simulate, settings, ws, project=project, gold_path=gold, gold_column=gold_column,
+            annotator=annotator, limit=limit,
+        )  # fmt: skip
+    )

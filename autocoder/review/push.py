@@ -1,0 +1,260 @@
+"""``autocoder review push``: code records, choose the ones worth a review, send them.
+
+1. Records already queued in the project are left out (a record is never pushed twice).
+2. The model codes the rest (``predict_proba`` in batches); the query strategy chooses ``limit``.
+3. The chosen records are written to the local queue as *pending*, with their top-k codes.
+4. Everything pending in the project is sent to Label Studio (tasks + predictions). Tasks the
+   server already has (a send that failed half-way) are recognised by ``record_id`` and not sent
+   again. If the server is down the tasks stay pending and ``ReviewUnavailable`` is raised; a
+   later push (with or without new input) sends them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from autocoder.config import Settings
+from autocoder.io import InputError, read_table
+from autocoder.records import JobRecord, clean_text
+from autocoder.review import queue
+from autocoder.review.labelstudio import (
+    LabelStudioClient,
+    ReviewError,
+    ReviewUnavailable,
+    labeling_config,
+    resolve_connection,
+    task_payload,
+)
+from autocoder.taxonomy.model import Taxonomy
+from autocoder.taxonomy.store import load_taxonomy
+from autocoder.workspace import Workspace
+
+SEND_CHUNK = 200
+MODEL_VERSION_MAX = 250
+
+
+@dataclass
+class PushResult:
+    project: str
+    considered: int = 0  # input records not yet queued in the project
+    queued: int = 0  # newly chosen and queued
+    sent: int = 0  # sent to Label Studio by this run
+    already_on_server: int = 0  # pending tasks found on the server (earlier half-done send)
+    pending: int = 0  # still waiting (server down)
+    ls_project_id: int | None = None
+    model_version: str = ""
+    strategy: str = ""
+    errors: list[str] = field(default_factory=list)
+
+
+def read_records(path: str | Path, settings: Settings) -> pd.DataFrame:
+    """The input table with ``id``, ``title``, ``description`` columns; clear errors per record."""
+    cfg = settings.coder
+    df = read_table(path, string_columns=(cfg.id_column,))
+    if cfg.id_column not in df.columns:
+        raise InputError(f"{path}: no {cfg.id_column!r} column (record ids are needed to review)")
+    if cfg.title_column not in df.columns and cfg.description_column not in df.columns:
+        raise InputError(f"{path}: needs a {cfg.title_column!r} or {cfg.description_column!r} column")
+    out = pd.DataFrame(
+        {
+            "id": df[cfg.id_column].map(clean_text),
+            "title": df[cfg.title_column].map(clean_text) if cfg.title_column in df else "",
+            "description": df[cfg.description_column].map(clean_text)
+            if cfg.description_column in df
+            else "",
+        }
+    )
+    for i, row in enumerate(out.itertuples(index=False)):
+        if not row.id:
+            raise InputError(f"{path}: record {i + 1} has an empty id")
+        if not row.title and not row.description:
+            raise InputError(f"{path}: record {row.id!r} has neither a title nor a description")
+    dup = out["id"][out["id"].duplicated()]
+    if len(dup):
+        raise InputError(f"{path}: record id {dup.iloc[0]!r} appears more than once")
+    return out
+
+
+def model_version_of(predictor_id: str) -> str:
+    if len(predictor_id) <= MODEL_VERSION_MAX:
+        return predictor_id
+    import hashlib
+
+    digest = hashlib.sha1(predictor_id.encode()).hexdigest()[:12]
+    return f"{predictor_id[: MODEL_VERSION_MAX - 13]}#{digest}"
+
+
+def embeddings_of(predictor: Any, records: list[JobRecord]) -> np.ndarray | None:
+    """The records' embeddings from the predictor's own embedder, or None if it has none."""
+    if hasattr(predictor, "embed"):
+        return np.asarray(predictor.embed(records), dtype=np.float32)
+    embedder = getattr(predictor, "embedder", None)
+    if embedder is not None and hasattr(embedder, "encode"):
+        return np.asarray(embedder.encode([r.query() for r in records]), dtype=np.float32)
+    return None
+
+
+def predict_in_batches(predictor: Any, records: list[JobRecord], batch: int) -> np.ndarray:
+    parts = [
+        np.asarray(predictor.predict_proba(records[i : i + batch]), dtype=np.float32)
+        for i in range(0, len(records), batch)
+    ]
+    return np.concatenate(parts) if parts else np.zeros((0, len(predictor.classes_)), np.float32)
+
+
+def top_candidates(
+    proba_row: np.ndarray, classes: np.ndarray, titles: dict[str, str], k: int
+) -> list[dict[str, Any]]:
+    order = np.argsort(-proba_row, kind="stable")[:k]
+    return [
+        {"code": str(classes[j]), "title": titles.get(str(classes[j]), ""), "score": float(proba_row[j])}
+        for j in order
+    ]
+
+
+def choose(
+    settings: Settings,
+    ws: Workspace,
+    records: pd.DataFrame,
+    *,
+    taxonomy: Taxonomy,
+    model_dir: str | Path | None,
+    strategy: str,
+    limit: int,
+    seed: int = 0,
+) -> tuple[list[queue.QueuedTask], str]:
+    """Code ``records`` and pick ``limit`` with ``strategy``: (tasks best first, model version)."""
+    from autocoder.api import load_predictor
+    from autocoder.review.strategies import make_strategy
+
+    predictor, predictor_id = load_predictor(settings, ws, taxonomy, model_dir)
+    version = model_version_of(predictor_id)
+    chooser = make_strategy(strategy, threshold=settings.review.threshold, model=predictor)
+    recs = [JobRecord(t, d) for t, d in zip(records["title"], records["description"], strict=True)]
+    proba = predict_in_batches(predictor, recs, settings.coder.batch_size)
+    needs_embeddings = any(p in strategy.lower() for p in ("diversity", "kcenter"))
+    emb = embeddings_of(predictor, recs) if needs_embeddings else None
+    if needs_embeddings and emb is None:
+        raise ValueError(f"strategy {strategy!r} needs embeddings; this model has no embedder")
+    idx = chooser.query(proba, emb, min(limit, len(recs)), rng=np.random.default_rng(seed))
+    scores = chooser.last_scores
+    classes = np.asarray(predictor.classes_)
+    titles = {c.code: c.title for c in taxonomy}
+    tasks = [
+        queue.QueuedTask(
+            record_id=records["id"].iloc[i],
+            title=records["title"].iloc[i],
+            description=records["description"].iloc[i],
+            candidates=top_candidates(proba[i], classes, titles, settings.review.top_k),
+            model_version=version,
+            strategy=strategy,
+            strategy_score=float(scores[i]) if scores is not None else None,
+        )
+        for i in (int(j) for j in idx)
+    ]
+    return tasks, version
+
+
+def ensure_ls_project(
+    client: LabelStudioClient, ws: Workspace, project: str, taxonomy: Taxonomy,
+    template: str | None = None,
+) -> int:  # fmt: skip
+    """The Label Studio project behind ``project``, created (with the taxonomy) on first use."""
+    info = queue.project_info(ws, project) or {}
+    pid = info.get("ls_project_id")
+    if pid is not None:
+        if not client.project_exists(int(pid)):
+            raise ReviewError(
+                f"Label Studio project {pid} (review project {project!r}) no longer exists on "
+                f"{client.conn.url}; use a new --project name"
+            )
+        return int(pid)
+    xml = labeling_config(taxonomy, template)
+    desc = f"autocoder review queue {project!r}: {taxonomy.name} {taxonomy.version}"
+    pid = client.create_project(f"autocoder {project}"[:50], xml, description=desc)
+    queue.set_project_id(ws, project, pid)
+    return pid
+
+
+def send_pending(
+    client: LabelStudioClient, ws: Workspace, project: str, taxonomy: Taxonomy,
+    result: PushResult, template: str | None = None,
+) -> None:  # fmt: skip
+    """Send every pending task of ``project``; counts go into ``result``."""
+    pending = queue.pending_tasks(ws, project)
+    if not pending:
+        return
+    pid = ensure_ls_project(client, ws, project, taxonomy, template)
+    result.ls_project_id = pid
+    on_server = {
+        str(t["data"].get("record_id")): int(t["id"])
+        for t in client.iter_tasks(pid, with_annotations=False)
+        if t.get("data", {}).get("record_id") is not None
+    }
+    known = {t.record_id: on_server[t.record_id] for t in pending if t.record_id in on_server}
+    if known:
+        queue.mark_sent(ws, project, known)
+        result.already_on_server += len(known)
+    todo = [t for t in pending if t.record_id not in known]
+    for i in range(0, len(todo), SEND_CHUNK):
+        chunk = todo[i : i + SEND_CHUNK]
+        ids = client.import_tasks(pid, [task_payload(t) for t in chunk])
+        queue.mark_sent(ws, project, {t.record_id: tid for t, tid in zip(chunk, ids, strict=True)})
+        result.sent += len(chunk)
+
+
+def push(
+    settings: Settings,
+    ws: Workspace,
+    input_path: str | Path | None,
+    *,
+    project: str,
+    model_dir: str | Path | None = None,
+    strategy: str = "least_confidence",
+    limit: int = 100,
+    taxonomy_name: str | None = None,
+    seed: int = 0,
+) -> PushResult:
+    """Queue ``limit`` records of ``input_path`` chosen by ``strategy`` and send all pending.
+
+    Raises ``ReviewUnavailable`` (after queueing) when Label Studio cannot be reached.
+    """
+    if limit < 0:
+        raise ValueError(f"--limit must be >= 0, got {limit}")
+    info = queue.project_info(ws, project) or {}
+    if taxonomy_name and info.get("taxonomy") and taxonomy_name != info["taxonomy"]:
+        raise ValueError(
+            f"review project {project!r} codes into {info['taxonomy']!r}, not {taxonomy_name!r}"
+        )
+    tax_name = taxonomy_name or info.get("taxonomy") or settings.taxonomy.default
+    taxonomy = load_taxonomy(ws, tax_name)
+    queue.ensure_project(ws, project, taxonomy.name)
+    result = PushResult(project=project, strategy=strategy)
+    if input_path is not None:
+        records = read_records(input_path, settings)
+        seen = queue.queued_ids(ws, project)
+        fresh = records[~records["id"].isin(seen)].reset_index(drop=True)
+        result.considered = len(fresh)
+        if len(fresh) and limit:
+            tasks, result.model_version = choose(
+                settings, ws, fresh, taxonomy=taxonomy, model_dir=model_dir,
+                strategy=strategy, limit=limit, seed=seed,
+            )  # fmt: skip
+            result.queued = queue.enqueue(ws, project, tasks)
+    try:
+        client = LabelStudioClient(resolve_connection(settings, ws), timeout=settings.review.timeout)
+        send_pending(client, ws, project, taxonomy, result, settings.review.labeling_config)
+    except ReviewUnavailable as exc:
+        pending = len(queue.pending_tasks(ws, project))
+        raise ReviewUnavailable(
+            f"{exc}\n{pending} task(s) of review project {project!r} wait locally as pending "
+            f"({result.queued} queued now, {result.sent} sent); `autocoder review push "
+            f"--project {project}` sends them."
+        ) from None
+    result.pending = len(queue.pending_tasks(ws, project))
+    return result

@@ -1,0 +1,422 @@
+"""Retrain a classifier on what reviewers answered: ``autocoder retrain --model DIR --output DIR2``.
+
+The pulled feedback (``autocoder.review.queue.load_feedback``) becomes training rows next to the
+model's own training set (the saved Arrow dataset, or rebuilt from the recipe recorded in the
+model). Rows marked *cannot code* or *new / emerging* and rows without a code are left out and
+counted; a code the model does not know is reported and skipped; several annotators of one
+record vote (ties: the latest answer). A reviewed real record weighs ``feedback_weight`` times a
+taxonomy text (``DEFAULT_FEEDBACK_WEIGHT``, chosen with ``benchmarks/active_learning.py``).
+
+Training starts from DIR's weights (``warm_start``) for a few epochs; temperature and conformal
+threshold are refitted on the validation split. DIR2 is a normal model directory whose
+``config.json`` metadata records the feedback it saw (count, projects, a hash of the record ids
+and codes) and the weight. Before/after top-1, top-5 and ECE are measured on the dev split (the
+recipe's held-out real titles, or ``--dev FILE``), leaving out dev titles that were reviewed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from autocoder.records import JobRecord, clean_text, normalize_text
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FEEDBACK_WEIGHT = 5.0
+DEFAULT_EPOCHS = 10
+_TRUE = {"1", "true", "yes", "y", "t"}
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in _TRUE
+    return bool(value) if value is not None and value == value else False
+
+
+@dataclass
+class FeedbackRows:
+    """Usable feedback (one row per reviewed record) and what was left out."""
+
+    rows: pd.DataFrame  # project, id, title, description, code
+    counts: dict[str, int] = field(default_factory=dict)
+    unknown_codes: list[str] = field(default_factory=list)
+    projects: list[str] = field(default_factory=list)
+
+    @property
+    def ids_hash(self) -> str:
+        keys = sorted(
+            f"{p}\x00{i}\x00{c}" for p, i, c in self.rows[["project", "id", "code"]].values
+        )
+        return hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
+
+    def records(self) -> list[JobRecord]:
+        return [
+            JobRecord(t, d)
+            for t, d in zip(self.rows["title"], self.rows["description"], strict=True)
+        ]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            **self.counts,
+            "projects": self.projects,
+            "unknown_codes": self.unknown_codes,
+            "ids_hash": self.ids_hash,
+        }
+
+
+def _vote(group: pd.DataFrame) -> pd.Series:
+    """One answer per record: the most frequent code, ties broken by the latest answer."""
+    counts = group["code"].value_counts()
+    best = counts[counts == counts.max()].index
+    latest = group[group["code"].isin(best)].sort_values("created_at").iloc[-1]
+    return latest
+
+
+def feedback_rows(feedback: pd.DataFrame, classes: Any) -> FeedbackRows:
+    """Filter and deduplicate pulled feedback for training against ``classes``."""
+    needed = {"id", "title", "code"}
+    missing = needed - set(feedback.columns)
+    if missing:
+        raise ValueError(f"feedback lacks columns {sorted(missing)}; has {list(feedback.columns)}")
+    df = feedback.copy()
+    for col, default in (("description", ""), ("project", ""), ("created_at", "")):
+        df[col] = df[col].map(clean_text) if col in df.columns else default
+    df["id"], df["title"], df["code"] = (df[c].map(clean_text) for c in ("id", "title", "code"))
+    cannot = df["cannot_code"].map(_flag) if "cannot_code" in df.columns else False
+    emerging = df["emerging"].map(_flag) & ~cannot if "emerging" in df.columns else False
+    no_code = (df["code"] == "") & ~cannot & ~emerging
+    counts = {
+        "answers": int(len(df)),
+        "cannot_code": int(np.sum(cannot)),
+        "emerging": int(np.sum(emerging)),
+        "no_code": int(np.sum(no_code)),
+    }
+    df = df[~(cannot | emerging | no_code)]
+    empty = df[(df["title"] == "") & (df["description"] == "")]
+    if len(empty):
+        first = empty.iloc[0]
+        raise ValueError(
+            f"feedback record {first['id']!r} (project {first['project']!r}) has no title or "
+            "description to train on"
+        )
+    known = {str(c) for c in classes}
+    unknown = df[~df["code"].isin(known)]
+    counts["unknown_code"] = int(len(unknown))
+    df = df[df["code"].isin(known)]
+    voted = [_vote(g) for _, g in df.groupby(["project", "id"], sort=True)]
+    rows = pd.DataFrame(voted, columns=df.columns).reset_index(drop=True)
+    counts["conflicting_records"] = int(
+        sum(g["code"].nunique() > 1 for _, g in df.groupby(["project", "id"]))
+    )
+    counts["used"] = int(len(rows))
+    return FeedbackRows(
+        rows[["project", "id", "title", "description", "code"]],
+        counts,
+        sorted(set(unknown["code"])),
+        sorted(set(rows["project"])),
+    )
+
+
+# --- the model's own training data and dev split ----------------------------------------------
+def _recipe_of(model: Any) -> Any:
+    from autocoder.classify.recipe import Recipe
+
+    raw = (getattr(model, "metadata_", {}) or {}).get("recipe")
+    return Recipe.model_validate(raw) if raw else None
+
+
+def base_training_data(model: Any, workspace: Any) -> Any:
+    """The ``DatasetDict(train, validation)`` the model was trained on.
+
+    The saved dataset named in the model's metadata when it is still there, else rebuilt from
+    the recorded recipe (same taxonomy, holdout and split, so the same rows).
+    """
+    from autocoder.classify import data as D
+
+    meta = getattr(model, "metadata_", {}) or {}
+    path = (meta.get("dataset") or {}).get("path")
+    if path and (Path(path) / "dataset_dict.json").exists():
+        return D.load_training_data(path)
+    recipe = _recipe_of(model)
+    if recipe is None:
+        raise ValueError(
+            "the model records neither its training data (metadata.dataset.path) nor its "
+            "recipe, so it cannot be retrained; train it with `autocoder train`"
+        )
+    from autocoder.classify.recipe import holdout_set, load_recipe_taxonomy, prepare_training_data
+    from autocoder.devsplit import apply_holdout
+
+    taxonomy = load_recipe_taxonomy(recipe, workspace)
+    titles, info = holdout_set(recipe, taxonomy)
+    if titles:
+        apply_holdout(taxonomy, titles)
+    splits, _ = prepare_training_data(recipe, taxonomy, workspace, holdout_info=info)
+    expected = (meta.get("dataset") or {}).get("train_fingerprint")
+    if expected and D.fingerprint(splits["train"]) != expected:
+        log.warning("rebuilt training data differ from the model's (fingerprint %s)", expected)
+    return splits
+
+
+def _dev_table(path: str | Path) -> pd.DataFrame:
+    from autocoder.io import read_table
+
+    df = read_table(path, string_columns=("id", "codes", "code"))
+    gold = "codes" if "codes" in df.columns else "code" if "code" in df.columns else None
+    if gold is None or "title" not in df.columns:
+        raise ValueError(f"dev table {path} needs 'title' and 'codes' (or 'code') columns")
+    desc = next((c for c in ("description", "duties") if c in df.columns), None)
+    return pd.DataFrame(
+        {
+            "title": df["title"].map(clean_text),
+            "description": df[desc].map(clean_text) if desc else "",
+            "codes": df[gold].map(clean_text),
+        }
+    )
+
+
+def dev_split(
+    model: Any, workspace: Any, dev: str | Path | None, splits: Any
+) -> tuple[pd.DataFrame, str]:
+    """Rows ``title, description, codes`` to measure on, and where they came from."""
+    if dev is not None:
+        return _dev_table(dev), str(dev)
+    recipe = _recipe_of(model)
+    spec = recipe.data.holdout if recipe is not None else "none"
+    if spec == "onet-dev":
+        from autocoder.devsplit import make_dev_split
+        from autocoder.taxonomy.onet import read_alternate_titles
+
+        release = recipe.data.release
+        if not release:
+            from autocoder.classify.recipe import load_recipe_taxonomy
+
+            taxonomy = load_recipe_taxonomy(recipe, workspace)
+            release = taxonomy.source
+            if taxonomy.holdout and Path(taxonomy.holdout).is_file():
+                return _dev_table(taxonomy.holdout), taxonomy.holdout
+        if release and Path(release).expanduser().exists():
+            table = make_dev_split(
+                read_alternate_titles(Path(release).expanduser()),
+                fraction=recipe.data.holdout_fraction,
+                seed=recipe.data.holdout_seed,
+            )
+            return _dev_table_from(table), f"onet-dev of {release}"
+    elif spec != "none" and Path(spec).expanduser().is_file():
+        return _dev_table(Path(spec).expanduser()), spec
+    val = splits["validation"]
+    frame = pd.DataFrame(
+        {
+            "title": list(val["title"]),
+            "description": list(val["duties"]),
+            "codes": list(val["codes"]),
+        }
+    )
+    return frame, "validation split (no dev split found)"
+
+
+def _dev_table_from(table: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"title": table["title"].map(clean_text), "description": "", "codes": table["codes"]}
+    )
+
+
+def score_model(model: Any, dev: pd.DataFrame) -> dict[str, float]:
+    """Top-1, top-5 and ECE of the top-1 confidence on rows ``title, description, codes``."""
+    from autocoder.metrics import expected_calibration_error, top1_correct, top_k_accuracy
+
+    if not len(dev):
+        return {"n": 0, "top1": float("nan"), "top5": float("nan"), "ece": float("nan")}
+    records = [JobRecord(t, d) for t, d in zip(dev["title"], dev["description"], strict=True)]
+    proba = model.predict_proba(records)
+    order = np.argsort(-proba, axis=1)[:, :5]
+    ranked = np.asarray(model.classes_, dtype=object)[order]
+    scores = np.take_along_axis(proba, order, axis=1)
+    gold = [tuple(c for c in str(codes).split(";") if c) for codes in dev["codes"]]
+    correct = top1_correct(ranked, gold)
+    return {
+        "n": int(len(dev)),
+        "top1": round(top_k_accuracy(ranked, gold, k=1), 4),
+        "top5": round(top_k_accuracy(ranked, gold, k=5), 4),
+        "ece": round(expected_calibration_error(scores[:, 0], correct), 4),
+    }
+
+
+# --- retraining ---------------------------------------------------------------------------------
+def _concat(a: Any, b: Any) -> Any:
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        return np.vstack([a, b])
+    return [*list(a), *list(b)]
+
+
+def recalibrate(model: Any, X_val: Any, y_val: Any, val_acceptable: Any = None) -> Any:
+    """Refit the temperature and the conformal threshold of a fitted ``EmbeddingClassifier`` on
+    validation rows (what ``fit`` does after training, with the same functions)."""
+    from autocoder.classify.calibrate import conformal_threshold, fit_temperature, softmax
+
+    pos = {str(c): i for i, c in enumerate(model.classes_)}
+    unknown = sorted({str(c) for c in y_val} - set(pos))
+    if unknown:
+        raise ValueError(f"validation codes {unknown[:3]} are not classes of the model")
+    y = np.asarray([pos[str(c)] for c in y_val], dtype=np.int64)
+    if not len(y):
+        return model
+    acceptable = np.zeros((len(y), len(pos)), dtype=bool)
+    for i, codes in enumerate(val_acceptable or [[] for _ in y]):
+        for c in codes:
+            if str(c) in pos:
+                acceptable[i, pos[str(c)]] = True
+    logits = model.decision_function(X_val)
+    if model.calibrate:
+        model.temperature_ = fit_temperature(logits, y, acceptable=acceptable)
+    if model.conformal_alpha is not None:
+        model.conformal_threshold_ = conformal_threshold(
+            softmax(logits, model.temperature_),
+            y,
+            alpha=model.conformal_alpha,
+            method=model.conformal_method,
+            acceptable=acceptable,
+        )
+    model.n_val_ = int(len(y))
+    return model
+
+
+def fit_with_feedback(
+    model: Any,
+    X_base: Any,
+    y_base: Any,
+    X_feedback: Any,
+    y_feedback: Any,
+    *,
+    feedback_weight: float = DEFAULT_FEEDBACK_WEIGHT,
+    epochs: int = DEFAULT_EPOCHS,
+    lr: float | None = None,
+    X_val: Any = None,
+    y_val: Any = None,
+    val_acceptable: Any = None,
+) -> Any:
+    """Continue training a fitted ``EmbeddingClassifier`` on base rows (weight 1) plus feedback
+    rows (weight ``feedback_weight``) from its current weights, for ``epochs`` epochs.
+
+    No early stopping: the warm model already scores best on the taxonomy validation split at
+    its first epoch, so stopping on it would throw the answers away. The validation rows then
+    refit the temperature and the conformal threshold (``recalibrate``).
+    """
+    if feedback_weight <= 0:
+        raise ValueError(f"feedback_weight must be > 0, got {feedback_weight}")
+    n_base, n_fb = len(y_base), len(y_feedback)
+    val_fraction = model.val_fraction
+    model.warm_start, model.epochs, model.val_fraction = True, epochs, 0.0
+    if lr is not None:
+        model.lr = lr
+    weights = np.concatenate([np.ones(n_base), np.full(n_fb, float(feedback_weight))])
+    temperature, threshold = model.temperature_, model.conformal_threshold_
+    try:
+        model.fit(
+            _concat(X_base, X_feedback),
+            [*map(str, y_base), *map(str, y_feedback)],
+            sample_weight=weights,
+        )
+    finally:
+        model.val_fraction = val_fraction
+    if X_val is not None and y_val is not None and len(y_val):
+        return recalibrate(model, X_val, y_val, val_acceptable)
+    model.temperature_, model.conformal_threshold_ = temperature, threshold
+    return model
+
+
+@dataclass
+class RetrainResult:
+    output: Path
+    feedback: dict[str, Any]
+    feedback_weight: float
+    dev_source: str
+    dev_excluded: int
+    before: dict[str, float]
+    after: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "output": str(self.output),
+            "feedback": self.feedback,
+            "feedback_weight": self.feedback_weight,
+            "dev": {"source": self.dev_source, "excluded_reviewed_titles": self.dev_excluded},
+            "before": self.before,
+            "after": self.after,
+        }
+
+
+def retrain(
+    model_dir: str | Path,
+    output_dir: str | Path,
+    feedback: pd.DataFrame,
+    *,
+    workspace: Any,
+    feedback_weight: float = DEFAULT_FEEDBACK_WEIGHT,
+    epochs: int = DEFAULT_EPOCHS,
+    lr: float | None = None,
+    dev: str | Path | None = None,
+    embedder: Any = None,
+    cache_dir: str | Path | None = None,
+) -> RetrainResult:
+    """Warm-start DIR on its training data plus ``feedback``; save to ``output_dir``."""
+    from autocoder.classify import data as D
+    from autocoder.classify.model import load_model
+
+    model_dir, output_dir = Path(model_dir), Path(output_dir)
+    if output_dir.resolve() == model_dir.resolve():
+        raise ValueError(f"--output {output_dir} must differ from --model {model_dir}")
+    model = load_model(model_dir, cache_dir=cache_dir, embedder=embedder)
+    fb = feedback_rows(feedback, model.classes_)
+    if not len(fb.rows):
+        raise ValueError(f"no usable feedback to retrain on: {fb.counts}")
+    for code in fb.unknown_codes:
+        log.warning("feedback code %s is not a class of the model; its rows are skipped", code)
+    splits = base_training_data(model, workspace)
+    dev_rows, dev_source = dev_split(model, workspace, dev, splits)
+    reviewed = {normalize_text(t) for t in fb.rows["title"]}
+    keep = ~dev_rows["title"].map(normalize_text).isin(reviewed)
+    dev_rows = dev_rows[keep].reset_index(drop=True)
+    before = score_model(model, dev_rows)
+    train, val = splits["train"], splits["validation"]
+    fit_with_feedback(
+        model,
+        D.dataset_records(train),
+        list(train["code"]),
+        fb.records(),
+        list(fb.rows["code"]),
+        feedback_weight=feedback_weight,
+        epochs=epochs,
+        lr=lr,
+        X_val=D.dataset_records(val) if len(val) else None,
+        y_val=list(val["code"]) if len(val) else None,
+        val_acceptable=D.acceptable_codes(val) if len(val) else None,
+    )
+    after = score_model(model, dev_rows)
+    model.metadata_ = {
+        **model.metadata_,
+        "retrained_from": str(model_dir.resolve()),
+        "feedback": {**fb.summary(), "weight": float(feedback_weight), "epochs": epochs},
+    }
+    model.save(output_dir)
+    if (model_dir / "recipe.toml").exists():
+        shutil.copyfile(model_dir / "recipe.toml", output_dir / "recipe.toml")
+    result = RetrainResult(
+        output_dir,
+        fb.summary(),
+        float(feedback_weight),
+        dev_source,
+        int((~keep).sum()),
+        before,
+        after,
+    )
+    (output_dir / "retrain.json").write_text(json.dumps(result.to_dict(), indent=2, default=str))
+    return result

@@ -1,0 +1,117 @@
+"""Text helpers for skill matching: normalisation, sentences, n-gram spans, char n-gram Jaccard.
+
+The Jaccard matcher follows the Randstad skills graph (de Groot et al.): two texts match when the
+Jaccard similarity of their character n-gram sets, on normalised text, is at least 0.66.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+_KEEP = re.compile(r"[^0-9a-z+#]+")
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9+#./-]*[A-Za-z0-9+#]|[A-Za-z0-9]")
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n+|\s*[•·▪●]\s*")
+STOPWORDS = frozenset(
+    "a an and are as at be by can for from has have in is it its of on or our the their this "
+    "to we will with you your who what which all any must should would able etc e.g i.e per "
+    "such other using use well good strong excellent ability experience years year knowledge "
+    "skills skill plus".split()
+)
+
+
+def normalize(text: str) -> str:
+    """Lower case, accents folded, punctuation (except ``+`` and ``#``) to spaces."""
+    text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode()
+    return " ".join(_KEEP.sub(" ", text.lower()).split())
+
+
+def split_sentences(text: str, *, max_tokens: int = 40) -> list[str]:
+    """Split a posting into sentences (and bullet items); cut long ones into chunks."""
+    out: list[str] = []
+    for part in _SENTENCE_END.split(str(text)):
+        words = part.split()
+        for start in range(0, len(words), max_tokens):
+            chunk = " ".join(words[start : start + max_tokens]).strip()
+            if chunk:
+                out.append(chunk)
+    return out
+
+
+def candidate_spans(sentence: str, *, max_n: int = 4) -> list[str]:
+    """Token n-grams (1..max_n) that neither start nor end with a stop word, in order."""
+    tokens = _TOKEN.findall(sentence)
+    spans: list[str] = []
+    seen: set[str] = set()
+    for n in range(1, max_n + 1):
+        for i in range(len(tokens) - n + 1):
+            gram = tokens[i : i + n]
+            first, last = gram[0].lower(), gram[-1].lower()
+            if first in STOPWORDS or last in STOPWORDS or gram[0].isdigit():
+                continue
+            span = " ".join(gram)
+            if len(span) < 2 or span.lower() in seen:
+                continue
+            seen.add(span.lower())
+            spans.append(span)
+    return spans
+
+
+def char_ngrams(text: str, n: int = 3) -> set[str]:
+    padded = f" {normalize(text)} "
+    if len(padded.strip()) == 0:
+        return set()
+    return {padded[i : i + n] for i in range(max(1, len(padded) - n + 1))}
+
+
+def jaccard(a: str, b: str, n: int = 3) -> float:
+    sa, sb = char_ngrams(a, n), char_ngrams(b, n)
+    if not sa or not sb:
+        return 0.0
+    return len(sa & sb) / len(sa | sb)
+
+
+@dataclass
+class JaccardIndex:
+    """Char n-gram Jaccard search over many labels, each owned by an item (a skill index).
+
+    ``search(texts)`` returns, per text, ``{owner: best Jaccard}`` for every label at or above
+    ``threshold``. Sparse matrix products keep it fast for ~100k labels.
+    """
+
+    n: int = 3
+    threshold: float = 0.66
+
+    def fit(self, labels: Sequence[str], owners: Sequence[int]) -> JaccardIndex:
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        self.vectorizer_ = CountVectorizer(
+            analyzer=self._grams, binary=True, lowercase=False, dtype=np.float32
+        )
+        self.matrix_ = self.vectorizer_.fit_transform(list(labels)).tocsr()
+        self.sizes_ = np.asarray(self.matrix_.sum(axis=1)).ravel()
+        self.owners_ = np.asarray(owners, dtype=np.int64)
+        return self
+
+    def _grams(self, text: str) -> list[str]:
+        return sorted(char_ngrams(text, self.n))
+
+    def search(self, texts: Sequence[str]) -> list[dict[int, float]]:
+        if not len(texts):
+            return []
+        q = self.vectorizer_.transform(list(texts)).tocsr()
+        q_sizes = np.asarray(q.sum(axis=1)).ravel()
+        inter = (q @ self.matrix_.T).tocoo()
+        union = q_sizes[inter.row] + self.sizes_[inter.col] - inter.data
+        score = np.where(union > 0, inter.data / np.maximum(union, 1e-9), 0.0)
+        keep = score >= self.threshold
+        out: list[dict[int, float]] = [{} for _ in texts]
+        for r, c, s in zip(inter.row[keep], inter.col[keep], score[keep], strict=True):
+            owner = int(self.owners_[c])
+            if s > out[r].get(owner, 0.0):
+                out[r][owner] = float(s)
+        return out

@@ -1,0 +1,225 @@
+"""Retraining on reviewers' answers: feedback filtering, weighted warm start, the model dir."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from autocoder.classify.model import EmbeddingClassifier, load_model
+from autocoder.classify.recipe import train_from_recipe
+from autocoder.classify.train import epoch_order
+from autocoder.records import JobRecord
+from autocoder.review.retrain import feedback_rows, fit_with_feedback, retrain
+from autocoder.workspace import Workspace
+from tests.fakes import HashingEmbedder
+
+CODES = ["11-1011.00", "15-1252.00", "29-1141.00"]
+
+
+def _feedback(rows: list[dict]) -> pd.DataFrame:
+    base = {
+        "description": "",
+        "emerging": False,
+        "cannot_code": False,
+        "note": "",
+        "annotator": "a@x",
+        "created_at": "2026-01-01T00:00:00",
+        "model_version": "m1",
+        "project": "p1",
+    }
+    return pd.DataFrame([{**base, **r} for r in rows])
+
+
+def test_feedback_rows_filters_votes_and_reports() -> None:
+    fb = _feedback(
+        [
+            {"id": "1", "title": "code ninja", "code": "15-1252.00"},
+            {"id": "2", "title": "mystery job", "code": "", "cannot_code": True},
+            {"id": "3", "title": "prompt whisperer", "code": "", "emerging": True},
+            {"id": "4", "title": "space miner", "code": "99-9999.00"},
+            {"id": "5", "title": "ward sister", "code": "29-1141.00", "annotator": "a"},
+            {
+                "id": "5",
+                "title": "ward sister",
+                "code": "11-1011.00",
+                "annotator": "b",
+                "created_at": "2026-01-02",
+            },
+            {"id": "5", "title": "ward sister", "code": "29-1141.00", "annotator": "c"},
+            {"id": "6", "title": "", "code": ""},
+        ]
+    )
+    rows = feedback_rows(fb, CODES)
+    assert rows.counts == {
+        "answers": 8,
+        "cannot_code": 1,
+        "emerging": 1,
+        "no_code": 1,
+        "unknown_code": 1,
+        "conflicting_records": 1,
+        "used": 2,
+    }
+    assert rows.unknown_codes == ["99-9999.00"]
+    assert dict(zip(rows.rows["id"], rows.rows["code"], strict=True)) == {
+        "1": "15-1252.00",
+        "5": "29-1141.00",  # two of three annotators
+    }
+    assert rows.projects == ["p1"]
+    assert rows.ids_hash == feedback_rows(fb.iloc[::-1], CODES).ids_hash
+    assert rows.ids_hash != feedback_rows(fb.iloc[:1], CODES).ids_hash
+
+
+def test_feedback_rows_ties_go_to_the_latest_answer() -> None:
+    fb = _feedback(
+        [
+            {"id": "1", "title": "t", "code": CODES[0], "created_at": "2026-01-03"},
+            {"id": "1", "title": "t", "code": CODES[1], "created_at": "2026-01-02"},
+        ]
+    )
+    assert feedback_rows(fb, CODES).rows["code"].tolist() == [CODES[0]]
+
+
+def test_feedback_rows_bad_input() -> None:
+    with pytest.raises(ValueError, match="lacks columns"):
+        feedback_rows(pd.DataFrame({"id": ["1"]}), CODES)
+    empty = _feedback([{"id": "r9", "title": "", "code": CODES[0]}])
+    with pytest.raises(ValueError, match="'r9'.*no title or description"):
+        feedback_rows(empty, CODES)
+
+
+def test_epoch_order_repeats_rows_by_weight() -> None:
+    gen = torch.Generator().manual_seed(0)
+    order = epoch_order(4, np.array([1.0, 3.0, 0.0, 2.0]), gen)
+    assert sorted(order.tolist()) == [0, 1, 1, 1, 3, 3]
+    w = np.array([1.0, 0.25])
+    frac = [int((epoch_order(2, w, gen) == 1).sum()) for _ in range(2000)]
+    assert 0.2 < np.mean(frac) < 0.3  # 0.25 in expectation
+    assert sorted(epoch_order(3, None, gen).tolist()) == [0, 1, 2]
+
+
+def _blobs(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(3, 8)) * 3
+    X = np.vstack([c + rng.normal(size=(30, 8)) for c in centers]).astype(np.float32)
+    return X, np.repeat(np.array(["a", "b", "c"]), 30)
+
+
+def test_warm_start_continues_from_fitted_weights() -> None:
+    X, y = _blobs()
+    clf = EmbeddingClassifier(hidden=16, epochs=30, lr=0.05, val_fraction=0.0, seed=0).fit(X, y)
+    before = [p.detach().clone() for p in clf.network_.parameters()]
+    # a point beyond class c, labeled "a": with a large weight the warm-started model learns it
+    a, c = X[y == "a"].mean(axis=0), X[y == "c"].mean(axis=0)
+    odd = (c + 2.0 * (c - a))[None, :].astype(np.float32)
+    assert clf.predict(odd)[0] == "c"
+    fit_with_feedback(clf, X, y, odd, ["a"], feedback_weight=40, epochs=15, lr=0.05)
+    assert clf.predict(odd)[0] == "a"
+    moved = sum(
+        float((p - b).abs().sum()) for p, b in zip(clf.network_.parameters(), before, strict=True)
+    )
+    assert moved > 0
+    # warm start keeps the network object's shape and refuses other classes
+    with pytest.raises(ValueError, match="warm_start needs the classes"):
+        clf.fit(X, np.where(y == "a", "z", y))
+
+
+def test_warm_start_is_not_a_fresh_fit() -> None:
+    X, y = _blobs()
+    clf = EmbeddingClassifier(hidden=16, epochs=30, lr=0.05, val_fraction=0.0, seed=0).fit(X, y)
+    state = {k: v.clone() for k, v in clf.network_.state_dict().items()}
+    clf.set_lr = None  # noqa: B010 - unrelated attribute, just to show params stay plain
+    clf.warm_start, clf.epochs, clf.lr = True, 1, 1e-9
+    clf.fit(X, y)
+    for k, v in clf.network_.state_dict().items():
+        assert torch.allclose(v, state[k], atol=1e-5), k
+
+
+RECIPE = """
+name = "mini"
+[data]
+release = "{release}"
+holdout = "{holdout}"
+title_duties_pairs = 1
+val_fraction = 0.3
+[finetune]
+enabled = false
+[model]
+hidden = 32
+[train]
+epochs = 40
+patience = 40
+lr = 0.01
+batch_size = 16
+[calibration]
+conformal_alpha = 0.2
+"""
+
+
+@pytest.fixture
+def mini_model(tmp_path: Path, fixtures_dir: Path) -> tuple[Path, Workspace, HashingEmbedder]:
+    ws = Workspace.resolve(tmp_path / "home")
+    dev = tmp_path / "dev.csv"
+    pd.DataFrame(
+        {
+            "id": ["d1", "d2"],
+            "title": ["Staff Nurse", "Company President"],
+            "codes": ["29-1141.00", "11-1011.00"],
+        }
+    ).to_csv(dev, index=False)
+    recipe = tmp_path / "mini.toml"
+    recipe.write_text(RECIPE.format(release=fixtures_dir / "onet_mini", holdout=dev))
+    emb = HashingEmbedder(64)
+    out = train_from_recipe(recipe, tmp_path / "model", workspace=ws, embedder=emb)
+    return out, ws, emb
+
+
+def test_retrain_learns_the_answers_and_records_them(mini_model, tmp_path: Path) -> None:
+    model_dir, ws, emb = mini_model
+    answers = {
+        "kindergarten doctor": "29-1221.00",
+        "chief green officer": "11-1011.03",
+        "pipeline plumber for data": "15-1243.01",
+        "bedside carer": "29-1141.00",
+    }
+    fb = _feedback(
+        [{"id": f"r{i}", "title": t, "code": c} for i, (t, c) in enumerate(answers.items())]
+        + [
+            {"id": "x1", "title": "ai prompt crafter", "code": "", "emerging": True},
+            {"id": "x2", "title": "asdf", "code": "", "cannot_code": True},
+            {"id": "x3", "title": "astronaut", "code": "99-9999.00"},
+        ]
+    )
+    records = [JobRecord(t) for t in answers]
+    before = load_model(model_dir, embedder=emb).predict(records)
+    result = retrain(
+        model_dir, tmp_path / "model2", fb, workspace=ws, embedder=emb, feedback_weight=5, epochs=15
+    )
+    after_model = load_model(tmp_path / "model2", embedder=emb)
+    assert list(after_model.predict(records)) == list(answers.values())
+    assert list(before) != list(answers.values())  # the answers taught it something
+    cfg = json.loads((tmp_path / "model2" / "config.json").read_text())
+    seen = cfg["metadata"]["feedback"]
+    assert seen["used"] == 4 and seen["weight"] == 5.0 and seen["projects"] == ["p1"]
+    assert seen["emerging"] == 1 and seen["cannot_code"] == 1 and seen["unknown_code"] == 1
+    assert seen["unknown_codes"] == ["99-9999.00"] and len(seen["ids_hash"]) == 16
+    assert cfg["metadata"]["retrained_from"] == str(model_dir.resolve())
+    assert cfg["classes"] == json.loads((model_dir / "config.json").read_text())["classes"]
+    assert result.dev_source.endswith("dev.csv") and result.before["n"] == 2
+    assert set(result.after) == {"n", "top1", "top5", "ece"}
+    assert (tmp_path / "model2" / "recipe.toml").exists()
+    assert json.loads((tmp_path / "model2" / "retrain.json").read_text())["feedback_weight"] == 5.0
+
+
+def test_retrain_errors(mini_model, tmp_path: Path) -> None:
+    model_dir, ws, emb = mini_model
+    nothing = _feedback([{"id": "1", "title": "x", "code": "", "cannot_code": True}])
+    with pytest.raises(ValueError, match="no usable feedback"):
+        retrain(model_dir, tmp_path / "m2", nothing, workspace=ws, embedder=emb)
+    ok = _feedback([{"id": "1", "title": "nurse", "code": "29-1141.00"}])
+    with pytest.raises(ValueError, match="must differ"):
+        retrain(model_dir, model_dir, ok, workspace=ws, embedder=emb)
