@@ -9,7 +9,9 @@ from typing import Annotated, Any
 import typer
 
 from autocoder import api
-from autocoder.cli_review import review_app
+from autocoder.cli_paraphrase import paraphrase_cmd, paraphraser_app
+from autocoder.cli_review import retrain_cmd, review_app
+from autocoder.cli_skills import skills_app
 from autocoder.config import ConfigError, Settings, load_settings
 from autocoder.workspace import Workspace
 
@@ -25,6 +27,10 @@ app.add_typer(index_app, name="index")
 llm_app = typer.Typer(no_args_is_help=True, help="Local llama.cpp server (Gemma 3 270M from PyPI).")
 app.add_typer(llm_app, name="llm-server")
 app.add_typer(review_app, name="review")
+app.command("retrain")(retrain_cmd)
+app.add_typer(paraphraser_app, name="paraphraser")
+app.command("paraphrase")(paraphrase_cmd)
+app.add_typer(skills_app, name="skills")
 
 
 def _settings(ctx: typer.Context) -> tuple[Settings, Workspace]:

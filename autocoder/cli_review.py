@@ -200,3 +200,69 @@ def simulate_cmd(
             annotator=annotator, limit=limit,
         )  # fmt: skip
     )
+
+
+# --- emerging occupations and retraining (autocoder.review.emerging / .retrain) -----------------
+@review_app.command("emerging")
+def emerging_cmd(
+    ctx: typer.Context,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="REPORT.md (+ REPORT.csv), or a directory.")
+    ],
+    project: Annotated[str | None, typer.Option("--project", "-p", help="Only this project.")] = None,
+    input_path: Annotated[
+        Path | None,
+        typer.Option("--input", help="Records to scan for far-from-every-code (default: queue)."),
+    ] = None,
+    min_similarity: Annotated[
+        float, typer.Option(help="A record whose best code similarity is below this is 'far'.")
+    ] = 0.5,
+    min_cluster_size: Annotated[int, typer.Option(help="HDBSCAN min_cluster_size.")] = 5,
+    llm: Annotated[bool, typer.Option("--llm/--no-llm", help="Name clusters with the LLM.")] = True,
+) -> None:
+    """Cluster records flagged as new occupations, or far from every code; Markdown + CSV."""
+    from autocoder.review.emerging import emerging_report
+    from autocoder.review.push import read_records
+
+    settings, ws = _settings(ctx)
+    records = _run(read_records, input_path, settings) if input_path is not None else None
+    _echo(
+        _run(
+            emerging_report, settings, ws, output, project=project, records=records,
+            min_similarity=min_similarity, min_cluster_size=min_cluster_size, use_llm=llm,
+        )  # fmt: skip
+    )
+
+
+def retrain_cmd(
+    ctx: typer.Context,
+    model: Annotated[Path, typer.Option("--model", help="Model directory to start from.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="New model directory.")],
+    feedback_weight: Annotated[
+        float, typer.Option(help="Weight of a reviewed record (a taxonomy text weighs 1).")
+    ] = 5.0,
+    project: Annotated[
+        str | None, typer.Option("--project", "-p", help="Only this project's feedback.")
+    ] = None,
+    epochs: Annotated[int, typer.Option(help="Epochs of warm-started training.")] = 10,
+    dev: Annotated[
+        Path | None, typer.Option(help="Dev table (title, codes); default: the model's holdout.")
+    ] = None,
+) -> None:
+    """Retrain MODEL warm on all pulled feedback; print dev top-1/top-5/ECE before and after."""
+    from autocoder.review.queue import load_feedback
+    from autocoder.review.retrain import retrain
+
+    settings, ws = _settings(ctx)
+    result = _run(
+        retrain, model, output, load_feedback(ws, project), workspace=ws, settings=settings,
+        feedback_weight=feedback_weight, epochs=epochs, dev=dev,
+        cache_dir=ws.embedding_cache if settings.embedder.cache else None,
+    )  # fmt: skip
+    b, a = result.before, result.after
+    typer.echo(
+        f"dev ({result.dev_source}, {b['n']} titles): top-1 {b['top1']:.4f} -> {a['top1']:.4f}, "
+        f"top-5 {b['top5']:.4f} -> {a['top5']:.4f}, ECE {b['ece']:.4f} -> {a['ece']:.4f}",
+        err=True,
+    )
+    _echo(result.to_dict())

@@ -1,9 +1,15 @@
 """Batch coding: read records → predict → status → write, checkpointed and resumable.
 
 Every input row gets exactly one output row: coded, sent to review (confidence below the
-threshold) or flagged ``error:<reason>``. Work is done in batches; each finished batch is written
-atomically to the run directory, so a killed job restarted with the same arguments continues
-where it stopped, without duplicate or lost rows.
+threshold) or flagged ``error:<reason>``. The input is read as a stream of batches; each finished
+batch is written atomically to the run directory, so a killed job restarted with the same
+arguments continues where it stopped, without duplicate or lost rows.
+
+A job is keyed on the SHA-256 of the input's bytes and every setting that changes the output
+(the predictor and its fingerprint, the index version, ``top_n``, ``threshold``, the columns), so
+a changed input or setting starts a new job and never mixes with old results. The output is
+deterministic: scores are rounded to ``DECIMALS`` places and ties are broken by code. While a
+job runs it holds a lock on its output, so a second job writing the same file fails at once.
 """
 
 from __future__ import annotations
@@ -22,12 +28,29 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from autocoder.config import CoderConfig
-from autocoder.io import InputError, read_table, write_table
-from autocoder.predictor import Predictor, SetPredictor, top_n
+from autocoder.index import IndexConnectionError, IndexNotBuiltError
+from autocoder.io import (
+    ROW_ERROR_COLUMN,
+    InputError,
+    TableWriter,
+    check_output,
+    file_sha256,
+    iter_table,
+    table_format,
+    write_table,
+)
+from autocoder.predictor import Predictor, SetPredictor
 from autocoder.records import JobRecord, clean_text, table_texts
+from autocoder.workspace import LockedError, file_lock
 
 #: How much of a failed prediction's message the ``error:predict_failed:...`` status keeps.
 MAX_ERROR_CHARS = 200
+
+#: Scores and confidences are rounded to this many decimals before ranking and writing.
+DECIMALS = 6
+
+#: Failures of the whole job, not of a record: they stop the job (finished batches are kept).
+FATAL_ERRORS = (IndexConnectionError, IndexNotBuiltError, LockedError, KeyboardInterrupt)
 
 
 @dataclass
@@ -38,9 +61,24 @@ class CodingSummary:
     status: dict[str, int] = field(default_factory=dict)
     resumed_batches: int = 0
     run_dir: str = ""
+    job: str = ""
+    index_version: str = ""
+    failed: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    note: str = ""
+
+    @property
+    def all_failed(self) -> bool:
+        """Every record failed (a job with no rows has not failed)."""
+        return self.rows > 0 and self.failed == self.rows
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def error_reason(status: str) -> str:
+    """``error:predict_failed:ValueError: ...`` -> ``predict_failed``."""
+    return status.split(":", 2)[1] if status.startswith("error:") else ""
 
 
 def output_columns(n: int, *, with_sets: bool = False) -> list[str]:
@@ -52,13 +90,13 @@ def output_columns(n: int, *, with_sets: bool = False) -> list[str]:
     cols += ["confidence", "status"]
     if with_sets:
         cols += ["set_size", "set_codes"]
-    return cols
+    return [*cols, "index_version"]
 
 
-def _row_error(rid: str, seen: Counter[str], record: JobRecord) -> str | None:
+def _row_error(rid: str, seen: set[str], record: JobRecord) -> str | None:
     if not rid:
         return "error:missing_id"
-    if seen[rid]:
+    if rid in seen:
         return "error:duplicate_id"
     if not record.title and not record.duties:
         return "error:empty_text"
@@ -66,9 +104,26 @@ def _row_error(rid: str, seen: Counter[str], record: JobRecord) -> str | None:
 
 
 def prepare_records(
-    df: pd.DataFrame, *, id_column: str, title_column: str, description_column: str, source: str
+    df: pd.DataFrame,
+    *,
+    id_column: str,
+    title_column: str,
+    description_column: str,
+    source: str,
+    seen: set[str] | None = None,
+    require_columns: bool = True,
 ) -> tuple[list[str], list[JobRecord], list[str | None]]:
-    """Validate rows; return ids, records and a per-row error reason (None when fine)."""
+    """Validate rows; return ids, records and a per-row error reason (None when fine).
+
+    ``seen`` carries the ids of earlier batches (duplicate ids across batches are flagged).
+    With ``require_columns=False`` (later batches of a JSONL file, whose lines may each have
+    other keys) missing columns are read as empty instead of failing the file.
+    """
+    line_errors = df.pop(ROW_ERROR_COLUMN).tolist() if ROW_ERROR_COLUMN in df.columns else None
+    if not require_columns:
+        for col in (id_column, title_column):
+            if col not in df.columns:
+                df[col] = ""
     if id_column not in df.columns:
         raise InputError(
             f"{source}: no id column {id_column!r}; columns are {list(df.columns)} "
@@ -79,12 +134,12 @@ def prepare_records(
     )
     ids = [clean_text(v) for v in df[id_column].tolist()]
     records = [JobRecord(t, d) for t, d in zip(titles, duties, strict=True)]
-    seen: Counter[str] = Counter()
+    seen = set() if seen is None else seen
     errors: list[str | None] = []
-    for rid, record in zip(ids, records, strict=True):
-        errors.append(_row_error(rid, seen, record))
-        if rid:
-            seen[rid] += 1
+    for i, (rid, record) in enumerate(zip(ids, records, strict=True)):
+        errors.append((line_errors[i] if line_errors else "") or _row_error(rid, seen, record))
+        if rid and errors[-1] != "error:duplicate_id":
+            seen.add(rid)
     return ids, records, errors
 
 
@@ -108,6 +163,7 @@ class _Batch:
     scores: np.ndarray = field(init=False)
     set_sizes: np.ndarray = field(init=False)
     set_codes: list[str] = field(init=False)
+    index_version: str = ""
 
     def __post_init__(self) -> None:
         self.codes = np.full((self.n, self.k), "", dtype=object)
@@ -117,6 +173,19 @@ class _Batch:
 
     def confidence(self) -> np.ndarray:
         return self.scores[:, 0] if self.k else np.full(self.n, np.nan)
+
+
+def ranked(proba: np.ndarray, classes: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n`` best codes per row and their scores rounded to ``DECIMALS``; equal rounded
+    scores are ordered by code, so the ranking never depends on noise below the rounding."""
+    proba = np.round(np.asarray(proba, dtype=np.float64), DECIMALS)
+    k = min(n, proba.shape[1]) if proba.ndim == 2 else 0
+    if k == 0 or len(proba) == 0:
+        return np.empty((len(proba), k), dtype=object), np.empty((len(proba), k))
+    by_code = np.argsort(np.asarray(classes).astype(str), kind="stable")
+    proba, codes = proba[:, by_code], np.asarray(classes, dtype=object)[by_code]
+    order = np.argsort(-proba, axis=1, kind="stable")[:, :k]
+    return codes[order], np.take_along_axis(proba, order, axis=1)
 
 
 def _predict(
@@ -136,11 +205,13 @@ def _predict(
             if with_sets and isinstance(predictor, SetPredictor)
             else None
         )
+    except FATAL_ERRORS:
+        raise
     except Exception as exc:  # noqa: BLE001 - the batch is flagged, the job goes on
         for i in ok:
             batch.status[i] = failure_status(exc)
         return
-    codes, scores = top_n(proba, np.asarray(predictor.classes_), batch.k)
+    codes, scores = ranked(proba, np.asarray(predictor.classes_), batch.k)
     k = codes.shape[1]
     batch.codes[ok, :k] = codes
     batch.scores[ok, :k] = scores
@@ -160,12 +231,13 @@ def _batch_table(
     for j in range(batch.k):
         data[f"label_{j + 1}"] = [labels.get(c, "") if c else "" for c in batch.codes[:, j]]
     for j in range(batch.k):
-        data[f"score_{j + 1}"] = np.round(batch.scores[:, j], 6)
-    data["confidence"] = np.round(batch.confidence(), 6)
+        data[f"score_{j + 1}"] = batch.scores[:, j]
+    data["confidence"] = batch.confidence()
     data["status"] = batch.status
     if with_sets:
         data["set_size"] = batch.set_sizes
         data["set_codes"] = batch.set_codes
+    data["index_version"] = batch.index_version
     return pd.DataFrame(data, columns=output_columns(batch.k, with_sets=with_sets))
 
 
@@ -180,114 +252,212 @@ def _rows_for_batch(
     width: int,
     threshold: float,
     with_sets: bool,
+    index_version: str = "",
 ) -> pd.DataFrame:
-    batch = _Batch(len(ids), width, [e or "" for e in errors])
+    batch = _Batch(len(ids), width, [e or "" for e in errors], index_version=index_version)
     ok = [i for i, e in enumerate(errors) if e is None]
     if ok:
         _predict(predictor, batch, records, ok, threshold=threshold, with_sets=with_sets)
     return _batch_table(batch, ids, offset, labels, with_sets)
 
 
-def job_key(input_path: Path, *parts: Any) -> str:
-    stat = input_path.stat()
-    raw = json.dumps([str(input_path.resolve()), stat.st_size, stat.st_mtime_ns, *map(str, parts)])
-    return hashlib.sha1(raw.encode()).hexdigest()[:16]
+def job_key(input_sha256: str, settings: Mapping[str, Any]) -> str:
+    """The job's key: the input's content hash and every setting that changes the output."""
+    raw = json.dumps({"input_sha256": input_sha256, **settings}, sort_keys=True, default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()[:20]
 
 
 def _part(run_dir: Path, b: int) -> Path:
     return run_dir / f"part-{b:06d}.parquet"
 
 
-def _start_run(
-    input_path: Path,
-    output_path: Path,
-    runs_dir: Path,
-    *,
-    rows: int,
-    predictor_id: str,
-    opts: CoderConfig,
-    with_sets: bool,
-) -> Path:
-    """The run directory of this job (same input, predictor and options: same directory)."""
-    key = job_key(
-        input_path,
-        predictor_id,
-        opts.top_n,
-        opts.threshold,
-        opts.id_column,
-        opts.title_column,
-        opts.description_column,
-        opts.batch_size,
-        with_sets,
-    )
-    run_dir = runs_dir / f"code-{key}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    manifest = {
-        "input": str(input_path.resolve()),
-        "output": str(output_path.resolve()),
-        "rows": rows,
-        "batch_size": opts.batch_size,
-        "predictor": predictor_id,
-        "top_n": opts.top_n,
-        "threshold": opts.threshold,
-    }
-    (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    return run_dir
-
-
-def _collect(run_dir: Path, n_batches: int, rows: int, columns: list[str]) -> pd.DataFrame:
-    """The finished batches in row order; raises if they do not add up to the input."""
-    parts = [pd.read_parquet(_part(run_dir, b)) for b in range(n_batches)]
-    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
-    if len(out) != rows or (
-        len(out) and not np.array_equal(out["row"].to_numpy(), np.arange(rows))
-    ):
-        raise RuntimeError(f"checkpoint in {run_dir} is inconsistent; delete it and run again")
-    return out
+def _path_key(path: Path) -> str:
+    return hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:24]
 
 
 @dataclass
-class _Rows:
-    """The validated input: ids, records and per-row error reasons (None when fine)."""
+class _Job:
+    run_dir: Path
+    key: str
+    batch_size: int
+    note: str = ""
 
-    ids: list[str]
-    records: list[JobRecord]
-    errors: list[str | None]
+
+def _start_job(
+    input_path: Path, output_path: Path, runs_dir: Path, settings: dict[str, Any], batch_size: int
+) -> _Job:
+    """The run directory of this job, and a note when it replaces another job on this output.
+
+    A resumed job keeps the batch size it started with (it does not change the output)."""
+    key = job_key(file_sha256(input_path), settings)
+    run_dir = runs_dir / f"code-{key}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    manifest_path = run_dir / "manifest.json"
+    if manifest_path.is_file():
+        batch_size = int(json.loads(manifest_path.read_text())["batch_size"])
+    else:
+        manifest = {
+            "job": key,
+            "input": str(input_path.resolve()),
+            "output": str(output_path.resolve()),
+            "batch_size": batch_size,
+            "settings": settings,
+        }
+        manifest_path.write_text(json.dumps(manifest, indent=2, default=str))
+    pointer = runs_dir / "outputs" / f"{_path_key(output_path)}.json"
+    note = ""
+    if pointer.is_file():
+        previous = json.loads(pointer.read_text()).get("job")
+        if previous and previous != key:
+            note = (
+                f"the input or a setting changed since the last job writing {output_path} "
+                f"(job {previous}): starting a new job {key}; no earlier result is reused"
+            )
+    pointer.parent.mkdir(parents=True, exist_ok=True)
+    pointer.write_text(json.dumps({"job": key, "run_dir": str(run_dir)}))
+    return _Job(run_dir, key, batch_size, note)
 
 
-def _run_batches(
-    predictor: Predictor,
-    run_dir: Path,
-    rows: _Rows,
-    *,
-    labels: Mapping[str, str],
-    opts: CoderConfig,
-    with_sets: bool,
-    show_progress: bool,
-) -> tuple[int, int]:
-    """Code every batch not yet checkpointed; returns (batches, batches found done)."""
-    n, size, resumed = len(rows.ids), opts.batch_size, 0
-    n_batches = (n + size - 1) // size
-    with tqdm(total=n, desc="coding", unit="rec", disable=not show_progress) as bar:
-        for b in range(n_batches):
-            lo, hi = b * size, min((b + 1) * size, n)
-            if _part(run_dir, b).exists():
+def _part_rows(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    try:
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    except (OSError, ValueError):  # a damaged part is coded again
+        return -1
+
+
+@dataclass
+class _Run:
+    """What one pass over the input needs besides the predictor."""
+
+    input_path: Path
+    job: _Job
+    labels: Mapping[str, str]
+    opts: CoderConfig
+    with_sets: bool
+    index_version: str
+
+
+def _run_batches(predictor: Predictor, run: _Run, *, show_progress: bool) -> tuple[int, int]:
+    """Stream the input; code every batch not yet checkpointed. Returns (batches, resumed)."""
+    opts, size = run.opts, run.job.batch_size
+    seen: set[str] = set()
+    n_batches = resumed = 0
+    chunks = iter_table(run.input_path, chunk_rows=size, string_columns=(opts.id_column,))
+    with tqdm(desc="coding", unit="rec", disable=not show_progress) as bar:
+        for b, chunk in enumerate(chunks):
+            ids, records, errors = prepare_records(
+                chunk,
+                id_column=opts.id_column,
+                title_column=opts.title_column,
+                description_column=opts.description_column,
+                source=str(run.input_path),
+                seen=seen,
+                require_columns=b == 0 and not all(errors_in(chunk)),
+            )
+            n_batches += 1
+            part = _part(run.job.run_dir, b)
+            if part.exists() and _part_rows(part) == len(ids):
                 resumed += 1
             else:
-                batch = _rows_for_batch(
+                table = _rows_for_batch(
                     predictor,
-                    rows.ids[lo:hi],
-                    rows.records[lo:hi],
-                    rows.errors[lo:hi],
-                    lo,
-                    labels=labels,
+                    ids,
+                    records,
+                    errors,
+                    b * size,
+                    labels=run.labels,
                     width=opts.top_n,
                     threshold=opts.threshold,
-                    with_sets=with_sets,
+                    with_sets=run.with_sets,
+                    index_version=run.index_version,
                 )
-                write_table(batch, _part(run_dir, b))
-            bar.update(hi - lo)
+                write_table(table, part)
+            bar.update(len(ids))
     return n_batches, resumed
+
+
+def errors_in(chunk: pd.DataFrame) -> list[bool]:
+    """Per row: is the line unreadable (JSONL lines that are not objects)?"""
+    if ROW_ERROR_COLUMN not in chunk.columns:
+        return [False] * max(len(chunk), 1)
+    return [bool(e) for e in chunk[ROW_ERROR_COLUMN]]
+
+
+def _assemble(run_dir: Path, n_batches: int, output_path: Path, columns: list[str]) -> Counter[str]:
+    """Write the finished batches in row order to ``output_path`` (one batch in memory at a
+    time); returns the status counts. Raises if the batches do not follow on from each other."""
+    writer = TableWriter(output_path)
+    status: Counter[str] = Counter()
+    rows = 0
+    try:
+        if n_batches == 0:
+            writer.write(pd.DataFrame(columns=columns))
+        for b in range(n_batches):
+            part = pd.read_parquet(_part(run_dir, b))
+            if not np.array_equal(part["row"].to_numpy(), np.arange(rows, rows + len(part))):
+                raise RuntimeError(
+                    f"checkpoint in {run_dir} is inconsistent; delete it and run again"
+                )
+            rows += len(part)
+            status.update(str(s) for s in part["status"])
+            writer.write(part)
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    return status
+
+
+def _summary(
+    input_path: Path, output_path: Path, job: _Job, status: Counter[str], resumed: int
+) -> CodingSummary:
+    errors: Counter[str] = Counter()
+    for s, c in status.items():
+        if s.startswith("error:"):
+            errors[error_reason(s)] += c
+    return CodingSummary(
+        str(input_path),
+        str(output_path),
+        sum(status.values()),
+        {s: int(c) for s, c in sorted(status.items())},
+        resumed,
+        str(job.run_dir),
+        job=job.key,
+        failed=sum(errors.values()),
+        errors=dict(sorted(errors.items())),
+        note=job.note,
+    )
+
+
+def job_settings(
+    opts: CoderConfig,
+    *,
+    predictor_id: str,
+    fingerprint: Mapping[str, Any] | None,
+    index_version: str,
+    with_sets: bool,
+) -> dict[str, Any]:
+    """Every setting that changes the output (``batch_size`` does not)."""
+    return {
+        "predictor": predictor_id,
+        "fingerprint": dict(fingerprint or {}),
+        "index_version": index_version,
+        "top_n": opts.top_n,
+        "threshold": opts.threshold,
+        "columns": [opts.id_column, opts.title_column, opts.description_column],
+        "with_sets": with_sets,
+        "decimals": DECIMALS,
+    }
+
+
+def check_paths(input_path: Path, output_path: Path) -> None:
+    """Before any work: the input is a readable table, the output a writable one."""
+    table_format(input_path)
+    if not input_path.is_file():
+        raise InputError(f"{input_path}: file not found")
+    check_output(output_path, input_path=input_path)
 
 
 def code_file(
@@ -298,6 +468,8 @@ def code_file(
     labels: Mapping[str, str],
     runs_dir: str | Path,
     predictor_id: str = "",
+    fingerprint: Mapping[str, Any] | None = None,
+    index_version: str = "",
     options: CoderConfig | None = None,
     keep_checkpoints: bool = False,
     show_progress: bool = True,
@@ -305,49 +477,38 @@ def code_file(
     """Code every row of ``input_path`` into ``output_path``; resumes an interrupted run.
 
     ``options`` (the ``[coder]`` config section; its ``model`` is not read here) names the input
-    columns, the output width ``top_n``, the review ``threshold`` and the ``batch_size``. Each
-    batch is checkpointed in the run directory as it finishes; the output file is written only
-    once every batch is done. Rerunning the same job skips the batches already done.
+    columns, the output width ``top_n``, the review ``threshold`` and the ``batch_size``.
+    ``predictor_id``, ``fingerprint`` (settings behind the predictor) and ``index_version``
+    enter the job key and ``index_version`` is written in every row. The input is streamed;
+    each batch is checkpointed as it finishes and the output is written once every batch is
+    done. Rerunning the same job skips the batches already done; a second job writing the same
+    output while this one runs raises ``LockedError``.
     """
     input_path, output_path = Path(input_path), Path(output_path)
     opts = options or CoderConfig()
-    df = read_table(input_path, string_columns=(opts.id_column,))
-    ids, records, errors = prepare_records(
-        df,
-        id_column=opts.id_column,
-        title_column=opts.title_column,
-        description_column=opts.description_column,
-        source=str(input_path),
-    )
+    check_paths(input_path, output_path)
+    runs_dir = Path(runs_dir)
     with_sets = isinstance(predictor, SetPredictor)
-    run_dir = _start_run(
-        input_path,
-        output_path,
-        Path(runs_dir),
-        rows=len(df),
-        predictor_id=predictor_id,
-        opts=opts,
-        with_sets=with_sets,
-    )
-    n_batches, resumed = _run_batches(
-        predictor,
-        run_dir,
-        _Rows(ids, records, errors),
-        labels=labels,
-        opts=opts,
-        with_sets=with_sets,
-        show_progress=show_progress,
-    )
-    out = _collect(run_dir, n_batches, len(df), output_columns(opts.top_n, with_sets=with_sets))
-    write_table(out, output_path)
-    status = {str(s): int(c) for s, c in Counter(out["status"]).items()}
-    summary = CodingSummary(
-        str(input_path), str(output_path), len(out), status, resumed, str(run_dir)
-    )
-    (run_dir / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2))
+    lock = runs_dir / "locks" / f"{_path_key(output_path)}.lock"
+    with file_lock(lock, exclusive=True, busy=f"another job is writing {output_path}"):
+        settings = job_settings(
+            opts,
+            predictor_id=predictor_id,
+            fingerprint=fingerprint,
+            index_version=index_version,
+            with_sets=with_sets,
+        )
+        job = _start_job(input_path, output_path, runs_dir, settings, opts.batch_size)
+        run = _Run(input_path, job, labels, opts, with_sets, index_version)
+        n_batches, resumed = _run_batches(predictor, run, show_progress=show_progress)
+        columns = output_columns(opts.top_n, with_sets=with_sets)
+        status = _assemble(job.run_dir, n_batches, output_path, columns)
+    summary = _summary(input_path, output_path, job, status, resumed)
+    summary.index_version = index_version
+    (job.run_dir / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2))
     if not keep_checkpoints:
         for b in range(n_batches):
-            _part(run_dir, b).unlink(missing_ok=True)
+            _part(job.run_dir, b).unlink(missing_ok=True)
     return summary
 
 

@@ -10,11 +10,20 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, SecretStr, ValidationError
 
 from autocoder.resources import resource_dir
+
+#: What a secret is shown as, wherever settings are printed.
+REDACTED = "**********"
+
+#: A secret kept as a plain ``str`` (clients read it directly) that is never shown: dumps of the
+#: settings (``autocoder config``) print ``REDACTED`` and ``repr`` leaves it out.
+RedactedStr = Annotated[
+    str, PlainSerializer(lambda _: REDACTED, return_type=str, when_used="always")
+]
 
 
 class _Section(BaseModel):
@@ -64,13 +73,17 @@ class IndexConfig(_Section):
     hnsw_m: int = Field(32, gt=1, description="Chroma HNSW links per node.")
     aggregation: Literal["max", "softmax_sum"] = "max"
     temperature: float = Field(0.05, gt=0, description="Softmax temperature for confidences.")
+    connect_timeout: float = Field(
+        5.0, gt=0, description="Seconds to wait for a Chroma server to answer at all."
+    )
+    timeout: float = Field(120.0, gt=0, description="Seconds per Chroma server request.")
 
 
 class CoderConfig(_Section):
     id_column: str = "id"
     title_column: str = "title"
     description_column: str = "description"
-    top_n: int = Field(5, gt=0)
+    top_n: int = Field(5, gt=0, le=100, description="Codes per record in the output (1-100).")
     threshold: float = Field(0.5, ge=0, le=1, description="Below this confidence -> review.")
     batch_size: int = Field(256, gt=0)
     model: str | None = Field(None, description="Trained model directory; None = retrieval.")
@@ -81,7 +94,9 @@ class LLMConfig(_Section):
         None, description="OpenAI-compatible endpoint; None = $OPENAI_BASE_URL."
     )
     model: str | None = Field(None, description="Model name; None = $OPENAI_MODEL.")
-    api_key: str | None = Field(None, description="None = $OPENAI_API_KEY.")
+    api_key: RedactedStr | None = Field(
+        None, repr=False, description="None = $OPENAI_API_KEY (never printed)."
+    )
     timeout: float = Field(60.0, gt=0)
     max_retries: int = Field(3, ge=0)
     concurrency: int = Field(4, gt=0)
@@ -98,7 +113,8 @@ class LLMConfig(_Section):
         "(scripts/setup-llm.sh builds .venv-llm); None = $AUTOCODER_LLAMA_PYTHON, else an error.",
     )
     server_models_dir: str | None = Field(
-        None, description="Where the local server's GGUF is assembled; None = <workspace>/models/gguf."
+        None,
+        description="Where the local server's GGUF is assembled; None = <workspace>/models/gguf.",
     )
 
 
@@ -113,8 +129,9 @@ class ReviewConfig(_Section):
         "started by `autocoder review server start`.",
     )
     token: SecretStr | None = Field(
-        None, description="Label Studio API token; None = $AUTOCODER_REVIEW_TOKEN, else the "
-        "local server's token (never printed)."
+        None,
+        description="Label Studio API token; None = $AUTOCODER_REVIEW_TOKEN, else the "
+        "local server's token (never printed).",
     )
     threshold: float = Field(0.5, ge=0, le=1, description="Least-confidence cut-off.")
     top_k: int = Field(5, gt=0, description="Model candidates shown as the pre-filled prediction.")
@@ -215,4 +232,14 @@ def load_settings(
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"invalid configuration:\n{exc}") from exc
+        raise ConfigError(f"invalid configuration:\n{describe_errors(exc)}") from None
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """One line per problem (setting and message) without the values given: a misspelt key
+    must not echo a secret."""
+    lines = []
+    for err in exc.errors(include_input=False, include_url=False):
+        where = ".".join(str(part) for part in err["loc"])
+        lines.append(f"  {where}: {err['msg']}")
+    return "\n".join(lines)

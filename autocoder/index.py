@@ -9,6 +9,7 @@ per code, so ``search`` returns codes, not documents.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -119,8 +120,15 @@ def aggregate(
 
 class CodeIndex(Protocol):
     def build(
-        self, taxonomy: Taxonomy, embedder: Embedder, *, show_progress: bool = ...
+        self,
+        taxonomy: Taxonomy,
+        embedder: Embedder,
+        *,
+        show_progress: bool = ...,
+        version: int = ...,
     ) -> int: ...
+
+    def version(self) -> int: ...
 
     def search(self, vectors: np.ndarray, k: int) -> SearchResult: ...
 
@@ -157,6 +165,8 @@ class ChromaIndex:
         aggregation: str = "max",
         temperature: float = 0.05,
         hnsw: dict[str, int] | None = None,
+        connect_timeout: float = 5.0,
+        timeout: float = 120.0,
     ) -> None:
         if path is None and host is None:
             raise ValueError("ChromaIndex needs a path (embedded store) or a host (server)")
@@ -172,6 +182,8 @@ class ChromaIndex:
         self.aggregation = aggregation
         self.temperature = temperature
         self.hnsw = hnsw
+        self.connect_timeout = connect_timeout
+        self.timeout = timeout
         self._client: ClientAPI | None = None
 
     @property
@@ -187,6 +199,27 @@ class ChromaIndex:
             return f"Chroma server {self.host}:{self.port}"
         return f"Chroma store {self.path}"
 
+    def _check_server(self) -> None:
+        """One quick request with ``connect_timeout``: an unreachable or silent server fails
+        here with a clear message instead of hanging (chromadb's client has no timeout)."""
+        import httpx
+
+        url = f"http://{self.host}:{self.port}/api/v2/heartbeat"
+        try:
+            httpx.get(url, timeout=self.connect_timeout)
+        except httpx.HTTPError as exc:
+            raise IndexConnectionError(
+                f"cannot reach the {self.location} within {self.connect_timeout:g}s "
+                f"(index.connect_timeout): {type(exc).__name__}: {exc or 'no answer'}"
+            ) from exc
+
+    def _set_timeout(self, client: ClientAPI) -> None:
+        import httpx
+
+        session = getattr(getattr(client, "_server", None), "_session", None)
+        if isinstance(session, httpx.Client):
+            session.timeout = httpx.Timeout(self.timeout, connect=self.connect_timeout)
+
     @property
     def client(self) -> ClientAPI:
         if self._client is None:
@@ -196,9 +229,11 @@ class ChromaIndex:
             settings = ChromaSettings(anonymized_telemetry=False)
             try:
                 if self.host is not None:
+                    self._check_server()
                     self._client = chromadb.HttpClient(
                         host=self.host, port=self.port, settings=settings
                     )
+                    self._set_timeout(self._client)
                 else:
                     assert self.path is not None
                     Path(self.path).mkdir(parents=True, exist_ok=True)
@@ -223,8 +258,21 @@ class ChromaIndex:
                 f"cannot reach the {self.location}: {type(exc).__name__}: {exc}"
             ) from exc
 
-    def build(self, taxonomy: Taxonomy, embedder: Embedder, *, show_progress: bool = True) -> int:
-        """(Re)build the collection from scratch; returns the number of documents."""
+    def version(self) -> int:
+        """The build number of the collection (``index_version`` metadata; 0 if unrecorded)."""
+        metadata = self._collection().metadata or {}
+        return int(metadata.get("index_version", 0))
+
+    def build(
+        self,
+        taxonomy: Taxonomy,
+        embedder: Embedder,
+        *,
+        show_progress: bool = True,
+        version: int = 0,
+    ) -> int:
+        """(Re)build the collection from scratch as build number ``version``; returns the
+        number of documents."""
         docs = code_documents(taxonomy, self.kinds)
         if not docs:
             raise ValueError(f"taxonomy {taxonomy.name} has no texts of kinds {self.kinds}")
@@ -243,6 +291,7 @@ class ChromaIndex:
                 "taxonomy": taxonomy.name,
                 "taxonomy_version": taxonomy.version,
                 "embedder": self.model_id,
+                "index_version": version,
             },
         )
         max_batch = int(self.client.get_max_batch_size())
@@ -270,11 +319,18 @@ class ChromaIndex:
         result = SearchResult(codes=[], scores=[], evidence=[])
         if len(vectors) == 0:
             return result
-        res = collection.query(
-            query_embeddings=np.asarray(vectors, dtype=np.float32).tolist(),
-            n_results=min(self.candidates, n_docs),
-            include=["metadatas", "distances", "documents"],
-        )
+        import httpx
+
+        try:
+            res = collection.query(
+                query_embeddings=np.asarray(vectors, dtype=np.float32).tolist(),
+                n_results=min(self.candidates, n_docs),
+                include=["metadatas", "distances", "documents"],
+            )
+        except (httpx.TransportError, OSError) as exc:
+            raise IndexConnectionError(
+                f"lost the {self.location}: {type(exc).__name__}: {exc}"
+            ) from exc
         metadatas, distances, documents = res["metadatas"], res["distances"], res["documents"]
         assert metadatas is not None and distances is not None and documents is not None
         for metas, dists, texts in zip(metadatas, distances, documents, strict=True):
@@ -307,7 +363,17 @@ class MemoryIndex:
         self._docs: list[Document] = []
         self._matrix: np.ndarray | None = None
 
-    def build(self, taxonomy: Taxonomy, embedder: Embedder, *, show_progress: bool = False) -> int:
+    def version(self) -> int:
+        return 0
+
+    def build(
+        self,
+        taxonomy: Taxonomy,
+        embedder: Embedder,
+        *,
+        show_progress: bool = False,
+        version: int = 0,
+    ) -> int:
         self._docs = code_documents(taxonomy, self.kinds)
         self._matrix = embedder.encode([d.text for d in self._docs], show_progress=show_progress)
         return len(self._docs)
@@ -364,4 +430,27 @@ def make_index(
             "search_ef": cfg.hnsw_search_ef,
             "M": cfg.hnsw_m,
         },
+        connect_timeout=cfg.connect_timeout,
+        timeout=cfg.timeout,
     )
+
+
+def index_name(index: CodeIndex) -> str:
+    """The collection name (Chroma) or ``memory``: the key of the build counter."""
+    return str(getattr(index, "collection_name", "memory"))
+
+
+def next_version(ws: Workspace, index: CodeIndex) -> int:
+    """The next build number of ``index`` (the workspace's counter; call under the lock)."""
+    path = ws.index_versions
+    counters = json.loads(path.read_text()) if path.is_file() else {}
+    return int(counters.get(index_name(index), 0)) + 1
+
+
+def record_version(ws: Workspace, index: CodeIndex, version: int) -> None:
+    path = ws.index_versions
+    counters = json.loads(path.read_text()) if path.is_file() else {}
+    counters[index_name(index)] = version
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(counters, indent=2))
+    tmp.replace(path)

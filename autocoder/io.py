@@ -1,9 +1,18 @@
-"""Read and write record tables: CSV, JSONL and Parquet, chosen by file extension."""
+"""Read and write record tables: CSV, JSONL and Parquet, chosen by file extension.
+
+``read_table`` reads a whole (small) table; ``iter_table`` streams a large one in chunks of a
+fixed number of rows, so memory does not grow with the file. ``check_output`` checks an output
+path before any work is done.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -15,9 +24,12 @@ FORMATS = {
     ".pq": "parquet",
 }
 
+#: Column ``iter_table`` adds to JSONL chunks: why a line is not a record ("" when it is one).
+ROW_ERROR_COLUMN = "__row_error__"
+
 
 class InputError(ValueError):
-    """An input file cannot be read as a record table."""
+    """An input file cannot be read as a record table, or an output cannot be written."""
 
 
 def table_format(path: str | Path) -> str:
@@ -29,27 +41,163 @@ def table_format(path: str | Path) -> str:
     return FORMATS[suffix]
 
 
-def read_table(path: str | Path, *, string_columns: tuple[str, ...] = ("id",)) -> pd.DataFrame:
-    """Read a table; ``string_columns`` (ids, codes) are kept as text, never parsed as numbers."""
-    path = Path(path)
+def _as_text(v: Any) -> str:
+    return "" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
+
+
+def _text_columns(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    for col in columns:
+        if col in df.columns:
+            df[col] = df[col].map(_as_text)
+    return df
+
+
+def _check_input(path: Path) -> str:
     fmt = table_format(path)
     if not path.exists():
         raise InputError(f"{path}: file not found")
+    return fmt
+
+
+def read_table(path: str | Path, *, string_columns: tuple[str, ...] = ("id",)) -> pd.DataFrame:
+    """Read a table; ``string_columns`` (ids, codes) are kept as text, never parsed as numbers.
+
+    A JSONL line that is not a JSON object is an ``InputError`` naming the line (the batch
+    coder, which reads with ``iter_table``, turns such a line into an error row instead).
+    """
+    path = Path(path)
+    fmt = _check_input(path)
     try:
         if fmt == "csv":
             df = pd.read_csv(path, dtype=str, keep_default_na=False)
         elif fmt == "jsonl":
-            df = pd.read_json(path, lines=True, dtype=False)
+            frames = list(_iter_jsonl(path, 100_000, strict=True))
+            df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         else:
             df = pd.read_parquet(path)
     except (ValueError, OSError, pd.errors.ParserError) as exc:
+        if isinstance(exc, InputError):
+            raise
         raise InputError(f"{path}: cannot read as {fmt}: {exc}") from exc
-    for col in string_columns:
-        if col in df.columns:
-            df[col] = df[col].map(
-                lambda v: "" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
-            )
-    return df
+    return _text_columns(df, string_columns)
+
+
+def _jsonl_row(line: str, lineno: int, path: Path, strict: bool) -> dict[str, Any]:
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as exc:
+        problem = f"invalid_json: line {lineno}: {exc.msg}"
+    else:
+        if isinstance(value, dict):
+            return {**value, ROW_ERROR_COLUMN: ""} if not strict else value
+        problem = f"not_an_object: line {lineno} holds a JSON {type(value).__name__}"
+    if strict:
+        raise InputError(f"{path}: {problem.replace('_', ' ', 1)}; every line must be an object")
+    return {ROW_ERROR_COLUMN: f"error:{problem}"}
+
+
+def _iter_jsonl(path: Path, chunk_rows: int, *, strict: bool) -> Iterator[pd.DataFrame]:
+    rows: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            rows.append(_jsonl_row(line, lineno, path, strict))
+            if len(rows) == chunk_rows:
+                yield pd.DataFrame.from_records(rows)
+                rows = []
+    if rows:
+        yield pd.DataFrame.from_records(rows)
+
+
+def _raw_chunks(path: Path, fmt: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    if fmt == "csv":
+        yield from pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=chunk_rows)
+    elif fmt == "jsonl":
+        yield from _iter_jsonl(path, chunk_rows, strict=False)
+    else:
+        import pyarrow.parquet as pq
+
+        with pq.ParquetFile(path) as pf:
+            for batch in pf.iter_batches(batch_size=chunk_rows):
+                yield batch.to_pandas()
+
+
+def _fixed_size(chunks: Iterator[pd.DataFrame], size: int) -> Iterator[pd.DataFrame]:
+    """Re-cut ``chunks`` into frames of exactly ``size`` rows (the last one may be shorter)."""
+    pending: list[pd.DataFrame] = []
+    held = 0
+    for chunk in chunks:
+        pending.append(chunk)
+        held += len(chunk)
+        while held >= size:
+            frame = pd.concat(pending, ignore_index=True)
+            yield frame.iloc[:size].reset_index(drop=True)
+            rest = frame.iloc[size:].reset_index(drop=True)
+            pending, held = [rest], len(rest)
+    if held:
+        yield pd.concat(pending, ignore_index=True)
+
+
+def iter_table(
+    path: str | Path, *, chunk_rows: int, string_columns: tuple[str, ...] = ("id",)
+) -> Iterator[pd.DataFrame]:
+    """Stream a table in chunks of exactly ``chunk_rows`` rows (the last may be shorter).
+
+    JSONL chunks carry a ``ROW_ERROR_COLUMN``: ``error:invalid_json: ...`` or
+    ``error:not_an_object: ...`` for a line that is not a JSON object, else ``""``.
+    """
+    path = Path(path)
+    fmt = _check_input(path)
+    try:
+        for chunk in _fixed_size(_raw_chunks(path, fmt, chunk_rows), chunk_rows):
+            yield _text_columns(chunk, string_columns)
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise InputError(f"{path}: cannot read as {fmt}: {exc}") from exc
+
+
+def file_sha256(path: str | Path, *, block: int = 1 << 20) -> str:
+    """The SHA-256 of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while data := fh.read(block):
+            digest.update(data)
+    return digest.hexdigest()
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    a, b = Path(a), Path(b)
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output(path: str | Path, *, input_path: str | Path | None = None) -> Path:
+    """Fail early (``InputError``) when ``path`` cannot be written as a table: an unknown
+    extension, the input file itself, or a folder that cannot be created or written to."""
+    path = Path(path)
+    table_format(path)
+    if input_path is not None and same_file(path, input_path):
+        raise InputError(f"output {path} is the input file; choose another output path")
+    if path.is_dir():
+        raise InputError(f"output {path} is a directory; give a file name")
+    probe = path.with_name(f".{path.name}.{os.getpid()}.probe")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise InputError(f"cannot write the output {path}: {exc.strerror or exc}") from exc
+    return path
+
+
+def temporary_path(path: str | Path) -> Path:
+    """Where ``path`` is written before it is renamed into place."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.tmp")
 
 
 def write_table(df: pd.DataFrame, path: str | Path) -> Path:
@@ -57,12 +205,63 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
     path = Path(path)
     fmt = table_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    if fmt == "csv":
-        df.to_csv(tmp, index=False)
-    elif fmt == "jsonl":
-        df.to_json(tmp, orient="records", lines=True, force_ascii=False)
-    else:
-        df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    tmp = temporary_path(path)
+    try:
+        if fmt == "csv":
+            df.to_csv(tmp, index=False)
+        elif fmt == "jsonl":
+            df.to_json(tmp, orient="records", lines=True, force_ascii=False)
+        else:
+            df.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from exc
     return path
+
+
+class TableWriter:
+    """Append frames to one output table, written to a temporary file and renamed on ``close``.
+
+    Memory holds one frame at a time, whatever the table's length.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.fmt = table_format(self.path)
+        self.tmp = temporary_path(self.path)
+        self._parquet: Any = None
+        self._schema: Any = None
+        self._started = False
+
+    def write(self, df: pd.DataFrame) -> None:
+        if self.fmt == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(df, schema=self._schema, preserve_index=False)
+            if self._parquet is None:
+                self._schema = table.schema
+                self._parquet = pq.ParquetWriter(self.tmp, self._schema)
+            self._parquet.write_table(table)
+        elif self.fmt == "csv":
+            df.to_csv(
+                self.tmp, index=False, mode="a" if self._started else "w", header=not self._started
+            )
+        else:
+            with self.tmp.open("a" if self._started else "w", encoding="utf-8") as fh:
+                if len(df):
+                    df.to_json(fh, orient="records", lines=True, force_ascii=False)
+        self._started = True
+
+    def close(self) -> Path:
+        """Finish the file and move it into place."""
+        if self._parquet is not None:
+            self._parquet.close()
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        if self._parquet is not None:
+            self._parquet.close()
+        self.tmp.unlink(missing_ok=True)

@@ -6,11 +6,55 @@ directory. Environment variables are read when a Workspace is created, never at 
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
+
+
+class LockedError(RuntimeError):
+    """Another process holds the lock (the index is being rebuilt, or the output is in use)."""
+
+
+def _holder(fd: int) -> str:
+    try:
+        pid = os.pread(fd, 32, 0).decode().strip()
+    except OSError:
+        pid = ""
+    return f" (process {pid})" if pid.isdigit() else ""
+
+
+@contextmanager
+def file_lock(path: str | Path, *, exclusive: bool, busy: str) -> Iterator[None]:
+    """Hold an ``fcntl.flock`` on ``path`` (shared or exclusive) for the ``with`` block.
+
+    Never waits: when another process holds a conflicting lock, raises ``LockedError`` with
+    ``busy`` (and the holder's pid when it holds the lock exclusively). The lock goes with the
+    process, so a killed process never leaves a stale lock.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockedError(f"{busy}{_holder(fd)}") from None
+        if exclusive:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+        try:
+            yield
+        finally:
+            if exclusive:
+                os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -33,6 +77,16 @@ class Workspace:
     @property
     def taxonomies(self) -> Path:
         return self._dir("taxonomies")
+
+    @property
+    def index_lock(self) -> Path:
+        """Held exclusively while the index is rebuilt, shared while a job reads it."""
+        return self._dir("index") / "index.lock"
+
+    @property
+    def index_versions(self) -> Path:
+        """Build counter per collection: ``{collection: version}``."""
+        return self._dir("index") / "versions.json"
 
     @property
     def chroma(self) -> Path:

@@ -5,12 +5,17 @@
 #   - .venv-llm: llama.cpp OpenAI-compatible server + Gemma 3 270M GGUF (scripts/setup-llm.sh);
 #     the server is started on 127.0.0.1:8001 for the integration tests and stopped on exit.
 #   - the Chroma server tests start `chroma run` themselves.
+#   - .venv-labelstudio: label-studio==1.23.2 (scripts/setup-labelstudio.sh); the review tests
+#     start it themselves; chromium renders the labeling page.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 bash scripts/setup.sh
 bash scripts/setup-llm.sh
+bash scripts/setup-labelstudio.sh  # .venv-labelstudio: the review tests start a real Label Studio
+export AUTOCODER_REQUIRE_LABELSTUDIO=1  # fail (not skip) the review tests if it is missing
+command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 LLM_HOME="$(mktemp -d)"  # test server state and log; the GGUF stays in .autocoder_home/models
 llm_server() {
   .venv/bin/autocoder --set "workspace.home=$LLM_HOME" \

@@ -231,23 +231,32 @@ def finetune_embedder(
             show_progress=show_progress,
         )
         losses = _train(model, anchors, positives, codes, scale=scale, args=args)
-    model.eval()
     model.max_seq_length = original_length
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    model.save(str(output_dir))
     info = {
         "base_model": base_model,
         "pairs": len(anchors),
         "codes": len(set(codes)),
-        **dict(epochs=epochs, batch_size=batch_size, lr=lr, scale=scale),
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "scale": scale,
         "max_seq_length": max_seq_length,
         **_loss_summary(losses),
         "seconds": round(time.perf_counter() - started, 2),
         **(meta or {}),
     }
+    return _save(model, Path(output_dir), info)
+
+
+def _save(model: Any, output_dir: Path, info: dict[str, Any]) -> Path:
+    """Save the model directory with ``META_FILE`` describing the fine-tuning."""
+    model.eval()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    model.save(str(output_dir))
     (output_dir / META_FILE).write_text(json.dumps(info, indent=2))
-    log.info("fine-tuned %s on %d pairs in %.0fs", base_model, len(anchors), info["seconds"])
+    log.info(
+        "fine-tuned %s on %d pairs in %.0fs", info["base_model"], info["pairs"], info["seconds"]
+    )
     return output_dir
 
 

@@ -55,6 +55,12 @@ class DataSection(_Section):
     labeled: list[str] = Field(default_factory=list)
     synthetic: list[str] = Field(default_factory=list)
     feedback: list[str] = Field(default_factory=list)
+    paraphrases: list[str] = Field(
+        default_factory=list, description="`autocoder paraphrase` output tables (balancing)."
+    )
+    paraphrase_min_per_code: int = Field(
+        0, ge=0, description="Top up codes below this many rows with paraphrases; 0 = add all."
+    )
     val_fraction: float = Field(0.1, ge=0, lt=1)
     val_formats: list[str] | None = Field(default_factory=lambda: ["title"])
     min_per_class: int = Field(0, ge=0)
@@ -248,6 +254,24 @@ def build_rows(recipe: Recipe, taxonomy: Taxonomy) -> list[dict[str, str]]:
                 classes=classes,
                 source_name=str(path),
             )
+    if recipe.data.paraphrases:
+        from collections import Counter
+
+        from autocoder.augment.paraphrase import paraphrase_rows
+
+        counts = Counter(r["code"] for r in rows)
+        for item in recipe.data.paraphrases:
+            path = Path(item).expanduser()
+            added = paraphrase_rows(
+                read_table(path, string_columns=("id", "code")),
+                counts,
+                min_per_code=recipe.data.paraphrase_min_per_code,
+                classes=classes,
+                provenance=f"paraphrase:{path.stem}",
+                source_name=str(path),
+            )
+            counts.update(r["code"] for r in added)
+            rows += added
     return rows
 
 

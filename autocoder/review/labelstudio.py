@@ -190,7 +190,7 @@ def answer_result(
             {"from_name": NOTE, "to_name": FROM_TITLE, "type": "textarea",
              "value": {"text": [note]}}
         )  # fmt: skip
-    flags = [EMERGING[0]] * emerging + [CANNOT_CODE[0]] * cannot_code
+    flags = [EMERGING[1]] * emerging + [CANNOT_CODE[1]] * cannot_code  # aliases, as the UI
     if flags:
         result.append(
             {"from_name": FLAGS, "to_name": FROM_TITLE, "type": "choices",

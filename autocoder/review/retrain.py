@@ -134,7 +134,7 @@ def _recipe_of(model: Any) -> Any:
     return Recipe.model_validate(raw) if raw else None
 
 
-def base_training_data(model: Any, workspace: Any) -> Any:
+def base_training_data(model: Any, workspace: Any, settings: Any = None) -> Any:
     """The ``DatasetDict(train, validation)`` the model was trained on.
 
     The saved dataset named in the model's metadata when it is still there, else rebuilt from
@@ -155,7 +155,7 @@ def base_training_data(model: Any, workspace: Any) -> Any:
     from autocoder.classify.recipe import holdout_set, load_recipe_taxonomy, prepare_training_data
     from autocoder.devsplit import apply_holdout
 
-    taxonomy = load_recipe_taxonomy(recipe, workspace)
+    taxonomy = load_recipe_taxonomy(recipe, workspace, settings)
     titles, info = holdout_set(recipe, taxonomy)
     if titles:
         apply_holdout(taxonomy, titles)
@@ -166,13 +166,11 @@ def base_training_data(model: Any, workspace: Any) -> Any:
     return splits
 
 
-def _dev_table(path: str | Path) -> pd.DataFrame:
-    from autocoder.io import read_table
-
-    df = read_table(path, string_columns=("id", "codes", "code"))
+def _dev_frame(df: pd.DataFrame, source: str) -> pd.DataFrame:
+    """``title, description, codes`` from a dev table (``codes`` or ``code`` column)."""
     gold = "codes" if "codes" in df.columns else "code" if "code" in df.columns else None
     if gold is None or "title" not in df.columns:
-        raise ValueError(f"dev table {path} needs 'title' and 'codes' (or 'code') columns")
+        raise ValueError(f"dev table {source} needs 'title' and 'codes' (or 'code') columns")
     desc = next((c for c in ("description", "duties") if c in df.columns), None)
     return pd.DataFrame(
         {
@@ -183,35 +181,44 @@ def _dev_table(path: str | Path) -> pd.DataFrame:
     )
 
 
-def dev_split(
-    model: Any, workspace: Any, dev: str | Path | None, splits: Any
-) -> tuple[pd.DataFrame, str]:
-    """Rows ``title, description, codes`` to measure on, and where they came from."""
-    if dev is not None:
-        return _dev_table(dev), str(dev)
+def _read_dev(path: str | Path) -> pd.DataFrame:
+    from autocoder.io import read_table
+
+    return _dev_frame(read_table(path, string_columns=("id", "codes", "code")), str(path))
+
+
+def _recipe_dev(model: Any, workspace: Any, settings: Any) -> tuple[pd.DataFrame, str] | None:
+    """The dev split of the model's recipe (held out of its training), if it can be found."""
+    from autocoder.classify.recipe import dev_table, load_recipe_taxonomy
+    from autocoder.io import InputError
+
     recipe = _recipe_of(model)
-    spec = recipe.data.holdout if recipe is not None else "none"
-    if spec == "onet-dev":
-        from autocoder.devsplit import make_dev_split
-        from autocoder.taxonomy.onet import read_alternate_titles
+    if recipe is None or recipe.data.holdout == "none":
+        return None
+    try:
+        taxonomy = load_recipe_taxonomy(recipe, workspace, settings)
+        imported = Path(taxonomy.holdout).expanduser() if taxonomy.holdout else None
+        if recipe.data.holdout == "onet-dev" and imported is not None and imported.is_file():
+            return _read_dev(imported), str(imported)
+        table = dev_table(recipe, taxonomy)
+    except (ValueError, FileNotFoundError, InputError) as exc:
+        log.warning("the model's dev split is not available (%s)", exc)
+        return None
+    if table is None:
+        return None
+    return _dev_frame(table, recipe.data.holdout), recipe.data.holdout
 
-        release = recipe.data.release
-        if not release:
-            from autocoder.classify.recipe import load_recipe_taxonomy
 
-            taxonomy = load_recipe_taxonomy(recipe, workspace)
-            release = taxonomy.source
-            if taxonomy.holdout and Path(taxonomy.holdout).is_file():
-                return _dev_table(taxonomy.holdout), taxonomy.holdout
-        if release and Path(release).expanduser().exists():
-            table = make_dev_split(
-                read_alternate_titles(Path(release).expanduser()),
-                fraction=recipe.data.holdout_fraction,
-                seed=recipe.data.holdout_seed,
-            )
-            return _dev_table_from(table), f"onet-dev of {release}"
-    elif spec != "none" and Path(spec).expanduser().is_file():
-        return _dev_table(Path(spec).expanduser()), spec
+def dev_split(
+    model: Any, workspace: Any, dev: str | Path | None, splits: Any, settings: Any = None
+) -> tuple[pd.DataFrame, str]:
+    """Rows ``title, description, codes`` to measure on, and where they came from: ``dev``,
+    else the recipe's holdout, else the validation split of the training data."""
+    if dev is not None:
+        return _read_dev(dev), str(dev)
+    found = _recipe_dev(model, workspace, settings)
+    if found is not None:
+        return found
     val = splits["validation"]
     frame = pd.DataFrame(
         {
@@ -221,12 +228,6 @@ def dev_split(
         }
     )
     return frame, "validation split (no dev split found)"
-
-
-def _dev_table_from(table: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame(
-        {"title": table["title"].map(clean_text), "description": "", "codes": table["codes"]}
-    )
 
 
 def score_model(model: Any, dev: pd.DataFrame) -> dict[str, float]:
@@ -257,38 +258,6 @@ def _concat(a: Any, b: Any) -> Any:
     return [*list(a), *list(b)]
 
 
-def recalibrate(model: Any, X_val: Any, y_val: Any, val_acceptable: Any = None) -> Any:
-    """Refit the temperature and the conformal threshold of a fitted ``EmbeddingClassifier`` on
-    validation rows (what ``fit`` does after training, with the same functions)."""
-    from autocoder.classify.calibrate import conformal_threshold, fit_temperature, softmax
-
-    pos = {str(c): i for i, c in enumerate(model.classes_)}
-    unknown = sorted({str(c) for c in y_val} - set(pos))
-    if unknown:
-        raise ValueError(f"validation codes {unknown[:3]} are not classes of the model")
-    y = np.asarray([pos[str(c)] for c in y_val], dtype=np.int64)
-    if not len(y):
-        return model
-    acceptable = np.zeros((len(y), len(pos)), dtype=bool)
-    for i, codes in enumerate(val_acceptable or [[] for _ in y]):
-        for c in codes:
-            if str(c) in pos:
-                acceptable[i, pos[str(c)]] = True
-    logits = model.decision_function(X_val)
-    if model.calibrate:
-        model.temperature_ = fit_temperature(logits, y, acceptable=acceptable)
-    if model.conformal_alpha is not None:
-        model.conformal_threshold_ = conformal_threshold(
-            softmax(logits, model.temperature_),
-            y,
-            alpha=model.conformal_alpha,
-            method=model.conformal_method,
-            acceptable=acceptable,
-        )
-    model.n_val_ = int(len(y))
-    return model
-
-
 def fit_with_feedback(
     model: Any,
     X_base: Any,
@@ -308,7 +277,7 @@ def fit_with_feedback(
 
     No early stopping: the warm model already scores best on the taxonomy validation split at
     its first epoch, so stopping on it would throw the answers away. The validation rows then
-    refit the temperature and the conformal threshold (``recalibrate``).
+    refit the temperature and the conformal threshold (``model.recalibrate``).
     """
     if feedback_weight <= 0:
         raise ValueError(f"feedback_weight must be > 0, got {feedback_weight}")
@@ -328,7 +297,7 @@ def fit_with_feedback(
     finally:
         model.val_fraction = val_fraction
     if X_val is not None and y_val is not None and len(y_val):
-        return recalibrate(model, X_val, y_val, val_acceptable)
+        return model.recalibrate(X_val, y_val, val_acceptable=val_acceptable)
     model.temperature_, model.conformal_threshold_ = temperature, threshold
     return model
 
@@ -364,6 +333,7 @@ def retrain(
     epochs: int = DEFAULT_EPOCHS,
     lr: float | None = None,
     dev: str | Path | None = None,
+    settings: Any = None,
     embedder: Any = None,
     cache_dir: str | Path | None = None,
 ) -> RetrainResult:
@@ -380,8 +350,8 @@ def retrain(
         raise ValueError(f"no usable feedback to retrain on: {fb.counts}")
     for code in fb.unknown_codes:
         log.warning("feedback code %s is not a class of the model; its rows are skipped", code)
-    splits = base_training_data(model, workspace)
-    dev_rows, dev_source = dev_split(model, workspace, dev, splits)
+    splits = base_training_data(model, workspace, settings)
+    dev_rows, dev_source = dev_split(model, workspace, dev, splits, settings)
     reviewed = {normalize_text(t) for t in fb.rows["title"]}
     keep = ~dev_rows["title"].map(normalize_text).isin(reviewed)
     dev_rows = dev_rows[keep].reset_index(drop=True)

@@ -4,8 +4,8 @@ Label Studio (``label-studio==1.23.2``) runs from its own virtual environment (i
 the main one; ``scripts/setup-labelstudio.sh`` creates ``<repo>/.venv-labelstudio``), headless,
 on loopback only. Its state lives in ``<workspace>/review/server/``: ``server.json`` (pid, URL),
 ``server.log``, ``data/`` (the Label Studio database) and two files readable by the owner only,
-``token`` (the API token, generated once with ``secrets``) and ``password`` (the admin's web
-login). The token is never printed or logged: ``status`` reports only that it exists.
+``token`` (the API token, generated once with ``secrets``), ``password`` (the admin's web
+login) and ``secret_key`` (Django's session key). The token is never printed or logged: ``status`` reports only that it exists.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ STATE_FILE = "server.json"
 LOG_FILE = "server.log"
 TOKEN_FILE = "token"
 PASSWORD_FILE = "password"
+SECRET_KEY_FILE = "secret_key"
 
 
 class ServerError(RuntimeError):
@@ -162,6 +163,7 @@ def _environment(state_dir: Path, cfg: ReviewConfig) -> dict[str, str]:
         LABEL_STUDIO_USERNAME=cfg.username,
         LABEL_STUDIO_PASSWORD=_secret(state_dir / PASSWORD_FILE, 12),
         LABEL_STUDIO_USER_TOKEN=_secret(state_dir / TOKEN_FILE, 20),
+        SECRET_KEY=_secret(state_dir / SECRET_KEY_FILE, 32),  # web logins survive a restart
         LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN="true",
         LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK="true",
         SENTRY_DSN="",

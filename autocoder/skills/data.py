@@ -103,10 +103,10 @@ def read_annotations(path: str | Path) -> list[GoldSentence]:
     if missing:
         raise SkillDataError(f"{path}: missing column(s) {sorted(missing)}")
     gold: dict[str, list[str]] = {}
-    for row in frame.itertuples(index=False):
-        labels = gold.setdefault(row.sentence, [])
-        if row.label and row.label not in NO_LABEL and row.label not in labels:
-            labels.append(row.label)
+    for sentence, label in zip(frame["sentence"], frame["label"], strict=True):
+        labels = gold.setdefault(str(sentence), [])
+        if label and label not in NO_LABEL and label not in labels:
+            labels.append(str(label))
     return [GoldSentence(s, labels) for s, labels in gold.items() if labels]
 
 

@@ -46,7 +46,7 @@ class SkillExtractor:
         *,
         top_k: int = 10,
         max_ngram: int = 4,
-        span_weight: float = 0.95,
+        span_weight: float = 1.0,
         use_spans: bool = True,
         use_jaccard: bool = True,
         jaccard_threshold: float = 0.66,
@@ -89,7 +89,8 @@ class SkillExtractor:
             candidate_spans(s, max_n=self.max_ngram) if self.use_spans else [] for s in sentences
         ]
         flat = [sp for group in spans for sp in group]
-        vecs = np.asarray(self.embedder.encode(list(sentences) + flat), dtype=np.float32)
+        texts = list(sentences) + flat
+        vecs = np.asarray(self.embedder.encode(texts, is_query=True), dtype=np.float32)
         sims = vecs @ self.label_vectors_.T
         scores = sims[: len(sentences)].copy()
         span_sims = sims[len(sentences) :] * self.span_weight
@@ -111,7 +112,9 @@ class SkillExtractor:
                 offset += len(group)
         return scores, spans
 
-    def rank_sentences(self, sentences: Sequence[str], top_k: int | None = None) -> list[list[SkillHit]]:
+    def rank_sentences(
+        self, sentences: Sequence[str], top_k: int | None = None
+    ) -> list[list[SkillHit]]:
         """Top skills for each sentence (the benchmark unit)."""
         k = top_k or self.top_k
         if not len(sentences):
@@ -134,24 +137,27 @@ class SkillExtractor:
         return out
 
     def rank(self, texts: Sequence[str], top_k: int | None = None) -> list[list[SkillHit]]:
-        """Top skills for each text (a posting): sentences scored, best score per skill kept."""
+        """Top skills for each text (a posting): sentences scored, best score per skill kept.
+
+        All sentences of all ``texts`` are encoded together (one pass per batch of texts)."""
         k = top_k or self.top_k
-        out = []
-        for text in texts:
-            sentences = split_sentences(text)
-            if not sentences:
-                out.append([])
-                continue
+        per_text = [split_sentences(t) for t in texts]
+        flat = [s for sentences in per_text for s in sentences]
+        ranked = iter(self.rank_sentences(flat, top_k=k)) if flat else iter([])
+        out: list[list[SkillHit]] = []
+        for sentences in per_text:
             best: dict[str, SkillHit] = {}
-            for hits in self.rank_sentences(sentences, top_k=k):
-                for hit in hits:
+            for _ in sentences:
+                for hit in next(ranked):
                     if hit.uri not in best or hit.score > best[hit.uri].score:
                         best[hit.uri] = hit
             out.append(sorted(best.values(), key=lambda h: -h.score)[:k])
         return out
 
 
-def r_precision_at_k(ranked: Sequence[Sequence[str]], gold: Sequence[Sequence[str]], k: int) -> float:
+def r_precision_at_k(
+    ranked: Sequence[Sequence[str]], gold: Sequence[Sequence[str]], k: int
+) -> float:
     """Decorte et al. 2023 RP@K: mean over items with gold of |top-K ∩ gold| / min(K, |gold|)."""
     values = []
     for pred, truth in zip(ranked, gold, strict=True):

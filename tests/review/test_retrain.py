@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
+from autocoder import api
 from autocoder.classify.model import EmbeddingClassifier, load_model
 from autocoder.classify.recipe import train_from_recipe
 from autocoder.classify.train import epoch_order
@@ -142,7 +143,7 @@ def test_warm_start_is_not_a_fresh_fit() -> None:
 RECIPE = """
 name = "mini"
 [data]
-release = "{release}"
+taxonomy = "onet"
 holdout = "{holdout}"
 title_duties_pairs = 1
 val_fraction = 0.3
@@ -172,7 +173,8 @@ def mini_model(tmp_path: Path, fixtures_dir: Path) -> tuple[Path, Workspace, Has
         }
     ).to_csv(dev, index=False)
     recipe = tmp_path / "mini.toml"
-    recipe.write_text(RECIPE.format(release=fixtures_dir / "onet_mini", holdout=dev))
+    recipe.write_text(RECIPE.format(holdout=dev))
+    api.import_taxonomy("onet", fixtures_dir / "onet_mini", ws)
     emb = HashingEmbedder(64)
     out = train_from_recipe(recipe, tmp_path / "model", workspace=ws, embedder=emb)
     return out, ws, emb

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from autocoder.skills.text import (
+    JaccardIndex,
+    candidate_spans,
+    jaccard,
+    normalize,
+    split_sentences,
+)
+
+
+def test_normalize_folds_case_accents_and_punctuation_but_keeps_plus_and_hash() -> None:
+    assert normalize("  Café-Management, C++ & C#! ") == "cafe management c++ c#"
+
+
+def test_split_sentences_on_stops_bullets_and_long_runs() -> None:
+    text = "We need Python. You know SQL!\n• Docker • Kubernetes"
+    assert split_sentences(text) == ["We need Python.", "You know SQL!", "Docker", "Kubernetes"]
+    long = " ".join(f"w{i}" for i in range(90))
+    assert [len(s.split()) for s in split_sentences(long, max_tokens=40)] == [40, 40, 10]
+
+
+def test_candidate_spans_skip_stopword_edges_and_duplicates() -> None:
+    spans = candidate_spans("Experience with machine learning and Python", max_n=3)
+    assert "machine learning" in spans and "Python" in spans
+    assert "with machine" not in spans and "learning and" not in spans
+    assert len(spans) == len({s.lower() for s in spans})
+
+
+def test_jaccard_threshold_separates_variants_from_other_skills() -> None:
+    assert jaccard("project management", "Project-Management") == 1.0
+    assert jaccard("manage projects", "project management") < 0.66
+    assert jaccard("javascript", "java script") >= 0.66 or jaccard("javascript", "java") < 0.66
+
+
+def test_jaccard_index_returns_best_owner_above_threshold_only() -> None:
+    index = JaccardIndex(threshold=0.66).fit(
+        ["JavaScript", "java script", "Java (computer programming)", "teamwork"], [0, 0, 1, 2]
+    )
+    hits = index.search(["javascript", "team work", "cooking"])
+    assert hits[0] == {0: 1.0}
+    assert set(hits[1]) <= {2} and all(v >= 0.66 for v in hits[1].values())
+    assert hits[2] == {}
