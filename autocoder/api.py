@@ -7,20 +7,32 @@ never read settings themselves: taxonomy -> index -> (labeler, augment) -> class
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autocoder.config import CoderConfig, Settings
+from pydantic import ValidationError
+
+from autocoder.config import CoderConfig, ConfigError, Settings, describe_errors
 from autocoder.embed import Embedder
-from autocoder.index import CodeIndex, IndexNotBuiltError, MemoryIndex, make_index
+from autocoder.index import (
+    CodeIndex,
+    IndexNotBuiltError,
+    MemoryIndex,
+    index_name,
+    make_index,
+    next_version,
+    record_version,
+)
 from autocoder.predictor import Predictor
 from autocoder.retrieval import RetrievalCoder
 from autocoder.taxonomy.model import Taxonomy
 from autocoder.taxonomy.store import load_taxonomy, save_taxonomy
-from autocoder.workspace import Workspace
+from autocoder.workspace import Workspace, file_lock
 
 if TYPE_CHECKING:
     from autocoder.coder import CodingSummary
@@ -79,6 +91,33 @@ def make_embedder(settings: Settings, ws: Workspace) -> Embedder:
     return Embedder.from_settings(settings.embedder, ws.embedding_cache)
 
 
+@contextlib.contextmanager
+def index_in_use(ws: Workspace) -> Iterator[None]:
+    """A shared lock on the workspace's index: jobs reading it run together, a rebuild waits
+    for none of them and fails clearly instead (``LockedError``)."""
+    with file_lock(
+        ws.index_lock,
+        exclusive=False,
+        busy="the index is being rebuilt (autocoder index build); run this again when it is done",
+    ):
+        yield
+
+
+def build_locked(
+    ws: Workspace, index: CodeIndex, taxonomy: Taxonomy, embedder: Embedder, *, show_progress: bool
+) -> int:
+    """Rebuild ``index`` under the workspace's exclusive index lock as its next version."""
+    with file_lock(
+        ws.index_lock,
+        exclusive=True,
+        busy="the index is in use by a running job or another build; try again when it is done",
+    ):
+        version = next_version(ws, index)
+        n = index.build(taxonomy, embedder, show_progress=show_progress, version=version)
+        record_version(ws, index, version)
+    return n
+
+
 def build_index(
     settings: Settings,
     ws: Workspace,
@@ -89,8 +128,41 @@ def build_index(
     taxonomy = load_taxonomy(ws, taxonomy_name or settings.taxonomy.default)
     embedder = make_embedder(settings, ws)
     index = make_index(settings, ws, taxonomy, embedder)
-    n = index.build(taxonomy, embedder, show_progress=show_progress)
-    return index, n
+    return index, build_locked(ws, index, taxonomy, embedder, show_progress=show_progress)
+
+
+def index_version(coder: RetrievalCoder) -> str:
+    """``<collection>:v<build>`` of the coder's index; fails at once (``IndexNotBuiltError``,
+    ``IndexConnectionError``) when the index is missing, empty or unreachable."""
+    index = coder.index
+    if index.count() == 0:
+        raise IndexNotBuiltError(
+            f"the index {index_name(index)} is empty; run `autocoder index build`"
+        )
+    return f"{index_name(index)}:v{index.version()}"
+
+
+def _model_fingerprint(path: Path) -> dict[str, Any]:
+    config = path / "config.json"
+    files = sorted(
+        (str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns)
+        for p in path.rglob("*")
+        if p.is_file()
+    )
+    return {"config_sha256": hashlib.sha256(config.read_bytes()).hexdigest(), "files": files}
+
+
+def predictor_fingerprint(
+    settings: Settings, taxonomy: Taxonomy, model_dir: str | Path | None
+) -> dict[str, Any]:
+    """The settings behind a predictor that change its output (part of a coding job's key)."""
+    out: dict[str, Any] = {"taxonomy": [taxonomy.name, taxonomy.version, len(taxonomy)]}
+    if model_dir:
+        out["model"] = _model_fingerprint(Path(model_dir))
+    else:
+        out["embedder"] = settings.embedder.model_dump(exclude={"cache"})
+        out["index"] = settings.index.model_dump(exclude={"connect_timeout", "timeout"})
+    return out
 
 
 def retrieval_coder(
@@ -140,23 +212,35 @@ def code(
     threshold: float | None = None,
     show_progress: bool = True,
 ) -> CodingSummary:
-    from autocoder.coder import code_file
+    from autocoder.coder import check_paths, code_file
 
-    taxonomy = load_taxonomy(ws, taxonomy_name or settings.taxonomy.default)
-    predictor, predictor_id = load_predictor(settings, ws, taxonomy, model_dir)
-    overrides: dict[str, Any] = {"top_n": top_n} if top_n else {}
+    overrides: dict[str, Any] = {"top_n": top_n} if top_n is not None else {}
     if threshold is not None:
         overrides["threshold"] = threshold
-    return code_file(
-        input_path,
-        output_path,
-        predictor=predictor,
-        labels={c.code: c.title for c in taxonomy},
-        runs_dir=ws.runs,
-        predictor_id=predictor_id,
-        options=CoderConfig.model_validate(settings.coder.model_dump() | overrides),
-        show_progress=show_progress,
-    )
+    try:
+        options = CoderConfig.model_validate(settings.coder.model_dump() | overrides)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid coder option:\n{describe_errors(exc)}") from None
+    check_paths(Path(input_path), Path(output_path))
+    taxonomy = load_taxonomy(ws, taxonomy_name or settings.taxonomy.default)
+    model_dir = model_dir or settings.coder.model
+    with contextlib.ExitStack() as stack:
+        if not model_dir:
+            stack.enter_context(index_in_use(ws))
+        predictor, predictor_id = load_predictor(settings, ws, taxonomy, model_dir)
+        version = index_version(predictor) if isinstance(predictor, RetrievalCoder) else ""
+        return code_file(
+            input_path,
+            output_path,
+            predictor=predictor,
+            labels={c.code: c.title for c in taxonomy},
+            runs_dir=ws.runs,
+            predictor_id=predictor_id,
+            fingerprint=predictor_fingerprint(settings, taxonomy, model_dir),
+            index_version=version,
+            options=options,
+            show_progress=show_progress,
+        )
 
 
 def llm_model(settings: Settings, ws: Workspace) -> LLMModel:
@@ -187,27 +271,33 @@ def label(
     show_progress: bool = True,
 ) -> dict[str, Any]:
     """RAG-label ``input_path`` (``autocoder label``); see ``autocoder.labeler.label_file``."""
+    from autocoder.coder import check_paths
     from autocoder.labeler import label_file
 
+    check_paths(Path(input_path), Path(output_path))
     taxonomy = load_taxonomy(ws, taxonomy_name or settings.taxonomy.default)
     cfg = settings.coder
-    return label_file(
-        input_path,
-        output_path,
-        taxonomy=taxonomy,
-        model=llm_model(settings, ws),
-        retriever=retrieval_coder(settings, ws, taxonomy, top_k=k),
-        cache=llm_cache(settings, ws),
-        label_column=label_column,
-        id_column=cfg.id_column,
-        title_column=cfg.title_column,
-        description_column=cfg.description_column,
-        k=k,
-        suspect_threshold=suspect_threshold,
-        limit=limit,
-        prompt_dir=settings.llm.prompts_dir,
-        show_progress=show_progress,
-    )
+    model = llm_model(settings, ws)
+    with index_in_use(ws):
+        retriever = retrieval_coder(settings, ws, taxonomy, top_k=k)
+        index_version(retriever)
+        return label_file(
+            input_path,
+            output_path,
+            taxonomy=taxonomy,
+            model=model,
+            retriever=retriever,
+            cache=llm_cache(settings, ws),
+            label_column=label_column,
+            id_column=cfg.id_column,
+            title_column=cfg.title_column,
+            description_column=cfg.description_column,
+            k=k,
+            suspect_threshold=suspect_threshold,
+            limit=limit,
+            prompt_dir=settings.llm.prompts_dir,
+            show_progress=show_progress,
+        )
 
 
 def synth(
@@ -285,7 +375,7 @@ def quickstart(
     except IndexNotBuiltError:
         n_docs = 0
     if n_docs == 0:
-        n_docs = index.build(taxonomy, embedder, show_progress=show_progress)
+        n_docs = build_locked(ws, index, taxonomy, embedder, show_progress=show_progress)
     steps["index_documents"] = n_docs
     summary = code(
         settings,

@@ -47,6 +47,18 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+#: Exit codes: 2 = bad usage or input (nothing was done), 1 = a fault (index unreachable or
+#: locked, every record failed).
+FAULT = 1
+
+
+def _probability(value: float | None) -> float | None:
+    """Option callback: a number in [0, 1] (NaN is refused)."""
+    if value is not None and not 0.0 <= value <= 1.0:  # NaN fails both comparisons
+        raise typer.BadParameter(f"{value} is not a number between 0 and 1")
+    return value
+
+
 def _echo_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
 
@@ -158,11 +170,16 @@ def index_build(
     ] = None,
 ) -> None:
     """Embed every code text and (re)build the Chroma collection; idempotent."""
+    from autocoder.index import IndexConnectionError
+    from autocoder.workspace import LockedError
+
     settings, ws = _settings(ctx)
     try:
         _, n = api.build_index(settings, ws, taxonomy)
     except FileNotFoundError as exc:
         _fail(str(exc))
+    except (LockedError, IndexConnectionError) as exc:
+        _fail(str(exc), FAULT)
     typer.echo(f"indexed {n} documents")
 
 
@@ -192,12 +209,20 @@ def code_cmd(
         Path, typer.Argument(help="CSV, JSONL or Parquet with id, title[, description].")
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output table (same formats).")],
-    top_n: Annotated[int | None, typer.Option("--top-n", help="Codes per record.")] = None,
+    top_n: Annotated[
+        int | None, typer.Option("--top-n", min=1, max=100, help="Codes per record (1-100).")
+    ] = None,
     model: Annotated[Path | None, typer.Option("--model", help="Trained model directory.")] = None,
-    threshold: Annotated[float | None, typer.Option(help="Review threshold on confidence.")] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(callback=_probability, help="Review threshold on confidence (0-1)."),
+    ] = None,
     taxonomy: Annotated[str | None, typer.Option()] = None,
 ) -> None:
-    """Code a file of records; resumes an interrupted run of the same job."""
+    """Code a file of records; resumes an interrupted run of the same job.
+
+    Exit code 2: bad options or files (nothing coded); 1: the index is missing, unreachable or
+    being rebuilt, the output is in use, or every record failed (the output is still written)."""
     from autocoder.io import InputError
 
     settings, ws = _settings(ctx)
@@ -212,9 +237,15 @@ def code_cmd(
             top_n=top_n,
             threshold=threshold,
         )
-    except (InputError, FileNotFoundError, RuntimeError) as exc:
+    except (InputError, ConfigError, FileNotFoundError) as exc:
         _fail(str(exc))
+    except RuntimeError as exc:
+        _fail(str(exc), FAULT)
+    if summary.note:
+        typer.secho(f"note: {summary.note}", fg=typer.colors.YELLOW, err=True)
     _echo_json(summary.to_dict())
+    if summary.all_failed:
+        _fail(f"every record failed: {summary.errors}", FAULT)
 
 
 @app.command("eval")
@@ -293,10 +324,15 @@ def label_cmd(
     ],
     output: Annotated[Path, typer.Option("--output", "-o")],
     label_column: Annotated[str, typer.Option(help="Column with the given (noisy) code.")] = "code",
-    k: Annotated[int, typer.Option("-k", help="Candidates retrieved and offered to the LLM.")] = 5,
-    limit: Annotated[int | None, typer.Option(help="Label only the first N records.")] = None,
+    k: Annotated[
+        int, typer.Option("-k", min=1, max=50, help="Candidates retrieved and offered to the LLM.")
+    ] = 5,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Label only the first N records.")
+    ] = None,
     suspect_threshold: Annotated[
-        float, typer.Option(help="Flag labels the LLM scores below this.")
+        float,
+        typer.Option(callback=_probability, help="Flag labels the LLM scores below this (0-1)."),
     ] = 0.5,
 ) -> None:
     """RAG labeler: the LLM picks one of the top-k retrieved codes for each record."""
@@ -312,9 +348,13 @@ def label_cmd(
             limit=limit,
             suspect_threshold=suspect_threshold,
         )
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+    except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
+    except RuntimeError as exc:
+        _fail(str(exc), FAULT)
     _echo_json(summary)
+    if summary["rows"] and summary["failed"] == summary["rows"]:
+        _fail(f"every record failed: {summary['errors']}", FAULT)
 
 
 @app.command("synth")
@@ -407,9 +447,9 @@ def llm_status(ctx: typer.Context) -> None:
 
 @app.command("config")
 def config_cmd(ctx: typer.Context) -> None:
-    """Print the effective configuration."""
+    """Print the effective configuration (secrets are shown as **********)."""
     settings, ws = _settings(ctx)
-    _echo_json({"workspace": str(ws.root), **settings.model_dump()})
+    _echo_json({"workspace": str(ws.root), **settings.model_dump(mode="json")})
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -26,6 +26,13 @@ PACKAGED_MODELS = {
 }
 
 
+#: Texts are embedded in tensors of one fixed shape: ``ENCODE_ROWS`` rows padded to the first
+#: of ``LENGTH_BUCKETS`` (tokens) that holds them. A text's vector then depends on the text
+#: alone, never on the batch it came in (matrix kernels round differently for other shapes).
+ENCODE_ROWS = 16
+LENGTH_BUCKETS = (16, 32, 64, 128, 256, 512)
+
+
 class EmbedderError(RuntimeError):
     """The embedding model cannot be found or loaded."""
 
@@ -148,6 +155,46 @@ class Embedder:
             self._cache = EmbeddingCache(Path(self.cache_dir) / "embeddings.sqlite")
         return self._cache
 
+    def _ruler(self, length: int) -> str:
+        """A filler text of exactly ``length`` tokens (it sets the padded length of a batch)."""
+        tokenizer = self._load().tokenizer
+        n = max(length - 2, 1)
+        for _ in range(8):
+            got = len(tokenizer("a " * n, truncation=True, max_length=length)["input_ids"])
+            if got == length:
+                break
+            n += length - got
+        return "a " * n
+
+    def _encode_fixed_shape(self, texts: list[str]) -> np.ndarray:
+        """Embed ``texts`` in (``ENCODE_ROWS``, bucket length) batches: each holds a ruler text
+        of the bucket's length, and the last batch of a bucket is filled with copies."""
+        st = self._load()
+        max_len = int(st.max_seq_length or 512)
+        buckets = sorted({b for b in LENGTH_BUCKETS if b < max_len} | {max_len})
+        ids = st.tokenizer(list(texts), truncation=True, max_length=max_len)["input_ids"]
+        groups: dict[int, list[int]] = {}
+        for i, row in enumerate(ids):
+            groups.setdefault(next(b for b in buckets if b >= len(row)), []).append(i)
+        out = np.zeros((len(texts), 0), dtype=np.float32)
+        for length, members in sorted(groups.items()):
+            ruler = self._ruler(length)
+            for start in range(0, len(members), ENCODE_ROWS - 1):
+                rows = members[start : start + ENCODE_ROWS - 1]
+                batch = [texts[i] for i in rows]
+                batch += [batch[-1]] * (ENCODE_ROWS - 1 - len(batch)) + [ruler]
+                vecs = st.encode(
+                    batch,
+                    batch_size=ENCODE_ROWS,
+                    normalize_embeddings=self.normalize,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                ).astype(np.float32)
+                if out.shape[1] == 0:
+                    out = np.zeros((len(texts), vecs.shape[1]), dtype=np.float32)
+                out[rows] = vecs[: len(rows)]
+        return out
+
     def encode(
         self, texts: Sequence[str], *, is_query: bool = False, show_progress: bool = False
     ) -> np.ndarray:
@@ -161,17 +208,7 @@ class Embedder:
         missing = sorted({t for t, k in zip(texts, keys, strict=True) if k not in found})
         computed: dict[str, np.ndarray] = {}
         if missing:
-            vecs = (
-                self._load()
-                .encode(
-                    missing,
-                    batch_size=self.batch_size,
-                    normalize_embeddings=self.normalize,
-                    convert_to_numpy=True,
-                    show_progress_bar=show_progress,
-                )
-                .astype(np.float32)
-            )
+            vecs = self._encode_fixed_shape(missing)
             computed = dict(zip(missing, vecs, strict=True))
             if cache is not None:
                 cache.put_many(

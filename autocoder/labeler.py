@@ -318,9 +318,15 @@ def _rates(out: pd.DataFrame) -> dict[str, Any]:
     accepted = labelled[labelled["status"] == "ok"]
     retrieved = labelled[labelled["retrieval_top1"] != ""]
     suspects = int(out["suspect_label"].fillna(False).sum())
+    errors: Counter[str] = Counter()
+    for s, c in status.items():
+        if str(s).startswith("error:"):
+            errors[str(s).split(":", 2)[1]] += c
     return {
         "rows": len(out),
         "status": {str(s): int(c) for s, c in sorted(status.items())},
+        "failed": sum(errors.values()),
+        "errors": dict(sorted(errors.items())),
         "labelled_rows": len(labelled),
         "accepted_rate": _rate(status.get("ok", 0), len(out)),
         "rejected_rate": _rate(status.get("rejected", 0), len(out)),
@@ -369,7 +375,8 @@ def label_file(
     ``relevance`` (JSON code -> score), ``rejected_answer``, ``rationale``, ``error``,
     ``prompt_version``, ``model``. A label is suspect when it is not a code of the taxonomy, or
     when the LLM chose another code and scored the given one below ``suspect_threshold`` (0 when
-    it was not even retrieved). Returns a summary with agreement rates.
+    it was not even retrieved). Returns a summary with agreement rates, ``failed`` (rows with an
+    ``error:`` status) and ``errors`` (their count per reason).
     """
     input_path, output_path = Path(input_path), Path(output_path)
     data = read_label_input(

@@ -147,16 +147,24 @@ class Bench:
 
     def _base_model(self) -> EmbeddingClassifier:
         clf = EmbeddingClassifier(
-            classes=self.classes, hidden=512, dropout=0.2, epochs=40, patience=4,
+            classes=self.classes, hidden=self.args.hidden, dropout=0.2, epochs=40, patience=4,
             lr=2e-3, batch_size=256, val_fraction=0.0, conformal_alpha=0.1, seed=0,
         )  # fmt: skip
         return clf.fit(self.E_base, list(self.y_base), X_val=self.E_val, y_val=list(self.y_val))
 
-    def retrain(self, model: Any, labeled: np.ndarray, *, weight: float, epochs: int) -> Any:
+    def retrain(
+        self,
+        model: Any,
+        labeled: np.ndarray,
+        *,
+        weight: float,
+        epochs: int,
+        lr: float | None = None,
+    ) -> Any:
         return fit_with_feedback(
             model, self.E_base, list(self.y_base), self.E_pool[labeled],
             list(self.answers[labeled]), feedback_weight=weight, epochs=epochs,
-            X_val=self.E_val, y_val=list(self.y_val),
+            lr=lr, X_val=self.E_val, y_val=list(self.y_val),
         )  # fmt: skip
 
     def test_top1(self, model: Any) -> float:
@@ -178,7 +186,7 @@ def curve(bench: Bench, strategy: str) -> list[dict[str, Any]]:
             chooser = make_strategy(strategy, threshold=0.5, model=model)
             picked = chooser.query(proba, bench.E_pool, args.batch, rng=rng, labeled=labeled)
             labeled = np.concatenate([labeled, picked])
-        bench.retrain(model, labeled, weight=args.weight, epochs=args.epochs)
+        bench.retrain(model, labeled, weight=args.weight, epochs=args.epochs, lr=args.lr)
         n = len(labeled) if strategy != "full_pool" else points[-1]["labels"] + args.batch
         points.append({"labels": int(n), "top1": bench.test_top1(model)})
     return points
@@ -206,7 +214,7 @@ def two_hundred(bench: Bench, weights: list[float]) -> dict[str, Any]:
     for name, idx in picks.items():
         for w in weights if name == "least_confidence" else [bench.args.weight]:
             t0 = time.perf_counter()
-            model = bench.retrain(copy.deepcopy(base), idx, weight=w, epochs=10)
+            model = bench.retrain(copy.deepcopy(base), idx, weight=w, epochs=10, lr=bench.args.lr)
             val_top1 = top1(model, bench.E_val, [(c,) for c in bench.y_val])
             out["runs"].append(
                 {
@@ -290,6 +298,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {
         "pool": len(bench.pool), "test": len(bench.test), "base_rows": len(bench.y_base),
         "batch": args.batch, "rounds": args.rounds, "weight": args.weight, "epochs": args.epochs,
+        "lr": args.lr, "hidden": args.hidden,
         "base_top1": curves["full_pool"][0]["top1"], "full_pool_top1": target,
         "embed_seconds": round(bench.embed_seconds, 1), "base_seconds": round(bench.base_seconds, 1),
     }  # fmt: skip
@@ -321,14 +330,16 @@ def main() -> None:
     p.add_argument("--release", default="../shared/data/onet_29.2")
     p.add_argument("--home", default="/tmp/ac-al-home", help="embedding cache lives here")
     p.add_argument("--out", default="/tmp/ac-al-report")
-    p.add_argument("--pool", type=int, default=3000)
-    p.add_argument("--test", type=int, default=2000)
-    p.add_argument("--per-code", type=int, default=8, help="alternate titles per code in base")
-    p.add_argument("--batch", type=int, default=150)
-    p.add_argument("--rounds", type=int, default=10)
-    p.add_argument("--epochs", type=int, default=3, help="warm epochs per round")
+    p.add_argument("--pool", type=int, default=2000)
+    p.add_argument("--test", type=int, default=1500)
+    p.add_argument("--per-code", type=int, default=5, help="alternate titles per code in base")
+    p.add_argument("--batch", type=int, default=100)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--epochs", type=int, default=2, help="warm epochs per round")
+    p.add_argument("--lr", type=float, default=5e-4, help="warm-start learning rate (base 2e-3)")
+    p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--weight", type=float, default=5.0)
-    p.add_argument("--weights", type=float, nargs="+", default=[1.0, 2.0, 5.0, 10.0, 20.0])
+    p.add_argument("--weights", type=float, nargs="+", default=[1.0, 2.0, 5.0, 10.0])
     p.add_argument("--n-review", type=int, default=200)
     p.add_argument("--strategies", nargs="+", default=STRATEGIES)
     p.add_argument("--threads", type=int, default=2)

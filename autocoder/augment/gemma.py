@@ -45,7 +45,7 @@ def convert_gguf(gguf_path: str | Path, output_dir: str | Path) -> Path:
     model = AutoModelForCausalLM.from_pretrained(
         str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32
     )
-    model.hf_quantizer = None  # the GGUF quantizer blocks training and save_pretrained
+    model.hf_quantizer = None  # type: ignore[assignment]  # it blocks training and saving
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.save_pretrained(str(tmp))

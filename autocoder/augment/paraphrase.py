@@ -271,7 +271,7 @@ def build_pairs(taxonomy: Taxonomy, data: PairsSection) -> PairSet:
     if len(heldout) > data.max_heldout_pairs:
         heldout = rng.sample(heldout, data.max_heldout_pairs)
     rng.shuffle(train)
-    counts = Counter(p.kind for p in train)
+    counts = Counter[str](p.kind for p in train)
     return PairSet(train, heldout, sorted(held), links, dict(counts))
 
 

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_FEEDBACK_WEIGHT = 5.0
 DEFAULT_EPOCHS = 10
+DEFAULT_LR_SCALE = 0.25  # fine-tuning rate: a quarter of the model's own
 _TRUE = {"1", "true", "yes", "y", "t"}
 
 
@@ -323,6 +324,31 @@ class RetrainResult:
         }
 
 
+def _fit_on_splits(model: Any, splits: Any, fb: FeedbackRows, **options: Any) -> Any:
+    from autocoder.classify import data as D
+
+    train, val = splits["train"], splits["validation"]
+    has_val = len(val) > 0
+    return fit_with_feedback(
+        model,
+        D.dataset_records(train),
+        list(train["code"]),
+        fb.records(),
+        list(fb.rows["code"]),
+        X_val=D.dataset_records(val) if has_val else None,
+        y_val=list(val["code"]) if has_val else None,
+        val_acceptable=D.acceptable_codes(val) if has_val else None,
+        **options,
+    )
+
+
+def _without_reviewed(dev_rows: pd.DataFrame, fb: FeedbackRows) -> tuple[pd.DataFrame, int]:
+    """Dev rows whose title was not reviewed (a reviewed title would flatter the after figure)."""
+    reviewed = {normalize_text(t) for t in fb.rows["title"]}
+    keep = ~dev_rows["title"].map(normalize_text).isin(reviewed)
+    return dev_rows[keep].reset_index(drop=True), int((~keep).sum())
+
+
 def retrain(
     model_dir: str | Path,
     output_dir: str | Path,
@@ -337,8 +363,9 @@ def retrain(
     embedder: Any = None,
     cache_dir: str | Path | None = None,
 ) -> RetrainResult:
-    """Warm-start DIR on its training data plus ``feedback``; save to ``output_dir``."""
-    from autocoder.classify import data as D
+    """Warm-start DIR on its training data plus ``feedback``; save to ``output_dir``.
+
+    ``lr`` defaults to ``DEFAULT_LR_SCALE`` times the model's own learning rate."""
     from autocoder.classify.model import load_model
 
     model_dir, output_dir = Path(model_dir), Path(output_dir)
@@ -352,41 +379,22 @@ def retrain(
         log.warning("feedback code %s is not a class of the model; its rows are skipped", code)
     splits = base_training_data(model, workspace, settings)
     dev_rows, dev_source = dev_split(model, workspace, dev, splits, settings)
-    reviewed = {normalize_text(t) for t in fb.rows["title"]}
-    keep = ~dev_rows["title"].map(normalize_text).isin(reviewed)
-    dev_rows = dev_rows[keep].reset_index(drop=True)
+    dev_rows, excluded = _without_reviewed(dev_rows, fb)
     before = score_model(model, dev_rows)
-    train, val = splits["train"], splits["validation"]
-    fit_with_feedback(
-        model,
-        D.dataset_records(train),
-        list(train["code"]),
-        fb.records(),
-        list(fb.rows["code"]),
-        feedback_weight=feedback_weight,
-        epochs=epochs,
-        lr=lr,
-        X_val=D.dataset_records(val) if len(val) else None,
-        y_val=list(val["code"]) if len(val) else None,
-        val_acceptable=D.acceptable_codes(val) if len(val) else None,
-    )
+    lr = lr if lr is not None else model.lr * DEFAULT_LR_SCALE
+    _fit_on_splits(model, splits, fb, feedback_weight=feedback_weight, epochs=epochs, lr=lr)
     after = score_model(model, dev_rows)
+    seen = {**fb.summary(), "weight": float(feedback_weight), "epochs": epochs, "lr": lr}
     model.metadata_ = {
         **model.metadata_,
         "retrained_from": str(model_dir.resolve()),
-        "feedback": {**fb.summary(), "weight": float(feedback_weight), "epochs": epochs},
+        "feedback": seen,
     }
     model.save(output_dir)
     if (model_dir / "recipe.toml").exists():
         shutil.copyfile(model_dir / "recipe.toml", output_dir / "recipe.toml")
     result = RetrainResult(
-        output_dir,
-        fb.summary(),
-        float(feedback_weight),
-        dev_source,
-        int((~keep).sum()),
-        before,
-        after,
+        output_dir, fb.summary(), float(feedback_weight), dev_source, excluded, before, after
     )
     (output_dir / "retrain.json").write_text(json.dumps(result.to_dict(), indent=2, default=str))
     return result

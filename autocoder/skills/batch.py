@@ -8,6 +8,7 @@ directory, so a killed job restarted with the same arguments continues where it 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -17,7 +18,6 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from autocoder.coder import job_key
 from autocoder.io import InputError, read_table, write_table
 from autocoder.records import clean_text
 
@@ -36,6 +36,16 @@ class ExtractionSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def job_key(input_path: Path, *parts: Any) -> str:
+    """The input's content hash plus every setting that changes the output."""
+    digest = hashlib.sha256()
+    with input_path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    raw = json.dumps([digest.hexdigest(), *map(str, parts)])
+    return hashlib.sha256(raw.encode()).hexdigest()[:20]
 
 
 def prepare(

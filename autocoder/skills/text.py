@@ -10,6 +10,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -95,23 +96,54 @@ class JaccardIndex:
         self.matrix_ = self.vectorizer_.fit_transform(list(labels)).tocsr()
         self.sizes_ = np.asarray(self.matrix_.sum(axis=1)).ravel()
         self.owners_ = np.asarray(owners, dtype=np.int64)
+        # n-gram rarity rank (rarest first) for the prefix filter
+        df = np.asarray(self.matrix_.sum(axis=0)).ravel()
+        self.rarity_ = np.argsort(np.argsort(df, kind="stable"), kind="stable")
+        self.prefix_t_ = self._prefix(self.matrix_).T.tocsr()
         return self
 
     def _grams(self, text: str) -> list[str]:
         return sorted(char_ngrams(text, self.n))
 
+    def _prefix(self, q: Any, full_sizes: np.ndarray | None = None) -> Any:
+        """Keep each row's ``|A| - ceil(t|A|) + 1`` rarest n-grams. Two sets with Jaccard ≥ t
+        share an n-gram of their prefixes (prefix filtering), and rare n-grams match few rows."""
+        q = q.tocsr(copy=True)
+        for r in range(q.shape[0]):
+            lo, hi = q.indptr[r], q.indptr[r + 1]
+            size = hi - lo
+            if size == 0:
+                continue
+            full = int(full_sizes[r]) if full_sizes is not None else size
+            # n-grams unknown to the index are the rarest of all: they use up prefix slots
+            keep = full - int(np.ceil(self.threshold * full - 1e-9)) + 1 - (full - size)
+            cols = q.indices[lo:hi]
+            drop = np.argsort(self.rarity_[cols], kind="stable")[max(keep, 0) :]
+            q.data[lo + drop] = 0.0
+        q.eliminate_zeros()
+        return q
+
     def search(self, texts: Sequence[str]) -> list[dict[int, float]]:
-        if not len(texts):
-            return []
-        q = self.vectorizer_.transform(list(texts)).tocsr()
-        q_sizes = np.asarray(q.sum(axis=1)).ravel()
-        inter = (q @ self.matrix_.T).tocoo()
-        union = q_sizes[inter.row] + self.sizes_[inter.col] - inter.data
-        score = np.where(union > 0, inter.data / np.maximum(union, 1e-9), 0.0)
-        keep = score >= self.threshold
         out: list[dict[int, float]] = [{} for _ in texts]
-        for r, c, s in zip(inter.row[keep], inter.col[keep], score[keep], strict=True):
+        if not len(texts):
+            return out
+        q = self.vectorizer_.transform(list(texts)).tocsr()
+        q_sizes = np.array([len(char_ngrams(t, self.n)) for t in texts], dtype=np.float32)
+        cand = (self._prefix(q, q_sizes) @ self.prefix_t_).tocoo()
+        if not cand.nnz:
+            return out
+        rows, cols = cand.row, cand.col
+        # size filter: Jaccard ≥ t needs t·|B| ≤ |A| ≤ |B| / t
+        ok = (q_sizes[rows] >= self.threshold * self.sizes_[cols]) & (
+            self.threshold * q_sizes[rows] <= self.sizes_[cols]
+        )
+        rows, cols = rows[ok], cols[ok]
+        inter = np.asarray(q[rows].multiply(self.matrix_[cols]).sum(axis=1)).ravel()
+        union = q_sizes[rows] + self.sizes_[cols] - inter
+        score = inter / np.maximum(union, 1e-9)
+        keep = score >= self.threshold
+        for r, c, v in zip(rows[keep], cols[keep], score[keep], strict=True):
             owner = int(self.owners_[c])
-            if s > out[r].get(owner, 0.0):
-                out[r][owner] = float(s)
+            if v > out[r].get(owner, 0.0):
+                out[r][owner] = float(v)
         return out

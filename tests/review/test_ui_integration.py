@@ -53,11 +53,11 @@ def test_task_page_renders_record_suggestions_and_search(
         expect = ["Staff Nurse", "Provides nursing care", f"{top['code']} {top['title']}",
                   "Model suggestions", "New / emerging occupation", "Cannot code"]  # fmt: skip
         text = b.open(_task_page(review_ws, "ui", "r05"), expect)
+        missing = [e for e in expect if e not in text]
+        nodes = b.search_taxonomy("nurse")
         shot = b.screenshot(tmp_path / "review-task.png")
         _keep(shot)
-        missing = [e for e in expect if e not in text]
         assert not missing, f"not on the page: {missing}; screenshot {shot}"
-        nodes = b.search_taxonomy("nurse")
         assert "29-1141.00 Registered Nurses" in nodes, nodes
 
 
