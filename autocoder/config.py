@@ -137,8 +137,9 @@ class ReviewConfig(_Section):
     top_k: int = Field(5, gt=0, description="Model candidates shown as the pre-filled prediction.")
     server_python: str | None = Field(
         None,
-        description="Python of the Label Studio venv; None = $AUTOCODER_LABELSTUDIO_PYTHON, "
-        "else <repo>/.venv-labelstudio/bin/python.",
+        description="Python of the Label Studio venv for `autocoder review server` "
+        "(scripts/setup-labelstudio.sh builds .venv-labelstudio); "
+        "None = $AUTOCODER_LABELSTUDIO_PYTHON, else an error.",
     )
     host: str = Field("127.0.0.1", description="Bind address of the local server (loopback).")
     port: int = Field(8080, gt=0, lt=65536)

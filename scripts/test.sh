@@ -15,6 +15,7 @@ bash scripts/setup.sh
 bash scripts/setup-llm.sh
 bash scripts/setup-labelstudio.sh  # .venv-labelstudio: the review tests start a real Label Studio
 export AUTOCODER_REQUIRE_LABELSTUDIO=1  # fail (not skip) the review tests if it is missing
+export AUTOCODER_LABELSTUDIO_PYTHON="$ROOT/.venv-labelstudio/bin/python"  # review.server_python
 command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 LLM_HOME="$(mktemp -d)"  # test server state and log; the GGUF stays in .autocoder_home/models
 llm_server() {
@@ -30,4 +31,6 @@ trap cleanup EXIT
 LLM_PORT="${AUTOCODER_TEST_LLM_PORT:-8001}"
 llm_server start --port "$LLM_PORT" --timeout 300 >/dev/null
 export AUTOCODER_TEST_LLM_BASE_URL="http://127.0.0.1:$LLM_PORT/v1"
+.venv/bin/ruff check autocoder tests
+.venv/bin/mypy autocoder
 .venv/bin/python -m pytest "$@"

@@ -410,6 +410,7 @@ def emerging_report(
 ) -> dict[str, Any]:
     """Flagged feedback + far records (``records``, else the review queue) -> report files."""
     from autocoder import api
+    from autocoder.index import IndexConnectionError, IndexNotBuiltError
     from autocoder.review.queue import load_feedback
     from autocoder.taxonomy.store import load_taxonomy
 
@@ -422,15 +423,13 @@ def emerging_report(
         return np.asarray(coder.embedder.encode([r.query() for r in recs], is_query=True))
 
     titles = {c.code: c.title for c in taxonomy}
-    result = find_emerging(
-        flagged,
-        scan,
-        embed,
-        coder.index,
-        titles,
-        min_similarity=min_similarity,
-        min_cluster_size=min_cluster_size,
-    )
+    try:
+        result = find_emerging(
+            flagged, scan, embed, coder.index, titles,
+            min_similarity=min_similarity, min_cluster_size=min_cluster_size,
+        )  # fmt: skip
+    except (IndexNotBuiltError, IndexConnectionError) as exc:
+        raise ValueError(f"emerging occupations need the code index: {exc}") from exc
     result.params["llm"] = _name_with_llm(result, settings, ws, taxonomy) if use_llm else "off"
     md, csv = write_report(result, output)
     return {**result.summary(), "markdown": str(md), "csv": str(csv)}

@@ -1,58 +1,54 @@
 """Start, stop and check a local Label Studio for the review queue.
 
 Label Studio (``label-studio==1.23.2``) runs from its own virtual environment (it conflicts with
-the main one; ``scripts/setup-labelstudio.sh`` creates ``<repo>/.venv-labelstudio``), headless,
-on loopback only. Its state lives in ``<workspace>/review/server/``: ``server.json`` (pid, URL),
-``server.log``, ``data/`` (the Label Studio database) and two files readable by the owner only,
-``token`` (the API token, generated once with ``secrets``), ``password`` (the admin's web
-login) and ``secret_key`` (Django's session key). The token is never printed or logged: ``status`` reports only that it exists.
+the main one; ``scripts/setup-labelstudio.sh`` creates ``.venv-labelstudio``), headless, on
+loopback only. Its Python is config ``review.server_python``, else
+``$AUTOCODER_LABELSTUDIO_PYTHON`` (read when the server is started), else an error saying so.
+Process handling (detached start, pid record, readiness wait, stop) is :mod:`autocoder.procs`.
+
+Its state lives in ``<workspace>/review/server/``: ``server.json`` (pid, URL), ``server.log``,
+``data/`` (the Label Studio database) and three files readable by the owner only, ``token``
+(the API token, generated once with ``secrets``), ``password`` (the admin's web login) and
+``secret_key`` (Django's session key). Secrets reach Label Studio through its environment only:
+they are never printed or logged, and ``status`` reports only that the token file exists.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
-import signal
-import socket
-import subprocess
-import time
-import urllib.error
-import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from autocoder import procs
 from autocoder.config import ReviewConfig
 from autocoder.workspace import Workspace
 
-STATE_FILE = "server.json"
-LOG_FILE = "server.log"
-TOKEN_FILE = "token"
+ServerError = procs.ServiceError  # the local Label Studio could not be started, found or stopped
+
+PYTHON_ENV = "AUTOCODER_LABELSTUDIO_PYTHON"
+TOKEN_FILE = "token"  # owner-only secrets in the server folder
 PASSWORD_FILE = "password"
 SECRET_KEY_FILE = "secret_key"
-
-
-class ServerError(RuntimeError):
-    """The local Label Studio could not be started, found or stopped."""
+STATE_FILE = "server.json"
+LOG_FILE = "server.log"
 
 
 @dataclass
 class ServerInfo:
-    pid: int
-    started: str  # kernel start time of the process: guards against pid reuse
+    """The record in ``server.json``: where Label Studio listens, and which process it is."""
+
     host: str
     port: int
     username: str
+    pid: int
+    started: str  # kernel start time of the process: guards against pid reuse
     log_path: str
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
-
-
-def repo_root() -> Path:
-    return Path(__file__).resolve().parents[2]
 
 
 def server_dir(ws: Workspace) -> Path:
@@ -62,13 +58,20 @@ def server_dir(ws: Workspace) -> Path:
 
 
 def server_python(cfg: ReviewConfig) -> Path:
-    """``review.server_python``, else ``$AUTOCODER_LABELSTUDIO_PYTHON``, else the repo's venv."""
-    raw = cfg.server_python or os.environ.get("AUTOCODER_LABELSTUDIO_PYTHON")
-    path = Path(raw) if raw else repo_root() / ".venv-labelstudio" / "bin" / "python"
+    """The Label Studio venv's Python: ``review.server_python``, else
+    ``$AUTOCODER_LABELSTUDIO_PYTHON``; a clear error when neither names an existing file."""
+    raw = cfg.server_python or os.environ.get(PYTHON_ENV)
+    if not raw:
+        raise ServerError(
+            "no Python for Label Studio is configured: run `bash scripts/setup-labelstudio.sh` "
+            "(it builds .venv-labelstudio), then set review.server_python "
+            f"(--set review.server_python=PATH) or ${PYTHON_ENV} to .venv-labelstudio/bin/python"
+        )
+    path = Path(raw).expanduser()
     if not path.exists():
         raise ServerError(
             f"Label Studio's Python {path} not found: run `bash scripts/setup-labelstudio.sh` "
-            "or set review.server_python / $AUTOCODER_LABELSTUDIO_PYTHON"
+            f"or fix review.server_python / ${PYTHON_ENV}"
         )
     return path
 
@@ -83,77 +86,25 @@ def _secret(path: Path, nbytes: int) -> str:
     return path.read_text().strip()
 
 
-def _proc_start(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)  # reaps our own finished child
-        if done == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
-    except OSError:
-        return True
-
-
-def _ours(info: ServerInfo) -> bool:
-    return _alive(info.pid) and (not info.started or _proc_start(info.pid) == info.started)
-
-
-def _read_state(state_dir: Path) -> ServerInfo | None:
-    path = state_dir / STATE_FILE
-    if not path.exists():
-        return None
-    try:
-        return ServerInfo(**json.loads(path.read_text()))
-    except (ValueError, TypeError) as exc:
-        raise ServerError(f"{path} is corrupt ({exc}); delete it") from exc
-
-
 def healthy(url: str, *, timeout: float = 2.0) -> bool:
     """True when ``GET {url}/health`` answers 200."""
-    try:
-        with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=timeout) as resp:
-            return bool(resp.status == 200)
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
+    return procs.http_ok(f"{url.rstrip('/')}/health", timeout=timeout)
 
 
-def _port_busy(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(1.0)
-        return s.connect_ex((host, port)) == 0
+def _recorded(state_dir: Path) -> tuple[ServerInfo | None, bool]:
+    """The server recorded in ``state_dir`` (or None) and whether that very process still runs."""
+    info = procs.read_state(state_dir / STATE_FILE, ServerInfo)
+    return info, info is not None and procs.still_running(info.pid, info.started)
 
 
 def local_connection(ws: Workspace) -> tuple[str, str] | None:
     """(URL, token) of the local server recorded in the workspace, or None."""
     state_dir = ws.root / "review" / "server"
-    info = _read_state(state_dir) if state_dir.is_dir() else None
+    info = procs.read_state(state_dir / STATE_FILE, ServerInfo) if state_dir.is_dir() else None
     token_path = state_dir / TOKEN_FILE
     if info is None or not token_path.exists():
         return None
     return info.url, token_path.read_text().strip()
-
-
-def _log_tail(path: Path, n: int = 2000) -> str:
-    try:
-        return path.read_text(errors="replace")[-n:]
-    except OSError:
-        return "(no log)"
 
 
 def _environment(state_dir: Path, cfg: ReviewConfig) -> dict[str, str]:
@@ -178,40 +129,25 @@ def _environment(state_dir: Path, cfg: ReviewConfig) -> dict[str, str]:
 def server_status(ws: Workspace) -> dict[str, Any]:
     """Running/ready state of the workspace's server (no secrets in the answer)."""
     state_dir = server_dir(ws)
-    info = _read_state(state_dir)
-    out: dict[str, Any] = {
-        "running": False,
-        "ready": False,
-        "state_dir": str(state_dir),
-        "token_file": (state_dir / TOKEN_FILE).exists(),
-    }
-    if info is None:
-        return out
-    running = _ours(info)
-    return {
-        **out,
-        **asdict(info),
-        "url": info.url,
-        "running": running,
-        "ready": running and healthy(info.url),
-    }
+    info, running = _recorded(state_dir)
+    status: dict[str, Any] = {"state_dir": str(state_dir)}
+    status["token_file"] = (state_dir / TOKEN_FILE).exists()
+    if info is not None:
+        status.update(asdict(info), url=info.url)
+    status.update(running=running, ready=running and info is not None and healthy(info.url))
+    return status
 
 
-def start_server(ws: Workspace, cfg: ReviewConfig) -> tuple[ServerInfo, bool]:
-    """Start Label Studio (or find the one already running); returns (info, newly started)."""
-    state_dir = server_dir(ws)
-    current = _read_state(state_dir)
-    if current is not None and _ours(current):
-        if (current.host, current.port) != (cfg.host, cfg.port):
-            raise ServerError(f"this workspace's Label Studio already runs at {current.url}")
-        _wait_ready(current, timeout=cfg.start_timeout)
-        return current, False
-    (state_dir / STATE_FILE).unlink(missing_ok=True)
-    if _port_busy(cfg.host, cfg.port):
-        raise ServerError(
-            f"port {cfg.port} on {cfg.host} is already in use by another program; "
-            "choose another with --port (review.port)"
-        )
+def _wait(info: ServerInfo, timeout: float) -> None:
+    """Until Label Studio answers on /health (``ServerError`` with the log's end otherwise)."""
+    name, log_path = f"Label Studio at {info.url}", Path(info.log_path)
+    procs.wait_ready(
+        info.pid, lambda: healthy(info.url), name=name, log_path=log_path, timeout=timeout, poll=1.0
+    )
+
+
+def _launch(state_dir: Path, cfg: ReviewConfig) -> ServerInfo:
+    """Spawn Label Studio (secrets only in its environment) and record it; no waiting."""
     python = server_python(cfg)
     cmd = [
         str(python), "-m", "label_studio.server", "start", "--no-browser",
@@ -219,72 +155,55 @@ def start_server(ws: Workspace, cfg: ReviewConfig) -> tuple[ServerInfo, bool]:
         "--host", f"http://{cfg.host}:{cfg.port}",
     ]  # fmt: skip
     log_path = state_dir / LOG_FILE
-    with log_path.open("ab") as log:
-        log.write(f"\n--- start {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
-        log.flush()
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=_environment(state_dir, cfg),
-            cwd=str(state_dir),
-            start_new_session=True,
-        )
+    env = _environment(state_dir, cfg)
+    pid, started = procs.spawn(cmd, log_path=log_path, cwd=state_dir, env=env)
     info = ServerInfo(
-        proc.pid, _proc_start(proc.pid), cfg.host, cfg.port, cfg.username, str(log_path)
-    )
-    (state_dir / STATE_FILE).write_text(json.dumps(asdict(info), indent=2))
+        host=cfg.host, port=cfg.port, username=cfg.username, pid=pid, started=started,
+        log_path=str(log_path),
+    )  # fmt: skip
+    procs.write_state(state_dir / STATE_FILE, info)
+    return info
+
+
+def start_server(ws: Workspace, cfg: ReviewConfig) -> tuple[ServerInfo, bool]:
+    """Start Label Studio (or find the one already running); returns (info, newly started).
+
+    Raises ``ServerError`` when another program holds the port, or with the end of the log
+    when the server exits or does not answer within ``review.start_timeout``.
+    """
+    state_dir = server_dir(ws)
+    current, running = _recorded(state_dir)
+    if current is not None and running:
+        if (current.host, current.port) != (cfg.host, cfg.port):
+            raise ServerError(f"this workspace's Label Studio already runs at {current.url}")
+        _wait(current, cfg.start_timeout)
+        return current, False
+    (state_dir / STATE_FILE).unlink(missing_ok=True)  # a stale record
+    if procs.port_busy(cfg.host, cfg.port):
+        raise ServerError(
+            f"port {cfg.port} on {cfg.host} is already in use by another program; "
+            "choose another with --port (review.port)"
+        )
+    info = _launch(state_dir, cfg)
     try:
-        _wait_ready(info, timeout=cfg.start_timeout)
+        _wait(info, cfg.start_timeout)
     except ServerError:
-        _terminate(info.pid, timeout=10)
-        (state_dir / STATE_FILE).unlink(missing_ok=True)
+        _discard(state_dir, info.pid, timeout=10)  # a half-started server is not left behind
         raise
     return info, True
-
-
-def _wait_ready(info: ServerInfo, *, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _alive(info.pid):
-            raise ServerError(
-                f"Label Studio (pid {info.pid}) exited during start-up; end of {info.log_path}:\n"
-                + _log_tail(Path(info.log_path))
-            )
-        if healthy(info.url):
-            return
-        time.sleep(1.0)
-    raise ServerError(
-        f"Label Studio (pid {info.pid}) not ready at {info.url} after {timeout:.0f}s; end of "
-        f"{info.log_path}:\n" + _log_tail(Path(info.log_path))
-    )
-
-
-def _terminate(pid: int, *, timeout: float) -> None:
-    """Stop the server's process group (it was started in a session of its own)."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not _alive(pid):
-                return
-            time.sleep(0.2)
-    if _alive(pid):
-        raise ServerError(f"Label Studio pid {pid} did not stop")
 
 
 def stop_server(ws: Workspace, *, timeout: float = 20.0) -> bool:
     """Stop the workspace's server; False when none was running."""
     state_dir = server_dir(ws)
-    info = _read_state(state_dir)
-    if info is None:
-        return False
-    running = _ours(info)
-    if running:
-        _terminate(info.pid, timeout=timeout)
-    (state_dir / STATE_FILE).unlink(missing_ok=True)
+    info, running = _recorded(state_dir)
+    _discard(state_dir, info.pid if info is not None and running else None, timeout=timeout)
     return running
+
+
+def _discard(state_dir: Path, pid: int | None, *, timeout: float) -> None:
+    """Stop the process group ``pid`` leads (children too, even when it has exited already),
+    then forget the record."""
+    if pid is not None:
+        procs.terminate(pid, timeout=timeout, name="Label Studio")
+    (state_dir / STATE_FILE).unlink(missing_ok=True)

@@ -111,12 +111,19 @@ class SkillRank:
         self.seed = seed
 
     def _x(self, titles: Sequence[str]) -> Any:
-        import torch
+        """Titles → L1-normalised sparse term rows (scipy CSR)."""
+        from sklearn.preprocessing import normalize
 
         x = self.vectorizer_.transform(list(titles)).astype(np.float32)
-        dense = np.asarray(x.todense())
-        sums = dense.sum(axis=1, keepdims=True)
-        return torch.from_numpy(np.divide(dense, np.maximum(sums, 1e-9)).astype(np.float32))
+        return normalize(x, norm="l1").tocsr()
+
+    @staticmethod
+    def _torch_sparse(x: Any) -> Any:
+        import torch
+
+        coo = x.tocoo()
+        idx = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
+        return torch.sparse_coo_tensor(idx, torch.from_numpy(coo.data), coo.shape).coalesce()
 
     def _y(self, codes: Sequence[str], targets: dict[str, dict[int, float]]) -> Any:
         import torch
@@ -146,19 +153,18 @@ class SkillRank:
         self.classes_ = np.asarray(skill_uris, dtype=object)
         self.vectorizer_ = CountVectorizer(ngram_range=(1, 2), min_df=self.min_df, binary=True)
         self.vectorizer_.fit(list(titles))
-        x, y = self._x(titles), self._y(codes, targets)
-        xv, yv = (self._x(val[0]), self._y(val[1], targets)) if val and len(val[0]) else (x, y)
-        n_terms, n_skills = x.shape[1], y.shape[1]
-        self.u_ = torch.nn.Parameter(torch.randn(n_terms, self.dim) * 0.1)
-        self.v_ = torch.nn.Parameter(torch.randn(self.dim, n_skills) * 0.1)
-        self.b_ = torch.nn.Parameter(torch.zeros(n_skills))
+        train = (self._x(titles), list(codes))
+        check = (self._x(val[0]), list(val[1])) if val and len(val[0]) else train
+        self.u_ = torch.nn.Parameter(torch.randn(train[0].shape[1], self.dim) * 0.1)
+        self.v_ = torch.nn.Parameter(torch.randn(self.dim, len(self.classes_)) * 0.1)
+        self.b_ = torch.nn.Parameter(torch.zeros(len(self.classes_)))
         opt = torch.optim.Adam([self.u_, self.v_, self.b_], lr=self.lr)
         best, best_state, wait = float("inf"), None, 0
         self.history_: list[dict[str, float]] = []
         bar = tqdm(range(self.max_epochs), desc="skillrank", disable=not show_progress)
         for epoch in bar:
-            train_loss = self._epoch(x, y, opt, epoch)
-            val_loss = self._kl(xv, yv)
+            train_loss = self._epoch(train, targets, opt, epoch)
+            val_loss = self._kl(check, targets)
             self.history_.append({"epoch": epoch, "train_kl": train_loss, "val_kl": val_loss})
             bar.set_postfix(val_kl=round(val_loss, 4))
             if val_loss < best - 1e-5:
@@ -176,30 +182,49 @@ class SkillRank:
         return self
 
     def _logits(self, x: Any) -> Any:
-        return x @ self.u_ @ self.v_ + self.b_
-
-    def _epoch(self, x: Any, y: Any, opt: Any, epoch: int) -> float:
+        """``x φ + b`` for a scipy CSR batch (φ = U V)."""
         import torch
 
-        gen = torch.Generator().manual_seed(self.seed + epoch)
-        order = torch.randperm(x.shape[0], generator=gen)
+        return torch.sparse.mm(self._torch_sparse(x), self.u_) @ self.v_ + self.b_
+
+    def _batch_loss(
+        self, x: Any, codes: Sequence[str], targets: dict[str, dict[int, float]]
+    ) -> Any:
+        import torch
+
+        logp = torch.log_softmax(self._logits(x), dim=1)
+        return torch.nn.functional.kl_div(logp, self._y(codes, targets), reduction="batchmean")
+
+    def _epoch(
+        self,
+        data: tuple[Any, list[str]],
+        targets: dict[str, dict[int, float]],
+        opt: Any,
+        epoch: int,
+    ) -> float:
+        x, codes = data
+        order = np.random.default_rng(self.seed + epoch).permutation(x.shape[0])
         total = 0.0
         for start in range(0, x.shape[0], self.batch_size):
             idx = order[start : start + self.batch_size]
-            logp = torch.log_softmax(self._logits(x[idx]), dim=1)
-            loss = torch.nn.functional.kl_div(logp, y[idx], reduction="batchmean")
+            loss = self._batch_loss(x[idx], [codes[i] for i in idx], targets)
             opt.zero_grad()
             loss.backward()
             opt.step()
             total += float(loss.item()) * len(idx)
-        return total / x.shape[0]
+        return total / max(1, x.shape[0])
 
-    def _kl(self, x: Any, y: Any) -> float:
+    def _kl(self, data: tuple[Any, list[str]], targets: dict[str, dict[int, float]]) -> float:
         import torch
 
+        x, codes = data
+        total = 0.0
         with torch.no_grad():
-            logp = torch.log_softmax(self._logits(x), dim=1)
-            return float(torch.nn.functional.kl_div(logp, y, reduction="batchmean"))
+            for start in range(0, x.shape[0], self.batch_size):
+                stop = start + self.batch_size
+                loss = self._batch_loss(x[start:stop], codes[start:stop], targets)
+                total += float(loss) * (min(stop, x.shape[0]) - start)
+        return total / max(1, x.shape[0])
 
     def predict_proba(self, titles: Sequence[str]) -> np.ndarray:
         import torch
@@ -208,8 +233,10 @@ class SkillRank:
             return torch.softmax(self._logits(self._x(titles)), dim=1).numpy()
 
     def job2vec(self, titles: Sequence[str]) -> np.ndarray:
-        with __import__("torch").no_grad():
-            return (self._x(titles) @ self.u_).numpy()
+        import torch
+
+        with torch.no_grad():
+            return torch.sparse.mm(self._torch_sparse(self._x(titles)), self.u_).numpy()
 
     def skill2vec(self) -> np.ndarray:
         return self.v_.detach().numpy().T.copy()

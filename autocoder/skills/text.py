@@ -124,6 +124,14 @@ class JaccardIndex:
         return q
 
     def search(self, texts: Sequence[str]) -> list[dict[int, float]]:
+        """Per text, ``{owner: best Jaccard}`` over labels at or above the threshold."""
+        unique = list(dict.fromkeys(texts))
+        if len(unique) < len(texts):
+            found = dict(zip(unique, self._search(unique), strict=True))
+            return [dict(found[t]) for t in texts]
+        return self._search(texts)
+
+    def _search(self, texts: Sequence[str]) -> list[dict[int, float]]:
         out: list[dict[int, float]] = [{} for _ in texts]
         if not len(texts):
             return out

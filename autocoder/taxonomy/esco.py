@@ -19,8 +19,9 @@ from __future__ import annotations
 import io
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -87,6 +88,11 @@ def _read_csv(
     return frame, name
 
 
+def _rows(frame: pd.DataFrame) -> Iterator[Any]:
+    """The frame's rows as named tuples (every cell is text: the files are read as strings)."""
+    return frame.itertuples(index=False)
+
+
 def _check_filled(frame: pd.DataFrame, name: str, columns: list[str]) -> None:
     for column in columns:
         empty = frame.index[frame[column] == ""]
@@ -94,7 +100,7 @@ def _check_filled(frame: pd.DataFrame, name: str, columns: list[str]) -> None:
             row = int(empty[0])
             uri = frame.at[empty[0], "conceptUri"] if "conceptUri" in frame.columns else ""
             raise EscoFormatError(
-                f"{name}: data row {row + 1} ({uri or 'no conceptUri'}): empty {column!r}"
+                f"{name}: data row {row + 1} ({str(uri) or 'no conceptUri'}): empty {column!r}"
             )
 
 
@@ -165,7 +171,7 @@ def import_esco(
     _resolve_parents(occ_codes, group_codes, broader, occ_name)
     skills: dict[str, Skill] = {}
     if skills_frame is not None:
-        for row in skills_frame.itertuples(index=False):
+        for row in _rows(skills_frame):
             skills[row.conceptUri] = Skill(
                 skill_id=row.conceptUri,
                 label=row.preferredLabel,
@@ -189,7 +195,7 @@ def import_esco(
 def _isco_codes(groups: pd.DataFrame, name: str) -> dict[str, Code]:
     """ISCO groups keyed by URI; level = number of digits, parent = the code minus one digit."""
     by_uri: dict[str, Code] = {}
-    for i, row in enumerate(groups.itertuples(index=False), start=1):
+    for i, row in enumerate(_rows(groups), start=1):
         code = row.code
         if not code.isdigit() or not 1 <= len(code) <= 4:
             raise EscoFormatError(
@@ -210,7 +216,7 @@ def _isco_codes(groups: pd.DataFrame, name: str) -> dict[str, Code]:
 
 def _occupation_codes(occupations: pd.DataFrame, *, include_hidden_labels: bool) -> dict[str, Code]:
     by_uri: dict[str, Code] = {}
-    for row in occupations.itertuples(index=False):
+    for row in _rows(occupations):
         labels = _split_labels(row.altLabels)
         if include_hidden_labels:
             labels += _split_labels(row.hiddenLabels)
@@ -238,7 +244,7 @@ def _resolve_parents(
     if broader is not None:
         rows = broader[broader["conceptType"].str.casefold() == "occupation"]
         unknown = 0
-        for row in rows.itertuples(index=False):
+        for row in _rows(rows):
             child = occ.get(row.conceptUri)
             target = occ.get(row.broaderUri) or groups.get(row.broaderUri)
             if child is None or target is None:
@@ -270,7 +276,7 @@ def _link_skills(
 ) -> None:
     skipped = 0
     seen: set[tuple[str, str]] = set()
-    for row in relations.itertuples(index=False):
+    for row in _rows(relations):
         code = occ.get(row.occupationUri)
         skill = skills.get(row.skillUri)
         if code is None or (have_skill_file and skill is None):

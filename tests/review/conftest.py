@@ -1,6 +1,7 @@
 """Fixtures for the review queue: a real Label Studio server (session), a real small model.
 
-The server needs ``.venv-labelstudio`` (``bash scripts/setup-labelstudio.sh``). Without it the
+The server needs ``.venv-labelstudio`` (``bash scripts/setup-labelstudio.sh``), found through
+``$AUTOCODER_LABELSTUDIO_PYTHON`` (scripts/test.sh sets it) or else in this checkout. Without it the
 integration tests skip with that reason, unless ``$AUTOCODER_REQUIRE_LABELSTUDIO`` is set (CI):
 then they fail, so a broken setup cannot pass as skipped.
 """
@@ -40,6 +41,7 @@ class LiveServer:
     url: str
     token: str
     port: int
+    python: Path  # the Label Studio venv's Python it runs on (review.server_python)
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +67,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     try:
         conn = server.local_connection(ws)
         assert conn is not None
-        yield LiveServer(ws, conn[0], conn[1], port)
+        yield LiveServer(ws, conn[0], conn[1], port, python)
     finally:
         server.stop_server(ws)
 

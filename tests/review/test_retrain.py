@@ -121,7 +121,8 @@ def test_warm_start_continues_from_fitted_weights() -> None:
     fit_with_feedback(clf, X, y, odd, ["a"], feedback_weight=40, epochs=15, lr=0.05)
     assert clf.predict(odd)[0] == "a"
     moved = sum(
-        float((p - b).abs().sum()) for p, b in zip(clf.network_.parameters(), before, strict=True)
+        float((p.detach() - b).abs().sum())
+        for p, b in zip(clf.network_.parameters(), before, strict=True)
     )
     assert moved > 0
     # warm start keeps the network object's shape and refuses other classes
@@ -133,7 +134,6 @@ def test_warm_start_is_not_a_fresh_fit() -> None:
     X, y = _blobs()
     clf = EmbeddingClassifier(hidden=16, epochs=30, lr=0.05, val_fraction=0.0, seed=0).fit(X, y)
     state = {k: v.clone() for k, v in clf.network_.state_dict().items()}
-    clf.set_lr = None  # noqa: B010 - unrelated attribute, just to show params stay plain
     clf.warm_start, clf.epochs, clf.lr = True, 1, 1e-9
     clf.fit(X, y)
     for k, v in clf.network_.state_dict().items():
@@ -199,7 +199,14 @@ def test_retrain_learns_the_answers_and_records_them(mini_model, tmp_path: Path)
     records = [JobRecord(t) for t in answers]
     before = load_model(model_dir, embedder=emb).predict(records)
     result = retrain(
-        model_dir, tmp_path / "model2", fb, workspace=ws, embedder=emb, feedback_weight=5, epochs=15
+        model_dir,
+        tmp_path / "model2",
+        fb,
+        workspace=ws,
+        embedder=emb,
+        feedback_weight=5,
+        epochs=15,
+        lr=0.01,
     )
     after_model = load_model(tmp_path / "model2", embedder=emb)
     assert list(after_model.predict(records)) == list(answers.values())
@@ -207,6 +214,7 @@ def test_retrain_learns_the_answers_and_records_them(mini_model, tmp_path: Path)
     cfg = json.loads((tmp_path / "model2" / "config.json").read_text())
     seen = cfg["metadata"]["feedback"]
     assert seen["used"] == 4 and seen["weight"] == 5.0 and seen["projects"] == ["p1"]
+    assert seen["lr"] == 0.01 and seen["epochs"] == 15
     assert seen["emerging"] == 1 and seen["cannot_code"] == 1 and seen["unknown_code"] == 1
     assert seen["unknown_codes"] == ["99-9999.00"] and len(seen["ids_hash"]) == 16
     assert cfg["metadata"]["retrained_from"] == str(model_dir.resolve())

@@ -30,6 +30,25 @@ def test_missing_labelstudio_venv_is_a_clear_error(tmp_path: Path) -> None:
         server.start_server(Workspace.resolve(tmp_path), s.review)
 
 
+def test_labelstudio_python_is_config_then_env_at_call_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(server.PYTHON_ENV, raising=False)
+    cfg = load_settings(overrides=[f"workspace.home='{tmp_path}'"]).review
+    assert cfg.server_python is None
+    with pytest.raises(server.ServerError, match=r"setup-labelstudio\.sh.*AUTOCODER_LABELSTUDIO_PYTHON"):
+        server.server_python(cfg)
+    from_env, from_cfg = tmp_path / "env-python", tmp_path / "cfg-python"
+    from_env.touch()
+    from_cfg.touch()
+    monkeypatch.setenv(server.PYTHON_ENV, str(from_env))  # read when asked, not at import
+    assert server.server_python(cfg) == from_env
+    assert server.server_python(cfg.model_copy(update={"server_python": str(from_cfg)})) == from_cfg
+    monkeypatch.setenv(server.PYTHON_ENV, str(tmp_path / "gone"))
+    with pytest.raises(server.ServerError, match="gone not found"):
+        server.server_python(cfg)
+
+
 def test_status_and_stop_without_a_server(tmp_path: Path) -> None:
     ws = Workspace.resolve(tmp_path)
     st = server.server_status(ws)
@@ -50,7 +69,8 @@ def test_busy_port_is_refused(tmp_path: Path, live_server: LiveServer) -> None:
 @pytest.mark.slow
 def test_cli_start_is_idempotent_stop_and_restart(live_server: LiveServer) -> None:
     runner = CliRunner()
-    base = ["--set", f"workspace.home={str(live_server.ws.root)!r}"]
+    base = ["--set", f"workspace.home={str(live_server.ws.root)!r}",
+            "--set", f"review.server_python={str(live_server.python)!r}"]  # fmt: skip
     port = ["--port", str(live_server.port)]
     r = runner.invoke(app, [*base, "review", "server", "start", *port])
     assert r.exit_code == 0 and "already running" in r.output, r.output

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import shutil
-import time
 import zipfile
 from pathlib import Path
 
@@ -225,9 +224,7 @@ def test_read_alternate_titles(onet_dir: Path, tmp_path: Path) -> None:
 
 @pytest.mark.shared_data
 def test_real_onet_release(shared_data_dir: Path) -> None:
-    start = time.perf_counter()
     tax = import_onet(shared_data_dir / "onet_29.2")
-    elapsed = time.perf_counter() - start
     assert tax.version == "29.2"
     assert len(tax.leaves()) == 1016
     counts = {name: 0 for name in LEVELS}
@@ -239,7 +236,6 @@ def test_real_onet_release(shared_data_dir: Path) -> None:
     assert sum(len(c.alt_titles) for c in tax) > 50_000
     assert sum(1 for c in tax for s in c.skills if s.relation == "technology") > 30_000
     assert any(s.hot for c in tax for s in c.skills)
-    assert elapsed < 15, f"import took {elapsed:.1f}s"
     frame = read_alternate_titles(shared_data_dir / "onet_29.2")
     assert len(frame) > 50_000
     assert frame["code"].isin(tax.leaf_codes()).all()

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from autocoder.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def home(tmp_path, fixtures_dir, monkeypatch) -> str:
+    monkeypatch.setenv("AUTOCODER_HOME", str(tmp_path / "ws"))
+    result = runner.invoke(app, ["taxonomy", "import", "esco", str(fixtures_dir / "esco_mini")])
+    assert result.exit_code == 0, result.output
+    return str(tmp_path / "ws")
+
+
+def test_skills_commands_need_an_imported_esco(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("AUTOCODER_HOME", str(tmp_path / "empty"))
+    result = runner.invoke(app, ["skills", "distinctive"])
+    assert result.exit_code == 2 and "taxonomy import esco" in result.output
+
+
+def test_distinctive_and_paths(home, tmp_path) -> None:
+    out = tmp_path / "d.csv"
+    result = runner.invoke(app, ["skills", "distinctive", "--level", "4", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out, dtype=str)
+    assert set(table["level"]) == {"4"} and "2654" in set(table["group"])
+    result = runner.invoke(
+        app, ["skills", "paths", "art director", "technical director", "--max-step", "0.9"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "0. 2654.1 art director" in result.output and "total distance" in result.output
+    bad = runner.invoke(app, ["skills", "distinctive", "--level", "7"])
+    assert bad.exit_code == 2 and "1-4" in bad.output
+
+
+def test_train_rank_and_linkpred(home, tmp_path) -> None:
+    result = runner.invoke(app, ["skills", "train"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["skills"] == 4
+    result = runner.invoke(app, ["skills", "rank", "software developer", "--top", "2"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0].startswith("2512.4\tsoftware developer") and len(lines) == 3
+    report = tmp_path / "lp.json"
+    result = runner.invoke(app, ["skills", "linkpred", "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    f1 = json.loads(report.read_text())
+    assert set(f1) == {"preferential_attachment", "node2vec"} and set(f1["node2vec"]) == {
+        str(r) for r in range(1, 8)
+    }
+
+
+def test_rank_without_a_model_says_how_to_train(home) -> None:
+    result = runner.invoke(app, ["skills", "rank", "software developer"])
+    assert result.exit_code == 2 and "autocoder skills train" in result.output
+
+
+@pytest.mark.slow
+def test_extract_plain_minilm_end_to_end(home, tmp_path) -> None:
+    src = tmp_path / "postings.jsonl"
+    pd.DataFrame(
+        {
+            "id": ["a", "b", "c"],
+            "body": ["You will write software and do programming.", "", "Lead a team on stage."],
+        }
+    ).to_json(src, orient="records", lines=True)
+    out = tmp_path / "skills.csv"
+    result = runner.invoke(
+        app,
+        [
+            "skills",
+            "extract",
+            str(src),
+            "-o",
+            str(out),
+            "--top-k",
+            "2",
+            "--text-column",
+            "body",
+            "--plain",
+            "--no-llm",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out, dtype={"id": str}, keep_default_na=False)
+    assert table.groupby("id").size().to_dict() == {"a": 2, "b": 1, "c": 2}
+    assert table.loc[table["id"] == "b", "status"].item() == "error:empty_text"
+    a = table[table["id"] == "a"]
+    assert set(a["skill_label"]) <= {
+        "develop software",
+        "computer programming",
+        "lead a team",
+        "theatre techniques",
+    }
+    assert a["skill_label"].iloc[0] in {"develop software", "computer programming"}
