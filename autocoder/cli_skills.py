@@ -148,12 +148,18 @@ def linkpred_cmd(
     ctx: typer.Context,
     report: Annotated[Path, typer.Option("--report", help="JSON file to write.")],
     seed: Annotated[int, typer.Option()] = 0,
+    max_ratio: Annotated[int, typer.Option(min=1, help="Negative ratios 1..N.")] = 7,
 ) -> None:
     """Link prediction (preferential attachment, node2vec): F1 per negative ratio 1..7."""
     from autocoder.skills.graph import build_graph, link_prediction
 
     _, ws = _settings(ctx)
-    result = link_prediction(build_graph(_taxonomy(ws)), seed=seed)
+    try:
+        result = link_prediction(
+            build_graph(_taxonomy(ws)), ratios=range(1, max_ratio + 1), seed=seed
+        )
+    except ValueError as exc:
+        _fail(str(exc))
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(json.dumps(result, indent=2))
     _echo(result)

@@ -139,6 +139,8 @@ def main() -> None:
     ap.add_argument("--per-record", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--synthetic", default=None, help="`autocoder synth` output to compare.")
+    ap.add_argument("--baseline", default=None,
+                    help="An already trained baseline (this script's clf-none) to reuse.")
     ap.add_argument("--output", required=True)
     args = ap.parse_args()
     out = Path(args.output)
@@ -151,7 +153,7 @@ def main() -> None:
     apply_holdout(held, holdout_titles(make_dev_split(read_alternate_titles(sub.source))))
     records, rare = rare_records(held, args.min_per_code, args.max_titles_per_code)
     t0 = time.monotonic()
-    base = train(ws, out / "clf-none")
+    base = Path(args.baseline) if args.baseline else train(ws, out / "clf-none")
     para = Paraphraser.load(args.paraphraser, ws.models, threads=args.threads)
     t1 = time.monotonic()
     raw, _ = paraphrase_table(records, para, per_record=args.per_record, filter_outputs=False)

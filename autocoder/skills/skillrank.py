@@ -123,7 +123,9 @@ class SkillRank:
 
         coo = x.tocoo()
         idx = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
-        return torch.sparse_coo_tensor(idx, torch.from_numpy(coo.data), coo.shape).coalesce()
+        return torch.sparse_coo_tensor(
+            idx, torch.from_numpy(coo.data), coo.shape, check_invariants=False
+        ).coalesce()
 
     def _y(self, codes: Sequence[str], targets: dict[str, dict[int, float]]) -> Any:
         import torch

@@ -43,18 +43,21 @@ def test_distinctive_and_paths(home, tmp_path) -> None:
 def test_train_rank_and_linkpred(home, tmp_path) -> None:
     result = runner.invoke(app, ["skills", "train"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["skills"] == 4
+    assert json.loads(result.stdout[result.stdout.index("{") :])["skills"] == 4
     result = runner.invoke(app, ["skills", "rank", "software developer", "--top", "2"])
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
     assert lines[0].startswith("2512.4\tsoftware developer") and len(lines) == 3
     report = tmp_path / "lp.json"
-    result = runner.invoke(app, ["skills", "linkpred", "--report", str(report)])
+    result = runner.invoke(app, ["skills", "linkpred", "--report", str(report), "--max-ratio", "2"])
     assert result.exit_code == 0, result.output
     f1 = json.loads(report.read_text())
-    assert set(f1) == {"preferential_attachment", "node2vec"} and set(f1["node2vec"]) == {
-        str(r) for r in range(1, 8)
-    }
+    assert set(f1) == {"preferential_attachment", "node2vec"} and set(f1["node2vec"]) == {"1", "2"}
+
+
+def test_linkpred_explains_too_few_non_edges(home, tmp_path) -> None:
+    result = runner.invoke(app, ["skills", "linkpred", "--report", str(tmp_path / "x.json")])
+    assert result.exit_code == 2 and "negatives" in result.output
 
 
 def test_rank_without_a_model_says_how_to_train(home) -> None:
