@@ -422,6 +422,7 @@ def train_paraphraser(
         "train_pairs": len(pairs.train),
         "train_pairs_by_kind": pairs.counts,
         "heldout_pairs": len(pairs.heldout),
+        "heldout_pairs_by_kind": dict(Counter(p.kind for p in pairs.heldout)),
         "heldout_codes": pairs.heldout_codes,
         **losses,
         "recipe": recipe.model_dump(),

@@ -4,6 +4,7 @@ distribution, trained with softmax + KL divergence.
 * Input ``x``: a job title as an L1-normalised bag of title terms (unigrams and bigrams).
 * Target ``y``: the occupation's skill distribution (essential links weigh ``essential_weight``,
   optional ``optional_weight``; normalised to sum 1).
+* Each epoch shows every occupation once, through one of its titles drawn at random.
 * Model: ``softmax(x φ + b)`` with φ linear and factorised as ``U V`` (rank ``dim``) so it fits
   in memory for a 10k-term × 13k-skill map; it stays linear. ``KL(y ‖ p)`` loss, Adam,
   minibatches of 1,000, early stopping on a validation split of occupations.
@@ -96,8 +97,8 @@ class SkillRank:
         *,
         dim: int = 128,
         batch_size: int = 1000,
-        lr: float = 0.01,
-        max_epochs: int = 200,
+        lr: float = 0.05,
+        max_epochs: int = 100,
         patience: int = 5,
         min_df: int = 1,
         seed: int = 0,
@@ -204,17 +205,23 @@ class SkillRank:
         opt: Any,
         epoch: int,
     ) -> float:
+        """One pass over the occupations, each seen through one of its titles at random."""
         x, codes = data
-        order = np.random.default_rng(self.seed + epoch).permutation(x.shape[0])
+        rng = np.random.default_rng(self.seed + epoch)
+        rows: dict[str, list[int]] = {}
+        for i, code in enumerate(codes):
+            rows.setdefault(code, []).append(i)
+        order = np.array([r[rng.integers(len(r))] for r in rows.values()])
+        order = order[rng.permutation(len(order))]
         total = 0.0
-        for start in range(0, x.shape[0], self.batch_size):
+        for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
             loss = self._batch_loss(x[idx], [codes[i] for i in idx], targets)
             opt.zero_grad()
             loss.backward()
             opt.step()
             total += float(loss.item()) * len(idx)
-        return total / max(1, x.shape[0])
+        return total / max(1, len(order))
 
     def _kl(self, data: tuple[Any, list[str]], targets: dict[str, dict[int, float]]) -> float:
         import torch

@@ -11,12 +11,21 @@ from autocoder.cli import app
 runner = CliRunner()
 
 
-@pytest.fixture
-def home(tmp_path, fixtures_dir, monkeypatch) -> str:
-    monkeypatch.setenv("AUTOCODER_HOME", str(tmp_path / "ws"))
-    result = runner.invoke(app, ["taxonomy", "import", "esco", str(fixtures_dir / "esco_mini")])
+@pytest.fixture(scope="module")
+def _imported(tmp_path_factory, fixtures_dir) -> str:
+    """One workspace with the ESCO fixture imported, shared by this module's tests."""
+    home = str(tmp_path_factory.mktemp("skills-ws"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AUTOCODER_HOME", home)
+        result = runner.invoke(app, ["taxonomy", "import", "esco", str(fixtures_dir / "esco_mini")])
     assert result.exit_code == 0, result.output
-    return str(tmp_path / "ws")
+    return home
+
+
+@pytest.fixture
+def home(_imported, monkeypatch) -> str:
+    monkeypatch.setenv("AUTOCODER_HOME", _imported)
+    return _imported
 
 
 def test_skills_commands_need_an_imported_esco(tmp_path, monkeypatch) -> None:
@@ -60,8 +69,10 @@ def test_linkpred_explains_too_few_non_edges(home, tmp_path) -> None:
     assert result.exit_code == 2 and "negatives" in result.output
 
 
-def test_rank_without_a_model_says_how_to_train(home) -> None:
-    result = runner.invoke(app, ["skills", "rank", "software developer"])
+def test_rank_without_a_model_says_how_to_train(home, tmp_path) -> None:
+    result = runner.invoke(
+        app, ["skills", "rank", "software developer", "--model", str(tmp_path / "none")]
+    )
     assert result.exit_code == 2 and "autocoder skills train" in result.output
 
 
