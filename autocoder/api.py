@@ -211,9 +211,16 @@ def code(
     top_n: int | None = None,
     threshold: float | None = None,
     show_progress: bool = True,
+    engine: str = "local",
+    address: str | None = None,
+    workers: int = 2,
 ) -> CodingSummary:
+    """Code a file with the ``local`` engine (checkpointed, resumable) or on ``ray``
+    (``address`` of a running cluster, else a local one; ``workers`` model replicas)."""
     from autocoder.coder import check_paths, code_file
 
+    if engine not in ("local", "ray"):
+        raise ConfigError(f"unknown engine {engine!r}; use 'local' or 'ray'")
     overrides: dict[str, Any] = {"top_n": top_n} if top_n is not None else {}
     if threshold is not None:
         overrides["threshold"] = threshold
@@ -229,18 +236,74 @@ def code(
             stack.enter_context(index_in_use(ws))
         predictor, predictor_id = load_predictor(settings, ws, taxonomy, model_dir)
         version = index_version(predictor) if isinstance(predictor, RetrievalCoder) else ""
+        labels = {c.code: c.title for c in taxonomy}
+        fingerprint = predictor_fingerprint(settings, taxonomy, model_dir)
+        if engine == "ray":
+            return _code_on_ray(
+                settings.model_copy(update={"coder": options}),
+                ws,
+                (Path(input_path), Path(output_path)),
+                taxonomy,
+                model_dir,
+                predictor,
+                predictor_id=predictor_id,
+                fingerprint=fingerprint,
+                index_version=version,
+                address=address,
+                workers=workers,
+            )
         return code_file(
             input_path,
             output_path,
             predictor=predictor,
-            labels={c.code: c.title for c in taxonomy},
+            labels=labels,
             runs_dir=ws.runs,
             predictor_id=predictor_id,
-            fingerprint=predictor_fingerprint(settings, taxonomy, model_dir),
+            fingerprint=fingerprint,
             index_version=version,
             options=options,
             show_progress=show_progress,
         )
+
+
+def _code_on_ray(
+    settings: Settings,
+    ws: Workspace,
+    paths: tuple[Path, Path],
+    taxonomy: Taxonomy,
+    model_dir: str | Path | None,
+    predictor: Predictor,
+    *,
+    predictor_id: str,
+    fingerprint: dict[str, Any],
+    index_version: str,
+    address: str | None,
+    workers: int,
+) -> CodingSummary:
+    from autocoder.coder import job_settings, output_columns
+    from autocoder.engine_ray import code_file_ray
+    from autocoder.predictor import SetPredictor
+
+    with_sets = isinstance(predictor, SetPredictor)
+    return code_file_ray(
+        *paths,
+        settings=settings,
+        home=ws.root,
+        taxonomy_name=taxonomy.name,
+        model_dir=str(model_dir) if model_dir else None,
+        labels={c.code: c.title for c in taxonomy},
+        index_version=index_version,
+        job_settings=job_settings(
+            settings.coder,
+            predictor_id=predictor_id,
+            fingerprint=fingerprint,
+            index_version=index_version,
+            with_sets=with_sets,
+        ),
+        columns=output_columns(settings.coder.top_n, with_sets=with_sets),
+        address=address,
+        workers=workers,
+    )
 
 
 def llm_model(settings: Settings, ws: Workspace) -> LLMModel:

@@ -218,6 +218,15 @@ def code_cmd(
         typer.Option(callback=_probability, help="Review threshold on confidence (0-1)."),
     ] = None,
     taxonomy: Annotated[str | None, typer.Option()] = None,
+    engine: Annotated[
+        str, typer.Option(help="local (checkpointed, resumable) or ray (Ray Data replicas).")
+    ] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (--engine ray); none: a local Ray.")
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Model replicas on Ray (--engine ray).")
+    ] = 2,
 ) -> None:
     """Code a file of records; resumes an interrupted run of the same job.
 
@@ -236,6 +245,9 @@ def code_cmd(
             model_dir=model,
             top_n=top_n,
             threshold=threshold,
+            engine=engine,
+            address=address,
+            workers=workers,
         )
     except (InputError, ConfigError, FileNotFoundError) as exc:
         _fail(str(exc))

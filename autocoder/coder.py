@@ -18,7 +18,8 @@ import hashlib
 import json
 import shutil
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,11 +37,13 @@ from autocoder.io import (
     check_output,
     file_sha256,
     iter_table,
+    prefetch,
     table_format,
     write_table,
 )
 from autocoder.predictor import Predictor, SetPredictor
 from autocoder.records import JobRecord, clean_text, table_texts
+from autocoder.titles import clean_title
 from autocoder.workspace import LockedError, file_lock
 
 #: How much of a failed prediction's message the ``error:predict_failed:...`` status keeps.
@@ -188,40 +191,6 @@ def ranked(proba: np.ndarray, classes: np.ndarray, n: int) -> tuple[np.ndarray, 
     return codes[order], np.take_along_axis(proba, order, axis=1)
 
 
-def _predict(
-    predictor: Predictor,
-    batch: _Batch,
-    records: list[JobRecord],
-    ok: list[int],
-    *,
-    threshold: float,
-    with_sets: bool,
-) -> None:
-    """Fill ``batch`` for the valid rows ``ok``; a failing predictor flags them instead."""
-    try:
-        proba = np.asarray(predictor.predict_proba([records[i] for i in ok]))
-        sets = (
-            predictor.predict_sets([records[i] for i in ok], proba=proba)
-            if with_sets and isinstance(predictor, SetPredictor)
-            else None
-        )
-    except FATAL_ERRORS:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the batch is flagged, the job goes on
-        for i in ok:
-            batch.status[i] = failure_status(exc)
-        return
-    codes, scores = ranked(proba, np.asarray(predictor.classes_), batch.k)
-    k = codes.shape[1]
-    batch.codes[ok, :k] = codes
-    batch.scores[ok, :k] = scores
-    for row, i in enumerate(ok):
-        batch.status[i] = "coded" if scores[row, 0] >= threshold else "review"
-        if sets is not None:
-            batch.set_sizes[i] = len(sets[row])
-            batch.set_codes[i] = ";".join(sets[row])
-
-
 def _batch_table(
     batch: _Batch, ids: list[str], offset: int, labels: Mapping[str, str], with_sets: bool
 ) -> pd.DataFrame:
@@ -241,24 +210,117 @@ def _batch_table(
     return pd.DataFrame(data, columns=output_columns(batch.k, with_sets=with_sets))
 
 
-def _rows_for_batch(
-    predictor: Predictor,
-    ids: list[str],
-    records: list[JobRecord],
-    errors: list[str | None],
-    offset: int,
-    *,
-    labels: Mapping[str, str],
-    width: int,
-    threshold: float,
-    with_sets: bool,
-    index_version: str = "",
-) -> pd.DataFrame:
-    batch = _Batch(len(ids), width, [e or "" for e in errors], index_version=index_version)
-    ok = [i for i, e in enumerate(errors) if e is None]
-    if ok:
-        _predict(predictor, batch, records, ok, threshold=threshold, with_sets=with_sets)
-    return _batch_table(batch, ids, offset, labels, with_sets)
+#: Records predicted in one model pass (the checkpoint batches inside are still written one by
+#: one); large enough that each padded encoder batch is full.
+WINDOW_ROWS = 4096
+
+#: Distinct records whose predictions a job keeps to fan out to later repeats (then it starts
+#: over; the output does not change, only the work).
+MEMO_SIZE = 200_000
+
+
+@dataclass
+class _Pending:
+    """One checkpoint batch read from the input, waiting to be coded."""
+
+    b: int
+    ids: list[str]
+    records: list[JobRecord]
+    errors: list[str | None]
+    offset: int
+    done: bool = False
+
+    @property
+    def ok(self) -> list[int]:
+        return [i for i, e in enumerate(self.errors) if e is None]
+
+
+@dataclass
+class _Coded:
+    """The prediction for one distinct record: codes, rounded scores, prediction set."""
+
+    codes: np.ndarray
+    scores: np.ndarray
+    set_codes: str | None = None
+
+
+class BatchCoder:
+    """Codes batches of prepared records with one predictor: each distinct record once per job
+    (a memo fans the result out to its repeats), one model pass per window of batches."""
+
+    def __init__(
+        self,
+        predictor: Predictor,
+        *,
+        labels: Mapping[str, str],
+        width: int,
+        threshold: float,
+        with_sets: bool,
+        index_version: str = "",
+    ) -> None:
+        self.predictor = predictor
+        self.labels = labels
+        self.width = width
+        self.threshold = threshold
+        self.with_sets = with_sets
+        self.index_version = index_version
+        self.memo: dict[JobRecord, _Coded] = {}
+        self.predicted = 0
+
+    def _predict(self, records: list[JobRecord]) -> list[_Coded]:
+        proba = np.asarray(self.predictor.predict_proba(records))
+        sets = (
+            self.predictor.predict_sets(records, proba=proba)
+            if self.with_sets and isinstance(self.predictor, SetPredictor)
+            else None
+        )
+        codes, scores = ranked(proba, np.asarray(self.predictor.classes_), self.width)
+        self.predicted += len(records)
+        joined = [";".join(s) for s in sets] if sets is not None else [None] * len(records)
+        return [_Coded(codes[j], scores[j], joined[j]) for j in range(len(records))]
+
+    def _learn(self, pending: list[_Pending]) -> None:
+        """Predict the distinct records of ``pending`` not yet in the memo (one model pass)."""
+        if len(self.memo) > MEMO_SIZE:
+            self.memo = {}
+        new = list(dict.fromkeys(p.records[i] for p in pending for i in p.ok))
+        new = [r for r in new if r not in self.memo]
+        if new:
+            self.memo.update(zip(new, self._predict(new), strict=True))
+
+    def code(self, pending: list[_Pending]) -> list[pd.DataFrame]:
+        """The output table of every batch in ``pending``; a failing model pass is retried
+        batch by batch, and only the rows of a batch that still fails are flagged."""
+        failed: dict[int, str] = {}
+        try:
+            self._learn(pending)
+        except FATAL_ERRORS:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the batch is flagged, the job goes on
+            if len(pending) > 1:
+                return [self.code([p])[0] for p in pending]
+            failed[pending[0].b] = failure_status(exc)
+        return [self._table(p, failed.get(p.b)) for p in pending]
+
+    def _table(self, p: _Pending, failure: str | None) -> pd.DataFrame:
+        batch = _Batch(len(p.ids), self.width, [e or "" for e in p.errors])
+        batch.index_version = self.index_version
+        ok = p.ok
+        if failure is not None:
+            for i in ok:
+                batch.status[i] = failure
+        elif ok:
+            rows = [self.memo[p.records[i]] for i in ok]
+            scores = np.vstack([r.scores for r in rows])
+            k = scores.shape[1]
+            batch.codes[ok, :k] = np.vstack([r.codes for r in rows])
+            batch.scores[ok, :k] = scores
+            for row, i in zip(rows, ok, strict=True):
+                batch.status[i] = "coded" if row.scores[0] >= self.threshold else "review"
+                if row.set_codes is not None:
+                    batch.set_codes[i] = row.set_codes
+                    batch.set_sizes[i] = len(row.set_codes.split(";")) if row.set_codes else 0
+        return _batch_table(batch, p.ids, p.offset, self.labels, self.with_sets)
 
 
 def job_key(input_sha256: str, settings: Mapping[str, Any]) -> str:
@@ -339,42 +401,67 @@ class _Run:
     index_version: str
 
 
-def _run_batches(predictor: Predictor, run: _Run, *, show_progress: bool) -> tuple[int, int]:
-    """Stream the input; code every batch not yet checkpointed. Returns (batches, resumed)."""
-    opts, size = run.opts, run.job.batch_size
+def iter_pending(input_path: Path, opts: CoderConfig, size: int) -> Iterator[_Pending]:
+    """The input's checkpoint batches of ``size`` rows, validated (ids checked across batches)."""
     seen: set[str] = set()
+    chunks = iter_table(input_path, chunk_rows=size, string_columns=(opts.id_column,))
+    for b, chunk in enumerate(chunks):
+        ids, records, errors = prepare_records(
+            chunk,
+            id_column=opts.id_column,
+            title_column=opts.title_column,
+            description_column=opts.description_column,
+            source=str(input_path),
+            seen=seen,
+            require_columns=b == 0 and not all(errors_in(chunk)),
+        )
+        if opts.normalize_titles:  # the occupation part only; seniority is not coded text
+            records = [JobRecord(clean_title(r.title), r.duties) for r in records]
+        yield _Pending(b, ids, records, errors, b * size)
+
+
+def windows(pending: Iterator[_Pending], rows: int) -> Iterator[list[_Pending]]:
+    """Consecutive batches grouped until they hold at least ``rows`` records."""
+    group: list[_Pending] = []
+    for p in pending:
+        group.append(p)
+        if sum(len(g.ids) for g in group) >= rows:
+            yield group
+            group = []
+    if group:
+        yield group
+
+
+def _run_batches(
+    coder: BatchCoder, run: _Run, *, window_rows: int, show_progress: bool
+) -> tuple[int, int]:
+    """Stream the input (read ahead in a thread); code every batch not yet checkpointed, a
+    window of batches per model pass; parts are written in another thread while the next
+    window is coded. Returns (batches, resumed)."""
     n_batches = resumed = 0
-    chunks = iter_table(run.input_path, chunk_rows=size, string_columns=(opts.id_column,))
-    with tqdm(desc="coding", unit="rec", disable=not show_progress) as bar:
-        for b, chunk in enumerate(chunks):
-            ids, records, errors = prepare_records(
-                chunk,
-                id_column=opts.id_column,
-                title_column=opts.title_column,
-                description_column=opts.description_column,
-                source=str(run.input_path),
-                seen=seen,
-                require_columns=b == 0 and not all(errors_in(chunk)),
-            )
-            n_batches += 1
-            part = _part(run.job.run_dir, b)
-            if part.exists() and _part_rows(part) == len(ids):
-                resumed += 1
-            else:
-                table = _rows_for_batch(
-                    predictor,
-                    ids,
-                    records,
-                    errors,
-                    b * size,
-                    labels=run.labels,
-                    width=opts.top_n,
-                    threshold=opts.threshold,
-                    with_sets=run.with_sets,
-                    index_version=run.index_version,
-                )
-                write_table(table, part)
-            bar.update(len(ids))
+    pending = prefetch(iter_pending(run.input_path, run.opts, run.job.batch_size))
+    with (
+        ThreadPoolExecutor(max_workers=1) as writer,
+        tqdm(desc="coding", unit="rec", disable=not show_progress) as bar,
+    ):
+        writes: list[Future[Path]] = []  # the previous window's parts, written meanwhile
+        for group in windows(pending, window_rows):
+            for p in group:
+                part = _part(run.job.run_dir, p.b)
+                p.done = part.exists() and _part_rows(part) == len(p.ids)
+            todo = [p for p in group if not p.done]
+            tables = coder.code(todo) if todo else []
+            for w in writes:
+                w.result()  # a failed write stops the job here
+            writes = [
+                writer.submit(write_table, t, _part(run.job.run_dir, p.b))
+                for p, t in zip(todo, tables, strict=True)
+            ]
+            n_batches += len(group)
+            resumed += len(group) - len(todo)
+            bar.update(sum(len(p.ids) for p in group))
+        for w in writes:
+            w.result()
     return n_batches, resumed
 
 
@@ -446,6 +533,7 @@ def job_settings(
         "index_version": index_version,
         "top_n": opts.top_n,
         "threshold": opts.threshold,
+        "normalize_titles": opts.normalize_titles,
         "columns": [opts.id_column, opts.title_column, opts.description_column],
         "with_sets": with_sets,
         "decimals": DECIMALS,
@@ -473,6 +561,7 @@ def code_file(
     options: CoderConfig | None = None,
     keep_checkpoints: bool = False,
     show_progress: bool = True,
+    window_rows: int | None = None,
 ) -> CodingSummary:
     """Code every row of ``input_path`` into ``output_path``; resumes an interrupted run.
 
@@ -482,7 +571,8 @@ def code_file(
     enter the job key and ``index_version`` is written in every row. The input is streamed;
     each batch is checkpointed as it finishes and the output is written once every batch is
     done. Rerunning the same job skips the batches already done; a second job writing the same
-    output while this one runs raises ``LockedError``.
+    output while this one runs raises ``LockedError``. Each distinct record is predicted once
+    per job, ``window_rows`` records (default ``WINDOW_ROWS``) per model pass.
     """
     input_path, output_path = Path(input_path), Path(output_path)
     opts = options or CoderConfig()
@@ -500,7 +590,17 @@ def code_file(
         )
         job = _start_job(input_path, output_path, runs_dir, settings, opts.batch_size)
         run = _Run(input_path, job, labels, opts, with_sets, index_version)
-        n_batches, resumed = _run_batches(predictor, run, show_progress=show_progress)
+        coder = BatchCoder(
+            predictor,
+            labels=labels,
+            width=opts.top_n,
+            threshold=opts.threshold,
+            with_sets=with_sets,
+            index_version=index_version,
+        )
+        n_batches, resumed = _run_batches(
+            coder, run, window_rows=window_rows or WINDOW_ROWS, show_progress=show_progress
+        )
         columns = output_columns(opts.top_n, with_sets=with_sets)
         status = _assemble(job.run_dir, n_batches, output_path, columns)
     summary = _summary(input_path, output_path, job, status, resumed)

@@ -87,6 +87,11 @@ class CoderConfig(_Section):
     threshold: float = Field(0.5, ge=0, le=1, description="Below this confidence -> review.")
     batch_size: int = Field(256, gt=0)
     model: str | None = Field(None, description="Trained model directory; None = retrieval.")
+    normalize_titles: bool = Field(
+        True,
+        description="Code the occupation part of each title: employer, place, pay, shift, "
+        "requisition ids, contract terms and seniority words removed (autocoder.titles).",
+    )
 
 
 class LLMConfig(_Section):

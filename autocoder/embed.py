@@ -27,10 +27,15 @@ PACKAGED_MODELS = {
 
 
 #: Texts are embedded in tensors of one fixed shape: ``ENCODE_ROWS`` rows padded to the first
-#: of ``LENGTH_BUCKETS`` (tokens) that holds them. A text's vector then depends on the text
-#: alone, never on the batch it came in (matrix kernels round differently for other shapes).
+#: of ``LENGTH_BUCKETS`` (tokens) that holds them; a partial batch is filled with copies of its
+#: last text. A text's vector then depends on the text alone, never on the batch it came in
+#: (matrix kernels round differently for other shapes). Short texts (titles) get a bucket per
+#: length, so no padding is computed; long ones share coarser buckets.
 ENCODE_ROWS = 16
-LENGTH_BUCKETS = (16, 32, 64, 128, 256, 512)
+LENGTH_BUCKETS = (*range(1, 33), 40, 48, 64, 80, 96, 128, 160, 192, 256, 320, 384, 512)
+
+#: Enters the cache key: vectors computed under another batching scheme are never mixed in.
+ENCODE_SCHEME = "fixed-shape-2"
 
 
 class EmbedderError(RuntimeError):
@@ -70,7 +75,7 @@ class EmbeddingCache:
 
     @staticmethod
     def key(model_id: str, text: str) -> str:
-        return hashlib.sha1(f"{model_id}\x00{text}".encode()).hexdigest()
+        return hashlib.sha1(f"{model_id}|{ENCODE_SCHEME}\x00{text}".encode()).hexdigest()
 
     def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
         out: dict[str, bytes] = {}
@@ -155,20 +160,30 @@ class Embedder:
             self._cache = EmbeddingCache(Path(self.cache_dir) / "embeddings.sqlite")
         return self._cache
 
-    def _ruler(self, length: int) -> str:
-        """A filler text of exactly ``length`` tokens (it sets the padded length of a batch)."""
-        tokenizer = self._load().tokenizer
-        n = max(length - 2, 1)
-        for _ in range(8):
-            got = len(tokenizer("a " * n, truncation=True, max_length=length)["input_ids"])
-            if got == length:
-                break
-            n += length - got
-        return "a " * n
+    def _forward(self, rows: list[list[int]], length: int) -> np.ndarray:
+        """One forward pass over token id ``rows`` padded to ``length`` (shape fixed by caller)."""
+        import torch
+
+        st = self._load()
+        ids = torch.zeros((len(rows), length), dtype=torch.long)
+        mask = torch.zeros((len(rows), length), dtype=torch.long)
+        for r, row in enumerate(rows):
+            ids[r, : len(row)] = torch.tensor(row, dtype=torch.long)
+            mask[r, : len(row)] = 1
+        if st.tokenizer.pad_token_id:
+            ids[mask == 0] = int(st.tokenizer.pad_token_id)
+        features: dict[str, Any] = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in st.tokenizer.model_input_names:
+            features["token_type_ids"] = torch.zeros_like(ids)
+        with torch.inference_mode():
+            vecs = st.forward(features)["sentence_embedding"]
+            if self.normalize:
+                vecs = torch.nn.functional.normalize(vecs, p=2, dim=1)
+        return np.asarray(vecs.float().cpu().numpy(), dtype=np.float32)
 
     def _encode_fixed_shape(self, texts: list[str]) -> np.ndarray:
-        """Embed ``texts`` in (``ENCODE_ROWS``, bucket length) batches: each holds a ruler text
-        of the bucket's length, and the last batch of a bucket is filled with copies."""
+        """Embed ``texts`` in (``ENCODE_ROWS``, bucket length) batches; the last batch of a
+        bucket is filled with copies of its last text."""
         st = self._load()
         max_len = int(st.max_seq_length or 512)
         buckets = sorted({b for b in LENGTH_BUCKETS if b < max_len} | {max_len})
@@ -176,23 +191,17 @@ class Embedder:
         groups: dict[int, list[int]] = {}
         for i, row in enumerate(ids):
             groups.setdefault(next(b for b in buckets if b >= len(row)), []).append(i)
-        out = np.zeros((len(texts), 0), dtype=np.float32)
+        out: np.ndarray | None = None
         for length, members in sorted(groups.items()):
-            ruler = self._ruler(length)
-            for start in range(0, len(members), ENCODE_ROWS - 1):
-                rows = members[start : start + ENCODE_ROWS - 1]
-                batch = [texts[i] for i in rows]
-                batch += [batch[-1]] * (ENCODE_ROWS - 1 - len(batch)) + [ruler]
-                vecs = st.encode(
-                    batch,
-                    batch_size=ENCODE_ROWS,
-                    normalize_embeddings=self.normalize,
-                    convert_to_numpy=True,
-                    show_progress_bar=False,
-                ).astype(np.float32)
-                if out.shape[1] == 0:
+            for start in range(0, len(members), ENCODE_ROWS):
+                rows = members[start : start + ENCODE_ROWS]
+                batch = [ids[i] for i in rows]
+                batch += [batch[-1]] * (ENCODE_ROWS - len(batch))
+                vecs = self._forward(batch, length)
+                if out is None:
                     out = np.zeros((len(texts), vecs.shape[1]), dtype=np.float32)
                 out[rows] = vecs[: len(rows)]
+        assert out is not None
         return out
 
     def encode(

@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from queue import Empty, Queue
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -23,6 +25,8 @@ FORMATS = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
+
+T = TypeVar("T")
 
 #: Column ``iter_table`` adds to JSONL chunks: why a line is not a record ("" when it is one).
 ROW_ERROR_COLUMN = "__row_error__"
@@ -265,3 +269,41 @@ class TableWriter:
         if self._parquet is not None:
             self._parquet.close()
         self.tmp.unlink(missing_ok=True)
+
+
+def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """Iterate ``items`` in a background thread, up to ``depth`` ahead (reading overlaps the
+    caller's work). An exception in the thread is raised in the caller; a caller that stops
+    early stops the thread at its next item."""
+    queue: Queue[tuple[bool, Any]] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def fill() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                queue.put((True, item))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            queue.put((False, exc))
+            return
+        queue.put((False, None))
+
+    thread = threading.Thread(target=fill, name="autocoder-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            ok, value = queue.get()
+            if ok:
+                yield value
+            elif value is None:
+                return
+            else:
+                raise value
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                queue.get_nowait()
+            except Empty:
+                thread.join(timeout=0.05)

@@ -26,8 +26,13 @@ llm_server() {
 cleanup() {
   llm_server stop >/dev/null 2>&1 || true
   rm -rf "$LLM_HOME"
+  [ -z "${RAY_STARTED:-}" ] || .venv/bin/ray stop >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
+# a real local Ray head for the --engine ray tests (tests/test_engine_ray.py)
+.venv/bin/ray start --head --num-cpus 2 --include-dashboard=false --disable-usage-stats >/dev/null
+RAY_STARTED=1
+export AUTOCODER_TEST_RAY_ADDRESS=auto AUTOCODER_REQUIRE_RAY=1
 LLM_PORT="${AUTOCODER_TEST_LLM_PORT:-8001}"
 llm_server start --port "$LLM_PORT" --timeout 300 >/dev/null
 export AUTOCODER_TEST_LLM_BASE_URL="http://127.0.0.1:$LLM_PORT/v1"

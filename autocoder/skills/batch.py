@@ -174,16 +174,28 @@ def extract_file(
             done += 1
         bar.update(hi - lo)
     bar.close()
+    return _finish(run_dir, n_batches, len(df), input_path, output_path, resumed)
+
+
+def _finish(
+    run_dir: Path,
+    n_batches: int,
+    n_records: int,
+    input_path: Path,
+    output_path: Path,
+    resumed: int,
+) -> ExtractionSummary:
+    """Join the checkpointed batches into the output file and clear them."""
     parts = [pd.read_parquet(run_dir / f"part-{b:06d}.parquet") for b in range(n_batches)]
     out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=COLUMNS)
-    if set(out["row"]) != set(range(len(df))):
+    if set(out["row"]) != set(range(n_records)):
         raise RuntimeError(f"checkpoint in {run_dir} is inconsistent; delete it and run again")
     write_table(out, output_path)
     per_record = out.drop_duplicates("row")["status"]
     summary = ExtractionSummary(
         str(input_path),
         str(output_path),
-        len(df),
+        n_records,
         len(out),
         {str(s): int(c) for s, c in Counter(per_record).items()},
         resumed,

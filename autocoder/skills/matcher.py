@@ -292,6 +292,27 @@ def build_pairs(catalog: SkillCatalog, cfg: PairConfig, *, seed: int = 0) -> pd.
     return frame.drop_duplicates(["anchor", "positive"]).reset_index(drop=True)
 
 
+def _trainer_args(cfg: TrainConfig, output_dir: Path, n_pairs: int, show_progress: bool) -> Any:
+    from sentence_transformers import SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer.training_args import BatchSamplers
+
+    return SentenceTransformerTrainingArguments(
+        output_dir=str(output_dir / "_trainer"),
+        num_train_epochs=cfg.epochs,
+        per_device_train_batch_size=min(cfg.batch_size, n_pairs),
+        learning_rate=cfg.lr,
+        warmup_steps=cfg.warmup_ratio,  # a float < 1 is a ratio in transformers v5
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        save_strategy="no",
+        report_to="none",
+        logging_steps=50,
+        seed=cfg.seed,
+        use_cpu=True,
+        disable_tqdm=not show_progress,
+        dataloader_drop_last=n_pairs > cfg.batch_size,
+    )
+
+
 def train_matcher(
     pairs: pd.DataFrame,
     cfg: TrainConfig,
@@ -303,13 +324,8 @@ def train_matcher(
     """Fine-tune ``cfg.base_model`` on ``pairs`` with MNRL; save a sentence-transformers dir."""
     import torch
     from datasets import Dataset
-    from sentence_transformers import (
-        SentenceTransformer,
-        SentenceTransformerTrainer,
-        SentenceTransformerTrainingArguments,
-    )
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-    from sentence_transformers.sentence_transformer.training_args import BatchSamplers
 
     if len(pairs) < 2:
         raise ValueError("the skill matcher needs at least two training pairs")
@@ -324,21 +340,7 @@ def train_matcher(
     dataset = Dataset.from_dict(
         {"anchor": pairs["anchor"].tolist(), "positive": pairs["positive"].tolist()}
     )
-    args = SentenceTransformerTrainingArguments(
-        output_dir=str(output_dir / "_trainer"),
-        num_train_epochs=cfg.epochs,
-        per_device_train_batch_size=min(cfg.batch_size, len(pairs)),
-        learning_rate=cfg.lr,
-        warmup_ratio=cfg.warmup_ratio,
-        batch_sampler=BatchSamplers.NO_DUPLICATES,
-        save_strategy="no",
-        report_to="none",
-        logging_steps=50,
-        seed=cfg.seed,
-        use_cpu=True,
-        disable_tqdm=not show_progress,
-        dataloader_drop_last=len(pairs) > cfg.batch_size,
-    )
+    args = _trainer_args(cfg, output_dir, len(pairs), show_progress)
     loss = MultipleNegativesRankingLoss(model, scale=cfg.scale)
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
     result = trainer.train()

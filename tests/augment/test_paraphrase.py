@@ -298,6 +298,8 @@ def test_tiny_recipe_end_to_end(tmp_path, fixtures_dir, monkeypatch):
     pd.DataFrame({"id": ["a", "b"], "title": ["Chief Executive Officer", "Software Engineer"],
                   "duties": ["", "Write and test code for new applications."],
                   "code": ["11-1011.00", "15-1252.00"]}).to_csv(records, index=False)
+    res = runner.invoke(app, ["index", "build"])  # the filter's coder: retrieval over the index
+    assert res.exit_code == 0, res.output
     for flag, expected in (["--no-filter"], 3 * 3), ([], None):
         out = tmp_path / f"out{len(flag)}.csv"
         res = runner.invoke(app, ["paraphrase", str(records), "-o", str(out), "--per-record", "3",
@@ -310,5 +312,5 @@ def test_tiny_recipe_end_to_end(tmp_path, fixtures_dir, monkeypatch):
             assert set(table["kind"]) == {"title", "duties"}
             assert set(table["recipe"]) == {"gemma-paraphraser-tiny"}
         else:
-            summary = json.loads(res.output)
+            summary = json.loads(res.stdout)
             assert summary["generated"] == 9 and summary["kept"] == len(table)

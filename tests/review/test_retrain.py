@@ -98,8 +98,8 @@ def test_epoch_order_repeats_rows_by_weight() -> None:
     order = epoch_order(4, np.array([1.0, 3.0, 0.0, 2.0]), gen)
     assert sorted(order.tolist()) == [0, 1, 1, 1, 3, 3]
     w = np.array([1.0, 0.25])
-    frac = [int((epoch_order(2, w, gen) == 1).sum()) for _ in range(2000)]
-    assert 0.2 < np.mean(frac) < 0.3  # 0.25 in expectation
+    frac = [int((epoch_order(2, w, gen) == 1).sum()) for _ in range(400)]
+    assert 0.15 < np.mean(frac) < 0.35  # 0.25 in expectation (sd 0.022)
     assert sorted(epoch_order(3, None, gen).tolist()) == [0, 1, 2]
 
 

