@@ -245,6 +245,10 @@ def retrain_cmd(
         str | None, typer.Option("--project", "-p", help="Only this project's feedback.")
     ] = None,
     epochs: Annotated[int, typer.Option(help="Epochs of warm-started training.")] = 10,
+    lr: Annotated[
+        float | None,
+        typer.Option(help="Learning rate (default: a quarter of the model's own)."),
+    ] = None,
     dev: Annotated[
         Path | None, typer.Option(help="Dev table (title, codes); default: the model's holdout.")
     ] = None,
@@ -256,7 +260,7 @@ def retrain_cmd(
     settings, ws = _settings(ctx)
     result = _run(
         retrain, model, output, load_feedback(ws, project), workspace=ws, settings=settings,
-        feedback_weight=feedback_weight, epochs=epochs, dev=dev,
+        feedback_weight=feedback_weight, epochs=epochs, lr=lr, dev=dev,
         cache_dir=ws.embedding_cache if settings.embedder.cache else None,
     )  # fmt: skip
     b, a = result.before, result.after

@@ -14,6 +14,7 @@ job runs it holds a lock on its output, so a second job writing the same file fa
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -404,6 +405,7 @@ class _Run:
 def iter_pending(input_path: Path, opts: CoderConfig, size: int) -> Iterator[_Pending]:
     """The input's checkpoint batches of ``size`` rows, validated (ids checked across batches)."""
     seen: set[str] = set()
+    clean = functools.lru_cache(maxsize=MEMO_SIZE)(clean_title)  # repeated titles: once
     chunks = iter_table(input_path, chunk_rows=size, string_columns=(opts.id_column,))
     for b, chunk in enumerate(chunks):
         ids, records, errors = prepare_records(
@@ -416,7 +418,7 @@ def iter_pending(input_path: Path, opts: CoderConfig, size: int) -> Iterator[_Pe
             require_columns=b == 0 and not all(errors_in(chunk)),
         )
         if opts.normalize_titles:  # the occupation part only; seniority is not coded text
-            records = [JobRecord(clean_title(r.title), r.duties) for r in records]
+            records = [JobRecord(clean(r.title), r.duties) for r in records]
         yield _Pending(b, ids, records, errors, b * size)
 
 

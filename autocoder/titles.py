@@ -120,6 +120,13 @@ INLINE_NOISE: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     )
 )  # fmt: skip
 
+#: The inline noise that may be removed before the title is split at separators.
+_UNANCHORED = tuple(
+    (name, pattern)
+    for name, pattern in INLINE_NOISE
+    if name not in ("employer", "location") and not pattern.pattern.startswith("^")
+)
+
 #: Noise only when it is a whole segment, bracket or comma part ("Nights", "Dallas, TX").
 SEGMENT_NOISE = re.compile(
     rf"^(?:(?-i:{_PLACE}|{_STATE}|{_PROVINCE}|(?:{_PLACE}|{_CAP}),\s*(?:{_STATE}|{_PROVINCE}|{_PLACE})(?:\s+\d{{5}})?|{_PLACE}\s+{_STATE})"
@@ -171,13 +178,21 @@ class ParsedTitle:
     removed: tuple[str, ...] = ()
 
 
+def _remove(pattern: re.Pattern[str], name: str, text: str, removed: list[str]) -> str:
+    """``text`` without the matches of ``pattern``, each recorded as ``name:match``."""
+
+    def record(match: re.Match[str]) -> str:
+        if match.group(0).strip():
+            removed.append(f"{name}:{match.group(0).strip()}")
+        return " "
+
+    return pattern.sub(record, text)
+
+
 def _strip_unanchored(text: str, removed: list[str]) -> str:
     """The noise that is noise wherever it stands (pay, ids, shifts...), before any split."""
-    for name, pattern in INLINE_NOISE:
-        if name not in ("employer", "location") and not pattern.pattern.startswith("^"):
-            for match in pattern.finditer(text):
-                removed.append(f"{name}:{match.group(0).strip()}")
-            text = " ".join(pattern.sub(" ", text).split())
+    for name, pattern in _UNANCHORED:
+        text = _remove(pattern, name, text, removed)
     return _tidy(text)
 
 
@@ -203,10 +218,7 @@ def _strip_inline(text: str, removed: list[str]) -> str:
 
 def _strip_once(text: str, removed: list[str]) -> str:
     for name, pattern in INLINE_NOISE:
-        for match in pattern.finditer(text):
-            if match.group(0).strip():
-                removed.append(f"{name}:{match.group(0).strip()}")
-        text = " " + " ".join(pattern.sub(" ", text).split())
+        text = " " + " ".join(_remove(pattern, name, text, removed).split())
     return text
 
 

@@ -270,19 +270,21 @@ def summary_markdown(result: dict[str, Any]) -> str:
         "|---|---|---|---|---|",
     ]
     for name, row in result["strategies"].items():
-        reach = row["labels_to_full"] or f"> {row['final_labels']}"
-        near = row["labels_to_within_1pt"] or f"> {row['final_labels']}"
+        missing = f"not reached within {row['final_labels']}"
+        reach = row["labels_to_full"] or missing
+        near = row["labels_to_within_1pt"] or missing
         lines.append(
             f"| {name} | {row['first_round']:.1%} | {row['final']:.1%} | {reach} | {near} |"
         )
     t = result["two_hundred"]
     lines += ["", f"200 titles (test top-1 before {t['before']:.1%}):", ""]
-    lines += ["| chosen by | weight | test top-1 after | gain | taxonomy val top-1 |",
-              "|---|---|---|---|---|"]  # fmt: skip
+    lines += ["| chosen by | weight | test top-1 after | gain | answered titles top-1 | "
+              "taxonomy val top-1 |", "|---|---|---|---|---|---|"]  # fmt: skip
     for r in t["runs"]:
         lines.append(
             f"| {r['strategy']} | {r['weight']:g} | {r['after']:.1%} | "
-            f"{100 * (r['after'] - t['before']):+.1f} pt | {r['taxonomy_val_top1']:.1%} |"
+            f"{100 * (r['after'] - t['before']):+.1f} pt | {r['answered_top1']:.1%} | "
+            f"{r['taxonomy_val_top1']:.1%} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -176,6 +176,7 @@ def test_coder_codes_the_normalised_title_and_keys_the_job_on_the_setting(
     assert on_job != off_job
 
 
+@pytest.mark.slow
 @pytest.mark.shared_data
 def test_real_onet_titles_are_almost_never_changed(shared_data_dir: Path) -> None:
     """The O*NET 29.2 alternate titles are occupations: at most 0.5 % may change at all."""

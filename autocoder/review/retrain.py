@@ -188,6 +188,16 @@ def _read_dev(path: str | Path) -> pd.DataFrame:
     return _dev_frame(read_table(path, string_columns=("id", "codes", "code")), str(path))
 
 
+def _imported_holdout(note: str) -> Path | None:
+    """The dev table a taxonomy was imported with (``taxonomy import --holdout``), if it exists.
+
+    ``Taxonomy.holdout`` reads "N titles listed in /abs/dev.csv" (or is a bare path)."""
+    if not note:
+        return None
+    path = Path(note.rsplit(" listed in ", 1)[-1].strip()).expanduser()
+    return path if path.is_file() else None
+
+
 def _recipe_dev(model: Any, workspace: Any, settings: Any) -> tuple[pd.DataFrame, str] | None:
     """The dev split of the model's recipe (held out of its training), if it can be found."""
     from autocoder.classify.recipe import dev_table, load_recipe_taxonomy
@@ -198,8 +208,8 @@ def _recipe_dev(model: Any, workspace: Any, settings: Any) -> tuple[pd.DataFrame
         return None
     try:
         taxonomy = load_recipe_taxonomy(recipe, workspace, settings)
-        imported = Path(taxonomy.holdout).expanduser() if taxonomy.holdout else None
-        if recipe.data.holdout == "onet-dev" and imported is not None and imported.is_file():
+        imported = _imported_holdout(taxonomy.holdout)
+        if recipe.data.holdout == "onet-dev" and imported is not None:
             return _read_dev(imported), str(imported)
         table = dev_table(recipe, taxonomy)
     except (ValueError, FileNotFoundError, InputError) as exc:
@@ -369,6 +379,8 @@ def retrain(
     from autocoder.classify.model import load_model
 
     model_dir, output_dir = Path(model_dir), Path(output_dir)
+    if epochs < 1 or (lr is not None and lr <= 0):
+        raise ValueError(f"epochs must be >= 1 and lr > 0, got epochs={epochs}, lr={lr}")
     if output_dir.resolve() == model_dir.resolve():
         raise ValueError(f"--output {output_dir} must differ from --model {model_dir}")
     model = load_model(model_dir, cache_dir=cache_dir, embedder=embedder)

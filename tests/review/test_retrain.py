@@ -75,6 +75,28 @@ def test_feedback_rows_filters_votes_and_reports() -> None:
     assert rows.ids_hash != feedback_rows(fb.iloc[:1], CODES).ids_hash
 
 
+def test_group_codes_picked_in_the_taxonomy_tree_are_reported_not_trained(
+    fixtures_dir: Path,
+) -> None:
+    """A reviewer may pick a group node (e.g. '29-1141' or '11-0000') in the Taxonomy tag; only
+    the model's classes (the leaf codes) are trained on, the others are listed."""
+    from autocoder.taxonomy.onet import import_onet
+
+    leaves = import_onet(fixtures_dir / "onet_mini").leaf_codes()
+    fb = _feedback(
+        [
+            {"id": "1", "title": "ward nurse", "code": "29-1141"},
+            {"id": "2", "title": "top boss", "code": "11-0000"},
+            {"id": "3", "title": "staff nurse", "code": "29-1141.00"},
+        ]
+    )
+    rows = feedback_rows(fb, leaves)
+    assert rows.rows["code"].tolist() == ["29-1141.00"]
+    assert rows.unknown_codes == ["11-0000", "29-1141"]
+    assert rows.counts["unknown_code"] == 2 and rows.counts["used"] == 1
+    assert rows.summary()["unknown_codes"] == ["11-0000", "29-1141"]
+
+
 def test_feedback_rows_ties_go_to_the_latest_answer() -> None:
     fb = _feedback(
         [
@@ -194,6 +216,7 @@ def test_retrain_learns_the_answers_and_records_them(mini_model, tmp_path: Path)
             {"id": "x1", "title": "ai prompt crafter", "code": "", "emerging": True},
             {"id": "x2", "title": "asdf", "code": "", "cannot_code": True},
             {"id": "x3", "title": "astronaut", "code": "99-9999.00"},
+            {"id": "x4", "title": "health worker", "code": "29-0000"},  # a group, not a class
         ]
     )
     records = [JobRecord(t) for t in answers]
@@ -215,8 +238,8 @@ def test_retrain_learns_the_answers_and_records_them(mini_model, tmp_path: Path)
     seen = cfg["metadata"]["feedback"]
     assert seen["used"] == 4 and seen["weight"] == 5.0 and seen["projects"] == ["p1"]
     assert seen["lr"] == 0.01 and seen["epochs"] == 15
-    assert seen["emerging"] == 1 and seen["cannot_code"] == 1 and seen["unknown_code"] == 1
-    assert seen["unknown_codes"] == ["99-9999.00"] and len(seen["ids_hash"]) == 16
+    assert seen["emerging"] == 1 and seen["cannot_code"] == 1 and seen["unknown_code"] == 2
+    assert seen["unknown_codes"] == ["29-0000", "99-9999.00"] and len(seen["ids_hash"]) == 16
     assert cfg["metadata"]["retrained_from"] == str(model_dir.resolve())
     assert cfg["classes"] == json.loads((model_dir / "config.json").read_text())["classes"]
     assert result.dev_source.endswith("dev.csv") and result.before["n"] == 2
@@ -233,3 +256,59 @@ def test_retrain_errors(mini_model, tmp_path: Path) -> None:
     ok = _feedback([{"id": "1", "title": "nurse", "code": "29-1141.00"}])
     with pytest.raises(ValueError, match="must differ"):
         retrain(model_dir, model_dir, ok, workspace=ws, embedder=emb)
+
+
+# --- the dev split retrain measures on (the recipe's holdout, never ``recipe.data.release``) ---
+def _recipe_model(holdout: str) -> object:
+    from types import SimpleNamespace
+
+    from autocoder.classify.recipe import Recipe
+
+    recipe = Recipe.model_validate({"data": {"taxonomy": "onet", "holdout": holdout}})
+    return SimpleNamespace(metadata_={"recipe": recipe.model_dump(mode="json")})
+
+
+VAL_SPLIT = {"validation": {"title": ["t"], "duties": [""], "codes": ["29-1141.00"]}}
+
+
+def test_dev_split_onet_dev_comes_from_recipe_dev_table(
+    tmp_path: Path, fixtures_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autocoder.classify import recipe as R
+    from autocoder.review.retrain import dev_split
+
+    ws = Workspace.resolve(tmp_path / "home")
+    api.import_taxonomy("onet", fixtures_dir / "onet_mini", ws)
+    model = _recipe_model("onet-dev")
+    rows, source = dev_split(model, ws, None, VAL_SPLIT)  # the real release dev split (empty here)
+    assert source == "onet-dev" and list(rows.columns) == ["title", "description", "codes"]
+    calls = []
+
+    def fake_dev_table(recipe: object, taxonomy: object) -> pd.DataFrame:
+        calls.append(taxonomy.source)  # type: ignore[attr-defined]
+        return pd.DataFrame({"id": ["d1"], "title": ["Charge Nurse"], "codes": ["29-1141.00"]})
+
+    monkeypatch.setattr(R, "dev_table", fake_dev_table)
+    rows, source = dev_split(model, ws, None, VAL_SPLIT)
+    assert len(calls) == 1 and calls[0].rstrip("/").endswith("onet_mini")  # taxonomy.source
+    assert rows["title"].tolist() == ["Charge Nurse"] and source == "onet-dev"
+
+
+def test_dev_split_taxonomy_holdout_dev_file_and_fallbacks(
+    tmp_path: Path, fixtures_dir: Path
+) -> None:
+    from autocoder.review.retrain import dev_split
+
+    dev = tmp_path / "dev.csv"
+    dev.write_text("id,title,codes\nd1,Charge Nurse,29-1141.00\nd2,Pediatrician,29-1221.00\n")
+    ws = Workspace.resolve(tmp_path / "home")
+    api.import_taxonomy("onet", fixtures_dir / "onet_mini", ws, holdout=dev)
+    rows, source = dev_split(_recipe_model("onet-dev"), ws, None, VAL_SPLIT)
+    assert source == str(dev) and rows["codes"].tolist() == ["29-1141.00", "29-1221.00"]
+    rows, source = dev_split(_recipe_model("none"), ws, None, VAL_SPLIT)
+    assert source.startswith("validation split") and rows["title"].tolist() == ["t"]
+    rows, source = dev_split(_recipe_model("none"), ws, dev, VAL_SPLIT)  # --dev wins
+    assert source == str(dev) and len(rows) == 2
+    # the recipe's dev table is gone: warn and measure on the validation split
+    rows, source = dev_split(_recipe_model(str(tmp_path / "gone.csv")), ws, None, VAL_SPLIT)
+    assert source.startswith("validation split")
