@@ -31,11 +31,11 @@ PACKAGED_MODELS = {
 #: last text. A text's vector then depends on the text alone, never on the batch it came in
 #: (matrix kernels round differently for other shapes). Short texts (titles) get a bucket per
 #: length, so no padding is computed; long ones share coarser buckets.
-ENCODE_ROWS = 16
+ENCODE_ROWS = 32
 LENGTH_BUCKETS = (*range(1, 33), 40, 48, 64, 80, 96, 128, 160, 192, 256, 320, 384, 512)
 
 #: Enters the cache key: vectors computed under another batching scheme are never mixed in.
-ENCODE_SCHEME = "fixed-shape-2"
+ENCODE_SCHEME = f"fixed-shape-2:{ENCODE_ROWS}"
 
 
 class EmbedderError(RuntimeError):

@@ -3,9 +3,11 @@
 The pulled feedback (``autocoder.review.queue.load_feedback``) becomes training rows next to the
 model's own training set (the saved Arrow dataset, or rebuilt from the recipe recorded in the
 model). Rows marked *cannot code* or *new / emerging* and rows without a code are left out and
-counted; a code the model does not know is reported and skipped; several annotators of one
-record vote (ties: the latest answer). A reviewed real record weighs ``feedback_weight`` times a
-taxonomy text (``DEFAULT_FEEDBACK_WEIGHT``, chosen with ``benchmarks/active_learning.py``).
+counted; a code that is not a class of the model (a group node a reviewer picked in the
+Taxonomy tree, such as ``29-1140``, or an unknown code) is reported and skipped; several
+annotators of one record vote (ties: the latest answer). A reviewed real record weighs
+``feedback_weight`` times a taxonomy text (``DEFAULT_FEEDBACK_WEIGHT``, chosen with
+``benchmarks/active_learning.py``; pass more weight and epochs to make the answers stick).
 
 Training starts from DIR's weights (``warm_start``) for a few epochs; temperature and conformal
 threshold are refitted on the validation split. DIR2 is a normal model directory whose

@@ -256,6 +256,8 @@ def test_retrain_errors(mini_model, tmp_path: Path) -> None:
     ok = _feedback([{"id": "1", "title": "nurse", "code": "29-1141.00"}])
     with pytest.raises(ValueError, match="must differ"):
         retrain(model_dir, model_dir, ok, workspace=ws, embedder=emb)
+    with pytest.raises(ValueError, match="epochs must be >= 1 and lr > 0"):
+        retrain(model_dir, tmp_path / "m2", ok, workspace=ws, embedder=emb, lr=0.0)
 
 
 # --- the dev split retrain measures on (the recipe's holdout, never ``recipe.data.release``) ---
