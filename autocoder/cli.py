@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from autocoder import api
+from autocoder.cli_common import echo_json as _echo_json
+from autocoder.cli_common import fail as _fail
+from autocoder.cli_common import settings_from as _settings
 from autocoder.cli_paraphrase import paraphrase_cmd, paraphraser_app
 from autocoder.cli_review import retrain_cmd, review_app
 from autocoder.cli_skills import skills_app
-from autocoder.config import ConfigError, Settings, load_settings
-from autocoder.workspace import Workspace
+from autocoder.config import ConfigError
 
 app = typer.Typer(
     add_completion=False,
@@ -33,18 +34,6 @@ app.command("paraphrase")(paraphrase_cmd)
 app.add_typer(skills_app, name="skills")
 
 
-def _settings(ctx: typer.Context) -> tuple[Settings, Workspace]:
-    state: dict[str, Any] = ctx.find_root().obj or {}
-    try:
-        settings = load_settings(state.get("config"), state.get("overrides") or [])
-    except ConfigError as exc:
-        _fail(str(exc))
-    return settings, Workspace.resolve(settings.workspace.home)
-
-
-def _fail(message: str, code: int = 2) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
 
 
 #: Exit codes: 2 = bad usage or input (nothing was done), 1 = a fault (index unreachable or
@@ -57,10 +46,6 @@ def _probability(value: float | None) -> float | None:
     if value is not None and not 0.0 <= value <= 1.0:  # NaN fails both comparisons
         raise typer.BadParameter(f"{value} is not a number between 0 and 1")
     return value
-
-
-def _echo_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str))
 
 
 @app.callback()

@@ -8,7 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
-from autocoder.config import ConfigError, Settings, load_settings
+from autocoder.cli_common import echo_json as _echo
+from autocoder.cli_common import fail as _fail
+from autocoder.cli_common import settings_from as _settings
 from autocoder.workspace import Workspace
 
 skills_app = typer.Typer(
@@ -17,22 +19,6 @@ skills_app = typer.Typer(
 )
 
 
-def _settings(ctx: typer.Context) -> tuple[Settings, Workspace]:
-    state: dict[str, Any] = ctx.find_root().obj or {}
-    try:
-        settings = load_settings(state.get("config"), state.get("overrides") or [])
-    except ConfigError as exc:
-        _fail(str(exc))
-    return settings, Workspace.resolve(settings.workspace.home)
-
-
-def _fail(message: str, code: int = 2) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
-
-
-def _echo(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str))
 
 
 def _taxonomy(ws: Workspace) -> Any:

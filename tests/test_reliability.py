@@ -150,11 +150,12 @@ def test_rewritten_input_of_the_same_size_is_not_resumed(tmp_path: Path) -> None
     keywords = {"nurse": "29-1141.00", "java": "15-1252.00"}
     src, out, runs = tmp_path / "in.csv", tmp_path / "out.csv", tmp_path / "runs"
     opts = CoderConfig(top_n=1, batch_size=2)
-    kw = {"labels": {}, "runs_dir": runs, "options": opts, "show_progress": False}
-    write_table(pd.DataFrame({"id": ["1", "2", "3", "4"], "title": ["nurse"] * 4}), src)
+    kw = {"labels": {}, "runs_dir": runs, "options": opts, "show_progress": False, "window_rows": 2}
+    ids = ["1", "2", "3", "4"]
+    write_table(pd.DataFrame({"id": ids, "title": [f"nurse {i}" for i in ids]}), src)
     with pytest.raises(KeyboardInterrupt):
         code_file(src, out, predictor=Stop(keywords), **kw)  # type: ignore[arg-type]
-    write_table(pd.DataFrame({"id": ["1", "2", "3", "4"], "title": ["javas"] * 4}), src)
+    write_table(pd.DataFrame({"id": ids, "title": [f"javas {i}" for i in ids]}), src)
     summary = code_file(src, out, predictor=KeywordPredictor(keywords), **kw)  # type: ignore[arg-type]
     assert summary.resumed_batches == 0 and "starting a new job" in summary.note
     assert pd.read_csv(out)["code_1"].tolist() == ["15-1252.00"] * 4

@@ -1,0 +1,36 @@
+"""What every ``autocoder`` command group shares: settings from the root context, errors, JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NoReturn
+
+import typer
+
+from autocoder.config import ConfigError, Settings, load_settings
+from autocoder.workspace import Workspace
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with ``code`` (2 = bad input/config)."""
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def settings_from(
+    ctx: typer.Context, overrides: list[str] | None = None
+) -> tuple[Settings, Workspace]:
+    """Settings from the root command's ``--config``/``--set`` (plus ``overrides``) and the
+    workspace they name; a bad configuration exits 2 with the (redacted) validation message."""
+    state: dict[str, Any] = ctx.find_root().obj or {}
+    try:
+        settings = load_settings(
+            state.get("config"), [*(state.get("overrides") or []), *(overrides or [])]
+        )
+    except ConfigError as exc:
+        fail(str(exc))
+    return settings, Workspace.resolve(settings.workspace.home)
+
+
+def echo_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
