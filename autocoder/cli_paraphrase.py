@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated
 
 import typer
 
-from autocoder.config import ConfigError, Settings, load_settings
-from autocoder.workspace import Workspace
+from autocoder.cli_common import echo_json, fail, settings_from
 
 paraphraser_app = typer.Typer(
     no_args_is_help=True, help="Train the Gemma 3 270M paraphraser (trl SFT + peft LoRA, CPU)."
 )
-
-
-def _context(ctx: typer.Context) -> tuple[Settings, Workspace]:
-    state: dict[str, Any] = ctx.find_root().obj or {}
-    try:
-        settings = load_settings(state.get("config"), state.get("overrides") or [])
-    except ConfigError as exc:
-        _fail(str(exc))
-    return settings, Workspace.resolve(settings.workspace.home)
-
-
-def _fail(message: str) -> NoReturn:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
 
 
 @paraphraser_app.command("train")
@@ -49,7 +33,7 @@ def paraphraser_train(
     from autocoder.augment.paraphrase import ParaphraserError, train_paraphraser
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    settings, ws = _context(ctx)
+    settings, ws = settings_from(ctx)
     try:
         meta = train_paraphraser(
             recipe,
@@ -64,10 +48,10 @@ def paraphraser_train(
             show_progress=True,
         )
     except (ParaphraserError, FileNotFoundError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     meta.pop("recipe", None)
     meta.pop("heldout_codes", None)
-    typer.echo(json.dumps({"model": str(output), **meta}, indent=2, default=str))
+    echo_json({"model": str(output), **meta})
 
 
 def paraphrase_cmd(
@@ -95,7 +79,7 @@ def paraphrase_cmd(
     from autocoder.augment.paraphrase import ParaphraserError, paraphrase_file
     from autocoder.io import InputError
 
-    settings, ws = _context(ctx)
+    settings, ws = settings_from(ctx)
     try:
         summary = paraphrase_file(
             input_path,
@@ -111,5 +95,5 @@ def paraphrase_cmd(
             threads=threads,
         )
     except (ParaphraserError, InputError, FileNotFoundError) as exc:
-        _fail(str(exc))
-    typer.echo(json.dumps(summary, indent=2, default=str))
+        fail(str(exc))
+    echo_json(summary)

@@ -17,6 +17,10 @@ from autocoder.index import CodeIndex
 from autocoder.mathx import softmax
 from autocoder.records import RecordsLike, as_records
 
+#: Queries per index search: Chroma looks up every hit's metadata in one SQL statement, which
+#: fails past SQLite's variable limit for thousands of queries at once.
+QUERY_CHUNK = 200
+
 
 class RetrievalCoder:
     def __init__(
@@ -55,9 +59,15 @@ class RetrievalCoder:
         self._check_fitted()
         records = as_records(X)
         vectors = self.embedder.encode([r.query() for r in records], is_query=True)
-        res = self.index.search(vectors, self.top_k)
-        probs = [softmax(s, self.temperature) for s in res.scores]
-        return res.codes, probs, res.evidence
+        codes: list[list[str]] = []
+        scores: list[np.ndarray] = []
+        evidence: list[list[str]] = []
+        for start in range(0, len(vectors), QUERY_CHUNK):  # results do not depend on the chunk
+            res = self.index.search(vectors[start : start + QUERY_CHUNK], self.top_k)
+            codes += res.codes
+            scores += res.scores
+            evidence += res.evidence
+        return codes, [softmax(s, self.temperature) for s in scores], evidence
 
     def predict_proba(self, X: RecordsLike) -> np.ndarray:
         codes, probs, _ = self.rank(X)
