@@ -450,3 +450,47 @@ def quickstart(
     )
     steps["coding"] = summary.to_dict()
     return json.loads(json.dumps(steps, default=str))
+
+
+def paraphrase_file(
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    settings: Settings,
+    workspace: Workspace,
+    per_record: int,
+    model_dir: str | Path | None = None,
+    coder_model: str | Path | None = None,
+    filter_outputs: bool = True,
+    label_column: str = "code",
+    seed: int = 0,
+    threads: int = 0,
+    taxonomy_name: str | None = None,
+) -> dict[str, Any]:
+    """``autocoder paraphrase``: read, paraphrase (filtered by the current coder), write."""
+    from autocoder.augment.paraphrase import Paraphraser, paraphrase_table
+    from autocoder.io import read_table, write_table
+    from autocoder.taxonomy.store import load_taxonomy
+
+    df = read_table(input_path, string_columns=("id", label_column))
+    needs_coder = filter_outputs or label_column not in df.columns
+    taxonomy = load_taxonomy(workspace, taxonomy_name or settings.taxonomy.default)
+    predictor = None
+    if needs_coder:
+        predictor, _ = load_predictor(settings, workspace, taxonomy, coder_model)
+    model_dir = Path(model_dir) if model_dir else workspace.models / "paraphraser"
+    paraphraser = Paraphraser.load(model_dir, workspace.models, threads=threads)
+    out, stats = paraphrase_table(
+        df,
+        paraphraser,
+        per_record=per_record,
+        predictor=predictor,
+        taxonomy=taxonomy,
+        filter_outputs=filter_outputs,
+        label_column=label_column,
+        seed=seed,
+        source=str(input_path),
+    )
+    write_table(out, output_path)
+    return {"output": str(output_path), "model": paraphraser.name, "filtered": filter_outputs,
+            **stats}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, is_dataclass
 from typing import Any, NoReturn
 
 import typer
@@ -33,4 +34,7 @@ def settings_from(
 
 
 def echo_json(data: Any) -> None:
+    """Print ``data`` (a dataclass instance is turned into a dict) as indented JSON."""
+    if is_dataclass(data) and not isinstance(data, type):
+        data = asdict(data)
     typer.echo(json.dumps(data, indent=2, default=str))

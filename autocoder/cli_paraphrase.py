@@ -76,7 +76,8 @@ def paraphrase_cmd(
     threads: Annotated[int, typer.Option(help="torch CPU threads (0 = default).")] = 0,
 ) -> None:
     """K paraphrases per record that the current coder still codes to the record's code."""
-    from autocoder.augment.paraphrase import ParaphraserError, paraphrase_file
+    from autocoder.api import paraphrase_file
+    from autocoder.augment.paraphrase import ParaphraserError
     from autocoder.io import InputError
 
     settings, ws = settings_from(ctx)

@@ -6,15 +6,14 @@ command again later); 2 bad input, configuration or a request Label Studio refus
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
-from autocoder.config import ConfigError, Settings, load_settings
-from autocoder.workspace import Workspace
+from autocoder.cli_common import echo_json as _echo
+from autocoder.cli_common import fail as _fail
+from autocoder.cli_common import settings_from as _settings
 
 review_app = typer.Typer(
     no_args_is_help=True,
@@ -25,28 +24,6 @@ review_app.add_typer(server_app, name="server")
 
 ProjectOpt = Annotated[str, typer.Option("--project", "-p", help="Review project name.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-
-
-def _settings(ctx: typer.Context, overrides: list[str] | None = None) -> tuple[Settings, Workspace]:
-    state: dict[str, Any] = ctx.find_root().obj or {}
-    try:
-        settings = load_settings(
-            state.get("config"), [*(state.get("overrides") or []), *(overrides or [])]
-        )
-    except ConfigError as exc:
-        _fail(str(exc))
-    return settings, Workspace.resolve(settings.workspace.home)
-
-
-def _fail(message: str, code: int = 2) -> NoReturn:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
-
-
-def _echo(data: Any) -> None:
-    if is_dataclass(data) and not isinstance(data, type):
-        data = asdict(data)
-    typer.echo(json.dumps(data, indent=2, default=str))
 
 
 def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:

@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from autocoder.augment.gemma import ensure_base_model
 from autocoder.augment.synth import _existing_data, _key, taxonomy_titles
-from autocoder.io import InputError, read_table, write_table
+from autocoder.io import InputError
 from autocoder.llm.prompts import PromptTemplate, load_prompt
 from autocoder.records import JobRecord, clean_text, duties_column
 from autocoder.taxonomy.model import Taxonomy
@@ -616,77 +616,3 @@ def paraphrase_table(
     )
     stats["kept"] = len(out)
     return out, stats
-
-
-def paraphrase_file(
-    input_path: str | Path,
-    output_path: str | Path,
-    *,
-    settings: Any,
-    workspace: Any,
-    per_record: int,
-    model_dir: str | Path | None = None,
-    coder_model: str | Path | None = None,
-    filter_outputs: bool = True,
-    label_column: str = "code",
-    seed: int = 0,
-    threads: int = 0,
-    taxonomy_name: str | None = None,
-) -> dict[str, Any]:
-    """``autocoder paraphrase``: read, paraphrase (filtered by the current coder), write."""
-    from autocoder.api import load_predictor
-    from autocoder.taxonomy.store import load_taxonomy
-
-    df = read_table(input_path, string_columns=("id", label_column))
-    needs_coder = filter_outputs or label_column not in df.columns
-    taxonomy = load_taxonomy(workspace, taxonomy_name or settings.taxonomy.default)
-    predictor = None
-    if needs_coder:
-        predictor, _ = load_predictor(settings, workspace, taxonomy, coder_model)
-    model_dir = Path(model_dir) if model_dir else workspace.models / "paraphraser"
-    paraphraser = Paraphraser.load(model_dir, workspace.models, threads=threads)
-    out, stats = paraphrase_table(
-        df,
-        paraphraser,
-        per_record=per_record,
-        predictor=predictor,
-        taxonomy=taxonomy,
-        filter_outputs=filter_outputs,
-        label_column=label_column,
-        seed=seed,
-        source=str(input_path),
-    )
-    write_table(out, output_path)
-    return {"output": str(output_path), "model": paraphraser.name, "filtered": filter_outputs,
-            **stats}
-
-
-# --- balancing the classifier's training set --------------------------------------------------
-def paraphrase_rows(
-    df: pd.DataFrame,
-    counts: Counter[str],
-    *,
-    min_per_code: int,
-    classes: Iterable[str],
-    provenance: str,
-    source_name: str = "paraphrases",
-) -> list[dict[str, str]]:
-    """Training rows from a paraphrase table for codes with fewer than ``min_per_code`` rows
-    in ``counts``, each topped up to at most ``min_per_code`` (0 = every paraphrase)."""
-    from autocoder.classify.data import table_rows
-
-    missing = {"code", "paraphrase", "kind"} - set(df.columns)
-    if missing:
-        raise ValueError(f"{source_name}: not a paraphrase table, missing {sorted(missing)}")
-    budget = Counter({c: max(0, min_per_code - counts.get(c, 0)) for c in set(df["code"])})
-    picked = []
-    for item in df.to_dict("records"):
-        code = clean_text(item["code"])
-        if min_per_code and budget[code] <= 0:
-            continue
-        budget[code] -= 1
-        text = clean_text(item["paraphrase"])
-        title, duties = (text, "") if item["kind"] == "title" else ("", text)
-        picked.append({"code": code, "title": title, "duties": duties})
-    table = pd.DataFrame(picked, columns=["code", "title", "duties"])
-    return table_rows(table, provenance=provenance, classes=classes, source_name=source_name)

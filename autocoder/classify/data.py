@@ -21,7 +21,7 @@ import hashlib
 import json
 import random
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -287,3 +287,31 @@ def acceptable_codes(dataset: Any) -> list[list[str]]:
 
 def dataset_records(dataset: Any) -> list[JobRecord]:
     return [JobRecord(t, d) for t, d in zip(dataset["title"], dataset["duties"], strict=True)]
+
+
+def paraphrase_rows(
+    df: pd.DataFrame,
+    counts: Counter[str],
+    *,
+    min_per_code: int,
+    classes: Iterable[str],
+    provenance: str,
+    source_name: str = "paraphrases",
+) -> list[dict[str, str]]:
+    """Training rows from a paraphrase table for codes with fewer than ``min_per_code`` rows
+    in ``counts``, each topped up to at most ``min_per_code`` (0 = every paraphrase)."""
+    missing = {"code", "paraphrase", "kind"} - set(df.columns)
+    if missing:
+        raise ValueError(f"{source_name}: not a paraphrase table, missing {sorted(missing)}")
+    budget = Counter({c: max(0, min_per_code - counts.get(c, 0)) for c in set(df["code"])})
+    picked = []
+    for item in df.to_dict("records"):
+        code = clean_text(item["code"])
+        if min_per_code and budget[code] <= 0:
+            continue
+        budget[code] -= 1
+        text = clean_text(item["paraphrase"])
+        title, duties = (text, "") if item["kind"] == "title" else ("", text)
+        picked.append({"code": code, "title": title, "duties": duties})
+    table = pd.DataFrame(picked, columns=["code", "title", "duties"])
+    return table_rows(table, provenance=provenance, classes=classes, source_name=source_name)

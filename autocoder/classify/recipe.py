@@ -257,7 +257,7 @@ def build_rows(recipe: Recipe, taxonomy: Taxonomy) -> list[dict[str, str]]:
     if recipe.data.paraphrases:
         from collections import Counter
 
-        from autocoder.augment.paraphrase import paraphrase_rows
+        from autocoder.classify.data import paraphrase_rows
 
         counts = Counter(r["code"] for r in rows)
         for item in recipe.data.paraphrases:

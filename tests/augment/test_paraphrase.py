@@ -18,11 +18,11 @@ from autocoder.augment.paraphrase import (
     _sample_pairs,
     build_pairs,
     load_paraphraser_recipe,
-    paraphrase_rows,
     paraphrase_table,
     prompt_text,
     task_groups,
 )
+from autocoder.classify.data import paraphrase_rows
 from autocoder.llm.prompts import load_prompt
 from autocoder.taxonomy.model import Code, Taxonomy
 from tests.fakes import KeywordPredictor
