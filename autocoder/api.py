@@ -200,6 +200,19 @@ def load_predictor(
     return coder, f"retrieval:{taxonomy.name}:{taxonomy.version}:{coder.embedder.model_id}"
 
 
+def _coder_options(
+    settings: Settings, *, top_n: int | None, threshold: float | None
+) -> CoderConfig:
+    """The ``[coder]`` section with the call's ``top_n`` / ``threshold`` (validated) on top."""
+    overrides: dict[str, Any] = {"top_n": top_n} if top_n is not None else {}
+    if threshold is not None:
+        overrides["threshold"] = threshold
+    try:
+        return CoderConfig.model_validate(settings.coder.model_dump() | overrides)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid coder option:\n{describe_errors(exc)}") from None
+
+
 def code(
     settings: Settings,
     ws: Workspace,
@@ -221,13 +234,7 @@ def code(
 
     if engine not in ("local", "ray"):
         raise ConfigError(f"unknown engine {engine!r}; use 'local' or 'ray'")
-    overrides: dict[str, Any] = {"top_n": top_n} if top_n is not None else {}
-    if threshold is not None:
-        overrides["threshold"] = threshold
-    try:
-        options = CoderConfig.model_validate(settings.coder.model_dump() | overrides)
-    except ValidationError as exc:
-        raise ConfigError(f"invalid coder option:\n{describe_errors(exc)}") from None
+    options = _coder_options(settings, top_n=top_n, threshold=threshold)
     check_paths(Path(input_path), Path(output_path))
     taxonomy = load_taxonomy(ws, taxonomy_name or settings.taxonomy.default)
     model_dir = model_dir or settings.coder.model

@@ -607,11 +607,18 @@ def code_file(
         status = _assemble(job.run_dir, n_batches, output_path, columns)
     summary = _summary(input_path, output_path, job, status, resumed)
     summary.index_version = index_version
-    (job.run_dir / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2))
+    _finish(job.run_dir, summary, n_batches, keep_checkpoints=keep_checkpoints)
+    return summary
+
+
+def _finish(
+    run_dir: Path, summary: CodingSummary, n_batches: int, *, keep_checkpoints: bool
+) -> None:
+    """Write the job's ``summary.json``; drop the batch checkpoints unless asked to keep them."""
+    (run_dir / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2))
     if not keep_checkpoints:
         for b in range(n_batches):
-            _part(job.run_dir, b).unlink(missing_ok=True)
-    return summary
+            _part(run_dir, b).unlink(missing_ok=True)
 
 
 def clear_run(run_dir: str | Path) -> None:

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, SecretStr, ValidationError
 
 from autocoder.resources import resource_dir
+from autocoder.tomlfile import read_toml
 
 #: What a secret is shown as, wherever settings are printed.
 REDACTED = "**********"
@@ -212,13 +213,7 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"config file not found: {path}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    return read_toml(path, error=ConfigError, what="config file")
 
 
 def default_config_path() -> Path:

@@ -99,11 +99,19 @@ def _encoders(titles: list[str]) -> tuple[list[Row], Any]:
 def _code(
     predictor: Any, labels: dict[str, str], src: Path, out: Path, runs: Path
 ) -> tuple[float, float]:
+    from autocoder.api import index_version
     from autocoder.coder import code_file
 
+    version = index_version(predictor)  # written in every row, as `autocoder code` does
     _, wall, cpu = _timed(
         lambda: code_file(
-            src, out, predictor=predictor, labels=labels, runs_dir=runs, show_progress=False
+            src,
+            out,
+            predictor=predictor,
+            labels=labels,
+            runs_dir=runs,
+            index_version=version,
+            show_progress=False,
         )
     )
     return wall, cpu

@@ -23,7 +23,6 @@ import logging
 import random
 import shutil
 import time
-import tomllib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from autocoder.augment.gemma import ensure_base_model
 from autocoder.augment.synth import _existing_data, _key, taxonomy_titles
@@ -39,6 +38,7 @@ from autocoder.io import InputError
 from autocoder.llm.prompts import PromptTemplate, load_prompt
 from autocoder.records import JobRecord, clean_text, duties_column
 from autocoder.taxonomy.model import Taxonomy
+from autocoder.tomlfile import load_toml_model
 
 if TYPE_CHECKING:
     from autocoder.predictor import Predictor
@@ -132,22 +132,13 @@ def load_paraphraser_recipe(
 ) -> ParaphraserRecipe:
     """Read a recipe (the packaged default when ``path`` is None), then apply ``overrides``."""
     path = Path(path) if path is not None else default_recipe_path()
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ParaphraserError(f"paraphraser recipe not found: {path}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ParaphraserError(f"paraphraser recipe {path} is not valid TOML: {exc}") from exc
-    for dotted, value in (overrides or {}).items():
-        node = raw
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    try:
-        return ParaphraserRecipe.model_validate(raw)
-    except ValidationError as exc:
-        raise ParaphraserError(f"invalid paraphraser recipe {path}:\n{exc}") from exc
+    return load_toml_model(
+        path,
+        ParaphraserRecipe,
+        error=ParaphraserError,
+        what="paraphraser recipe",
+        overrides=overrides,
+    )
 
 
 # --- pairs ----------------------------------------------------------------------------------

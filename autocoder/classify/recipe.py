@@ -14,12 +14,11 @@ import hashlib
 import json
 import logging
 import shutil
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from autocoder.classify import data as D
 from autocoder.classify.calibrate import DEFAULT_CONFORMAL_METHOD, ConformalMethod
@@ -28,6 +27,7 @@ from autocoder.classify.model import EmbeddingClassifier, render
 from autocoder.config import EmbedderConfig, Settings
 from autocoder.records import InputFormat
 from autocoder.taxonomy.model import Taxonomy
+from autocoder.tomlfile import load_toml_model
 from autocoder.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -155,23 +155,7 @@ def default_recipe_path() -> Path:
 def load_recipe(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Recipe:
     """Read a TOML recipe (the packaged default when ``path`` is None)."""
     path = Path(path) if path is not None else default_recipe_path()
-    try:
-        with path.open("rb") as fh:
-            raw = tomllib.load(fh)
-    except FileNotFoundError as exc:
-        raise RecipeError(f"recipe not found: {path}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise RecipeError(f"recipe {path} is not valid TOML: {exc}") from exc
-    for dotted, value in (overrides or {}).items():
-        node = raw
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    try:
-        return Recipe.model_validate(raw)
-    except ValidationError as exc:
-        raise RecipeError(f"invalid recipe {path}:\n{exc}") from exc
+    return load_toml_model(path, Recipe, error=RecipeError, what="recipe", overrides=overrides)
 
 
 # --- pieces of the pipeline -------------------------------------------------------------------

@@ -27,6 +27,7 @@ centers of ``Diversity``.
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -72,6 +73,18 @@ def top_by_score(scores: np.ndarray, n: int, available: np.ndarray) -> np.ndarra
     return candidates[order[:n]].astype(np.int64)
 
 
+@dataclass
+class _Query:
+    """The arguments of one ``query`` call, ``proba`` checked and ``labeled`` rows masked."""
+
+    proba: np.ndarray
+    embeddings: np.ndarray | None
+    n: int
+    available: np.ndarray
+    rng: np.random.Generator | None
+    labeled: Any
+
+
 class QueryStrategy:
     """Base class: subclasses implement ``scores``; ``query`` takes the top ``n``."""
 
@@ -93,9 +106,17 @@ class QueryStrategy:
         rng: np.random.Generator | None = None,
         labeled: Any = None,
     ) -> np.ndarray:
+        """The ``n`` rows to review, best first; leaves ``last_scores`` (template method:
+        subclasses override ``scores`` or, for a selection other than top-n, ``_select``)."""
         proba = _check(proba, n)
-        self.last_scores = self.scores(proba, embeddings)
-        return top_by_score(self.last_scores, n, _available(len(proba), labeled))
+        query = _Query(proba, embeddings, n, _available(len(proba), labeled), rng, labeled)
+        chosen, self.last_scores = self._select(query)
+        return chosen
+
+    def _select(self, q: _Query) -> tuple[np.ndarray, np.ndarray]:
+        """``(chosen rows, scores)``; by default the top ``n`` ``scores`` among ``available``."""
+        scores = self.scores(q.proba, q.embeddings)
+        return top_by_score(scores, q.n, q.available), scores
 
     def __repr__(self) -> str:
         params = inspect.signature(type(self).__init__).parameters
@@ -113,21 +134,10 @@ class LeastConfidence(QueryStrategy):
     def scores(self, proba: np.ndarray, embeddings: np.ndarray | None) -> np.ndarray:
         return 1.0 - proba.max(axis=1) if proba.shape[1] else np.zeros(len(proba))
 
-    def query(
-        self,
-        proba: np.ndarray,
-        embeddings: np.ndarray | None,
-        n: int,
-        *,
-        rng: np.random.Generator | None = None,
-        labeled: Any = None,
-    ) -> np.ndarray:
-        proba = _check(proba, n)
-        self.last_scores = self.scores(proba, embeddings)
-        available = _available(len(proba), labeled)
+    def _select(self, q: _Query) -> tuple[np.ndarray, np.ndarray]:
         if self.only_below and self.threshold is not None:
-            available &= proba.max(axis=1) < self.threshold
-        return top_by_score(self.last_scores, n, available)
+            q.available &= q.proba.max(axis=1) < self.threshold
+        return super()._select(q)
 
 
 class Margin(QueryStrategy):
@@ -199,24 +209,14 @@ class Diversity(QueryStrategy):
             X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
         return X
 
-    def query(
-        self,
-        proba: np.ndarray,
-        embeddings: np.ndarray | None,
-        n: int,
-        *,
-        rng: np.random.Generator | None = None,
-        labeled: Any = None,
-    ) -> np.ndarray:
-        proba = _check(proba, n)
-        X = self._points(embeddings, len(proba))
-        available = _available(len(X), labeled)
+    def _select(self, q: _Query) -> tuple[np.ndarray, np.ndarray]:
+        X, available, rng = self._points(q.embeddings, len(q.proba)), q.available, q.rng
         dist = np.full(len(X), np.inf)
         for c in np.flatnonzero(~available):
             dist = np.minimum(dist, np.linalg.norm(X - X[c], axis=1))
         chosen: list[int] = []
         at_choice: dict[int, float] = {}
-        n = min(n, int(available.sum()))
+        n = min(q.n, int(available.sum()))
         while len(chosen) < n:
             if not np.isfinite(dist[available]).any():
                 gen = rng if rng is not None else np.random.default_rng(0)
@@ -230,8 +230,7 @@ class Diversity(QueryStrategy):
         scores = np.where(np.isfinite(dist), dist, 0.0)
         for i, d in at_choice.items():
             scores[i] = d if np.isfinite(d) else float(np.nanmax(scores, initial=0.0)) + 1.0
-        self.last_scores = scores
-        return np.asarray(chosen, dtype=np.int64)
+        return np.asarray(chosen, dtype=np.int64), scores
 
 
 class ClassBalanced(QueryStrategy):
@@ -241,19 +240,10 @@ class ClassBalanced(QueryStrategy):
     def __init__(self, base: QueryStrategy | None = None) -> None:
         self.base = base
 
-    def query(
-        self,
-        proba: np.ndarray,
-        embeddings: np.ndarray | None,
-        n: int,
-        *,
-        rng: np.random.Generator | None = None,
-        labeled: Any = None,
-    ) -> np.ndarray:
-        proba = _check(proba, n)
+    def _select(self, q: _Query) -> tuple[np.ndarray, np.ndarray]:
         base = self.base if self.base is not None else LeastConfidence(None)
-        available = _available(len(proba), labeled)
-        ranked = base.query(proba, embeddings, int(available.sum()), rng=rng, labeled=labeled)
+        proba, n = q.proba, q.n
+        ranked = base.query(proba, q.embeddings, int(q.available.sum()), rng=q.rng, labeled=q.labeled)
         scores = base.last_scores if base.last_scores is not None else np.zeros(len(proba))
         predicted = proba.argmax(axis=1) if proba.shape[1] else np.zeros(len(proba), np.int64)
         queues: dict[int, list[int]] = {}
@@ -261,31 +251,21 @@ class ClassBalanced(QueryStrategy):
             queues.setdefault(int(predicted[i]), []).append(int(i))
         chosen: list[int] = []
         depth = 0
-        while len(chosen) < n and any(len(q) > depth for q in queues.values()):
-            for q in queues.values():
-                if depth < len(q) and len(chosen) < n:
-                    chosen.append(q[depth])
+        while len(chosen) < n and any(len(queue) > depth for queue in queues.values()):
+            for queue in queues.values():
+                if depth < len(queue) and len(chosen) < n:
+                    chosen.append(queue[depth])
             depth += 1
-        self.last_scores = np.asarray(scores, dtype=np.float64)
-        return np.asarray(chosen, dtype=np.int64)
+        return np.asarray(chosen, dtype=np.int64), np.asarray(scores, dtype=np.float64)
 
 
 class Random(QueryStrategy):
     """Uniformly random rows (``rng``, default seed 0); ``last_scores`` are the random keys."""
 
-    def query(
-        self,
-        proba: np.ndarray,
-        embeddings: np.ndarray | None,
-        n: int,
-        *,
-        rng: np.random.Generator | None = None,
-        labeled: Any = None,
-    ) -> np.ndarray:
-        proba = _check(proba, n)
-        gen = rng if rng is not None else np.random.default_rng(0)
-        self.last_scores = gen.random(len(proba))
-        return top_by_score(self.last_scores, n, _available(len(proba), labeled))
+    def _select(self, q: _Query) -> tuple[np.ndarray, np.ndarray]:
+        gen = q.rng if q.rng is not None else np.random.default_rng(0)
+        scores = gen.random(len(q.proba))
+        return top_by_score(scores, q.n, q.available), scores
 
 
 class Composite(QueryStrategy):
@@ -303,24 +283,16 @@ class Composite(QueryStrategy):
     def name(self) -> str:
         return f"{self.first.name}+{self.then.name}"
 
-    def query(
-        self,
-        proba: np.ndarray,
-        embeddings: np.ndarray | None,
-        n: int,
-        *,
-        rng: np.random.Generator | None = None,
-        labeled: Any = None,
-    ) -> np.ndarray:
-        proba = _check(proba, n)
+    def _select(self, q: _Query) -> tuple[np.ndarray, np.ndarray]:
         if self.factor < 1:
             raise ValueError(f"Composite factor must be >= 1, got {self.factor}")
-        keep = self.first.query(proba, embeddings, n * self.factor, rng=rng, labeled=labeled)
+        keep = self.first.query(q.proba, q.embeddings, q.n * self.factor, rng=q.rng, labeled=q.labeled)
         first_scores = self.first.last_scores
-        sub_emb = None if embeddings is None else np.asarray(embeddings)[keep]
-        picked = self.then.query(proba[keep], sub_emb, n, rng=rng)
-        self.last_scores = first_scores
-        return keep[picked]
+        if first_scores is None:  # a strategy whose query leaves no scores
+            first_scores = np.zeros(len(q.proba))
+        sub_emb = None if q.embeddings is None else np.asarray(q.embeddings)[keep]
+        picked = self.then.query(q.proba[keep], sub_emb, q.n, rng=q.rng)
+        return keep[picked], first_scores
 
 
 STRATEGIES: dict[str, type[QueryStrategy]] = {

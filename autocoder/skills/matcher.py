@@ -25,18 +25,18 @@ import logging
 import random
 import re
 import time
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from autocoder.embed import resolve_model
 from autocoder.resources import resource_dir
 from autocoder.skills.data import SkillCatalog, read_onet_technology
 from autocoder.skills.text import JaccardIndex, normalize
+from autocoder.tomlfile import load_toml_model
 
 log = logging.getLogger(__name__)
 META_FILE = "autocoder_skill_matcher.json"
@@ -129,16 +129,9 @@ class MatcherRecipe(BaseModel):
 def load_recipe(path: str | Path | None = None) -> MatcherRecipe:
     """Read a recipe TOML (default: the shipped ``training/skill_matcher.toml``)."""
     file = Path(path) if path is not None else resource_dir("training") / "skill_matcher.toml"
-    try:
-        data = tomllib.loads(file.read_text())
-    except FileNotFoundError as exc:
-        raise MatcherRecipeError(f"skill-matcher recipe not found: {file}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise MatcherRecipeError(f"{file}: not valid TOML: {exc}") from exc
-    try:
-        recipe = MatcherRecipe.model_validate(data)
-    except ValidationError as exc:
-        raise MatcherRecipeError(f"{file}: invalid skill-matcher recipe:\n{exc}") from exc
+    recipe = load_toml_model(
+        file, MatcherRecipe, error=MatcherRecipeError, what="skill-matcher recipe"
+    )
     return resolve_paths(recipe, file.resolve().parent)
 
 

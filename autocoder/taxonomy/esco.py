@@ -114,23 +114,15 @@ def detect_esco_version(path: str | Path, release: ReleaseFiles | None = None) -
     return "unknown"
 
 
-def import_esco(
-    path: str | Path,
-    *,
-    version: str | None = None,
-    language: str = "en",
-    include_hidden_labels: bool = False,
-) -> Taxonomy:
-    """Import an ESCO CSV export (folder or zip) for ``language`` into a :class:`Taxonomy`."""
-    with ReleaseFiles(path) as release:
-        groups, groups_name = _read_csv(
-            release,
+def _esco_tables(language: str) -> dict[str, tuple[list[str], list[str], bool]]:
+    """Each table ``import_esco`` reads: (file names to try, columns, required)."""
+    return {
+        "groups": (
             [f"ISCOGroups_{language}.csv"],
             ["conceptUri", "code", "preferredLabel", "altLabels", "description"],
-            required=True,
-        )
-        occupations, occ_name = _read_csv(
-            release,
+            True,
+        ),
+        "occupations": (
             [f"occupations_{language}.csv"],
             [
                 "conceptUri",
@@ -141,27 +133,56 @@ def import_esco(
                 "description",
                 "code",
             ],
-            required=True,
-        )
-        skills_frame, _ = _read_csv(
-            release,
+            True,
+        ),
+        "skills": (
             [f"skills_{language}.csv"],
             ["conceptUri", "skillType", "preferredLabel", "altLabels", "description"],
-            required=False,
-        )
-        relations, _ = _read_csv(
-            release,
+            False,
+        ),
+        "relations": (
             ["occupationSkillRelations.csv", f"occupationSkillRelations_{language}.csv"],
             ["occupationUri", "relationType", "skillType", "skillUri"],
-            required=False,
-        )
-        broader, _ = _read_csv(
-            release,
+            False,
+        ),
+        "broader": (
             ["broaderRelationsOccPillar.csv", f"broaderRelationsOccPillar_{language}.csv"],
             ["conceptType", "conceptUri", "broaderType", "broaderUri"],
-            required=False,
+            False,
+        ),
+    }
+
+
+def _skills(frame: pd.DataFrame) -> dict[str, Skill]:
+    """ESCO skills keyed by URI."""
+    return {
+        row.conceptUri: Skill(
+            skill_id=row.conceptUri,
+            label=row.preferredLabel,
+            skill_type=row.skillType,
+            alt_labels=_unique(_split_labels(row.altLabels), exclude=[row.preferredLabel]),
+            description=row.description,
         )
+        for row in _rows(frame)
+    }
+
+
+def import_esco(
+    path: str | Path,
+    *,
+    version: str | None = None,
+    language: str = "en",
+    include_hidden_labels: bool = False,
+) -> Taxonomy:
+    """Import an ESCO CSV export (folder or zip) for ``language`` into a :class:`Taxonomy`."""
+    with ReleaseFiles(path) as release:
+        read = {
+            key: _read_csv(release, names, columns, required=required)
+            for key, (names, columns, required) in _esco_tables(language).items()
+        }
         detected = version or detect_esco_version(path, release)
+    (groups, groups_name), (occupations, occ_name) = read["groups"], read["occupations"]
+    skills_frame, relations, broader = read["skills"][0], read["relations"][0], read["broader"][0]
     assert groups is not None and occupations is not None
     _check_filled(groups, groups_name, ["conceptUri", "code", "preferredLabel"])
     _check_filled(occupations, occ_name, ["conceptUri", "iscoGroup", "preferredLabel", "code"])
@@ -169,16 +190,7 @@ def import_esco(
     group_codes = _isco_codes(groups, groups_name)
     occ_codes = _occupation_codes(occupations, include_hidden_labels=include_hidden_labels)
     _resolve_parents(occ_codes, group_codes, broader, occ_name)
-    skills: dict[str, Skill] = {}
-    if skills_frame is not None:
-        for row in _rows(skills_frame):
-            skills[row.conceptUri] = Skill(
-                skill_id=row.conceptUri,
-                label=row.preferredLabel,
-                skill_type=row.skillType,
-                alt_labels=_unique(_split_labels(row.altLabels), exclude=[row.preferredLabel]),
-                description=row.description,
-            )
+    skills = _skills(skills_frame) if skills_frame is not None else {}
     if relations is not None:
         _link_skills(occ_codes, skills, relations, have_skill_file=skills_frame is not None)
     return Taxonomy(

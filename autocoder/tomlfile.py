@@ -1,0 +1,59 @@
+"""Reading TOML files (config, training recipes) with errors that name the file and the problem.
+
+``read_toml`` parses one file, ``apply_overrides`` sets dotted keys in the parsed dict, and
+``load_toml_model`` does both and validates the result with a pydantic model; every failure is
+raised as the caller's own error class (``RecipeError``, ``ConfigError``, ...).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+__all__ = ["apply_overrides", "load_toml_model", "read_toml"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_toml(
+    path: str | Path, *, error: type[Exception] = ValueError, what: str = "recipe"
+) -> dict[str, Any]:
+    """The parsed TOML at ``path``; a missing or malformed file raises ``error`` naming it."""
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise error(f"{what} not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{what} {path} is not valid TOML: {exc}") from exc
+
+
+def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """Set each ``{"section.key": value}`` of ``overrides`` in ``raw`` (in place; returned)."""
+    for dotted, value in (overrides or {}).items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return raw
+
+
+def load_toml_model(
+    path: str | Path,
+    model: type[M],
+    *,
+    error: type[Exception] = ValueError,
+    what: str = "recipe",
+    overrides: dict[str, Any] | None = None,
+) -> M:
+    """``model`` validated from the TOML at ``path`` with ``overrides`` applied."""
+    raw = apply_overrides(read_toml(path, error=error, what=what), overrides)
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise error(f"invalid {what} {path}:\n{exc}") from exc

@@ -1,0 +1,51 @@
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel, ConfigDict
+
+from autocoder.tomlfile import apply_overrides, load_toml_model, read_toml
+
+
+class _Err(ValueError):
+    pass
+
+
+class _Train(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    epochs: int = 1
+
+
+class _Recipe(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = "x"
+    train: _Train = _Train()
+
+
+def test_apply_overrides_sets_nested_keys_creating_sections() -> None:
+    raw = {"train": {"epochs": 2}}
+    assert apply_overrides(raw, {"train.epochs": 5, "data.path": "a.csv", "name": "y"}) == {
+        "train": {"epochs": 5},
+        "data": {"path": "a.csv"},
+        "name": "y",
+    }
+    assert apply_overrides({"a": 1}, None) == {"a": 1}
+
+
+def test_errors_use_the_callers_class_and_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(_Err, match="widget not found: .*missing.toml"):
+        read_toml(tmp_path / "missing.toml", error=_Err, what="widget")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = \n")
+    with pytest.raises(_Err, match="recipe .*bad.toml is not valid TOML"):
+        read_toml(bad, error=_Err)
+    typo = tmp_path / "typo.toml"
+    typo.write_text("[train]\nepochz = 3\n")
+    with pytest.raises(_Err, match="(?s)invalid recipe .*typo.toml.*epochz"):
+        load_toml_model(typo, _Recipe, error=_Err)
+
+
+def test_load_toml_model_applies_overrides(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text('name = "r"\n[train]\nepochs = 3\n')
+    recipe = load_toml_model(good, _Recipe, overrides={"train.epochs": 7})
+    assert (recipe.name, recipe.train.epochs) == ("r", 7)
