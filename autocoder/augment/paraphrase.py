@@ -42,6 +42,7 @@ from autocoder.tomlfile import load_toml_model
 
 if TYPE_CHECKING:
     from autocoder.predictor import Predictor
+    from autocoder.workspace import Workspace
 
 log = logging.getLogger("autocoder.paraphrase")
 
@@ -373,7 +374,7 @@ def train_paraphraser(
     recipe_path: str | Path | None,
     output_dir: str | Path,
     *,
-    workspace: Any,
+    workspace: Workspace,
     taxonomy: Taxonomy | None = None,
     default_taxonomy: str = "onet",
     overrides: dict[str, Any] | None = None,

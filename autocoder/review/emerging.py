@@ -22,7 +22,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from autocoder.config import Settings
 from autocoder.records import JobRecord, clean_text, normalize_text
+from autocoder.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -385,7 +387,7 @@ def find_emerging(
     return EmergingResult(clusters, cands, params)
 
 
-def queued_records(ws: Any, project: str | None = None) -> pd.DataFrame:
+def queued_records(ws: Workspace, project: str | None = None) -> pd.DataFrame:
     """The records queued for review (all projects, or one)."""
     from autocoder.review import queue
 
@@ -398,8 +400,8 @@ def queued_records(ws: Any, project: str | None = None) -> pd.DataFrame:
 
 
 def emerging_report(
-    settings: Any,
-    ws: Any,
+    settings: Settings,
+    ws: Workspace,
     output: str | Path,
     *,
     project: str | None = None,
@@ -435,7 +437,7 @@ def emerging_report(
     return {**result.summary(), "markdown": str(md), "csv": str(csv)}
 
 
-def _name_with_llm(result: EmergingResult, settings: Any, ws: Any, taxonomy: Any) -> str:
+def _name_with_llm(result: EmergingResult, settings: Settings, ws: Workspace, taxonomy: Any) -> str:
     """Name the clusters when an LLM is configured; returns what happened, for the summary."""
     from autocoder import api
     from autocoder.llm.prompts import load_prompt

@@ -29,7 +29,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from autocoder.config import Settings
 from autocoder.records import JobRecord, clean_text, normalize_text
+from autocoder.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +139,7 @@ def _recipe_of(model: Any) -> Any:
     return Recipe.model_validate(raw) if raw else None
 
 
-def base_training_data(model: Any, workspace: Any, settings: Any = None) -> Any:
+def base_training_data(model: Any, workspace: Workspace, settings: Settings | None = None) -> Any:
     """The ``DatasetDict(train, validation)`` the model was trained on.
 
     The saved dataset named in the model's metadata when it is still there, else rebuilt from
@@ -200,7 +202,7 @@ def _imported_holdout(note: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def _recipe_dev(model: Any, workspace: Any, settings: Any) -> tuple[pd.DataFrame, str] | None:
+def _recipe_dev(model: Any, workspace: Workspace, settings: Settings | None) -> tuple[pd.DataFrame, str] | None:
     """The dev split of the model's recipe (held out of its training), if it can be found."""
     from autocoder.classify.recipe import dev_table, load_recipe_taxonomy
     from autocoder.io import InputError
@@ -223,7 +225,7 @@ def _recipe_dev(model: Any, workspace: Any, settings: Any) -> tuple[pd.DataFrame
 
 
 def dev_split(
-    model: Any, workspace: Any, dev: str | Path | None, splits: Any, settings: Any = None
+    model: Any, workspace: Workspace, dev: str | Path | None, splits: Any, settings: Settings | None = None
 ) -> tuple[pd.DataFrame, str]:
     """Rows ``title, description, codes`` to measure on, and where they came from: ``dev``,
     else the recipe's holdout, else the validation split of the training data."""
@@ -366,12 +368,12 @@ def retrain(
     output_dir: str | Path,
     feedback: pd.DataFrame,
     *,
-    workspace: Any,
+    workspace: Workspace,
     feedback_weight: float = DEFAULT_FEEDBACK_WEIGHT,
     epochs: int = DEFAULT_EPOCHS,
     lr: float | None = None,
     dev: str | Path | None = None,
-    settings: Any = None,
+    settings: Settings | None = None,
     embedder: Any = None,
     cache_dir: str | Path | None = None,
 ) -> RetrainResult:

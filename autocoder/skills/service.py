@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from autocoder.config import Settings
 from autocoder.embed import Embedder
 from autocoder.skills.data import SkillCatalog
 from autocoder.skills.extract import SkillExtractor
@@ -61,7 +62,7 @@ def make_extractor(
     return extractor, f"{ident}|{catalog.fingerprint}"
 
 
-def with_llm(extractor: Any, settings: Any, ws: Workspace) -> tuple[Any, str]:
+def with_llm(extractor: Any, settings: Settings, ws: Workspace) -> tuple[Any, str]:
     """Wrap ``extractor`` with the LLM re-ranker when an endpoint and model are configured."""
     import os
 
