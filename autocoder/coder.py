@@ -97,7 +97,8 @@ def output_columns(n: int, *, with_sets: bool = False) -> list[str]:
     return [*cols, "index_version"]
 
 
-def _row_error(rid: str, seen: set[str], record: JobRecord) -> str | None:
+def row_error(rid: str, seen: set[str], record: JobRecord) -> str | None:
+    """Why a record cannot be coded (missing or already seen id, no text), or None."""
     if not rid:
         return "error:missing_id"
     if rid in seen:
@@ -141,7 +142,7 @@ def prepare_records(
     seen = set() if seen is None else seen
     errors: list[str | None] = []
     for i, (rid, record) in enumerate(zip(ids, records, strict=True)):
-        errors.append((line_errors[i] if line_errors else "") or _row_error(rid, seen, record))
+        errors.append((line_errors[i] if line_errors else "") or row_error(rid, seen, record))
         if rid and errors[-1] != "error:duplicate_id":
             seen.add(rid)
     return ids, records, errors

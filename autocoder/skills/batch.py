@@ -8,7 +8,6 @@ directory, so a killed job restarted with the same arguments continues where it 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -18,8 +17,9 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from autocoder.io import InputError, read_table, write_table
-from autocoder.records import clean_text
+from autocoder.coder import job_key, row_error
+from autocoder.io import InputError, file_sha256, read_table, write_table
+from autocoder.records import JobRecord, clean_text
 
 COLUMNS = ["row", "id", "rank", "skill_uri", "skill_label", "score", "span", "status"]
 
@@ -38,16 +38,6 @@ class ExtractionSummary:
         return asdict(self)
 
 
-def job_key(input_path: Path, *parts: Any) -> str:
-    """The input's content hash plus every setting that changes the output."""
-    digest = hashlib.sha256()
-    with input_path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    raw = json.dumps([digest.hexdigest(), *map(str, parts)])
-    return hashlib.sha256(raw.encode()).hexdigest()[:20]
-
-
 def prepare(
     df: pd.DataFrame, *, id_column: str, text_column: str, source: str
 ) -> tuple[list[str], list[str], list[str | None]]:
@@ -60,18 +50,12 @@ def prepare(
             )
     ids = [clean_text(v) for v in df[id_column].tolist()]
     texts = [clean_text(v) for v in df[text_column].tolist()]
-    seen: Counter[str] = Counter()
+    seen: set[str] = set()
     errors: list[str | None] = []
     for rid, text in zip(ids, texts, strict=True):
-        if not rid:
-            errors.append("error:missing_id")
-        elif seen[rid]:
-            errors.append("error:duplicate_id")
-        elif not text.strip():
-            errors.append("error:empty_text")
-        else:
-            errors.append(None)
-        seen[rid] += 1 if rid else 0
+        errors.append(row_error(rid, seen, JobRecord(text, "")))
+        if rid:
+            seen.add(rid)
     return ids, texts, errors
 
 
@@ -142,36 +126,30 @@ def extract_file(
     text_column: str = "text",
     batch_size: int = 64,
     show_progress: bool = True,
-    max_batches: int | None = None,
 ) -> ExtractionSummary:
-    """Extract skills for every record of ``input_path``; resumes an interrupted run.
-
-    ``max_batches`` stops after that many new batches (simulates an interrupted job).
-    """
+    """Extract skills for every record of ``input_path``; resumes an interrupted run."""
     input_path, output_path = Path(input_path), Path(output_path)
     df = read_table(input_path, string_columns=(id_column,))
     ids, texts, errors = prepare(
         df, id_column=id_column, text_column=text_column, source=str(input_path)
     )
-    key = job_key(input_path, "skills", extractor_id, top_k, id_column, text_column, batch_size)
+    settings = {"job": "skills", "extractor": extractor_id, "top_k": top_k,
+                "id_column": id_column, "text_column": text_column, "batch_size": batch_size}
+    key = job_key(file_sha256(input_path), settings)
     run_dir = Path(runs_dir) / f"skills-{key}"
     run_dir.mkdir(parents=True, exist_ok=True)
     n_batches = (len(df) + batch_size - 1) // batch_size
-    resumed = done = 0
+    resumed = 0
     bar = tqdm(total=len(df), desc="skills", unit="rec", disable=not show_progress)
     for b in range(n_batches):
         part = run_dir / f"part-{b:06d}.parquet"
         lo, hi = b * batch_size, min((b + 1) * batch_size, len(df))
         if part.exists():
             resumed += 1
-        elif max_batches is not None and done >= max_batches:
-            bar.close()
-            return ExtractionSummary(str(input_path), "", len(df), 0, {}, resumed, str(run_dir))
         else:
             write_table(
                 _batch_rows(extractor, ids[lo:hi], texts[lo:hi], errors[lo:hi], lo, top_k), part
             )
-            done += 1
         bar.update(hi - lo)
     bar.close()
     return _finish(run_dir, n_batches, len(df), input_path, output_path, resumed)

@@ -115,8 +115,20 @@ def test_extract_file_resumes_without_duplicates_or_losses(tmp_path, bow) -> Non
     kwargs = dict(
         extractor=ex, runs_dir=tmp_path / "runs", top_k=1, batch_size=2, show_progress=False
     )
-    first = extract_file(src, tmp_path / "out.parquet", max_batches=2, **kwargs)
-    assert first.output == "" and not (tmp_path / "out.parquet").exists()
+
+    class Interrupted:  # like Ctrl-C during the third batch
+        def __init__(self) -> None:
+            self.batches = 0
+
+        def rank(self, texts, top_k=None):
+            self.batches += 1
+            if self.batches == 3:
+                raise KeyboardInterrupt
+            return ex.rank(texts, top_k=top_k)
+
+    with pytest.raises(KeyboardInterrupt):
+        extract_file(src, tmp_path / "out.parquet", **{**kwargs, "extractor": Interrupted()})
+    assert not (tmp_path / "out.parquet").exists()
     calls = bow.calls
     done = extract_file(src, tmp_path / "out.parquet", **kwargs)
     assert done.resumed_batches == 2 and bow.calls - calls == 2  # only the 2 missing batches
