@@ -81,6 +81,7 @@ def import_taxonomy(
 
         removed = apply_holdout(taxonomy, read_holdout(holdout))
         taxonomy.holdout = f"{removed} titles listed in {Path(holdout).resolve()}"
+        taxonomy.holdout_file = str(Path(holdout).resolve())
     target = save_taxonomy(ws, taxonomy)
     return ImportResult(
         taxonomy.name, taxonomy.version, target, len(taxonomy), len(taxonomy.leaves()), removed
@@ -142,6 +143,15 @@ def index_version(coder: RetrievalCoder) -> str:
     return f"{index_name(index)}:v{index.version()}"
 
 
+def predictor_index_version(predictor: Any) -> str:
+    """The index version a predictor codes with ("" for a model alone)."""
+    from autocoder.combine import CombinedPredictor
+
+    if isinstance(predictor, CombinedPredictor):
+        predictor = predictor.retrieval
+    return index_version(predictor) if isinstance(predictor, RetrievalCoder) else ""
+
+
 def _model_fingerprint(path: Path) -> dict[str, Any]:
     config = path / "config.json"
     files = sorted(
@@ -182,6 +192,15 @@ def retrieval_coder(
     ).fit()
 
 
+def retrieval_weight(model: Any, settings: Settings) -> float:
+    """How much retrieval is mixed into ``model``'s scores: ``coder.retrieval_weight`` when
+    set, else what the model's recipe says (``[combine]``), else 0."""
+    if settings.coder.retrieval_weight is not None:
+        return float(settings.coder.retrieval_weight)
+    recipe = getattr(model, "metadata_", {}).get("recipe", {})
+    return float(recipe.get("combine", {}).get("retrieval_weight", 0.0))
+
+
 def load_predictor(
     settings: Settings, ws: Workspace, taxonomy: Taxonomy, model_dir: str | Path | None
 ) -> tuple[Predictor, str]:
@@ -195,7 +214,15 @@ def load_predictor(
             raise FileNotFoundError(f"{path} is not a model directory (no config.json)")
         model = load_model(path, cache_dir=ws.embedding_cache if settings.embedder.cache else None)
         # the config's mtime: a model retrained into the same directory starts a new job
-        return model, f"model:{path.resolve()}:{(path / 'config.json').stat().st_mtime_ns}"
+        model_id = f"model:{path.resolve()}:{(path / 'config.json').stat().st_mtime_ns}"
+        weight = retrieval_weight(model, settings)
+        if not weight:
+            return model, model_id
+        from autocoder.combine import CombinedPredictor
+
+        retrieval = retrieval_coder(settings, ws, taxonomy)
+        combined = CombinedPredictor(model, retrieval, retrieval_weight=weight).fit()
+        return combined, f"{model_id}+retrieval:{weight}:{index_version(retrieval)}"
     coder = retrieval_coder(settings, ws, taxonomy)
     return coder, f"retrieval:{taxonomy.name}:{taxonomy.version}:{coder.embedder.model_id}"
 
@@ -239,10 +266,9 @@ def code(
     taxonomy = load_taxonomy(ws, taxonomy_name or settings.taxonomy.default)
     model_dir = model_dir or settings.coder.model
     with contextlib.ExitStack() as stack:
-        if not model_dir:
-            stack.enter_context(index_in_use(ws))
+        stack.enter_context(index_in_use(ws))  # also a model mixes in retrieval's scores
         predictor, predictor_id = load_predictor(settings, ws, taxonomy, model_dir)
-        version = index_version(predictor) if isinstance(predictor, RetrievalCoder) else ""
+        version = predictor_index_version(predictor)
         labels = {c.code: c.title for c in taxonomy}
         fingerprint = predictor_fingerprint(settings, taxonomy, model_dir)
         if engine == "ray":
@@ -270,6 +296,7 @@ def code(
             index_version=version,
             options=options,
             show_progress=show_progress,
+            uris={c.code: c.uri for c in taxonomy if c.uri},
         )
 
 
@@ -292,6 +319,7 @@ def _code_on_ray(
     from autocoder.predictor import SetPredictor
 
     with_sets = isinstance(predictor, SetPredictor)
+    uris = {c.code: c.uri for c in taxonomy if c.uri}
     return code_file_ray(
         *paths,
         settings=settings,
@@ -299,6 +327,7 @@ def _code_on_ray(
         taxonomy_name=taxonomy.name,
         model_dir=str(model_dir) if model_dir else None,
         labels={c.code: c.title for c in taxonomy},
+        uris=uris,
         index_version=index_version,
         job_settings=job_settings(
             settings.coder,
@@ -306,8 +335,9 @@ def _code_on_ray(
             fingerprint=fingerprint,
             index_version=index_version,
             with_sets=with_sets,
-        ),
-        columns=output_columns(settings.coder.top_n, with_sets=with_sets),
+        )
+        | ({"with_uris": True} if uris else {}),
+        columns=output_columns(settings.coder.top_n, with_sets=with_sets, with_uris=bool(uris)),
         address=address,
         workers=workers,
     )

@@ -18,7 +18,59 @@ skills_app = typer.Typer(
     help="Skills: extract ESCO skills from postings, SkillRank, occupation–skill graph.",
 )
 
+PostingsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--postings", help="Coded postings (`autocoder code` output) for co-occurrence weights."
+    ),
+]
+SkillsOpt = Annotated[
+    Path | None,
+    typer.Option("--skills", help="Their skills (`autocoder skills extract` output)."),
+]
+CodeColumnOpt = Annotated[
+    str, typer.Option(help="Column of --postings with the ESCO occupation code.")
+]
+MinCountOpt = Annotated[
+    int, typer.Option(min=1, help="Co-occurrences below this many postings are left out.")
+]
 
+
+def _graph(
+    tax: Any, postings: Path | None, skills: Path | None, code_column: str, min_count: int
+) -> Any:
+    """The knowledge graph, with co-occurrence weights when --postings and --skills are given
+    (None when neither is: the taxonomy's relations are used as they are)."""
+    from autocoder.io import InputError
+    from autocoder.skills.graph import build_graph, read_cooccurrence
+
+    if postings is None and skills is None:
+        return None
+    if postings is None or skills is None:
+        _fail("--postings and --skills go together (coded postings and their extracted skills)")
+    try:
+        table = read_cooccurrence(postings, skills, code_column=code_column, min_count=min_count)
+    except InputError as exc:
+        _fail(str(exc))
+    if table.empty:
+        _fail(
+            f"no record of {postings} has both a code in {code_column!r} and skills in {skills} "
+            f"(seen in at least {min_count} postings); do their ids match?"
+        )
+    g = build_graph(tax, table)
+    stats = g.graph["cooccurrence"]
+    if not stats["reinforced"] + stats["added"]:
+        _fail(
+            f"none of the {stats['pairs']} co-occurrences joins an occupation and a skill of the "
+            f"ESCO taxonomy: are the codes in {code_column!r} ESCO occupation codes?"
+        )
+    typer.echo(
+        f"co-occurrence: {stats['pairs']} occupation–skill pairs from {postings.name}: "
+        f"{stats['reinforced']} edges reinforced, {stats['added']} added, "
+        f"{stats['skipped']} skipped (code or skill not in the ESCO taxonomy)",
+        err=True,
+    )
+    return g
 
 
 def _taxonomy(ws: Workspace) -> Any:
@@ -135,14 +187,20 @@ def linkpred_cmd(
     report: Annotated[Path, typer.Option("--report", help="JSON file to write.")],
     seed: Annotated[int, typer.Option()] = 0,
     max_ratio: Annotated[int, typer.Option(min=1, help="Negative ratios 1..N.")] = 7,
+    postings: PostingsOpt = None,
+    skills: SkillsOpt = None,
+    code_column: CodeColumnOpt = "code_1",
+    min_count: MinCountOpt = 1,
 ) -> None:
     """Link prediction (preferential attachment, node2vec): F1 per negative ratio 1..7."""
     from autocoder.skills.graph import build_graph, link_prediction
 
     _, ws = _settings(ctx)
+    tax = _taxonomy(ws)
+    g = _graph(tax, postings, skills, code_column, min_count)
     try:
         result = link_prediction(
-            build_graph(_taxonomy(ws)), ratios=range(1, max_ratio + 1), seed=seed
+            g if g is not None else build_graph(tax), ratios=range(1, max_ratio + 1), seed=seed
         )
     except ValueError as exc:
         _fail(str(exc))
@@ -158,13 +216,19 @@ def paths_cmd(
     target: Annotated[str, typer.Argument(help="To: ESCO occupation code or title.")],
     max_step: Annotated[float, typer.Option(help="Largest Jaccard distance per step.")] = 0.8,
     show: Annotated[int, typer.Option(help="Skills to gain shown per step.")] = 8,
+    postings: PostingsOpt = None,
+    skills: SkillsOpt = None,
+    code_column: CodeColumnOpt = "code_1",
+    min_count: MinCountOpt = 1,
 ) -> None:
     """Career path: Dijkstra over occupations linked by skill-set Jaccard distance."""
     from autocoder.skills.graph import career_path
 
     _, ws = _settings(ctx)
+    tax = _taxonomy(ws)
+    kg = _graph(tax, postings, skills, code_column, min_count)
     try:
-        steps = career_path(_taxonomy(ws), source, target, max_step=max_step)
+        steps = career_path(tax, source, target, max_step=max_step, kg=kg)
     except KeyError as exc:
         _fail(str(exc).strip("'\""))
     for i, step in enumerate(steps):
@@ -182,6 +246,10 @@ def distinctive_cmd(
     level: Annotated[list[int] | None, typer.Option("--level", help="ISCO levels 1-4.")] = None,
     top: Annotated[int, typer.Option("--top", min=1)] = 10,
     group: Annotated[str | None, typer.Option(help="Print only this ISCO group.")] = None,
+    postings: PostingsOpt = None,
+    skills: SkillsOpt = None,
+    code_column: CodeColumnOpt = "code_1",
+    min_count: MinCountOpt = 1,
 ) -> None:
     """Distinctive skills per ISCO group by TF-IDF."""
     from autocoder.io import write_table
@@ -191,7 +259,9 @@ def distinctive_cmd(
     levels = level or [1, 2, 3, 4]
     if any(lv not in (1, 2, 3, 4) for lv in levels):
         _fail(f"--level must be 1-4, not {levels}")
-    table = distinctive_skills(_taxonomy(ws), levels=levels, top=top)
+    tax = _taxonomy(ws)
+    kg = _graph(tax, postings, skills, code_column, min_count)
+    table = distinctive_skills(tax, levels=levels, top=top, kg=kg)
     if output is not None:
         write_table(table, output)
         typer.echo(f"wrote {len(table)} rows to {output}")

@@ -88,6 +88,13 @@ class CoderConfig(_Section):
     threshold: float = Field(0.5, ge=0, le=1, description="Below this confidence -> review.")
     batch_size: int = Field(256, gt=0)
     model: str | None = Field(None, description="Trained model directory; None = retrieval.")
+    retrieval_weight: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="With a model: weight of retrieval's probabilities mixed into the model's "
+        "(autocoder.combine); None = the weight the model was trained with, 0 = model alone.",
+    )
     normalize_titles: bool = Field(
         True,
         description="Code the occupation part of each title: employer, place, pay, shift, "
@@ -154,6 +161,11 @@ class ReviewConfig(_Section):
     timeout: float = Field(30.0, gt=0, description="HTTP timeout of each Label Studio call.")
     labeling_config: str | None = Field(
         None, description="Labeling XML template; None = the shipped labeling/review.xml."
+    )
+    show_skills: bool = Field(
+        True,
+        description="Tasks show the record's top 5 ESCO skills (the `autocoder skills extract` "
+        "extractor) when an ESCO taxonomy with skills is imported; false = never.",
     )
 
 

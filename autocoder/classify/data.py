@@ -32,7 +32,7 @@ import pandas as pd
 from autocoder.records import InputFormat, JobRecord, clean_text
 from autocoder.taxonomy.model import Taxonomy
 
-COLUMNS = ["text", "title", "duties", "input_format", "code", "codes", "provenance"]
+COLUMNS = ["text", "title", "duties", "input_format", "code", "codes", "provenance", "weight"]
 TAXONOMY_KINDS = ("title", "alt_title", "reported_title", "task", "description")
 _MOM_RE = re.compile(r"^\s*(?:job_title=(?P<title>.*?))?\s*(?:job_duties=(?P<duties>.*))?$", re.S)
 
@@ -54,7 +54,7 @@ def parse_mom(text: str) -> JobRecord | None:
     return JobRecord(clean_text(match.group("title")), clean_text(match.group("duties")))
 
 
-def _row(record: JobRecord, code: str, provenance: str) -> dict[str, str]:
+def _row(record: JobRecord, code: str, provenance: str, weight: float = 1.0) -> dict[str, Any]:
     fmt = record_format(record)
     return {
         "text": record.text(fmt),
@@ -63,6 +63,7 @@ def _row(record: JobRecord, code: str, provenance: str) -> dict[str, str]:
         "input_format": fmt,
         "code": code,
         "provenance": provenance,
+        "weight": float(weight),
     }
 
 
@@ -72,7 +73,7 @@ def taxonomy_rows(
     kinds: Sequence[str] = TAXONOMY_KINDS,
     title_duties_pairs: int = 2,
     seed: int = 0,
-) -> list[dict[str, str]]:
+) -> list[dict[str, Any]]:
     """Rows from every leaf code's texts; titles render as ``title``, tasks and descriptions
     as ``duties``; ``title_duties_pairs`` random (title, task) rows per code add the full
     ``title_duties`` format (the first pairs the official title with the description)."""
@@ -80,7 +81,7 @@ def taxonomy_rows(
     if unknown:
         raise ValueError(f"unknown taxonomy text kinds {sorted(unknown)}; use {TAXONOMY_KINDS}")
     rng = random.Random(seed)
-    rows: list[dict[str, str]] = []
+    rows: list[dict[str, Any]] = []
     for code in taxonomy.leaves():
         titles = [code.title, *code.alt_titles, *code.reported_titles]
         titles = [t for t in titles if t]
@@ -114,7 +115,7 @@ def table_rows(
     provenance: str,
     classes: Iterable[str] | None = None,
     source_name: str = "table",
-) -> list[dict[str, str]]:
+) -> list[dict[str, Any]]:
     """Rows from a table with ``code`` and ``title`` and/or ``duties``/``description``.
 
     Synthetic rows (``source == "synthetic"``) get ``synthetic:<model>:<prompt_version>``
@@ -128,7 +129,7 @@ def table_rows(
             f"{source_name}: needs a 'title' and/or 'duties' column; columns are {list(df.columns)}"
         )
     known = set(classes) if classes is not None else None
-    rows: list[dict[str, str]] = []
+    rows: list[dict[str, Any]] = []
     for i, item in enumerate(df.to_dict("records")):
         code = clean_text(item.get("code"))
         record = JobRecord(clean_text(item.get("title")), clean_text(item.get(duties_col or "")))
@@ -146,7 +147,7 @@ def table_rows(
     return rows
 
 
-def build_dataset(rows: Iterable[dict[str, str]]) -> Any:
+def build_dataset(rows: Iterable[dict[str, Any]]) -> Any:
     """A ``datasets.Dataset`` with the standard columns, duplicates (text, code) removed.
 
     ``codes`` lists (``;``-separated) every code that has the same text (case-insensitive): a
@@ -156,6 +157,7 @@ def build_dataset(rows: Iterable[dict[str, str]]) -> Any:
     from datasets import Dataset
 
     df = pd.DataFrame(list(rows), columns=[c for c in COLUMNS if c != "codes"])
+    df["weight"] = df["weight"].fillna(1.0).astype("float64")
     df = df[df["text"].str.len() > 0].drop_duplicates(["text", "code"]).reset_index(drop=True)
     key = df["text"].str.lower().str.split().str.join(" ")
     acceptable = df.groupby(key)["code"].agg(lambda c: ";".join(sorted(set(c))))
@@ -244,12 +246,16 @@ def resample(
 
 
 def fingerprint(dataset: Any) -> str:
-    """A content hash of the rows (text, code, provenance), order-sensitive."""
+    """A content hash of the rows (text, code, provenance, and the weight when not 1),
+    order-sensitive."""
     h = hashlib.sha1()
-    for text, code, prov in zip(
-        dataset["text"], dataset["code"], dataset["provenance"], strict=True
+    names = dataset.column_names if hasattr(dataset, "column_names") else list(dataset)
+    weights = dataset["weight"] if "weight" in names else [1.0] * len(dataset["text"])
+    for text, code, prov, w in zip(
+        dataset["text"], dataset["code"], dataset["provenance"], weights, strict=True
     ):
-        h.update(f"{text}\x00{code}\x00{prov}\n".encode())
+        extra = "" if w == 1.0 else f"\x00{w:g}"
+        h.update(f"{text}\x00{code}\x00{prov}{extra}\n".encode())
     return h.hexdigest()[:16]
 
 
@@ -285,6 +291,27 @@ def acceptable_codes(dataset: Any) -> list[list[str]]:
     return [c.split(";") for c in dataset["codes"]]
 
 
+def row_weights(dataset: Any) -> np.ndarray | None:
+    """The rows' sample weights; None when every row weighs 1 (or the set has no weights)."""
+    if "weight" not in dataset.column_names:
+        return None
+    w = np.asarray(dataset["weight"], dtype=np.float64)
+    return None if np.all(w == 1.0) else w
+
+
+def source_rows(table: pd.DataFrame, *, classes: Iterable[str]) -> list[dict[str, Any]]:
+    """Title rows from a ``text, code, source, weight`` table (``classify.sources``); the
+    provenance is ``source:<source>``."""
+    known = set(classes)
+    rows = []
+    for text, code, source, weight in zip(
+        table["text"], table["code"], table["source"], table["weight"], strict=True
+    ):
+        if code in known and clean_text(text):
+            rows.append(_row(JobRecord(clean_text(text)), code, f"source:{source}", weight))
+    return rows
+
+
 def dataset_records(dataset: Any) -> list[JobRecord]:
     return [JobRecord(t, d) for t, d in zip(dataset["title"], dataset["duties"], strict=True)]
 
@@ -297,7 +324,7 @@ def paraphrase_rows(
     classes: Iterable[str],
     provenance: str,
     source_name: str = "paraphrases",
-) -> list[dict[str, str]]:
+) -> list[dict[str, Any]]:
     """Training rows from a paraphrase table for codes with fewer than ``min_per_code`` rows
     in ``counts``, each topped up to at most ``min_per_code`` (0 = every paraphrase)."""
     missing = {"code", "paraphrase", "kind"} - set(df.columns)

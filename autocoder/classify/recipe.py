@@ -55,6 +55,17 @@ class DataSection(_Section):
     labeled: list[str] = Field(default_factory=list)
     synthetic: list[str] = Field(default_factory=list)
     feedback: list[str] = Field(default_factory=list)
+    sources: list[Literal["bls", "esco_crosswalk"]] = Field(
+        default_factory=list,
+        description="Extra real titles (classify.sources): 'bls' (BLS SOC 2018 direct-match "
+        "titles), 'esco_crosswalk' (ESCO occupation labels through the ESCO-O*NET crosswalk, "
+        "weighted by match type).",
+    )
+    sources_dir: str = Field(
+        "",
+        description="Folder whose subfolders hold the source files; '' = the folder of the "
+        "O*NET release the taxonomy was imported from. A missing source is logged and skipped.",
+    )
     paraphrases: list[str] = Field(
         default_factory=list, description="`autocoder paraphrase` output tables (balancing)."
     )
@@ -122,12 +133,28 @@ class TrainSection(_Section):
     patience: int = Field(4, gt=0)
     monitor: Literal["accuracy", "macro_accuracy", "nll"] = "accuracy"
     seed: int = 0
+    refit: bool = Field(
+        False,
+        description="After the dev figures, train the shipped network anew on every row "
+        "(validation rows and dev titles too) for the best epoch count; the temperature and "
+        "conformal threshold of the first fit are kept.",
+    )
 
 
 class CalibrationSection(_Section):
     temperature: bool = True
     conformal_alpha: float | None = Field(0.1, gt=0, lt=1)
     conformal_method: ConformalMethod = DEFAULT_CONFORMAL_METHOD
+
+
+class CombineSection(_Section):
+    retrieval_weight: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="`autocoder code --model` mixes this much of retrieval's probabilities "
+        "into the model's (autocoder.combine); 0 = the model alone.",
+    )
 
 
 class Recipe(_Section):
@@ -140,6 +167,7 @@ class Recipe(_Section):
     loss: LossSection = Field(default_factory=LossSection)
     train: TrainSection = Field(default_factory=TrainSection)
     calibration: CalibrationSection = Field(default_factory=CalibrationSection)
+    combine: CombineSection = Field(default_factory=CombineSection)
 
 
 class RecipeError(ValueError):
@@ -152,9 +180,27 @@ def default_recipe_path() -> Path:
     return resource_dir("training") / DEFAULT_RECIPE
 
 
+def resolve_recipe(spec: str | Path | None) -> Path:
+    """A recipe file: ``spec`` itself when it is a file, else the packaged recipe of that name
+    (``esco`` or ``esco.toml`` in ``training/``); the packaged default when ``spec`` is None."""
+    from autocoder.resources import resource_dir
+
+    if spec is None:
+        return default_recipe_path()
+    path = Path(spec).expanduser()
+    if path.is_file() or path.parent != Path("."):
+        return path
+    packaged = resource_dir("training")
+    found = packaged / (path.name if path.suffix == ".toml" else f"{path.name}.toml")
+    if not found.is_file():
+        names = sorted(p.stem for p in packaged.glob("*.toml"))
+        raise RecipeError(f"recipe {str(spec)!r}: no such file, nor a packaged recipe {names}")
+    return found
+
+
 def load_recipe(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Recipe:
-    """Read a TOML recipe (the packaged default when ``path`` is None)."""
-    path = Path(path) if path is not None else default_recipe_path()
+    """Read a TOML recipe: a file, a packaged recipe's name (``esco``), or the default (None)."""
+    path = resolve_recipe(path)
     return load_toml_model(path, Recipe, error=RecipeError, what="recipe", overrides=overrides)
 
 
@@ -182,13 +228,24 @@ def dev_table(recipe: Recipe, taxonomy: Taxonomy) -> pd.DataFrame | None:
     'onet-dev' is the dev split of the O*NET release the taxonomy was imported from (its
     ``source``); any other value is a dev table path.
     """
+    from autocoder.io import read_table
+
     spec = recipe.data.holdout
     if spec == "none":
         return None
     if spec != "onet-dev":
-        from autocoder.io import read_table
-
         return read_table(Path(spec).expanduser(), string_columns=("id", "codes"))
+    if taxonomy.holdout:  # imported with --holdout DEV: that table is the dev split
+        path = Path(taxonomy.holdout_file) if taxonomy.holdout_file else None
+        if path is None or not path.is_file():
+            log.warning(
+                "taxonomy %s was imported with a holdout (%s) whose table is not at hand: no dev "
+                "figures, and a refit cannot add the dev titles",
+                taxonomy.name,
+                taxonomy.holdout,
+            )
+            return None
+        return read_table(path, string_columns=("id", "codes"))
     release = Path(taxonomy.source).expanduser() if taxonomy.source else None
     if release is None or not release.exists():
         raise RecipeError(
@@ -201,25 +258,76 @@ def dev_table(recipe: Recipe, taxonomy: Taxonomy) -> pd.DataFrame | None:
     )
 
 
-def holdout_set(recipe: Recipe, taxonomy: Taxonomy) -> tuple[set[str], str]:
-    """The normalised dev titles to remove, and a description of where they came from."""
+def dev_holdout(recipe: Recipe, taxonomy: Taxonomy) -> tuple[pd.DataFrame | None, set[str], str]:
+    """The dev table, its normalised titles (to keep out of everything trained on) and a
+    description of where they came from."""
     from autocoder.devsplit import holdout_titles
 
     spec = recipe.data.holdout
+    dev = dev_table(recipe, taxonomy)
+    titles = holdout_titles(dev) if dev is not None else set()
     if spec == "onet-dev" and taxonomy.holdout:
         # imported with `autocoder taxonomy import onet PATH --holdout DEV`: already removed
-        return set(), f"taxonomy import holdout: {taxonomy.holdout}"
-    dev = dev_table(recipe, taxonomy)
+        # from the taxonomy; the titles still keep the extra sources clean
+        return dev, titles, f"taxonomy import holdout: {taxonomy.holdout}"
     if dev is None:
         log.warning("recipe %s trains without a dev holdout", recipe.name)
-        return set(), "none"
+        return None, set(), "none"
     if spec == "onet-dev":
         spec = f"onet-dev(fraction={recipe.data.holdout_fraction}, seed={recipe.data.holdout_seed})"
-    return holdout_titles(dev), spec
+    return dev, titles, spec
 
 
-def build_rows(recipe: Recipe, taxonomy: Taxonomy) -> list[dict[str, str]]:
-    """Every training row the recipe names (taxonomy first, then the extra tables)."""
+def holdout_set(recipe: Recipe, taxonomy: Taxonomy) -> tuple[set[str], str]:
+    """The normalised dev titles to remove, and a description of where they came from."""
+    _, titles, info = dev_holdout(recipe, taxonomy)
+    return titles, info
+
+
+def _source_file(root: Path, name: str) -> Path | None:
+    """``root/name`` or ``root/<subfolder>/name`` (the first, sorted), None when absent."""
+    if (root / name).is_file():
+        return root / name
+    return next(iter(sorted(root.glob(f"*/{name}"))), None)
+
+
+def sources_root(recipe: Recipe, taxonomy: Taxonomy) -> Path | None:
+    if recipe.data.sources_dir:
+        return Path(recipe.data.sources_dir).expanduser()
+    return Path(taxonomy.source).expanduser().parent if taxonomy.source else None
+
+
+def source_tables(
+    recipe: Recipe, taxonomy: Taxonomy, holdout: set[str]
+) -> tuple[list[pd.DataFrame], dict[str, str]]:
+    """The recipe's extra sources as ``classify.sources`` tables, and per source what was used
+    (its folder, or why it was skipped)."""
+    from autocoder.classify import sources as S
+
+    root = sources_root(recipe, taxonomy)
+    codes, tables, used = taxonomy.leaf_codes(), [], dict[str, str]()
+    for name in recipe.data.sources:
+        files = [S.BLS_FILE] if name == "bls" else [S.CROSSWALK_FILE, S.ESCO_OCCUPATIONS_FILE]
+        found = [_source_file(root, f) if root else None for f in files]
+        if any(f is None for f in found):
+            used[name] = f"skipped: {', '.join(files)} not found under {root}"
+            log.warning("recipe %s: source %s %s", recipe.name, name, used[name])
+            continue
+        paths = [f.parent for f in found if f is not None]
+        if name == "bls":
+            table = S.bls_titles(paths[0], codes, holdout=holdout)
+        else:
+            table = S.esco_titles(paths[0], paths[1], codes, holdout=holdout)
+        tables.append(table)
+        used[name] = f"{len(table)} rows from {', '.join(str(p) for p in paths)}"
+    return tables, used
+
+
+def build_rows(
+    recipe: Recipe, taxonomy: Taxonomy, *, holdout: set[str] | None = None
+) -> list[dict[str, Any]]:
+    """Every training row the recipe names (taxonomy first, then the extra sources without
+    the ``holdout`` titles, then the extra tables)."""
     from autocoder.io import read_table
 
     rows = D.taxonomy_rows(
@@ -229,6 +337,8 @@ def build_rows(recipe: Recipe, taxonomy: Taxonomy) -> list[dict[str, str]]:
         seed=recipe.data.seed,
     )
     classes = taxonomy.leaf_codes()
+    for table in source_tables(recipe, taxonomy, holdout or set())[0]:
+        rows += D.source_rows(table, classes=classes)
     for kind in ("labeled", "synthetic", "feedback"):
         for item in getattr(recipe.data, kind):
             path = Path(item).expanduser()
@@ -260,10 +370,16 @@ def build_rows(recipe: Recipe, taxonomy: Taxonomy) -> list[dict[str, str]]:
 
 
 def prepare_training_data(
-    recipe: Recipe, taxonomy: Taxonomy, workspace: Workspace, *, holdout_info: str = ""
+    recipe: Recipe,
+    taxonomy: Taxonomy,
+    workspace: Workspace,
+    *,
+    holdout_info: str = "",
+    holdout: set[str] | None = None,
 ) -> tuple[Any, Path]:
-    """Build, split, resample and save the training set; returns ``(DatasetDict, dir)``."""
-    full = D.build_dataset(build_rows(recipe, taxonomy))
+    """Build, split, resample and save the training set; returns ``(DatasetDict, dir)``.
+    ``holdout`` (normalised dev titles) is kept out of the extra sources."""
+    full = D.build_dataset(build_rows(recipe, taxonomy, holdout=holdout))
     splits = D.stratified_split(
         full,
         val_fraction=recipe.data.val_fraction,
@@ -398,7 +514,50 @@ def _fit(clf: EmbeddingClassifier, splits: Any) -> EmbeddingClassifier:
         X_val=D.dataset_records(val) if has_val else None,
         y_val=list(val["code"]) if has_val else None,
         val_acceptable=D.acceptable_codes(val) if has_val else None,
+        sample_weight=D.row_weights(train),
     )
+
+
+def dev_rows(dev: pd.DataFrame, classes: list[str]) -> list[dict[str, Any]]:
+    """The dev titles as training rows (one per right code), for the refit."""
+    known = set(classes)
+    table = pd.DataFrame(
+        [
+            {"title": t, "code": c}
+            for t, codes in zip(dev["title"], dev["codes"], strict=True)
+            for c in str(codes).split(";")
+            if c in known
+        ],
+        columns=["title", "code"],
+    )
+    return D.table_rows(table, provenance="dev", classes=classes, source_name="dev split")
+
+
+def refit_on_all(
+    clf: EmbeddingClassifier,
+    recipe: Recipe,
+    taxonomy: Taxonomy,
+    dev: pd.DataFrame | None,
+) -> EmbeddingClassifier:
+    """A copy of ``clf`` trained anew on every row of the full ``taxonomy`` (no holdout), the
+    sources and tables, and the dev titles, for ``clf``'s best epoch count, with ``clf``'s
+    temperature and conformal threshold (there is nothing left to calibrate on)."""
+    from sklearn.base import clone
+
+    rows = build_rows(recipe, taxonomy)
+    if dev is not None:
+        rows += dev_rows(dev, taxonomy.leaf_codes())
+    full = D.build_dataset(rows)
+    epochs = max(1, int(clf.history_.best_epoch))
+    final = clone(clf).set_params(
+        epochs=epochs, val_fraction=0.0, calibrate=False, conformal_alpha=None
+    )
+    final.fit(D.dataset_records(full), list(full["code"]), sample_weight=D.row_weights(full))
+    final.temperature_ = clf.temperature_
+    final.conformal_threshold_ = clf.conformal_threshold_
+    final.set_params(calibrate=clf.calibrate, conformal_alpha=clf.conformal_alpha)
+    final.refit_ = {"rows": len(full), "epochs": epochs, "fingerprint": D.fingerprint(full)}
+    return final
 
 
 def _dataset_info(splits: Any, data_dir: Path) -> dict[str, Any]:
@@ -429,16 +588,21 @@ def train_from_recipe(
     dotted recipe keys to values (``{"loss.name": "cross_entropy"}``); ``embedder``, an object
     with ``encode(texts)``, is used instead of loading (and fine-tuning) the recipe's model.
     """
+    import copy
+
     settings = settings or Settings()
     recipe = load_recipe(recipe_path, overrides)
     taxonomy = load_recipe_taxonomy(recipe, workspace, settings)
-    titles, holdout_info = holdout_set(recipe, taxonomy)
+    dev, titles, holdout_info = dev_holdout(recipe, taxonomy)
+    everything = copy.deepcopy(taxonomy) if recipe.train.refit else taxonomy
     removed = 0
     if titles:
         from autocoder.devsplit import apply_holdout
 
         removed = apply_holdout(taxonomy, titles)
-    splits, data_dir = prepare_training_data(recipe, taxonomy, workspace, holdout_info=holdout_info)
+    splits, data_dir = prepare_training_data(
+        recipe, taxonomy, workspace, holdout_info=holdout_info, holdout=titles
+    )
     embedder_name = recipe.embedder.model
     if recipe.finetune.enabled and embedder is None:
         embedder_name = str(
@@ -454,13 +618,23 @@ def train_from_recipe(
         cache_dir=workspace.embedding_cache if use_cache else None,
         verbose=show_progress,
     )
-    _fit(clf, splits).metadata_ = {
+    _fit(clf, splits)
+    meta: dict[str, Any] = {
         "recipe": recipe.model_dump(),
         "taxonomy": {"name": taxonomy.name, "version": taxonomy.version},
         "holdout": {"source": holdout_info, "titles": len(titles), "removed": removed},
         "dataset": _dataset_info(splits, data_dir),
         "embedder": embedder_name,
     }
+    if dev is not None:
+        from autocoder.classify.dev_eval import dev_figures
+
+        meta["dev"] = dev_figures(clf, dev)
+        log.info("dev figures (before any refit): %s", meta["dev"])
+    if recipe.train.refit:
+        clf = refit_on_all(clf, recipe, everything, dev)
+        meta["refit"] = clf.refit_
+    clf.metadata_ = meta
     out = clf.save(output_dir)
-    shutil.copyfile(recipe_path or default_recipe_path(), Path(out) / "recipe.toml")
+    shutil.copyfile(resolve_recipe(recipe_path), Path(out) / "recipe.toml")
     return Path(out)

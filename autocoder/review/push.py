@@ -7,10 +7,17 @@
    server already has (a send that failed half-way) are recognised by ``record_id`` and not sent
    again. If the server is down the tasks stay pending and ``ReviewUnavailable`` is raised; a
    later push (with or without new input) sends them.
+5. With ``review.show_skills`` and an ESCO taxonomy with skills in the workspace, each task
+   carries the record's top 5 ESCO skills (``data.skills``, the ``skills extract`` extractor on
+   title + description), shown in the labeling config's skills block; a project created
+   without skills has that block removed from its config. ``data.skills`` is always present
+   (``""`` when skills are off), so a task fits a project created either way.
 """
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +43,10 @@ from autocoder.workspace import Workspace
 
 SEND_CHUNK = 200
 MODEL_VERSION_MAX = 250
+SKILLS_SHOWN = 5
+SKILLS_FIELD = "skills"  # task data key; the template shows it with <Text value="$skills">
+SKILLS_SEPARATOR = " · "
+NO_SKILLS = "(no ESCO skill found in the text)"
 
 
 @dataclass
@@ -160,11 +171,75 @@ def choose(
     return tasks, version
 
 
+class TaskSkills:
+    """The top ESCO skills of queued records (title + description), one line per record.
+
+    ``extractor`` is a fitted :class:`autocoder.skills.extract.SkillExtractor` (anything with
+    ``rank(texts, top_k)``); None = built on first use from the workspace's ESCO skills with the
+    same matcher as ``autocoder skills extract`` (trained on first use, then cached).
+    """
+
+    def __init__(
+        self, ws: Workspace, *, extractor: Any = None, top_k: int = SKILLS_SHOWN,
+        show_progress: bool = True,
+    ) -> None:  # fmt: skip
+        self.ws = ws
+        self.extractor = extractor
+        self.top_k = top_k
+        self.show_progress = show_progress
+
+    def _extractor(self) -> Any:
+        if self.extractor is None:
+            from autocoder.skills.service import make_extractor
+
+            self.extractor, _ = make_extractor(
+                self.ws, top_k=self.top_k, show_progress=self.show_progress
+            )
+        return self.extractor
+
+    def lines(self, tasks: Sequence[queue.QueuedTask]) -> list[str]:
+        """Per task: its skills' preferred labels, best first (``NO_SKILLS`` when none)."""
+        texts = ["\n".join(p for p in (t.title, t.description) if p) for t in tasks]
+        try:
+            found = self._extractor().rank(texts, top_k=self.top_k)
+        except (OSError, ValueError, RuntimeError, ImportError) as exc:
+            raise ValueError(
+                f"the skills of the review tasks could not be extracted: {exc}\n"
+                "set review.show_skills = false to push without skills"
+            ) from exc
+        return [SKILLS_SEPARATOR.join(h.label for h in hits) or NO_SKILLS for hits in found]
+
+
+def task_skills(settings: Settings, ws: Workspace) -> TaskSkills | None:
+    """Skills for the tasks, or None: ``review.show_skills`` is off or no ESCO is imported."""
+    from autocoder.skills.service import SKILLS_TAXONOMY
+    from autocoder.taxonomy.store import list_taxonomies
+
+    if not settings.review.show_skills or SKILLS_TAXONOMY not in list_taxonomies(ws):
+        return None
+    return TaskSkills(ws)
+
+
+def without_skills_block(xml: str) -> str:
+    """``xml`` without the tag showing ``$skills`` (and the View holding it, when nothing
+    named is left in that View): the config of a project whose tasks show no skills."""
+    root = ET.fromstring(xml)
+    parents = {child: parent for parent in root.iter() for child in parent}
+    for tag in [e for e in root.iter() if e.get("value") == f"${SKILLS_FIELD}" and e in parents]:
+        parent = parents[tag]
+        parent.remove(tag)
+        named = any(e.get("name") for e in parent.iter())
+        if parent in parents and parent.tag == "View" and not named:
+            parents[parent].remove(parent)
+    return ET.tostring(root, encoding="unicode")
+
+
 def ensure_ls_project(
     client: LabelStudioClient, ws: Workspace, project: str, taxonomy: Taxonomy,
-    template: str | None = None,
+    template: str | None = None, *, with_skills: bool = False,
 ) -> int:  # fmt: skip
-    """The Label Studio project behind ``project``, created (with the taxonomy) on first use."""
+    """The Label Studio project behind ``project``, created (with the taxonomy) on first use;
+    its config keeps the template's skills block only ``with_skills``."""
     info = queue.project_info(ws, project) or {}
     pid = info.get("ls_project_id")
     if pid is not None:
@@ -175,21 +250,35 @@ def ensure_ls_project(
             )
         return int(pid)
     xml = labeling_config(taxonomy, template)
+    if not with_skills:
+        xml = without_skills_block(xml)
     desc = f"autocoder review queue {project!r}: {taxonomy.name} {taxonomy.version}"
     pid = client.create_project(f"autocoder {project}"[:50], xml, description=desc)
     queue.set_project_id(ws, project, pid)
     return pid
 
 
+def payloads(tasks: Sequence[queue.QueuedTask], skills: TaskSkills | None) -> list[dict[str, Any]]:
+    """The tasks as Label Studio tasks, each with ``data.skills`` (``""`` without skills)."""
+    lines = skills.lines(tasks) if skills is not None else [""] * len(tasks)
+    out = []
+    for task, line in zip(tasks, lines, strict=True):
+        payload = task_payload(task)
+        payload["data"][SKILLS_FIELD] = line
+        out.append(payload)
+    return out
+
+
 def send_pending(
     client: LabelStudioClient, ws: Workspace, project: str, taxonomy: Taxonomy,
-    result: PushResult, template: str | None = None,
+    result: PushResult, template: str | None = None, skills: TaskSkills | None = None,
 ) -> None:  # fmt: skip
-    """Send every pending task of ``project``; counts go into ``result``."""
+    """Send every pending task of ``project`` (with ``skills`` when given); counts go into
+    ``result``."""
     pending = queue.pending_tasks(ws, project)
     if not pending:
         return
-    pid = ensure_ls_project(client, ws, project, taxonomy, template)
+    pid = ensure_ls_project(client, ws, project, taxonomy, template, with_skills=skills is not None)
     result.ls_project_id = pid
     on_server = {
         str(t["data"].get("record_id")): int(t["id"])
@@ -203,7 +292,7 @@ def send_pending(
     todo = [t for t in pending if t.record_id not in known]
     for i in range(0, len(todo), SEND_CHUNK):
         chunk = todo[i : i + SEND_CHUNK]
-        ids = client.import_tasks(pid, [task_payload(t) for t in chunk])
+        ids = client.import_tasks(pid, payloads(chunk, skills))
         queue.mark_sent(ws, project, {t.record_id: tid for t, tid in zip(chunk, ids, strict=True)})
         result.sent += len(chunk)
 
@@ -219,9 +308,11 @@ def push(
     limit: int = 100,
     taxonomy_name: str | None = None,
     seed: int = 0,
+    skills: TaskSkills | None = None,
 ) -> PushResult:
     """Queue ``limit`` records of ``input_path`` chosen by ``strategy`` and send all pending.
 
+    ``skills`` (default: :func:`task_skills` of the settings) adds each record's top ESCO skills.
     Raises ``ReviewUnavailable`` (after queueing) when Label Studio cannot be reached.
     """
     if limit < 0:
@@ -248,7 +339,10 @@ def push(
             result.queued = queue.enqueue(ws, project, tasks)
     try:
         client = LabelStudioClient(resolve_connection(settings, ws), timeout=settings.review.timeout)
-        send_pending(client, ws, project, taxonomy, result, settings.review.labeling_config)
+        send_pending(
+            client, ws, project, taxonomy, result, settings.review.labeling_config,
+            skills if skills is not None else task_skills(settings, ws),
+        )  # fmt: skip
     except ReviewUnavailable as exc:
         pending = len(queue.pending_tasks(ws, project))
         raise ReviewUnavailable(

@@ -1,9 +1,12 @@
-"""``skills extract`` as a batch job: read records → rank skills → write, checkpointed.
+"""``skills extract`` as a batch job: stream records → rank skills → write, checkpointed.
 
-Every input record is accounted for: it gets ``top_k`` rows (``row, id, rank, skill_uri,
-skill_label, score, span, status="ok"``) or one row with ``status="error:<reason>"`` (missing or
-duplicate id, empty text, a failed batch). Finished batches are written atomically to the run
-directory, so a killed job restarted with the same arguments continues where it stopped.
+The input is streamed in batches of ``batch_size`` rows (``io.iter_table``, the coder's reader,
+reading ahead in a thread), so memory does not grow with the file. Every input record is
+accounted for: it gets ``top_k`` rows (``row, id, rank, skill_uri, skill_label, score, span,
+status="ok"``) or one row with ``status="error:<reason>"`` (missing or duplicate id, across
+batches too; empty text; a JSONL line that is not an object; a failed batch). Finished batches
+are written atomically to the run directory, so a killed job restarted with the same arguments
+continues where it stopped; the output is then written one batch at a time.
 """
 
 from __future__ import annotations
@@ -14,11 +17,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from autocoder.coder import job_key, row_error
-from autocoder.io import InputError, file_sha256, read_table, write_table
+from autocoder.coder import check_paths, errors_in, job_key, row_error
+from autocoder.io import (
+    ROW_ERROR_COLUMN,
+    InputError,
+    TableWriter,
+    file_sha256,
+    iter_table,
+    prefetch,
+    write_table,
+)
 from autocoder.records import JobRecord, clean_text
 
 COLUMNS = ["row", "id", "rank", "skill_uri", "skill_label", "score", "span", "status"]
@@ -39,22 +51,38 @@ class ExtractionSummary:
 
 
 def prepare(
-    df: pd.DataFrame, *, id_column: str, text_column: str, source: str
+    df: pd.DataFrame,
+    *,
+    id_column: str,
+    text_column: str,
+    source: str,
+    seen: set[str] | None = None,
+    require_columns: bool = True,
 ) -> tuple[list[str], list[str], list[str | None]]:
-    """Ids, texts and a per-record error reason (None when fine)."""
+    """Ids, texts and a per-record error reason (None when fine).
+
+    ``seen`` carries the ids of earlier batches (a duplicate id across batches is flagged).
+    With ``require_columns=False`` (a later JSONL batch, whose lines may lack a key) a missing
+    column reads as empty instead of failing the file.
+    """
+    line_errors = df.pop(ROW_ERROR_COLUMN).tolist() if ROW_ERROR_COLUMN in df.columns else None
     for col, what in ((id_column, "id"), (text_column, "text")):
         if col not in df.columns:
-            raise InputError(
-                f"{source}: no {what} column {col!r}; columns are {list(df.columns)} "
-                f"(use --{what}-column)"
-            )
+            if require_columns:
+                raise InputError(
+                    f"{source}: no {what} column {col!r}; columns are {list(df.columns)} "
+                    f"(use --{what}-column)"
+                )
+            df[col] = ""
     ids = [clean_text(v) for v in df[id_column].tolist()]
     texts = [clean_text(v) for v in df[text_column].tolist()]
-    seen: set[str] = set()
+    seen = set() if seen is None else seen
     errors: list[str | None] = []
-    for rid, text in zip(ids, texts, strict=True):
-        errors.append(row_error(rid, seen, JobRecord(text, "")))
-        if rid:
+    for i, (rid, text) in enumerate(zip(ids, texts, strict=True)):
+        errors.append(
+            (line_errors[i] if line_errors else None) or row_error(rid, seen, JobRecord(text, ""))
+        )
+        if rid and errors[-1] != "error:duplicate_id":
             seen.add(rid)
     return ids, texts, errors
 
@@ -129,30 +157,76 @@ def extract_file(
 ) -> ExtractionSummary:
     """Extract skills for every record of ``input_path``; resumes an interrupted run."""
     input_path, output_path = Path(input_path), Path(output_path)
-    df = read_table(input_path, string_columns=(id_column,))
-    ids, texts, errors = prepare(
-        df, id_column=id_column, text_column=text_column, source=str(input_path)
-    )
+    check_paths(input_path, output_path)
     settings = {"job": "skills", "extractor": extractor_id, "top_k": top_k,
-                "id_column": id_column, "text_column": text_column, "batch_size": batch_size}
-    key = job_key(file_sha256(input_path), settings)
-    run_dir = Path(runs_dir) / f"skills-{key}"
+                "id_column": id_column, "text_column": text_column, "batch_size": batch_size}  # fmt: skip
+    run_dir = Path(runs_dir) / f"skills-{job_key(file_sha256(input_path), settings)}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    n_batches = (len(df) + batch_size - 1) // batch_size
-    resumed = 0
-    bar = tqdm(total=len(df), desc="skills", unit="rec", disable=not show_progress)
-    for b in range(n_batches):
-        part = run_dir / f"part-{b:06d}.parquet"
-        lo, hi = b * batch_size, min((b + 1) * batch_size, len(df))
-        if part.exists():
-            resumed += 1
-        else:
-            write_table(
-                _batch_rows(extractor, ids[lo:hi], texts[lo:hi], errors[lo:hi], lo, top_k), part
-            )
-        bar.update(hi - lo)
-    bar.close()
-    return _finish(run_dir, n_batches, len(df), input_path, output_path, resumed)
+    seen: set[str] = set()
+    n_batches = n_records = resumed = 0
+    chunks = iter_table(input_path, chunk_rows=batch_size, string_columns=(id_column,))
+    with tqdm(desc="skills", unit="rec", disable=not show_progress) as bar:
+        for b, chunk in enumerate(prefetch(chunks)):
+            ids, texts, errors = prepare(
+                chunk, id_column=id_column, text_column=text_column, source=str(input_path),
+                seen=seen, require_columns=b == 0 and not all(errors_in(chunk)),
+            )  # fmt: skip
+            part = _part(run_dir, b)
+            if _covers(part, n_records, len(ids)):
+                resumed += 1
+            else:
+                rows = _batch_rows(extractor, ids, texts, errors, n_records, top_k)
+                write_table(rows, part)
+            n_batches, n_records = b + 1, n_records + len(ids)
+            bar.update(len(ids))
+    return _finish(run_dir, n_batches, n_records, input_path, output_path, resumed)
+
+
+def _part(run_dir: Path, b: int) -> Path:
+    return run_dir / f"part-{b:06d}.parquet"
+
+
+def _covers(part: Path, first: int, n: int) -> bool:
+    """Does the checkpoint ``part`` hold records ``first .. first + n - 1``? (A missing or
+    unreadable part, or one of another cut, is extracted again.)"""
+    if not part.exists():
+        return False
+    try:
+        rows = pd.read_parquet(part, columns=["row"])["row"].unique()
+    except (OSError, ValueError, KeyError):
+        return False
+    return bool(np.array_equal(rows, np.arange(first, first + n)))
+
+
+def _assemble(
+    run_dir: Path, n_batches: int, n_records: int, output_path: Path
+) -> tuple[Counter[str], int]:
+    """Write the checkpointed batches in order to ``output_path``, one batch in memory at a
+    time; (per-record status counts, rows written). Raises if a record is missing."""
+    writer = TableWriter(output_path)
+    status: Counter[str] = Counter()
+    rows = written = 0
+    try:
+        if n_batches == 0:
+            writer.write(pd.DataFrame(columns=COLUMNS))
+        for b in range(n_batches):
+            part = pd.read_parquet(_part(run_dir, b))
+            firsts = part.drop_duplicates("row")
+            if not np.array_equal(firsts["row"].to_numpy(), np.arange(rows, rows + len(firsts))):
+                raise RuntimeError(
+                    f"checkpoint in {run_dir} is inconsistent; delete it and run again"
+                )
+            rows += len(firsts)
+            status.update(str(s) for s in firsts["status"])
+            writer.write(part)
+            written += len(part)
+        if rows != n_records:
+            raise RuntimeError(f"checkpoint in {run_dir} is inconsistent; delete it and run again")
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    return status, written
 
 
 def _finish(
@@ -164,22 +238,17 @@ def _finish(
     resumed: int,
 ) -> ExtractionSummary:
     """Join the checkpointed batches into the output file and clear them."""
-    parts = [pd.read_parquet(run_dir / f"part-{b:06d}.parquet") for b in range(n_batches)]
-    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=COLUMNS)
-    if set(out["row"]) != set(range(n_records)):
-        raise RuntimeError(f"checkpoint in {run_dir} is inconsistent; delete it and run again")
-    write_table(out, output_path)
-    per_record = out.drop_duplicates("row")["status"]
+    status, written = _assemble(run_dir, n_batches, n_records, output_path)
     summary = ExtractionSummary(
         str(input_path),
         str(output_path),
         n_records,
-        len(out),
-        {str(s): int(c) for s, c in Counter(per_record).items()},
+        written,
+        {s: int(c) for s, c in status.items()},
         resumed,
         str(run_dir),
     )
     (run_dir / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2))
     for b in range(n_batches):
-        (run_dir / f"part-{b:06d}.parquet").unlink(missing_ok=True)
+        _part(run_dir, b).unlink(missing_ok=True)
     return summary

@@ -2,7 +2,9 @@
 
 * ``build_graph``: a bipartite graph of occupations (``occ:<code>``) and skills
   (``skill:<uri>``) from the taxonomy's essential/optional relations (weights 1.0 / 0.5);
-  optional co-occurrence counts (skills extracted from coded postings) add to the weights.
+  optional co-occurrence weights (``cooccurrence``: skills extracted from coded postings, the
+  share of an occupation's postings naming the skill) add to those weights and add the
+  occupation–skill edges the taxonomy lacks.
 * ``link_prediction``: edges split 55/15/30 (train/validation/test); random occupation–skill
   non-edges as negatives at negative:positive ratios 1..7. Preferential attachment (networkx)
   scores a pair by the product of train-graph degrees; node2vec embeds nodes from biased random
@@ -12,6 +14,9 @@
 * ``career_path``: occupations linked when the Jaccard distance of their skill sets is at most
   ``max_step`` (0.8); Dijkstra finds the shortest path, each step listing the skills to gain.
 * ``distinctive_skills``: TF-IDF of skills per ISCO group (levels 1–4).
+
+``career_path`` and ``distinctive_skills`` read the taxonomy's relations, or a graph's edges
+(``graph=build_graph(taxonomy, cooccurrence)``) to include the co-occurrence edges.
 """
 
 from __future__ import annotations
@@ -19,12 +24,14 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import networkx as nx
 import numpy as np
 import pandas as pd
 
+from autocoder.io import InputError, iter_table
 from autocoder.skills.text import jaccard
 from autocoder.taxonomy.model import Taxonomy
 
@@ -40,9 +47,13 @@ def skill_node(uri: str) -> str:
 
 
 def build_graph(taxonomy: Taxonomy, cooccurrence: pd.DataFrame | None = None) -> nx.Graph:
-    """Occupation and skill nodes (``kind``, ``label``) and their relations (``weight``).
+    """Occupation and skill nodes (``kind``, ``label``) and their relations (``weight``,
+    ``relation``).
 
-    ``cooccurrence`` (``code, skill_uri, count``) adds ``count / max count`` to edge weights.
+    ``cooccurrence`` (``code, skill_uri`` and ``weight``, or ``count`` read as ``count / max
+    count``; :func:`cooccurrence_weights` makes one) adds its weight to an edge, or adds the edge
+    (``relation="cooccurrence"``) when the taxonomy has none; ``g.graph["cooccurrence"]`` counts
+    the pairs reinforced, added and skipped (occupation or skill not in the taxonomy).
     """
     g = nx.Graph()
     for occ in taxonomy.leaves():
@@ -53,20 +64,117 @@ def build_graph(taxonomy: Taxonomy, cooccurrence: pd.DataFrame | None = None) ->
                 skill = taxonomy.skills.get(link.skill_id)
                 g.add_node(s, kind="skill", label=skill.label if skill else link.label)
             w = RELATION_WEIGHTS.get(link.relation, 0.5)
-            g.add_edge(
-                occ_node(occ.code),
-                s,
-                weight=max(w, g.get_edge_data(occ_node(occ.code), s, {}).get("weight", 0)),
-            )
+            old = g.get_edge_data(occ_node(occ.code), s, {})
+            if w >= old.get("weight", 0):
+                g.add_edge(occ_node(occ.code), s, weight=w, relation=link.relation or "optional")
     if cooccurrence is not None and len(cooccurrence):
-        top = float(cooccurrence["count"].max())
-        for row in cooccurrence[["code", "skill_uri", "count"]].itertuples(index=False):
-            u, v = occ_node(str(row[0])), skill_node(str(row[1]))
-            if u in g and v in g:
-                old = g.get_edge_data(u, v, {}).get("weight", 0.0)
-                g.add_edge(u, v, weight=old + float(row[2]) / top)
+        g.graph["cooccurrence"] = add_cooccurrence(g, taxonomy, cooccurrence)
     g.remove_nodes_from([n for n in list(g) if g.degree(n) == 0])
     return g
+
+
+def add_cooccurrence(g: nx.Graph, taxonomy: Taxonomy, table: pd.DataFrame) -> dict[str, int]:
+    """Add ``table``'s co-occurrence weights to ``g`` (see :func:`build_graph`)."""
+    if "weight" in table.columns:
+        weights = table["weight"].astype(float)
+    else:
+        weights = table["count"].astype(float) / float(table["count"].max())
+    counts = table["count"] if "count" in table.columns else pd.Series(0, index=table.index)
+    stats = {"pairs": len(table), "reinforced": 0, "added": 0, "skipped": 0}
+    rows = zip(table["code"], table["skill_uri"], weights, counts, strict=True)
+    for code, uri, w, count in rows:
+        u, v = occ_node(str(code)), skill_node(str(uri))
+        if u not in g or (v not in g and str(uri) not in taxonomy.skills):
+            stats["skipped"] += 1
+            continue
+        if v not in g:
+            g.add_node(v, kind="skill", label=taxonomy.skills[str(uri)].label)
+        data = g.get_edge_data(u, v)
+        if data is None:
+            g.add_edge(u, v, weight=float(w), relation="cooccurrence", cooccurrence=int(count))
+            stats["added"] += 1
+        else:
+            data["weight"] = data["weight"] + float(w)
+            data["cooccurrence"] = int(count)
+            stats["reinforced"] += 1
+    return stats
+
+
+def cooccurrence_weights(
+    coded: pd.DataFrame,
+    skills: pd.DataFrame,
+    *,
+    code_column: str = "code_1",
+    id_column: str = "id",
+    min_count: int = 1,
+) -> pd.DataFrame:
+    """``code, skill_uri, count, postings, weight`` from coded postings and their skills.
+
+    ``coded`` is ``autocoder code`` output (``id``, ``code_column``, optional ``status``);
+    ``skills`` is ``autocoder skills extract`` output (``id, skill_uri``, optional ``status``).
+    ``count``: the postings coded ``code`` whose skills include ``skill_uri``; ``postings``: the
+    postings coded ``code`` that have extracted skills; ``weight = count / postings`` (0–1, the
+    share of the occupation's postings naming the skill). Rows with an ``error:`` status, an
+    empty code or skill are left out; pairs seen fewer than ``min_count`` times too.
+    """
+    for table, name, cols in (
+        (coded, "coded postings", (id_column, code_column)),
+        (skills, "extracted skills", (id_column, "skill_uri")),
+    ):
+        missing = [c for c in cols if c not in table.columns]
+        if missing:
+            raise InputError(f"{name}: no column {missing[0]!r}; columns are {list(table.columns)}")
+    codes = _usable(coded, code_column).drop_duplicates(id_column)
+    codes = codes[[id_column, code_column]].rename(columns={code_column: "code"})
+    found = _usable(skills, "skill_uri")[[id_column, "skill_uri"]].drop_duplicates()
+    pairs = codes.merge(found, on=id_column, how="inner")
+    columns = ["code", "skill_uri", "count", "postings", "weight"]
+    if pairs.empty:
+        return pd.DataFrame(columns=columns)
+    counted = pairs.groupby(["code", "skill_uri"], sort=True)[id_column].nunique()
+    postings = pairs.groupby("code")[id_column].nunique().rename("postings")
+    out = counted.rename("count").reset_index().merge(postings, on="code")
+    out["weight"] = out["count"] / out["postings"]
+    return out[out["count"] >= min_count].reset_index(drop=True)[columns]
+
+
+def _usable(table: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Rows with a non-empty ``column`` and no ``error:`` status."""
+    keep = table[column].fillna("").astype(str).str.strip() != ""
+    if "status" in table.columns:
+        keep &= ~table["status"].fillna("").astype(str).str.startswith("error:")
+    return table[keep]
+
+
+def read_cooccurrence(
+    postings: str | Path,
+    skills: str | Path,
+    *,
+    code_column: str = "code_1",
+    id_column: str = "id",
+    min_count: int = 1,
+    chunk_rows: int = 100_000,
+) -> pd.DataFrame:
+    """:func:`cooccurrence_weights` of two files, streamed (only the needed columns kept)."""
+
+    def columns(path: str | Path, wanted: tuple[str, ...]) -> pd.DataFrame:
+        parts = [
+            chunk[[c for c in (*wanted, "status") if c in chunk.columns]]
+            for chunk in iter_table(path, chunk_rows=chunk_rows, string_columns=wanted)
+        ]
+        if not parts:
+            raise InputError(f"{path}: the table is empty")
+        return pd.concat(parts, ignore_index=True)
+
+    coded = columns(postings, (id_column, code_column))
+    found = columns(skills, (id_column, "skill_uri"))
+    try:
+        return cooccurrence_weights(
+            coded, found, code_column=code_column, id_column=id_column, min_count=min_count
+        )
+    except InputError as exc:
+        path = postings if str(exc).startswith("coded") else skills
+        raise InputError(f"{path}: {exc}") from None
 
 
 # --- link prediction -----------------------------------------------------------------------
@@ -252,8 +360,25 @@ class PathStep:
     gain: list[str]  # skills of this occupation the previous one lacks
 
 
-def skill_sets(taxonomy: Taxonomy) -> dict[str, set[str]]:
-    return {o.code: {s.skill_id for s in o.skills} for o in taxonomy.leaves() if o.skills}
+def skill_weights(taxonomy: Taxonomy, kg: nx.Graph | None = None) -> dict[str, dict[str, float]]:
+    """Per occupation code: its skills (URIs) and their weights. From the taxonomy's relations
+    (each 1.0), or from the edges of ``kg`` (:func:`build_graph`: relation + co-occurrence)."""
+    if kg is None:
+        return {o.code: {s.skill_id: 1.0 for s in o.skills} for o in taxonomy.leaves() if o.skills}
+    out: dict[str, dict[str, float]] = {}
+    for node, data in kg.nodes(data=True):
+        if data.get("kind") == "occupation":
+            links = {
+                other[len("skill:") :]: float(kg[node][other].get("weight", 1.0))
+                for other in kg.neighbors(node)
+            }
+            if links:
+                out[str(data["code"])] = links
+    return out
+
+
+def skill_sets(taxonomy: Taxonomy, kg: nx.Graph | None = None) -> dict[str, set[str]]:
+    return {code: set(links) for code, links in skill_weights(taxonomy, kg).items()}
 
 
 def occupation_graph(sets: dict[str, set[str]], *, max_step: float = 0.8) -> nx.Graph:
@@ -302,9 +427,13 @@ def career_path(
     *,
     max_step: float = 0.8,
     graph: nx.Graph | None = None,
+    kg: nx.Graph | None = None,
 ) -> list[PathStep]:
-    """Shortest path (sum of Jaccard distances) from ``source`` to ``target`` occupation."""
-    sets = skill_sets(taxonomy)
+    """Shortest path (sum of Jaccard distances) from ``source`` to ``target`` occupation.
+
+    ``graph``: a ready :func:`occupation_graph`; ``kg``: skill sets from this knowledge graph's
+    edges (with co-occurrence edges) instead of the taxonomy's relations."""
+    sets = skill_sets(taxonomy, kg)
     a, b = resolve_occupation(taxonomy, source), resolve_occupation(taxonomy, target)
     for code in (a, b):
         if code not in sets:
@@ -328,26 +457,32 @@ def career_path(
 
 
 def distinctive_skills(
-    taxonomy: Taxonomy, *, levels: Sequence[int] = (1, 2, 3, 4), top: int = 10
+    taxonomy: Taxonomy,
+    *,
+    levels: Sequence[int] = (1, 2, 3, 4),
+    top: int = 10,
+    kg: nx.Graph | None = None,
 ) -> pd.DataFrame:
     """Top TF-IDF skills per ISCO group: ``level, group, group_title, rank, skill_uri,
-    skill_label, score`` (a group = the skills of all its occupations, as term counts)."""
+    skill_label, score`` (a group = the skills of all its occupations, as term counts; with
+    ``kg``, its edges' weights, co-occurrence included, are the term counts)."""
     from scipy import sparse
     from sklearn.feature_extraction.text import TfidfTransformer
 
-    uris = sorted({s.skill_id for o in taxonomy.leaves() for s in o.skills})
+    links = skill_weights(taxonomy, kg)
+    uris = sorted({u for skills in links.values() for u in skills})
     index = {u: i for i, u in enumerate(uris)}
     rows = []
     for level in levels:
         counts: dict[str, dict[int, float]] = {}
-        for occ in taxonomy.leaves():
-            group = taxonomy.parent(occ.code, level)
+        for code, skills in links.items():
+            group = taxonomy.parent(code, level)
             if group is None:
                 continue
             bucket = counts.setdefault(group, {})
-            for link in occ.skills:
-                j = index[link.skill_id]
-                bucket[j] = bucket.get(j, 0.0) + 1.0
+            for uri, weight in skills.items():
+                j = index[uri]
+                bucket[j] = bucket.get(j, 0.0) + weight
         groups = sorted(counts)
         data = [(r, j, v) for r, gname in enumerate(groups) for j, v in counts[gname].items()]
         if not data:

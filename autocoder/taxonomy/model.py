@@ -79,12 +79,14 @@ class Taxonomy:
         source: str = "",
         leaf_level: int | None = None,
         holdout: str = "",
+        holdout_file: str = "",
     ) -> None:
         self.name = name
         self.version = version
         self.levels = list(levels)
         self.source = source
         self.holdout = holdout  # what was held out of the texts (e.g. a dev split), "" = nothing
+        self.holdout_file = holdout_file  # the held-out table (id, title, codes), "" = none
         self.leaf_level = leaf_level if leaf_level is not None else len(self.levels)
         self._codes: dict[str, Code] = {}
         for c in codes:
@@ -183,6 +185,7 @@ class Taxonomy:
             "leaf_level": self.leaf_level,
             "source": self.source,
             "holdout": self.holdout,
+            "holdout_file": self.holdout_file,
             "n_codes": len(self._codes),
             "n_leaves": len(self.leaves()),
             "n_skills": len(self.skills),
@@ -220,5 +223,6 @@ class Taxonomy:
             skills=skills,
             source=meta.get("source", ""),
             holdout=meta.get("holdout", ""),
+            holdout_file=meta.get("holdout_file", ""),
             leaf_level=meta.get("leaf_level"),
         )

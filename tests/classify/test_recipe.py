@@ -178,3 +178,75 @@ def test_onet_dev_holdout_needs_the_taxonomy_release(tmp_path) -> None:
 def test_overrides() -> None:
     recipe = load_recipe(overrides={"loss.name": "focal", "train.epochs": 3})
     assert recipe.loss.name == "focal" and recipe.train.epochs == 3
+
+
+def test_refit_trains_on_dev_titles_and_keeps_calibration(tmp_path) -> None:
+    ws = Workspace.resolve(tmp_path / "home")
+    save_taxonomy(ws, _toy_taxonomy())
+    holdout = tmp_path / "dev.csv"
+    pd.DataFrame(
+        {"id": ["d1", "d2"], "title": ["Night Nurse", "sous chef"], "codes": ["11-1", "11-2"]}
+    ).to_csv(holdout, index=False)
+    recipe = tmp_path / "toy.toml"
+    text = RECIPE.format(holdout=holdout).replace("[train]\n", "[train]\nrefit = true\n")
+    recipe.write_text(text + "[combine]\nretrieval_weight = 0.25\n")
+    emb = HashEmbedder()
+    out = train_from_recipe(recipe, tmp_path / "model", workspace=ws, embedder=emb)
+    meta = json.loads((out / "config.json").read_text())["metadata"]
+    # dev figures come from the first fit, on clean and noisy titles
+    assert meta["dev"]["n"] == 2
+    assert set(meta["dev"]["clean"]) == {"top1", "top3", "top5", "ece"}
+    assert 0 <= meta["dev"]["noisy"]["top1"] <= 1
+    # the shipped network was trained again on every row, the 2 dev titles included
+    first_rows = meta["dataset"]["train_rows"] + meta["dataset"]["validation_rows"]
+    assert meta["refit"]["rows"] >= first_rows + 2
+    assert meta["refit"]["epochs"] >= 1
+    assert meta["recipe"]["combine"]["retrieval_weight"] == 0.25
+    model = load_model(out, embedder=emb)
+    assert np.isfinite(model.temperature_) and model.temperature_ != 1.0
+    assert model.conformal_threshold_ is not None
+    assert list(model.predict([JobRecord("sous chef")])) == ["11-2"]
+
+
+def test_extra_sources_are_weighted_and_keep_the_dev_titles_out(tmp_path) -> None:
+    from autocoder.classify.recipe import build_rows
+
+    folder = tmp_path / "data" / "bls"
+    folder.mkdir(parents=True)
+    pd.DataFrame(
+        {
+            "2018 SOC Code": ["11-1", "11-2", "11-2"],
+            "2018 SOC Direct Match Title": ["Charge Nurse", "Sous Chef", "Saucier"],
+        }
+    ).to_csv(folder / "soc_2018_direct_match_title_file.csv", index=False)
+    taxonomy = _toy_taxonomy()
+    recipe = load_recipe(
+        overrides={"data.sources": ["bls"], "data.sources_dir": str(tmp_path / "data")}
+    )
+    rows = build_rows(recipe, taxonomy, holdout={"sous chef"})
+    from_bls = {r["title"]: r for r in rows if r["provenance"] == "source:bls_direct_match"}
+    assert set(from_bls) == {"Charge Nurse", "Saucier"}  # the dev title is kept out
+    assert from_bls["Saucier"]["code"] == "11-2" and from_bls["Saucier"]["weight"] == 1.0
+    # a missing source is skipped (logged), not fatal
+    recipe = load_recipe(
+        overrides={"data.sources": ["esco_crosswalk"], "data.sources_dir": str(tmp_path)}
+    )
+    assert not [r for r in build_rows(recipe, taxonomy) if r["provenance"].startswith("source:")]
+
+
+def test_row_weights_reach_the_fingerprint() -> None:
+    from autocoder.classify.data import build_dataset, fingerprint, row_weights
+
+    base = {"title": "cook", "duties": "", "input_format": "title", "provenance": "p"}
+    one = build_dataset(
+        [{**base, "text": "cook", "code": "a"}, {**base, "text": "chef", "code": "b"}]
+    )
+    assert row_weights(one) is None
+    light = build_dataset(
+        [
+            {**base, "text": "cook", "code": "a", "weight": 0.3},
+            {**base, "text": "chef", "code": "b"},
+        ]
+    )
+    assert list(row_weights(light)) == [0.3, 1.0]
+    assert fingerprint(one) != fingerprint(light)

@@ -90,3 +90,37 @@ def test_cli_push_status_pull(
     assert counts["pushed"] == 5 and counts["pending"] == 0 and counts["pulled"] >= 4
     r = runner.invoke(app, [*base, "review", "status"])
     assert "cli: pushed 5" in r.output
+
+
+def test_push_with_skills_puts_them_in_tasks_and_config(
+    live_server: LiveServer, mini_model: Path, review_ws: Workspace, fixtures_dir: Path
+) -> None:
+    """Skills (real extractor: plain MiniLM over the ESCO fixture) reach the server's tasks and
+    the project's config; a project pushed with review.show_skills = false has no skills block."""
+    from autocoder.api import import_taxonomy
+    from autocoder.embed import Embedder
+    from autocoder.review.labelstudio import LabelStudioClient, resolve_connection
+    from autocoder.review.push import NO_SKILLS, TaskSkills
+    from autocoder.skills.service import make_extractor
+
+    import_taxonomy("esco", fixtures_dir / "esco_mini", review_ws)
+    extractor, _ = make_extractor(review_ws, plain=True, top_k=5, show_progress=False)
+    assert isinstance(extractor.embedder, Embedder)
+    s = review_settings(review_ws.root, live_server.url, live_server.token)
+    res = push(s, review_ws, RECORDS, project="skills", model_dir=mini_model, limit=3,
+               skills=TaskSkills(review_ws, extractor=extractor))  # fmt: skip
+    assert res.sent == 3 and res.ls_project_id is not None
+    client = LabelStudioClient(resolve_connection(s, review_ws))
+    data = [t["data"] for t in client.iter_tasks(res.ls_project_id, with_annotations=False)]
+    labels = {"develop software", "computer programming", "theatre techniques", "lead a team"}
+    for d in data:
+        assert d["skills"] != NO_SKILLS and set(d["skills"].split(" · ")) == labels
+    assert "$skills" in client.sdk.projects.get(id=res.ls_project_id).label_config
+    off = review_settings(
+        review_ws.root, live_server.url, live_server.token, "review.show_skills=false"
+    )
+    res = push(off, review_ws, RECORDS, project="no-skills", model_dir=mini_model, limit=2)
+    assert res.sent == 2 and res.ls_project_id is not None
+    assert "$skills" not in client.sdk.projects.get(id=res.ls_project_id).label_config
+    data = [t["data"] for t in client.iter_tasks(res.ls_project_id, with_annotations=False)]
+    assert [d["skills"] for d in data] == ["", ""]

@@ -71,7 +71,10 @@ def test_esco_hierarchy_stays_searchable(
     ws = Workspace.resolve(tmp_path / "home")
     res = import_taxonomy("esco", shared_data_dir / "esco_v1.1.1", ws)
     assert res.n_leaves > 3000
-    s = review_settings(ws.root, live_server.url, live_server.token, "taxonomy.default='esco'")
+    s = review_settings(
+        ws.root, live_server.url, live_server.token, "taxonomy.default='esco'",
+        "review.show_skills=false",  # skills: test_task_page_shows_the_records_skills
+    )  # fmt: skip
     queue.ensure_project(ws, "esco-ui", "esco")
     queue.enqueue(ws, "esco-ui", [queue.QueuedTask(
         "v1", "Ward nurse", "Cares for patients on a hospital ward",
@@ -85,3 +88,31 @@ def test_esco_hierarchy_stays_searchable(
         shot = b.screenshot(tmp_path / "review-esco-search.png")
         _keep(shot)
         assert any(n.startswith("2222") and "midwi" in n.lower() for n in nodes), nodes
+
+
+def test_task_page_shows_the_records_skills(
+    live_server: LiveServer, session: str, review_ws: Workspace, fixtures_dir: Path, tmp_path: Path
+) -> None:
+    """The skills block renders the record's top ESCO skills (real extractor, plain MiniLM over
+    the ESCO fixture)."""
+    from autocoder.api import import_taxonomy
+    from autocoder.review.push import TaskSkills
+    from autocoder.skills.service import make_extractor
+
+    import_taxonomy("esco", fixtures_dir / "esco_mini", review_ws)
+    extractor, _ = make_extractor(review_ws, plain=True, top_k=5, show_progress=False)
+    s = review_settings(review_ws.root, live_server.url, live_server.token)
+    queue.ensure_project(review_ws, "ui-skills", "onet")
+    queue.enqueue(review_ws, "ui-skills", [queue.QueuedTask(
+        "k1", "Backend developer", "You write software in Python.",
+        [{"code": "15-1252.00", "title": "Software Developers", "score": 0.7}], "manual",
+    )])  # fmt: skip
+    skills = TaskSkills(review_ws, extractor=extractor)
+    assert push(s, review_ws, None, project="ui-skills", skills=skills).sent == 1
+    with Browser(live_server.url, session) as b:
+        expect = ["Backend developer", "Skills in the text", "develop software", "Software Dev"]
+        text = b.open(_task_page(review_ws, "ui-skills", "k1"), expect)
+        shot = b.screenshot(tmp_path / "review-task-skills.png")
+        _keep(shot)
+        missing = [e for e in expect if e not in text]
+        assert not missing, f"not on the page: {missing}; screenshot {shot}"

@@ -49,6 +49,37 @@ def test_distinctive_and_paths(home, tmp_path) -> None:
     assert bad.exit_code == 2 and "1-4" in bad.output
 
 
+def test_graph_commands_take_cooccurrence_from_coded_postings(home, tmp_path) -> None:
+    """Postings coded as art director name theatre techniques: the path to technical director
+    (theatre techniques + lead a team) becomes free."""
+    skill = "http://data.europa.eu/esco/skill/00000000-0000-4000-9000-00000000000"
+    coded, found = tmp_path / "coded.csv", tmp_path / "skills.csv"
+    pd.DataFrame({"id": ["p1", "p2"], "code_1": ["2654.1", "2654.1"]}).to_csv(coded, index=False)
+    pd.DataFrame(
+        {"id": ["p1", "p2", "p2"], "skill_uri": [f"{skill}3", f"{skill}3", f"{skill}4"]}
+    ).to_csv(found, index=False)
+    args = ["skills", "paths", "art director", "technical director", "--max-step", "0.9"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and "total distance 0.500" in result.output, result.output
+    extra = ["--postings", str(coded), "--skills", str(found)]
+    result = runner.invoke(app, [*args, *extra])
+    assert result.exit_code == 0, result.output
+    assert "total distance 0.000" in result.output
+    assert "1 edges reinforced, 1 added, 0 skipped" in result.output
+    result = runner.invoke(
+        app, ["skills", "distinctive", "--level", "4", "--group", "2654", *extra]
+    )
+    assert result.exit_code == 0 and "theatre techniques" in result.output, result.output
+    result = runner.invoke(app, [*args, "--postings", str(coded)])
+    assert result.exit_code == 2 and "go together" in result.output
+    onet = tmp_path / "onet.csv"
+    pd.DataFrame({"id": ["p1"], "code_1": ["27-1011.00"]}).to_csv(onet, index=False)
+    result = runner.invoke(app, [*args, "--postings", str(onet), "--skills", str(found)])
+    assert result.exit_code == 2 and "ESCO occupation codes" in result.output
+    result = runner.invoke(app, [*args, *extra, "--code-column", "code_2"])
+    assert result.exit_code == 2 and "no column 'code_2'" in result.output
+
+
 def test_train_rank_and_linkpred(home, tmp_path) -> None:
     result = runner.invoke(app, ["skills", "train"])
     assert result.exit_code == 0, result.output

@@ -4,13 +4,16 @@ import networkx as nx
 import pandas as pd
 import pytest
 
+from autocoder.io import InputError
 from autocoder.skills.graph import (
     build_graph,
     career_path,
+    cooccurrence_weights,
     distinctive_skills,
     link_prediction,
     node2vec_walks,
     occupation_graph,
+    read_cooccurrence,
     skill_sets,
     split_edges,
 )
@@ -83,3 +86,84 @@ def test_distinctive_skills_pick_the_groups_own_pool(taxonomy) -> None:
     assert set(table["level"]) == {1, 4}
     top = table[(table["level"] == 1) & (table["group"] == "7")]
     assert len(top) == 3 and all(u.startswith("s-7-") for u in top["skill_uri"])
+
+
+CODED = pd.DataFrame(
+    {
+        "id": ["p1", "p2", "p3", "p4", "p5", "p6"],
+        "code_1": ["1111.0", "1111.0", "1111.0", "7111.0", "1111.0", ""],
+        "status": ["coded", "review", "coded", "coded", "error:duplicate_id", "error:empty_text"],
+    }
+)
+FOUND = pd.DataFrame(
+    {
+        "id": ["p1", "p1", "p2", "p3", "p4", "p5", "p6", "p9"],
+        "skill_uri": ["s-1-0", "s-7-0", "s-1-0", "", "s-7-0", "s-1-0", "s-1-0", "s-1-0"],
+        "status": ["ok", "ok", "ok", "error:empty_text", "ok", "ok", "ok", "ok"],
+    }
+)
+
+
+def test_cooccurrence_weights_are_the_share_of_an_occupations_postings() -> None:
+    table = cooccurrence_weights(CODED, FOUND)
+    got = {(r.code, r.skill_uri): (r.count, r.postings, r.weight) for r in table.itertuples()}
+    # p3 has no skills, p5/p6 are coder errors, p9 was not coded
+    assert got == {
+        ("1111.0", "s-1-0"): (2, 2, 1.0),
+        ("1111.0", "s-7-0"): (1, 2, 0.5),
+        ("7111.0", "s-7-0"): (1, 1, 1.0),
+    }
+    assert len(cooccurrence_weights(CODED, FOUND, min_count=2)) == 1
+    with pytest.raises(InputError, match="coded postings: no column 'code_2'"):
+        cooccurrence_weights(CODED, FOUND, code_column="code_2")
+
+
+def test_build_graph_reinforces_and_adds_cooccurrence_edges(taxonomy) -> None:
+    base = build_graph(taxonomy)
+    own = taxonomy.get("1111.0").skills[0].skill_id
+    assert not base.has_edge("occ:1111.0", "skill:s-7-0")
+    table = pd.DataFrame(
+        {
+            "code": ["1111.0", "1111.0", "9999.9", "1111.0"],
+            "skill_uri": [own, "s-7-0", "s-1-0", "s-unknown"],
+            "count": [3, 1, 5, 2],
+            "weight": [0.5, 0.25, 1.0, 1.0],
+        }
+    )
+    g = build_graph(taxonomy, table)
+    assert g.graph["cooccurrence"] == {"pairs": 4, "reinforced": 1, "added": 1, "skipped": 2}
+    u = "occ:1111.0"
+    assert g[u][f"skill:{own}"]["weight"] == base[u][f"skill:{own}"]["weight"] + 0.5
+    assert g[u][f"skill:{own}"]["cooccurrence"] == 3
+    assert g[u]["skill:s-7-0"] == {"weight": 0.25, "relation": "cooccurrence", "cooccurrence": 1}
+    assert skill_sets(taxonomy, g)["1111.0"] == skill_sets(taxonomy)["1111.0"] | {"s-7-0"}
+    assert skill_sets(taxonomy, base) == skill_sets(taxonomy)
+
+
+def test_paths_and_distinctive_skills_read_the_enriched_graph(taxonomy) -> None:
+    """Every group-7 occupation's postings name s-1-0: it becomes a group-7 skill."""
+    sevens = [o.code for o in taxonomy.leaves() if o.code.startswith("7")]
+    table = pd.DataFrame({"code": sevens, "skill_uri": "s-1-0", "count": 9, "weight": 1.0})
+    kg = build_graph(taxonomy, table)
+    plain = distinctive_skills(taxonomy, levels=(1,), top=20)
+    rich = distinctive_skills(taxonomy, levels=(1,), top=20, kg=kg)
+    assert "s-1-0" not in set(plain[plain["group"] == "7"]["skill_uri"])
+    assert "s-1-0" in set(rich[rich["group"] == "7"]["skill_uri"])
+    assert all("s-1-0" in skill_sets(taxonomy, kg)[c] for c in sevens)
+    before = career_path(taxonomy, "7111.0", "7111.1", max_step=0.9)
+    after = career_path(taxonomy, "7111.0", "7111.1", max_step=0.9, kg=kg)
+    assert sum(s.distance for s in after) < sum(s.distance for s in before)  # one more shared
+
+
+def test_read_cooccurrence_streams_both_files(tmp_path) -> None:
+    coded, found = tmp_path / "coded.csv", tmp_path / "skills.jsonl"
+    CODED.to_csv(coded, index=False)
+    FOUND.to_json(found, orient="records", lines=True)
+    table = read_cooccurrence(coded, found, chunk_rows=2)
+    assert table.equals(cooccurrence_weights(CODED, FOUND))
+    with pytest.raises(InputError, match=r"coded.csv: coded postings: no column 'code_9'"):
+        read_cooccurrence(coded, found, code_column="code_9")
+    other = tmp_path / "other.csv"
+    FOUND.rename(columns={"skill_uri": "uri"}).to_csv(other, index=False)
+    with pytest.raises(InputError, match=r"other.csv: extracted skills: no column 'skill_uri'"):
+        read_cooccurrence(coded, other)
