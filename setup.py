@@ -18,5 +18,9 @@ RESOURCES = {
 setup(
     packages=find_packages(include=["autocoder", "autocoder.*"]) + list(RESOURCES),
     package_dir=RESOURCES,
-    package_data={"autocoder.examples": ["*.csv"], **{pkg: ["*", "**/*"] for pkg in RESOURCES}},
+    package_data={
+        "autocoder": ["pretrained/*/*"],  # the packaged model (`--model pretrained`)
+        "autocoder.examples": ["*.csv"],
+        **{pkg: ["*", "**/*"] for pkg in RESOURCES},
+    },
 )

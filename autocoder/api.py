@@ -21,6 +21,7 @@ from autocoder.config import CoderConfig, ConfigError, Settings, describe_errors
 from autocoder.embed import Embedder
 from autocoder.index import (
     CodeIndex,
+    IndexConnectionError,
     IndexNotBuiltError,
     MemoryIndex,
     index_name,
@@ -192,6 +193,41 @@ def retrieval_coder(
     ).fit()
 
 
+PRETRAINED = "pretrained"
+
+
+def pretrained_dir() -> Path:
+    """The model that ships inside the package (``--model pretrained``): the default recipe
+    trained on O*NET 29.2 + BLS + ESCO titles with the packaged MiniLM (README, "Coding
+    quality")."""
+    return Path(__file__).resolve().parent / "pretrained" / "onet-29.2"
+
+
+def resolve_model_dir(model_dir: str | Path | None) -> Path | None:
+    """``pretrained`` -> the packaged model; a path stays a path; None stays None."""
+    if model_dir is None or str(model_dir) == "":
+        return None
+    return pretrained_dir() if str(model_dir) == PRETRAINED else Path(model_dir)
+
+
+def model_taxonomy(model_dir: str | Path | None) -> str | None:
+    """The name of the taxonomy a model directory was trained on (None when unknown), so an
+    ESCO model codes against ESCO without ``--taxonomy``."""
+    config = Path(model_dir) / "config.json" if model_dir else None
+    if config is None or not config.is_file():
+        return None
+    name = json.loads(config.read_text()).get("metadata", {}).get("taxonomy", {}).get("name")
+    return str(name) if name else None
+
+
+def pretrained_fits(taxonomy: Taxonomy) -> bool:
+    """Whether the packaged model codes ``taxonomy`` (the same O*NET-SOC leaf codes)."""
+    config = pretrained_dir() / "config.json"
+    if not config.is_file() or taxonomy.name != "onet":
+        return False
+    return sorted(json.loads(config.read_text())["classes"]) == sorted(taxonomy.leaf_codes())
+
+
 def retrieval_weight(model: Any, settings: Settings) -> float:
     """How much retrieval is mixed into ``model``'s scores: ``coder.retrieval_weight`` when
     set, else what the model's recipe says (``[combine]``), else 0."""
@@ -204,8 +240,9 @@ def retrieval_weight(model: Any, settings: Settings) -> float:
 def load_predictor(
     settings: Settings, ws: Workspace, taxonomy: Taxonomy, model_dir: str | Path | None
 ) -> tuple[Predictor, str]:
-    """The trained model in ``model_dir`` (or config ``coder.model``), else the retrieval coder."""
-    model_dir = model_dir or settings.coder.model
+    """The trained model in ``model_dir`` (or config ``coder.model``; ``pretrained`` = the
+    packaged model), mixed with retrieval as the model says, else the retrieval coder."""
+    model_dir = resolve_model_dir(model_dir or settings.coder.model)
     if model_dir:
         from autocoder.classify.model import load_model
 
@@ -263,8 +300,9 @@ def code(
         raise ConfigError(f"unknown engine {engine!r}; use 'local' or 'ray'")
     options = _coder_options(settings, top_n=top_n, threshold=threshold)
     check_paths(Path(input_path), Path(output_path))
-    taxonomy = load_taxonomy(ws, taxonomy_name or settings.taxonomy.default)
-    model_dir = model_dir or settings.coder.model
+    model_dir = resolve_model_dir(model_dir or settings.coder.model)
+    name = taxonomy_name or model_taxonomy(model_dir) or settings.taxonomy.default
+    taxonomy = load_taxonomy(ws, name)
     with contextlib.ExitStack() as stack:
         stack.enter_context(index_in_use(ws))  # also a model mixes in retrieval's scores
         predictor, predictor_id = load_predictor(settings, ws, taxonomy, model_dir)
@@ -436,6 +474,43 @@ def synth(
     )
 
 
+def train(
+    settings: Settings,
+    ws: Workspace,
+    output: str | Path,
+    *,
+    recipe: str | Path | None = None,
+    refit: bool | None = None,
+    show_progress: bool = True,
+) -> Path:
+    """``autocoder train``: the recipe's model, with the dev figures of the model mixed with
+    retrieval too when the workspace index holds no dev title (taxonomy imported with
+    ``--holdout``; otherwise retrieval would have seen them)."""
+    import logging
+
+    from autocoder.classify.recipe import load_recipe, load_recipe_taxonomy, train_from_recipe
+
+    overrides = {"train.refit": refit} if refit is not None else None
+    taxonomy = load_recipe_taxonomy(load_recipe(recipe, overrides), ws, settings)
+    retrieval = None
+    if taxonomy.holdout:
+        try:
+            retrieval = retrieval_coder(settings, ws, taxonomy)
+            index_version(retrieval)
+        except (IndexNotBuiltError, IndexConnectionError) as exc:
+            logging.getLogger(__name__).warning("no mixed dev figures: %s", exc)
+            retrieval = None
+    return train_from_recipe(
+        recipe,
+        output,
+        settings=settings,
+        workspace=ws,
+        overrides=overrides,
+        show_progress=show_progress,
+        retrieval=retrieval,
+    )
+
+
 def example_input() -> Path:
     import importlib.resources
 
@@ -454,7 +529,9 @@ def quickstart(
     """Set up a workspace from what is at hand and code a file: the README's first command.
 
     Taxonomy: ``onet_path`` (an O*NET text release) if given, else an already imported O*NET,
-    else the offline starter built from the O*NET files inside PyPI packages.
+    else the offline starter built from the O*NET files inside PyPI packages. Coder: the
+    packaged model mixed with retrieval (``--model pretrained``) when it fits the taxonomy
+    and no ``coder.model`` is configured, else what the settings say.
     """
     from autocoder.taxonomy.store import list_taxonomies
 
@@ -477,12 +554,15 @@ def quickstart(
     if n_docs == 0:
         n_docs = build_locked(ws, index, taxonomy, embedder, show_progress=show_progress)
     steps["index_documents"] = n_docs
+    model = settings.coder.model or (PRETRAINED if pretrained_fits(taxonomy) else None)
+    steps["coder"] = f"model {model} + retrieval" if model else "retrieval"
     summary = code(
         settings,
         ws,
         input_path or example_input(),
         output_path,
         taxonomy_name="onet",
+        model_dir=model,
         show_progress=show_progress,
     )
     steps["coding"] = summary.to_dict()

@@ -197,7 +197,12 @@ def code_cmd(
     top_n: Annotated[
         int | None, typer.Option("--top-n", min=1, max=100, help="Codes per record (1-100).")
     ] = None,
-    model: Annotated[Path | None, typer.Option("--model", help="Trained model directory.")] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model", help="Trained model directory, or 'pretrained' (the packaged O*NET model)."
+        ),
+    ] = None,
     threshold: Annotated[
         float | None,
         typer.Option(callback=_probability, help="Review threshold on confidence (0-1)."),
@@ -295,21 +300,36 @@ def train_cmd(
     output: Annotated[Path, typer.Option("--output", "-o", help="Model directory to write.")],
     recipe: Annotated[
         Path | None,
-        typer.Option("--recipe", help="Training recipe TOML (default: training/classifier.toml)."),
+        typer.Option(
+            "--recipe",
+            help="Recipe TOML file or packaged recipe name (default: training/classifier.toml).",
+        ),
+    ] = None,
+    refit: Annotated[
+        bool | None,
+        typer.Option(
+            "--refit/--no-refit",
+            help="Refit the shipped network on everything, dev titles too (default: the "
+            "recipe's train.refit); --no-refit keeps the model the dev figures describe.",
+        ),
     ] = None,
 ) -> None:
-    """Train the classifier from a recipe; writes a model directory for `autocoder code --model`."""
+    """Train the classifier from a recipe; writes a model directory for `autocoder code --model`
+    and prints its dev figures (clean and noisy held-out titles, before any refit)."""
+    import json
     import logging
 
-    from autocoder.classify.recipe import RecipeError, train_from_recipe
+    from autocoder.classify.recipe import RecipeError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings, ws = _settings(ctx)
     try:
-        out = train_from_recipe(recipe, output, settings=settings, workspace=ws, show_progress=True)
+        out = api.train(settings, ws, output, recipe=recipe, refit=refit)
     except (RecipeError, FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
-    _echo_json({"model": str(out)})
+    meta = json.loads((out / "config.json").read_text()).get("metadata", {})
+    keys = ("dev", "dev_combined", "refit")
+    _echo_json({"model": str(out), **{k: meta[k] for k in keys if k in meta}})
 
 
 # --- LLM: RAG labeler, synthetic data, local server ------------------------------------------

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import shutil
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -40,7 +41,7 @@ from autocoder.io import (
     iter_table,
     prefetch,
     table_format,
-    write_table,
+    temporary_path,
 )
 from autocoder.predictor import Predictor, SetPredictor
 from autocoder.records import JobRecord, clean_text, table_texts
@@ -85,11 +86,13 @@ def error_reason(status: str) -> str:
     return status.split(":", 2)[1] if status.startswith("error:") else ""
 
 
-def output_columns(n: int, *, with_sets: bool = False) -> list[str]:
-    """The output table's columns for the ``n`` best codes per row."""
+def output_columns(n: int, *, with_sets: bool = False, with_uris: bool = False) -> list[str]:
+    """The output table's columns for the ``n`` best codes per row (``uri_i``: the codes'
+    concept URIs, for taxonomies that have them, such as ESCO)."""
     cols = ["row", "id"]
     cols += [f"code_{i}" for i in range(1, n + 1)]
     cols += [f"label_{i}" for i in range(1, n + 1)]
+    cols += [f"uri_{i}" for i in range(1, n + 1) if with_uris]
     cols += [f"score_{i}" for i in range(1, n + 1)]
     cols += ["confidence", "status"]
     if with_sets:
@@ -157,27 +160,42 @@ def failure_status(exc: BaseException) -> str:
     return f"{reason}: {message}" if message else reason
 
 
+#: The per-row output cells a batch table is made of: name -> (per code candidate?, empty value).
+CELLS: dict[str, tuple[bool, Any]] = {
+    "codes": (True, ""),
+    "labels": (True, ""),
+    "uris": (True, ""),
+    "scores": (True, np.nan),
+    "status": (False, ""),
+    "set_sizes": (False, 0),
+    "set_codes": (False, ""),
+}
+
+
+def empty_cells(n: int, k: int) -> dict[str, np.ndarray]:
+    """Cells for ``n`` rows of ``k`` candidates: '' for text, NaN for scores, 0 for sizes."""
+    return {
+        name: np.full((n, k) if wide else n, empty, dtype=type(empty) if empty != "" else object)
+        for name, (wide, empty) in CELLS.items()
+    }
+
+
 @dataclass
 class _Batch:
-    """Predictions for the rows of one batch; rows without a prediction keep NaN and ''."""
+    """Output cells for the rows of one batch; rows without a prediction keep NaN and ''."""
 
     n: int
     k: int
     status: list[str]
-    codes: np.ndarray = field(init=False)
-    scores: np.ndarray = field(init=False)
-    set_sizes: np.ndarray = field(init=False)
-    set_codes: list[str] = field(init=False)
     index_version: str = ""
+    cells: dict[str, np.ndarray] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.codes = np.full((self.n, self.k), "", dtype=object)
-        self.scores = np.full((self.n, self.k), np.nan)
-        self.set_sizes = np.zeros(self.n, dtype=int)
-        self.set_codes = [""] * self.n
+        self.cells = empty_cells(self.n, self.k)
+        self.cells["status"][:] = self.status
 
     def confidence(self) -> np.ndarray:
-        return self.scores[:, 0] if self.k else np.full(self.n, np.nan)
+        return self.cells["scores"][:, 0] if self.k else np.full(self.n, np.nan)
 
 
 def ranked(proba: np.ndarray, classes: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -194,22 +212,24 @@ def ranked(proba: np.ndarray, classes: np.ndarray, n: int) -> tuple[np.ndarray, 
 
 
 def _batch_table(
-    batch: _Batch, ids: list[str], offset: int, labels: Mapping[str, str], with_sets: bool
+    batch: _Batch, ids: list[str], offset: int, with_sets: bool, with_uris: bool = False
 ) -> pd.DataFrame:
+    cells = batch.cells
     data: dict[str, Any] = {"row": np.arange(offset, offset + batch.n), "id": ids}
+    for name, prefix in (("codes", "code"), ("labels", "label"), ("uris", "uri")):
+        for j in range(batch.k if with_uris or name != "uris" else 0):
+            data[f"{prefix}_{j + 1}"] = cells[name][:, j]
     for j in range(batch.k):
-        data[f"code_{j + 1}"] = batch.codes[:, j]
-    for j in range(batch.k):
-        data[f"label_{j + 1}"] = [labels.get(c, "") if c else "" for c in batch.codes[:, j]]
-    for j in range(batch.k):
-        data[f"score_{j + 1}"] = batch.scores[:, j]
+        data[f"score_{j + 1}"] = cells["scores"][:, j]
     data["confidence"] = batch.confidence()
-    data["status"] = batch.status
+    data["status"] = cells["status"]
     if with_sets:
-        data["set_size"] = batch.set_sizes
-        data["set_codes"] = batch.set_codes
+        data["set_size"] = cells["set_sizes"]
+        data["set_codes"] = cells["set_codes"]
     data["index_version"] = batch.index_version
-    return pd.DataFrame(data, columns=output_columns(batch.k, with_sets=with_sets))
+    return pd.DataFrame(
+        data, columns=output_columns(batch.k, with_sets=with_sets, with_uris=with_uris)
+    )
 
 
 #: Records predicted in one model pass (the checkpoint batches inside are still written one by
@@ -237,13 +257,28 @@ class _Pending:
         return [i for i, e in enumerate(self.errors) if e is None]
 
 
-@dataclass
-class _Coded:
-    """The prediction for one distinct record: codes, rounded scores, prediction set."""
+class _Memo:
+    """The output cells of every distinct record coded so far, a row each, by record."""
 
-    codes: np.ndarray
-    scores: np.ndarray
-    set_codes: str | None = None
+    def __init__(self, width: int) -> None:
+        self.pos: dict[JobRecord, int] = {}
+        self.cells = empty_cells(0, width)
+
+    def __len__(self) -> int:
+        return len(self.pos)
+
+    def add(self, records: list[JobRecord], cells: Mapping[str, np.ndarray]) -> None:
+        start = len(self.pos)
+        self.pos.update((r, start + i) for i, r in enumerate(records))
+        self.cells = {name: np.concatenate([old, cells[name]]) for name, old in self.cells.items()}
+
+    def rows(self, records: list[JobRecord]) -> np.ndarray:
+        return np.fromiter((self.pos[r] for r in records), dtype=np.intp, count=len(records))
+
+
+def _lookup(codes: np.ndarray, names: Mapping[str, str]) -> np.ndarray:
+    """``names[code]`` per cell ('' for an empty or unknown code)."""
+    return np.array([[names.get(c, "") if c else "" for c in row] for row in codes], dtype=object)
 
 
 class BatchCoder:
@@ -259,17 +294,20 @@ class BatchCoder:
         threshold: float,
         with_sets: bool,
         index_version: str = "",
+        uris: Mapping[str, str] | None = None,
     ) -> None:
         self.predictor = predictor
         self.labels = labels
+        self.uris = uris or {}
         self.width = width
         self.threshold = threshold
         self.with_sets = with_sets
         self.index_version = index_version
-        self.memo: dict[JobRecord, _Coded] = {}
+        self.memo = _Memo(width)
         self.predicted = 0
 
-    def _predict(self, records: list[JobRecord]) -> list[_Coded]:
+    def _predict(self, records: list[JobRecord]) -> dict[str, np.ndarray]:
+        """The output cells of ``records`` (one model pass)."""
         proba = np.asarray(self.predictor.predict_proba(records))
         sets = (
             self.predictor.predict_sets(records, proba=proba)
@@ -278,17 +316,27 @@ class BatchCoder:
         )
         codes, scores = ranked(proba, np.asarray(self.predictor.classes_), self.width)
         self.predicted += len(records)
-        joined = [";".join(s) for s in sets] if sets is not None else [None] * len(records)
-        return [_Coded(codes[j], scores[j], joined[j]) for j in range(len(records))]
+        cells, k = empty_cells(len(records), self.width), codes.shape[1]
+        cells["codes"][:, :k] = codes
+        cells["scores"][:, :k] = scores
+        cells["labels"][:, :k] = _lookup(codes, self.labels)
+        if self.uris:
+            cells["uris"][:, :k] = _lookup(codes, self.uris)
+        coded = cells["scores"][:, 0] >= self.threshold
+        cells["status"][:] = np.where(coded, "coded", "review").tolist()
+        if sets is not None:
+            cells["set_codes"][:] = [";".join(s) for s in sets]
+            cells["set_sizes"][:] = [len(s.split(";")) if s else 0 for s in cells["set_codes"]]
+        return cells
 
     def _learn(self, pending: list[_Pending]) -> None:
         """Predict the distinct records of ``pending`` not yet in the memo (one model pass)."""
         if len(self.memo) > MEMO_SIZE:
-            self.memo = {}
+            self.memo = _Memo(self.width)
         new = list(dict.fromkeys(p.records[i] for p in pending for i in p.ok))
-        new = [r for r in new if r not in self.memo]
+        new = [r for r in new if r not in self.memo.pos]
         if new:
-            self.memo.update(zip(new, self._predict(new), strict=True))
+            self.memo.add(new, self._predict(new))
 
     def code(self, pending: list[_Pending]) -> list[pd.DataFrame]:
         """The output table of every batch in ``pending``; a failing model pass is retried
@@ -305,24 +353,15 @@ class BatchCoder:
         return [self._table(p, failed.get(p.b)) for p in pending]
 
     def _table(self, p: _Pending, failure: str | None) -> pd.DataFrame:
-        batch = _Batch(len(p.ids), self.width, [e or "" for e in p.errors])
-        batch.index_version = self.index_version
+        batch = _Batch(len(p.ids), self.width, [e or "" for e in p.errors], self.index_version)
         ok = p.ok
         if failure is not None:
-            for i in ok:
-                batch.status[i] = failure
+            batch.cells["status"][ok] = failure
         elif ok:
-            rows = [self.memo[p.records[i]] for i in ok]
-            scores = np.vstack([r.scores for r in rows])
-            k = scores.shape[1]
-            batch.codes[ok, :k] = np.vstack([r.codes for r in rows])
-            batch.scores[ok, :k] = scores
-            for row, i in zip(rows, ok, strict=True):
-                batch.status[i] = "coded" if row.scores[0] >= self.threshold else "review"
-                if row.set_codes is not None:
-                    batch.set_codes[i] = row.set_codes
-                    batch.set_sizes[i] = len(row.set_codes.split(";")) if row.set_codes else 0
-        return _batch_table(batch, p.ids, p.offset, self.labels, self.with_sets)
+            rows = self.memo.rows([p.records[i] for i in ok])
+            for name, values in self.memo.cells.items():
+                batch.cells[name][ok] = values[rows]
+        return _batch_table(batch, p.ids, p.offset, self.with_sets, bool(self.uris))
 
 
 def job_key(input_sha256: str, settings: Mapping[str, Any]) -> str:
@@ -332,7 +371,8 @@ def job_key(input_sha256: str, settings: Mapping[str, Any]) -> str:
 
 
 def _part(run_dir: Path, b: int) -> Path:
-    return run_dir / f"part-{b:06d}.parquet"
+    """Batch ``b``'s checkpoint: an Arrow IPC file (cheap to write, and read only to resume)."""
+    return run_dir / f"part-{b:06d}.arrow"
 
 
 def _path_key(path: Path) -> str:
@@ -383,12 +423,63 @@ def _start_job(
 
 
 def _part_rows(path: Path) -> int:
-    import pyarrow.parquet as pq
+    import pyarrow as pa
 
     try:
-        return int(pq.ParquetFile(path).metadata.num_rows)
+        with pa.memory_map(str(path)) as source:
+            return int(pa.ipc.open_file(source).read_all().num_rows)
     except (OSError, ValueError):  # a damaged part is coded again
         return -1
+
+
+def _write_part(table: pd.DataFrame, path: Path) -> None:
+    """Checkpoint one batch's table atomically (temporary file + rename)."""
+    import pyarrow as pa
+    import pyarrow.feather as feather
+
+    tmp = temporary_path(path)
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    feather.write_feather(arrow, str(tmp), compression="uncompressed")
+    os.replace(tmp, path)
+
+
+class _Sink:
+    """Takes the finished batches in row order: checkpoints each new one, appends every one to
+    the output (a resumed batch is read from its checkpoint) and counts the statuses."""
+
+    def __init__(self, run_dir: Path, output_path: Path, columns: list[str]) -> None:
+        self.run_dir = run_dir
+        self.columns = columns
+        self.writer = TableWriter(output_path)
+        self.status: Counter[str] = Counter()
+        self.rows = 0
+        self.batches = 0
+
+    def add(self, b: int, table: pd.DataFrame | None) -> None:
+        """Batch ``b``: its new table, or None for a batch checkpointed by an earlier run."""
+        part = _part(self.run_dir, b)
+        if table is None:
+            import pyarrow.feather as feather
+
+            table = feather.read_table(str(part)).to_pandas()
+        else:
+            _write_part(table, part)
+        expected = np.arange(self.rows, self.rows + len(table))
+        if not np.array_equal(table["row"].to_numpy(), expected):
+            raise RuntimeError(
+                f"checkpoint in {self.run_dir} is inconsistent; delete it and run again"
+            )
+        self.rows += len(table)
+        self.batches += 1
+        self.status.update(table["status"].tolist())
+        self.writer.write(table)
+
+    def close(self) -> Counter[str]:
+        """Finish the output (a table with no rows when the input had none)."""
+        if self.batches == 0:
+            self.writer.write(pd.DataFrame(columns=self.columns))
+        self.writer.close()
+        return self.status
 
 
 @dataclass
@@ -436,30 +527,28 @@ def windows(pending: Iterator[_Pending], rows: int) -> Iterator[list[_Pending]]:
 
 
 def _run_batches(
-    coder: BatchCoder, run: _Run, *, window_rows: int, show_progress: bool
+    coder: BatchCoder, run: _Run, sink: _Sink, *, window_rows: int, show_progress: bool
 ) -> tuple[int, int]:
     """Stream the input (read ahead in a thread); code every batch not yet checkpointed, a
-    window of batches per model pass; parts are written in another thread while the next
-    window is coded. Returns (batches, resumed)."""
+    window of batches per model pass; a window's batches go to ``sink`` in another thread
+    while the next window is coded. Returns (batches, resumed)."""
     n_batches = resumed = 0
-    pending = prefetch(iter_pending(run.input_path, run.opts, run.job.batch_size))
+    ahead = max(2, window_rows // run.job.batch_size + 1)  # a window read while one is coded
+    pending = prefetch(iter_pending(run.input_path, run.opts, run.job.batch_size), depth=ahead)
     with (
         ThreadPoolExecutor(max_workers=1) as writer,
         tqdm(desc="coding", unit="rec", disable=not show_progress) as bar,
     ):
-        writes: list[Future[Path]] = []  # the previous window's parts, written meanwhile
+        writes: list[Future[None]] = []  # the previous window's batches, written meanwhile
         for group in windows(pending, window_rows):
             for p in group:
                 part = _part(run.job.run_dir, p.b)
                 p.done = part.exists() and _part_rows(part) == len(p.ids)
             todo = [p for p in group if not p.done]
-            tables = coder.code(todo) if todo else []
+            tables = iter(coder.code(todo) if todo else [])
             for w in writes:
                 w.result()  # a failed write stops the job here
-            writes = [
-                writer.submit(write_table, t, _part(run.job.run_dir, p.b))
-                for p, t in zip(todo, tables, strict=True)
-            ]
+            writes = [writer.submit(sink.add, p.b, None if p.done else next(tables)) for p in group]
             n_batches += len(group)
             resumed += len(group) - len(todo)
             bar.update(sum(len(p.ids) for p in group))
@@ -475,29 +564,26 @@ def errors_in(chunk: pd.DataFrame) -> list[bool]:
     return [bool(e) for e in chunk[ROW_ERROR_COLUMN]]
 
 
-def _assemble(run_dir: Path, n_batches: int, output_path: Path, columns: list[str]) -> Counter[str]:
-    """Write the finished batches in row order to ``output_path`` (one batch in memory at a
-    time); returns the status counts. Raises if the batches do not follow on from each other."""
-    writer = TableWriter(output_path)
-    status: Counter[str] = Counter()
-    rows = 0
+def _code_all(
+    coder: BatchCoder,
+    run: _Run,
+    output_path: Path,
+    columns: list[str],
+    *,
+    window_rows: int,
+    show_progress: bool,
+) -> tuple[int, int, Counter[str]]:
+    """Code the input into ``output_path`` (written under a temporary name, moved into place
+    once every batch is in); returns (batches, resumed, status counts)."""
+    sink = _Sink(run.job.run_dir, output_path, columns)
     try:
-        if n_batches == 0:
-            writer.write(pd.DataFrame(columns=columns))
-        for b in range(n_batches):
-            part = pd.read_parquet(_part(run_dir, b))
-            if not np.array_equal(part["row"].to_numpy(), np.arange(rows, rows + len(part))):
-                raise RuntimeError(
-                    f"checkpoint in {run_dir} is inconsistent; delete it and run again"
-                )
-            rows += len(part)
-            status.update(str(s) for s in part["status"])
-            writer.write(part)
-        writer.close()
+        n_batches, resumed = _run_batches(
+            coder, run, sink, window_rows=window_rows, show_progress=show_progress
+        )
+        return n_batches, resumed, sink.close()
     except BaseException:
-        writer.abort()
+        sink.writer.abort()
         raise
-    return status
 
 
 def _summary(
@@ -565,6 +651,7 @@ def code_file(
     keep_checkpoints: bool = False,
     show_progress: bool = True,
     window_rows: int | None = None,
+    uris: Mapping[str, str] | None = None,
 ) -> CodingSummary:
     """Code every row of ``input_path`` into ``output_path``; resumes an interrupted run.
 
@@ -572,10 +659,11 @@ def code_file(
     columns, the output width ``top_n``, the review ``threshold`` and the ``batch_size``.
     ``predictor_id``, ``fingerprint`` (settings behind the predictor) and ``index_version``
     enter the job key and ``index_version`` is written in every row. The input is streamed;
-    each batch is checkpointed as it finishes and the output is written once every batch is
-    done. Rerunning the same job skips the batches already done; a second job writing the same
+    each batch is checkpointed as it finishes and appended to the output, which is moved into
+    place once every batch is done. Rerunning the same job skips the batches already done; a second job writing the same
     output while this one runs raises ``LockedError``. Each distinct record is predicted once
-    per job, ``window_rows`` records (default ``WINDOW_ROWS``) per model pass.
+    per job, ``window_rows`` records (default ``WINDOW_ROWS``) per model pass. ``uris`` (code ->
+    concept URI) adds a ``uri_i`` column per candidate.
     """
     input_path, output_path = Path(input_path), Path(output_path)
     opts = options or CoderConfig()
@@ -590,7 +678,7 @@ def code_file(
             fingerprint=fingerprint,
             index_version=index_version,
             with_sets=with_sets,
-        )
+        ) | ({"with_uris": True} if uris else {})
         job = _start_job(input_path, output_path, runs_dir, settings, opts.batch_size)
         run = _Run(input_path, job, labels, opts, with_sets, index_version)
         coder = BatchCoder(
@@ -600,12 +688,17 @@ def code_file(
             threshold=opts.threshold,
             with_sets=with_sets,
             index_version=index_version,
+            uris=uris,
         )
-        n_batches, resumed = _run_batches(
-            coder, run, window_rows=window_rows or WINDOW_ROWS, show_progress=show_progress
+        columns = output_columns(opts.top_n, with_sets=with_sets, with_uris=bool(uris))
+        n_batches, resumed, status = _code_all(
+            coder,
+            run,
+            output_path,
+            columns,
+            window_rows=window_rows or WINDOW_ROWS,
+            show_progress=show_progress,
         )
-        columns = output_columns(opts.top_n, with_sets=with_sets)
-        status = _assemble(job.run_dir, n_batches, output_path, columns)
     summary = _summary(input_path, output_path, job, status, resumed)
     summary.index_version = index_version
     _finish(job.run_dir, summary, n_batches, keep_checkpoints=keep_checkpoints)

@@ -65,6 +65,7 @@ class CoderReplica:
         model_dir: str | None,
         labels: Mapping[str, str],
         index_version: str,
+        uris: Mapping[str, str] | None = None,
     ) -> None:
         from autocoder.api import load_predictor
         from autocoder.predictor import SetPredictor
@@ -81,6 +82,7 @@ class CoderReplica:
             threshold=cfg.coder.threshold,
             with_sets=isinstance(predictor, SetPredictor),
             index_version=index_version,
+            uris=uris,
         )
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
@@ -132,6 +134,7 @@ def code_file_ray(
     address: str | None = None,
     workers: int = 2,
     window_rows: int = WINDOW_ROWS,
+    uris: Mapping[str, str] | None = None,
 ) -> CodingSummary:
     """Code ``input_path`` on Ray (``address``: a running cluster; None starts a local one)."""
     import ray
@@ -151,6 +154,7 @@ def code_file_ray(
                 "model_dir": model_dir,
                 "labels": dict(labels),
                 "index_version": index_version,
+                "uris": dict(uris or {}),
             },
             batch_size=window_rows,
             batch_format="pandas",

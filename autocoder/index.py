@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
 
 
+#: Documents fetched by id per request (under SQLite's limit on variables in one statement).
+GET_CHUNK = 500
+
+
 class IndexNotBuiltError(RuntimeError):
     """The collection for this taxonomy and embedder does not exist yet."""
 
@@ -97,15 +101,19 @@ def aggregate(
     temperature: float = 0.05,
 ) -> tuple[list[str], np.ndarray, list[str]]:
     """Aggregate document similarities to codes: ``max`` or ``softmax_sum`` (soft voting)."""
+    if method == "max" and _best_first(similarities):
+        return _first_codes(doc_codes, similarities, doc_texts, k)
     best: dict[str, float] = {}
     total: dict[str, float] = {}
     text_of: dict[str, str] = {}
+    soft = method == "softmax_sum"  # the sums are only needed (and computed) for soft voting
     for code, sim, text in zip(doc_codes, similarities, doc_texts, strict=True):
         sim = float(sim)
         if code not in best or sim > best[code]:
             best[code] = sim
             text_of[code] = text
-        total[code] = total.get(code, 0.0) + float(np.exp(sim / temperature))
+        if soft:
+            total[code] = total.get(code, 0.0) + float(np.exp(sim / temperature))
     if method == "max":
         ranked = sorted(best, key=lambda c: -best[c])
         values = [best[c] for c in ranked]
@@ -116,6 +124,29 @@ def aggregate(
         raise ValueError(f"unknown aggregation {method!r}; use 'max' or 'softmax_sum'")
     ranked = ranked[:k]
     return ranked, np.asarray(values[:k], dtype=np.float32), [text_of[c] for c in ranked]
+
+
+def _best_first(similarities: Sequence[float]) -> bool:
+    """Are the similarities in non-increasing order (no NaN)?"""
+    sims = np.asarray(similarities, dtype=np.float64)
+    return bool(np.all(sims[:-1] >= sims[1:]))
+
+
+def _first_codes(
+    doc_codes: Sequence[str], similarities: Sequence[float], doc_texts: Sequence[str], k: int
+) -> tuple[list[str], np.ndarray, list[str]]:
+    """``max`` aggregation of hits sorted best first (as Chroma returns them): each code's best
+    hit is its first one, and the first ``k`` codes met are the top ``k`` (ties in hit order)."""
+    best: dict[str, float] = {}
+    text_of: dict[str, str] = {}
+    for code, sim, text in zip(doc_codes, similarities, doc_texts, strict=True):
+        if len(best) == k:
+            break
+        if code not in best:
+            best[code] = float(sim)
+            text_of[code] = text
+    ranked = list(best)
+    return ranked, np.asarray(list(best.values()), dtype=np.float32), [text_of[c] for c in ranked]
 
 
 class CodeIndex(Protocol):
@@ -185,6 +216,8 @@ class ChromaIndex:
         self.connect_timeout = connect_timeout
         self.timeout = timeout
         self._client: ClientAPI | None = None
+        self._docs: dict[str, Document] = {}
+        self._docs_of = ""
 
     @property
     def collection_name(self) -> str:
@@ -313,6 +346,20 @@ class ChromaIndex:
     def count(self) -> int:
         return int(self._collection().count())
 
+    def _hit_documents(self, collection: Collection, ids: list[list[str]]) -> dict[str, Document]:
+        """The documents behind the hit ``ids``, fetched once per collection and kept (a query
+        that returns only ids and distances costs Chroma half as much as one with metadata)."""
+        if self._docs_of != str(collection.id):
+            self._docs, self._docs_of = {}, str(collection.id)
+        wanted = list(dict.fromkeys(i for row in ids for i in row if i not in self._docs))
+        for part in _batches(len(wanted), GET_CHUNK):
+            got = collection.get(ids=wanted[part], include=["metadatas", "documents"])
+            metadatas, documents = got["metadatas"], got["documents"]
+            assert metadatas is not None and documents is not None
+            for doc_id, meta, text in zip(got["ids"], metadatas, documents, strict=True):
+                self._docs[doc_id] = Document(doc_id, str(meta["code"]), str(meta["kind"]), text)
+        return self._docs
+
     def search(self, vectors: np.ndarray, k: int) -> SearchResult:
         collection = self._collection()
         n_docs = collection.count()
@@ -325,19 +372,21 @@ class ChromaIndex:
             res = collection.query(
                 query_embeddings=np.asarray(vectors, dtype=np.float32).tolist(),
                 n_results=min(self.candidates, n_docs),
-                include=["metadatas", "distances", "documents"],
+                include=["distances"],
             )
+            distances = res["distances"]
+            assert distances is not None
+            docs = self._hit_documents(collection, res["ids"])
         except (httpx.TransportError, OSError) as exc:
             raise IndexConnectionError(
                 f"lost the {self.location}: {type(exc).__name__}: {exc}"
             ) from exc
-        metadatas, distances, documents = res["metadatas"], res["distances"], res["documents"]
-        assert metadatas is not None and distances is not None and documents is not None
-        for metas, dists, texts in zip(metadatas, distances, documents, strict=True):
+        for hit_ids, dists in zip(res["ids"], distances, strict=True):
+            hits = [docs[i] for i in hit_ids]
             result.add_hits(
-                [str(m["code"]) for m in metas],
-                [1.0 - float(d) for d in dists],
-                list(texts),
+                [d.code for d in hits],
+                (1.0 - np.asarray(dists, dtype=np.float64)).tolist(),
+                [d.text for d in hits],
                 k=k,
                 method=self.aggregation,
                 temperature=self.temperature,

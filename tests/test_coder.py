@@ -257,3 +257,24 @@ def test_prefetch_hands_over_items_and_errors() -> None:
             got.append(i)
     assert got == [0, 1, 2, 3, 4]
     assert list(prefetch(iter(range(1000)), depth=1))[:3] == [0, 1, 2]
+
+
+def test_uri_columns_follow_the_codes(tmp_path: Path) -> None:
+    inp, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_table(_records(8), inp)
+    uris = {"29-1141.00": "http://data.europa.eu/esco/occupation/nurse"}
+    code_file(
+        inp,
+        out,
+        predictor=KeywordPredictor(KEYWORDS),
+        labels=LABELS,
+        runs_dir=tmp_path / "runs",
+        options=OPTIONS,
+        show_progress=False,
+        uris=uris,
+    )
+    res = read_table(out)
+    assert list(res.columns) == output_columns(2, with_uris=True)
+    nurse = res["code_1"] == "29-1141.00"
+    assert nurse.sum() == 2 and (res.loc[nurse, "uri_1"] == uris["29-1141.00"]).all()
+    assert (res.loc[~nurse, "uri_1"] == "").all()

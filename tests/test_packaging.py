@@ -41,5 +41,7 @@ def test_wheel_contains_runtime_resources(tmp_path: Path) -> None:
         assert in_repo and in_repo <= shipped, folder
     assert "autocoder/_data/configs/default.toml" in names
     assert "autocoder/examples/vacancies.csv" in names
+    # the packaged model (`--model pretrained`): its config and weights
+    assert {"autocoder/pretrained/onet-29.2/config.json", "autocoder/pretrained/onet-29.2/weights.pt"} <= names
     # test doubles live in tests/, never in the wheel
     assert not [n for n in names if n.startswith(("autocoder/testing", "tests/"))]

@@ -15,12 +15,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from autocoder.metrics import expected_calibration_error, top_k_accuracy
+from autocoder.metrics import expected_calibration_error, macro_accuracy, top_k_accuracy
 from autocoder.noise import noisy_titles
 from autocoder.records import JobRecord
 from autocoder.titles import clean_title
 
 NOISE_SEED = 7
+REVIEW_THRESHOLD = 0.5  # the default coder.threshold
 
 
 def dev_gold(dev: pd.DataFrame) -> list[tuple[str, ...]]:
@@ -33,14 +34,21 @@ def dev_gold(dev: pd.DataFrame) -> list[tuple[str, ...]]:
 def score_proba(
     proba: np.ndarray, classes: np.ndarray, gold: list[tuple[str, ...]]
 ) -> dict[str, float]:
-    """top-1/3/5 and the ECE of the top-1 confidence."""
+    """top-1/3/5, macro top-1 (mean over gold codes), the ECE of the top-1 confidence, and the
+    share coded automatically at the default review threshold with its precision."""
     order = np.argsort(-proba, axis=1, kind="stable")[:, :5]
     ranked = np.asarray(classes)[order]
     correct = np.asarray([r[0] in g for r, g in zip(ranked, gold, strict=True)])
+    auto = proba.max(axis=1) >= REVIEW_THRESHOLD
     return {
+        "coded_at_threshold": round(float(auto.mean()), 4) if len(auto) else float("nan"),
+        "precision_at_threshold": round(float(correct[auto].mean()), 4)
+        if auto.any()
+        else float("nan"),
         "top1": round(top_k_accuracy(ranked, gold, k=1), 4),
         "top3": round(top_k_accuracy(ranked, gold, k=3), 4),
         "top5": round(top_k_accuracy(ranked, gold, k=5), 4),
+        "macro_top1": round(macro_accuracy(ranked, gold), 4),
         "ece": round(expected_calibration_error(proba.max(axis=1), correct), 4),
     }
 

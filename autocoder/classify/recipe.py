@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -25,7 +26,7 @@ from autocoder.classify.calibrate import DEFAULT_CONFORMAL_METHOD, ConformalMeth
 from autocoder.classify.losses import LOSSES
 from autocoder.classify.model import EmbeddingClassifier, render
 from autocoder.config import EmbedderConfig, Settings
-from autocoder.records import InputFormat
+from autocoder.records import InputFormat, JobRecord
 from autocoder.taxonomy.model import Taxonomy
 from autocoder.tomlfile import load_toml_model
 from autocoder.workspace import Workspace
@@ -145,6 +146,14 @@ class CalibrationSection(_Section):
     temperature: bool = True
     conformal_alpha: float | None = Field(0.1, gt=0, lt=1)
     conformal_method: ConformalMethod = DEFAULT_CONFORMAL_METHOD
+    noisy_validation: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Add posting-noise copies (autocoder.noise, through the title normaliser) of "
+        "this share of the validation titles, so temperature, conformal threshold and early "
+        "stopping also see titles as users send them.",
+    )
 
 
 class CombineSection(_Section):
@@ -505,15 +514,39 @@ def make_classifier(
     )
 
 
-def _fit(clf: EmbeddingClassifier, splits: Any) -> EmbeddingClassifier:
+def validation_rows(
+    val: Any, *, noisy_share: float, seed: int
+) -> tuple[list[JobRecord], list[str], list[list[str]]]:
+    """Validation records, codes and acceptable codes; plus, for ``noisy_share`` of the title
+    rows (seeded), a copy with posting noise as the coder would see it (normalised)."""
+    from autocoder.noise import noisy_titles
+    from autocoder.titles import clean_title
+
+    records, codes = D.dataset_records(val), list(val["code"])
+    acceptable = D.acceptable_codes(val)
+    titled = [i for i, r in enumerate(records) if r.title and not r.duties]
+    rng = np.random.default_rng(seed)
+    picked = sorted(rng.choice(titled, size=round(len(titled) * noisy_share), replace=False))
+    noisy = noisy_titles([records[i].title for i in picked], seed=seed)
+    records += [JobRecord(clean_title(t)) for t in noisy]
+    codes += [codes[i] for i in picked]
+    acceptable += [acceptable[i] for i in picked]
+    return records, codes, acceptable
+
+
+def _fit(clf: EmbeddingClassifier, splits: Any, recipe: Recipe) -> EmbeddingClassifier:
     train, val = splits["train"], splits["validation"]
-    has_val = len(val) > 0
+    X_val = y_val = acceptable = None
+    if len(val) > 0:
+        X_val, y_val, acceptable = validation_rows(
+            val, noisy_share=recipe.calibration.noisy_validation, seed=recipe.data.seed
+        )
     return clf.fit(
         D.dataset_records(train),
         list(train["code"]),
-        X_val=D.dataset_records(val) if has_val else None,
-        y_val=list(val["code"]) if has_val else None,
-        val_acceptable=D.acceptable_codes(val) if has_val else None,
+        X_val=X_val,
+        y_val=y_val,
+        val_acceptable=acceptable,
         sample_weight=D.row_weights(train),
     )
 
@@ -580,6 +613,7 @@ def train_from_recipe(
     overrides: dict[str, Any] | None = None,
     show_progress: bool = False,
     embedder: Any = None,
+    retrieval: Any = None,
 ) -> Path:
     """Train the recipe's classifier and save it to ``output_dir``; returns that directory.
 
@@ -587,6 +621,8 @@ def train_from_recipe(
     when both the recipe's and the settings' ``embedder.cache`` are on); ``overrides`` maps
     dotted recipe keys to values (``{"loss.name": "cross_entropy"}``); ``embedder``, an object
     with ``encode(texts)``, is used instead of loading (and fine-tuning) the recipe's model.
+    ``retrieval``, a fitted retrieval coder over an index without the dev titles, adds the dev
+    figures of the model mixed with it (``[combine]``) to the metadata.
     """
     import copy
 
@@ -618,7 +654,7 @@ def train_from_recipe(
         cache_dir=workspace.embedding_cache if use_cache else None,
         verbose=show_progress,
     )
-    _fit(clf, splits)
+    _fit(clf, splits, recipe)
     meta: dict[str, Any] = {
         "recipe": recipe.model_dump(),
         "taxonomy": {"name": taxonomy.name, "version": taxonomy.version},
@@ -631,6 +667,13 @@ def train_from_recipe(
 
         meta["dev"] = dev_figures(clf, dev)
         log.info("dev figures (before any refit): %s", meta["dev"])
+        weight = recipe.combine.retrieval_weight
+        if retrieval is not None and weight > 0:
+            from autocoder.combine import CombinedPredictor
+
+            mixed = CombinedPredictor(clf, retrieval, retrieval_weight=weight).fit()
+            meta["dev_combined"] = dev_figures(mixed, dev)
+            log.info("dev figures mixed with retrieval (w=%s): %s", weight, meta["dev_combined"])
     if recipe.train.refit:
         clf = refit_on_all(clf, recipe, everything, dev)
         meta["refit"] = clf.refit_

@@ -17,6 +17,7 @@ from autocoder.augment.paraphrase import (
     ParaphraserError,
     _sample_pairs,
     build_pairs,
+    completion_loss,
     load_paraphraser_recipe,
     paraphrase_table,
     prompt_text,
@@ -262,6 +263,35 @@ def test_classifier_recipe_adds_paraphrases_for_rare_codes(tmp_path):
     rows = build_rows(load_recipe(None, overrides), taxonomy())
     added = [r for r in rows if r["provenance"] == "paraphrase:para"]
     assert [r["text"] for r in added] == ["job_title=Programmer"]  # the nurse has >= 8 rows
+
+
+def test_completion_loss_equals_the_models_own_loss_on_completion_tokens():
+    """The LM head applied to completion positions only gives the full-logits loss."""
+    import torch
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(vocab_size=97, hidden_size=32, intermediate_size=64,
+                              num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+                              head_dim=16, max_position_embeddings=64, pad_token_id=0)
+    model = Gemma3ForCausalLM(config).eval()
+    ids = torch.randint(1, 97, (3, 12))
+    mask = torch.ones_like(ids)
+    mask[2, :4] = 0  # left padding
+    labels = ids.clone()
+    labels[:, :7] = -100  # the prompt
+    labels[1, 10:] = -100
+    inputs = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    expected = model(**inputs).loss
+    loss, correct, count = completion_loss(model, inputs)
+    assert count == int((labels[:, 1:] != -100).sum()) == 13
+    assert torch.allclose(loss, expected, atol=1e-5)
+    assert 0 <= correct <= count
+    halved, _, _ = completion_loss(model, inputs, num_items_in_batch=2 * count)
+    assert torch.allclose(halved, expected / 2, atol=1e-5)
+    model.config.final_logit_softcapping = 0.5  # softcapping, when a model has it, is applied
+    capped, _, _ = completion_loss(model, inputs)
+    assert torch.allclose(capped, model(**inputs).loss, atol=1e-5)
 
 
 # --- end to end with the real model ---------------------------------------------------------

@@ -15,6 +15,7 @@ def test_score_proba_counts_any_right_code() -> None:
     gold = [("a",), ("b",), ("c", "a"), ("c",)]
     out = score_proba(proba, classes, gold)
     assert out["top1"] == 0.5 and out["top3"] == 1.0
+    assert out["coded_at_threshold"] == 1.0 and out["precision_at_threshold"] == 0.5
     # ECE over 15 bins: 0.7 right (0.3), the two 0.5s one right (0), 0.9 wrong (0.9)
     assert out["ece"] == pytest.approx((0.3 + 0.0 + 0.9) / 4, abs=1e-4)
 

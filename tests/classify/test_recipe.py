@@ -195,7 +195,15 @@ def test_refit_trains_on_dev_titles_and_keeps_calibration(tmp_path) -> None:
     meta = json.loads((out / "config.json").read_text())["metadata"]
     # dev figures come from the first fit, on clean and noisy titles
     assert meta["dev"]["n"] == 2
-    assert set(meta["dev"]["clean"]) == {"top1", "top3", "top5", "ece"}
+    assert set(meta["dev"]["clean"]) == {
+        "top1",
+        "top3",
+        "top5",
+        "macro_top1",
+        "ece",
+        "coded_at_threshold",
+        "precision_at_threshold",
+    }
     assert 0 <= meta["dev"]["noisy"]["top1"] <= 1
     # the shipped network was trained again on every row, the 2 dev titles included
     first_rows = meta["dataset"]["train_rows"] + meta["dataset"]["validation_rows"]
@@ -250,3 +258,36 @@ def test_row_weights_reach_the_fingerprint() -> None:
     )
     assert list(row_weights(light)) == [0.3, 1.0]
     assert fingerprint(one) != fingerprint(light)
+
+
+def test_noisy_validation_copies_title_rows_as_the_coder_sees_them() -> None:
+    from autocoder.classify.data import build_dataset
+    from autocoder.classify.recipe import validation_rows
+
+    base = {"duties": "", "input_format": "title", "provenance": "p"}
+    rows = [
+        {**base, "text": t, "title": t, "code": c}
+        for t, c in [
+            ("Line Cook", "a"),
+            ("Head Chef", "a"),
+            ("Staff Nurse", "b"),
+            ("ICU Nurse", "b"),
+        ]
+    ]
+    rows.append(
+        {
+            "text": "cooks food",
+            "title": "",
+            "duties": "cooks food",
+            "input_format": "duties",
+            "code": "a",
+            "provenance": "p",
+        }
+    )
+    val = build_dataset(rows)
+    records, codes, acceptable = validation_rows(val, noisy_share=0.5, seed=3)
+    assert len(records) == 5 + 2 and len(codes) == len(acceptable) == 7
+    for record, code in zip(records[5:], codes[5:], strict=True):
+        original = next(r for r in rows if r["title"].lower() in record.title.lower())
+        assert code == original["code"] and not record.duties
+    assert validation_rows(val, noisy_share=0.0, seed=3)[0] == records[:5]
