@@ -76,6 +76,8 @@ def import_taxonomy(
         taxonomy = import_esco(path, version=version)
     else:
         raise ValueError(f"unknown taxonomy {kind!r}; expected one of {TAXONOMY_KINDS}")
+    if taxonomy.source:  # absolute: recipes find the release's sibling folders through it
+        taxonomy.source = str(Path(taxonomy.source).expanduser().resolve())
     removed = 0
     if holdout is not None:
         from autocoder.devsplit import apply_holdout, read_holdout
@@ -228,13 +230,24 @@ def pretrained_fits(taxonomy: Taxonomy) -> bool:
     return sorted(json.loads(config.read_text())["classes"]) == sorted(taxonomy.leaf_codes())
 
 
-def retrieval_weight(model: Any, settings: Settings) -> float:
-    """How much retrieval is mixed into ``model``'s scores: ``coder.retrieval_weight`` when
-    set, else what the model's recipe says (``[combine]``), else 0."""
+def mixture_params(model: Any, settings: Settings) -> dict[str, Any]:
+    """How retrieval is mixed into ``model``'s scores (``autocoder.combine``): what was fitted
+    when it was trained (metadata ``combine``), else its recipe's weight, else none; a set
+    ``coder.retrieval_weight`` overrides the weight (and drops the fitted calibration)."""
+    meta = getattr(model, "metadata_", {})
+    fitted = dict(meta.get("combine") or {})
+    params = {
+        "retrieval_weight": float(
+            fitted["retrieval_weight"]
+            if "retrieval_weight" in fitted
+            else meta.get("recipe", {}).get("combine", {}).get("retrieval_weight", 0.0)
+        ),
+        "temperature": float(fitted.get("temperature", 1.0)),
+        "conformal_threshold": fitted.get("conformal_threshold"),
+    }
     if settings.coder.retrieval_weight is not None:
-        return float(settings.coder.retrieval_weight)
-    recipe = getattr(model, "metadata_", {}).get("recipe", {})
-    return float(recipe.get("combine", {}).get("retrieval_weight", 0.0))
+        params = {"retrieval_weight": float(settings.coder.retrieval_weight)}
+    return params
 
 
 def load_predictor(
@@ -252,14 +265,15 @@ def load_predictor(
         model = load_model(path, cache_dir=ws.embedding_cache if settings.embedder.cache else None)
         # the config's mtime: a model retrained into the same directory starts a new job
         model_id = f"model:{path.resolve()}:{(path / 'config.json').stat().st_mtime_ns}"
-        weight = retrieval_weight(model, settings)
-        if not weight:
+        params = mixture_params(model, settings)
+        if not params["retrieval_weight"]:
             return model, model_id
         from autocoder.combine import CombinedPredictor
 
         retrieval = retrieval_coder(settings, ws, taxonomy)
-        combined = CombinedPredictor(model, retrieval, retrieval_weight=weight).fit()
-        return combined, f"{model_id}+retrieval:{weight}:{index_version(retrieval)}"
+        combined = CombinedPredictor(model, retrieval, **params).fit()
+        tag = ":".join(str(v) for v in params.values())
+        return combined, f"{model_id}+retrieval:{tag}:{index_version(retrieval)}"
     coder = retrieval_coder(settings, ws, taxonomy)
     return coder, f"retrieval:{taxonomy.name}:{taxonomy.version}:{coder.embedder.model_id}"
 
@@ -483,23 +497,21 @@ def train(
     refit: bool | None = None,
     show_progress: bool = True,
 ) -> Path:
-    """``autocoder train``: the recipe's model, with the dev figures of the model mixed with
-    retrieval too when the workspace index holds no dev title (taxonomy imported with
-    ``--holdout``; otherwise retrieval would have seen them)."""
+    """``autocoder train``: the recipe's model, with its mixture with retrieval fitted over the
+    workspace index (``classify.mixture``) when the index is built."""
     import logging
 
     from autocoder.classify.recipe import load_recipe, load_recipe_taxonomy, train_from_recipe
 
     overrides = {"train.refit": refit} if refit is not None else None
     taxonomy = load_recipe_taxonomy(load_recipe(recipe, overrides), ws, settings)
-    retrieval = None
-    if taxonomy.holdout:
-        try:
-            retrieval = retrieval_coder(settings, ws, taxonomy)
-            index_version(retrieval)
-        except (IndexNotBuiltError, IndexConnectionError) as exc:
-            logging.getLogger(__name__).warning("no mixed dev figures: %s", exc)
-            retrieval = None
+    retrieval: RetrievalCoder | None = None
+    try:
+        retrieval = retrieval_coder(settings, ws, taxonomy)
+        index_version(retrieval)
+    except (IndexNotBuiltError, IndexConnectionError) as exc:
+        logging.getLogger(__name__).warning("no retrieval mixture fitted: %s", exc)
+        retrieval = None
     return train_from_recipe(
         recipe,
         output,
@@ -609,5 +621,9 @@ def paraphrase_file(
         source=str(input_path),
     )
     write_table(out, output_path)
-    return {"output": str(output_path), "model": paraphraser.name, "filtered": filter_outputs,
-            **stats}
+    return {
+        "output": str(output_path),
+        "model": paraphraser.name,
+        "filtered": filter_outputs,
+        **stats,
+    }

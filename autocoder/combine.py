@@ -6,10 +6,14 @@ than either alone (README, "Coding quality"):
 
     p(code | record) = (1 - w) * p_classifier + w * p_retrieval
 
-``w`` is the model's ``retrieval_weight`` (set when it is trained, from its recipe's
-``[combine]`` section). Retrieval probabilities are a softmax over the top-k index hits, so the
-mixture stays a distribution over the classifier's codes. Conformal sets use the classifier's
-threshold on the mixed probabilities.
+then sharpened or flattened by a temperature ``T`` (``p ** (1 / T)``, renormalised), since a
+mixture of two calibrated distributions is not calibrated itself (``T`` minimises the ECE of
+the top-1 confidence, the number the review threshold reads). ``fit_mixture`` chooses ``w``
+(top-1 accuracy over a grid) and fits ``T`` and the conformal threshold on held-out titles
+that neither the network nor the index has seen; ``autocoder train`` does that on the
+validation titles from the extra sources and their noisy copies and stores the result in the
+model's metadata (``combine``). Retrieval probabilities are a softmax over the top-k index
+hits, so the mixture stays a distribution over the classifier's codes.
 """
 
 from __future__ import annotations
@@ -18,7 +22,84 @@ from typing import Any
 
 import numpy as np
 
+from autocoder.classify.calibrate import (
+    DEFAULT_CONFORMAL_METHOD,
+    ConformalMethod,
+    conformal_threshold,
+    prediction_set_indices,
+)
 from autocoder.records import RecordsLike, as_records
+
+#: Retrieval weights ``fit_mixture`` tries.
+WEIGHT_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+
+
+def mix(
+    p_model: np.ndarray, p_retrieval: np.ndarray, weight: float, temperature: float = 1.0
+) -> np.ndarray:
+    """``(1 - w) p_model + w p_retrieval``, then ``p ** (1 / T)`` renormalised per row."""
+    p = (1.0 - weight) * np.asarray(p_model, np.float64) + weight * np.asarray(p_retrieval)
+    if temperature != 1.0:
+        p = np.power(np.clip(p, 1e-12, None), 1.0 / temperature)
+        p /= p.sum(axis=1, keepdims=True)
+    return p
+
+
+#: Temperatures ``fit_mixture`` tries (a log grid).
+TEMPERATURE_GRID = tuple(float(t) for t in np.geomspace(0.2, 3.0, 41))
+
+
+def _ece_temperature(
+    p_model: np.ndarray, p_retrieval: np.ndarray, weight: float, acceptable: np.ndarray
+) -> float:
+    """The temperature whose top-1 confidence has the lowest ECE: the confidence is what the
+    review threshold reads, and NLL (``fit_temperature``) trades it against the tail."""
+    from autocoder.metrics import expected_calibration_error
+
+    def ece(t: float) -> float:
+        p = mix(p_model, p_retrieval, weight, t)
+        correct = acceptable[np.arange(len(p)), p.argmax(axis=1)]
+        return expected_calibration_error(p.max(axis=1), correct)
+
+    return min(TEMPERATURE_GRID, key=lambda t: (round(ece(t), 6), abs(np.log(t))))
+
+
+def _top1(p: np.ndarray, acceptable: np.ndarray) -> float:
+    return float(acceptable[np.arange(len(p)), p.argmax(axis=1)].mean())
+
+
+def fit_mixture(
+    p_model: np.ndarray,
+    p_retrieval: np.ndarray,
+    y: np.ndarray,
+    *,
+    acceptable: np.ndarray,
+    weights: tuple[float, ...] = WEIGHT_GRID,
+    alpha: float | None = 0.1,
+    method: ConformalMethod = DEFAULT_CONFORMAL_METHOD,
+) -> dict[str, Any]:
+    """The retrieval weight with the best top-1 (the smallest among ties), the temperature
+    with the lowest ECE of the top-1 confidence, and the conformal threshold at ``1 - alpha``.
+
+    ``y``: column of each row's code; ``acceptable``: boolean ``(n, C)``, every right code."""
+    if not len(y):
+        raise ValueError("fit_mixture needs at least one held-out row")
+    scores = {w: _top1(mix(p_model, p_retrieval, w), acceptable) for w in weights}
+    best = max(weights, key=lambda w: (round(scores[w], 6), -w))
+    temperature = _ece_temperature(p_model, p_retrieval, best, acceptable)
+    calibrated = mix(p_model, p_retrieval, best, temperature)
+    threshold = None
+    if alpha is not None:
+        threshold = conformal_threshold(
+            calibrated, y, alpha=alpha, method=method, acceptable=acceptable
+        )
+    return {
+        "retrieval_weight": float(best),
+        "temperature": float(temperature),
+        "conformal_threshold": threshold,
+        "top1_by_weight": {str(w): round(v, 4) for w, v in scores.items()},
+        "n": int(len(y)),
+    }
 
 
 class CombinedPredictor:
@@ -26,10 +107,20 @@ class CombinedPredictor:
     and a fitted retrieval coder with the same codes (in any order; columns follow the
     model's ``classes_``)."""
 
-    def __init__(self, model: Any, retrieval: Any, *, retrieval_weight: float) -> None:
+    def __init__(
+        self,
+        model: Any,
+        retrieval: Any,
+        *,
+        retrieval_weight: float,
+        temperature: float = 1.0,
+        conformal_threshold: float | None = None,
+    ) -> None:
         self.model = model
         self.retrieval = retrieval
         self.retrieval_weight = retrieval_weight
+        self.temperature = temperature
+        self.conformal_threshold = conformal_threshold
 
     def fit(self, X: Any = None, y: Any = None) -> CombinedPredictor:
         """Check the parts: both fitted, same codes, a weight in [0, 1]."""
@@ -56,11 +147,13 @@ class CombinedPredictor:
         records = as_records(X)
         p_model = np.asarray(self.model.predict_proba(records), dtype=np.float64)
         w = self.retrieval_weight
-        if w == 0.0 or not len(records):
+        if not len(records):
             return p_model.astype(np.float32)
-        p_ret = np.asarray(self.retrieval.predict_proba(records), dtype=np.float64)
-        p_ret = p_ret[:, self._retrieval_columns]
-        return ((1.0 - w) * p_model + w * p_ret).astype(np.float32)
+        p_ret = np.zeros_like(p_model)
+        if w > 0.0:
+            p_ret = np.asarray(self.retrieval.predict_proba(records), dtype=np.float64)
+            p_ret = p_ret[:, self._retrieval_columns]
+        return mix(p_model, p_ret, w, self.temperature).astype(np.float32)
 
     def predict(self, X: RecordsLike) -> np.ndarray:
         return np.asarray(self.classes_)[self.predict_proba(X).argmax(axis=1)]
@@ -69,4 +162,8 @@ class CombinedPredictor:
         self._check_fitted()
         if proba is None:
             proba = self.predict_proba(X)
-        return list(self.model.predict_sets(X, proba=proba))
+        if self.conformal_threshold is None:  # the model's own threshold
+            return list(self.model.predict_sets(X, proba=proba))
+        method = getattr(self.model, "conformal_method", DEFAULT_CONFORMAL_METHOD)
+        sets = prediction_set_indices(proba, self.conformal_threshold, method=method)
+        return [[str(self.classes_[j]) for j in s] for s in sets]

@@ -5,8 +5,10 @@ dev figures are those of the model before any refit), scored on the 2,520 real-w
 held out at import (clean, and with posting noise appended, both through the title normaliser
 as ``autocoder code`` does): top-1/3/5, macro top-1, top-1 on rare codes (dev titles whose
 code has <= 20 titles in the training taxonomy), ECE, training minutes and records/s at coding
-time (dev titles, embedding cache off). Rows marked "+ retrieval w" mix in retrieval's
-probabilities (``autocoder.combine``) at weight w; the retrieval row is the index alone.
+time (dev titles, embedding cache off). Rows marked "+ retrieval" are the model mixed with
+retrieval's probabilities (``autocoder.combine``) as ``autocoder train`` fits the mixture
+(weight and temperature on the dev titles, figures cross-fitted over two halves of the dev
+split, ``autocoder.classify.mixture``); the retrieval row is the index alone.
 
 Setup (the workspace of ``benchmarks/baseline.sh``: taxonomy imported with ``--holdout``, index
 built)::
@@ -35,7 +37,7 @@ from autocoder import api
 from autocoder.classify.dev_eval import dev_gold, dev_inputs, score_proba
 from autocoder.classify.model import load_model
 from autocoder.classify.recipe import train_from_recipe
-from autocoder.combine import CombinedPredictor
+from autocoder.combine import CombinedPredictor, mix
 from autocoder.config import load_settings
 from autocoder.taxonomy.store import load_taxonomy
 from autocoder.workspace import Workspace
@@ -48,7 +50,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "both": {"data.sources": ["bls", "esco_crosswalk"], "finetune.enabled": False},
     "both_ft": {"data.sources": ["bls", "esco_crosswalk"], "finetune.enabled": True},
 }
-MIX_WEIGHTS = (0.2, 0.3, 0.4)
+CTX: dict[str, Any] = {}
 RARE_MAX_TITLES = 20
 
 
@@ -80,8 +82,9 @@ def run_variant(name: str, out: Path, ws: Workspace, settings: Any, ctx: dict) -
     overrides = {**VARIANTS[name], "train.refit": False}
     start = time.perf_counter()
     model_dir = train_from_recipe(
-        None, out / name, settings=settings, workspace=ws, overrides=overrides
-    )
+        None, out / name, settings=settings, workspace=ws, overrides=overrides,
+        retrieval=ctx["retrieval"],
+    )  # fmt: skip
     minutes = round((time.perf_counter() - start) / 60, 1)
     model = load_model(model_dir, cache_dir=None)
     inputs, gold, rare = ctx["inputs"], ctx["gold"], ctx["rare"]
@@ -94,15 +97,23 @@ def run_variant(name: str, out: Path, ws: Workspace, settings: Any, ctx: dict) -
             **figures(proba, model.classes_, gold, rare),
         }
     ]
-    for w in MIX_WEIGHTS:
-        mix = CombinedPredictor(model, ctx["retrieval"], retrieval_weight=w).fit()
-        cols = mix._retrieval_columns
-        mixed = {k: (1 - w) * proba[k] + w * ctx["ret_proba"][k][:, cols] for k in proba}
-        rows.append(
-            {"config": f"{name} + retrieval {w}", "train_minutes": minutes,
-             **figures(mixed, model.classes_, gold, rare)}  # fmt: skip
-        )
+    meta = model.metadata_
+    if "dev_combined" in meta:
+        w, t = meta["combine"]["retrieval_weight"], meta["combine"]["temperature"]
+        mixed = {
+            k: mix(proba[k], ctx["ret_proba"][k][:, columns(model)], w, t) for k in proba
+        }  # the shipped parameters, for the rare-code column
+        row = {"config": f"{name} + retrieval (w={w}, T={t:.2f})", "train_minutes": minutes}
+        row |= {k: dict(meta["dev_combined"][k]) for k in ("clean", "noisy")}  # cross-fitted
+        for k in ("clean", "noisy"):
+            rare_gold = [g for g, r in zip(gold, rare, strict=True) if r]
+            row[k]["rare_top1"] = score_proba(mixed[k][rare], model.classes_, rare_gold)["top1"]
+        rows.append(row)
     return rows
+
+
+def columns(model: Any) -> np.ndarray:
+    return CombinedPredictor(model, CTX["retrieval"], retrieval_weight=1.0).fit()._retrieval_columns
 
 
 def table(rows: list[dict]) -> str:
@@ -136,6 +147,7 @@ def main() -> None:
     ctx = {"inputs": inputs, "gold": dev_gold(dev), "rare": rare_mask(dev, taxonomy)}
     ctx |= {"retrieval": retrieval}
     ctx["ret_proba"] = {k: np.asarray(retrieval.predict_proba(v)) for k, v in inputs.items()}
+    CTX.update(ctx)
     rows = [
         {"config": "retrieval", **figures(ctx["ret_proba"], retrieval.classes_, ctx["gold"], ctx["rare"])}
     ]

@@ -56,11 +56,11 @@ class DataSection(_Section):
     labeled: list[str] = Field(default_factory=list)
     synthetic: list[str] = Field(default_factory=list)
     feedback: list[str] = Field(default_factory=list)
-    sources: list[Literal["bls", "esco_crosswalk"]] = Field(
+    sources: list[Literal["bls", "esco_crosswalk", "onet_crosswalk"]] = Field(
         default_factory=list,
         description="Extra real titles (classify.sources): 'bls' (BLS SOC 2018 direct-match "
         "titles), 'esco_crosswalk' (ESCO occupation labels through the ESCO-O*NET crosswalk, "
-        "weighted by match type).",
+        "weighted by match type); for an ESCO taxonomy 'onet_crosswalk' (O*NET titles).",
     )
     sources_dir: str = Field(
         "",
@@ -312,11 +312,16 @@ def source_tables(
     """The recipe's extra sources as ``classify.sources`` tables, and per source what was used
     (its folder, or why it was skipped)."""
     from autocoder.classify import sources as S
+    from autocoder.classify import sources_esco as SE
 
     root = sources_root(recipe, taxonomy)
     codes, tables, used = taxonomy.leaf_codes(), [], dict[str, str]()
     for name in recipe.data.sources:
-        files = [S.BLS_FILE] if name == "bls" else [S.CROSSWALK_FILE, S.ESCO_OCCUPATIONS_FILE]
+        files = {
+            "bls": [S.BLS_FILE],
+            "esco_crosswalk": [S.CROSSWALK_FILE, S.ESCO_OCCUPATIONS_FILE],
+            "onet_crosswalk": list(SE.ONET_CROSSWALK_FILES),
+        }[name]
         found = [_source_file(root, f) if root else None for f in files]
         if any(f is None for f in found):
             used[name] = f"skipped: {', '.join(files)} not found under {root}"
@@ -325,8 +330,10 @@ def source_tables(
         paths = [f.parent for f in found if f is not None]
         if name == "bls":
             table = S.bls_titles(paths[0], codes, holdout=holdout)
-        else:
+        elif name == "esco_crosswalk":
             table = S.esco_titles(paths[0], paths[1], codes, holdout=holdout)
+        else:  # O*NET titles for an ESCO taxonomy
+            table = SE.onet_titles_for_esco(paths[1], paths[0], taxonomy, holdout=holdout)
         tables.append(table)
         used[name] = f"{len(table)} rows from {', '.join(str(p) for p in paths)}"
     return tables, used
@@ -551,6 +558,86 @@ def _fit(clf: EmbeddingClassifier, splits: Any, recipe: Recipe) -> EmbeddingClas
     )
 
 
+MIN_MIXTURE_ROWS = 200
+
+
+def _mixture_params(fitted: dict[str, Any]) -> dict[str, Any]:
+    keys = ("retrieval_weight", "temperature", "conformal_threshold")
+    return {k: fitted[k] for k in keys}
+
+
+def fit_combination(
+    clf: EmbeddingClassifier, retrieval: Any, val: Any, recipe: Recipe
+) -> dict[str, Any]:
+    """Fit the model + retrieval mixture on the validation titles from the extra sources (in
+    neither the network's training rows nor the index) and their noisy copies; with fewer than
+    ``MIN_MIXTURE_ROWS`` of them, the recipe's weight uncalibrated."""
+    from autocoder.classify.mixture import fit_on
+
+    held = [i for i, p in enumerate(val["provenance"]) if p.startswith("source:")]
+    if len(held) < MIN_MIXTURE_ROWS:
+        log.warning("only %d held-out source titles: mixture weight from the recipe", len(held))
+        return {
+            "retrieval_weight": recipe.combine.retrieval_weight,
+            "temperature": 1.0,
+            "conformal_threshold": None,
+            "fitted_on": "recipe",
+        }
+    records, codes, acceptable = validation_rows(
+        val.select(held), noisy_share=1.0, seed=recipe.data.seed
+    )
+    gold = [
+        tuple(a) if code in a else (code, *a) for code, a in zip(codes, acceptable, strict=True)
+    ]
+    fitted = fit_on(clf, retrieval, records, gold, **_conformal(recipe))
+    fitted["fitted_on"] = f"{len(held)} held-out source titles + their noisy copies"
+    return fitted
+
+
+def _conformal(recipe: Recipe) -> dict[str, Any]:
+    cal = recipe.calibration
+    return {"alpha": cal.conformal_alpha, "method": cal.conformal_method}
+
+
+def evaluate_first_fit(
+    clf: EmbeddingClassifier,
+    recipe: Recipe,
+    val: Any,
+    dev: pd.DataFrame | None,
+    retrieval: Any,
+    *,
+    dev_in_index: bool = True,
+) -> dict[str, Any]:
+    """Metadata from the model before any refit: its dev figures, and with ``retrieval`` the
+    fitted mixture (``combine``: on the dev titles when the index does not hold them, with
+    cross-fitted dev figures; else on the source titles) and the mixture's dev figures."""
+    from autocoder.classify.dev_eval import dev_figures
+
+    meta: dict[str, Any] = {}
+    if dev is not None:
+        meta["dev"] = dev_figures(clf, dev)
+        log.info("dev figures (before any refit): %s", meta["dev"])
+    if retrieval is None or recipe.combine.retrieval_weight <= 0:
+        return meta
+    if dev is not None and not dev_in_index:
+        from autocoder.classify.mixture import fit_on_dev
+
+        meta["combine"], meta["dev_combined"] = fit_on_dev(
+            clf, retrieval, dev, **_conformal(recipe)
+        )
+        meta["combine"]["fitted_on"] = f"{len(dev)} dev titles + their noisy copies"
+        meta["dev_combined"]["cross_fitted"] = True
+    else:
+        from autocoder.combine import CombinedPredictor
+
+        meta["combine"] = fit_combination(clf, retrieval, val, recipe)
+        if dev is not None:
+            mixed = CombinedPredictor(clf, retrieval, **_mixture_params(meta["combine"])).fit()
+            meta["dev_combined"] = dev_figures(mixed, dev)
+    log.info("model + retrieval mixture: %s; dev: %s", meta["combine"], meta.get("dev_combined"))
+    return meta
+
+
 def dev_rows(dev: pd.DataFrame, classes: list[str]) -> list[dict[str, Any]]:
     """The dev titles as training rows (one per right code), for the refit."""
     known = set(classes)
@@ -604,6 +691,23 @@ def _dataset_info(splits: Any, data_dir: Path) -> dict[str, Any]:
     }
 
 
+def _embedder_name(
+    recipe: Recipe,
+    embedder: Any,
+    splits: Any,
+    taxonomy: Taxonomy,
+    workspace: Workspace,
+    show_progress: bool,
+) -> str:
+    """The recipe's embedder, fine-tuned first when the recipe asks (and none was given)."""
+    if recipe.finetune.enabled and embedder is None:
+        train = splits["train"]
+        return str(
+            finetune_for_recipe(recipe, train, taxonomy, workspace, show_progress=show_progress)
+        )
+    return recipe.embedder.model
+
+
 def train_from_recipe(
     recipe_path: str | Path | None,
     output_dir: str | Path,
@@ -621,31 +725,22 @@ def train_from_recipe(
     when both the recipe's and the settings' ``embedder.cache`` are on); ``overrides`` maps
     dotted recipe keys to values (``{"loss.name": "cross_entropy"}``); ``embedder``, an object
     with ``encode(texts)``, is used instead of loading (and fine-tuning) the recipe's model.
-    ``retrieval``, a fitted retrieval coder over an index without the dev titles, adds the dev
-    figures of the model mixed with it (``[combine]``) to the metadata.
+    ``retrieval`` (a fitted retrieval coder, index without dev titles): see evaluate_first_fit.
     """
     import copy
+
+    from autocoder.devsplit import apply_holdout
 
     settings = settings or Settings()
     recipe = load_recipe(recipe_path, overrides)
     taxonomy = load_recipe_taxonomy(recipe, workspace, settings)
     dev, titles, holdout_info = dev_holdout(recipe, taxonomy)
     everything = copy.deepcopy(taxonomy) if recipe.train.refit else taxonomy
-    removed = 0
-    if titles:
-        from autocoder.devsplit import apply_holdout
-
-        removed = apply_holdout(taxonomy, titles)
+    removed = apply_holdout(taxonomy, titles) if titles else 0
     splits, data_dir = prepare_training_data(
         recipe, taxonomy, workspace, holdout_info=holdout_info, holdout=titles
     )
-    embedder_name = recipe.embedder.model
-    if recipe.finetune.enabled and embedder is None:
-        embedder_name = str(
-            finetune_for_recipe(
-                recipe, splits["train"], taxonomy, workspace, show_progress=show_progress
-            )
-        )
+    embedder_name = _embedder_name(recipe, embedder, splits, taxonomy, workspace, show_progress)
     use_cache = recipe.embedder.cache and settings.embedder.cache
     clf = make_classifier(
         recipe,
@@ -662,18 +757,10 @@ def train_from_recipe(
         "dataset": _dataset_info(splits, data_dir),
         "embedder": embedder_name,
     }
-    if dev is not None:
-        from autocoder.classify.dev_eval import dev_figures
-
-        meta["dev"] = dev_figures(clf, dev)
-        log.info("dev figures (before any refit): %s", meta["dev"])
-        weight = recipe.combine.retrieval_weight
-        if retrieval is not None and weight > 0:
-            from autocoder.combine import CombinedPredictor
-
-            mixed = CombinedPredictor(clf, retrieval, retrieval_weight=weight).fit()
-            meta["dev_combined"] = dev_figures(mixed, dev)
-            log.info("dev figures mixed with retrieval (w=%s): %s", weight, meta["dev_combined"])
+    first = evaluate_first_fit(
+        clf, recipe, splits["validation"], dev, retrieval, dev_in_index=not taxonomy.holdout
+    )
+    meta.update(first)
     if recipe.train.refit:
         clf = refit_on_all(clf, recipe, everything, dev)
         meta["refit"] = clf.refit_

@@ -191,7 +191,15 @@ def test_refit_trains_on_dev_titles_and_keeps_calibration(tmp_path) -> None:
     text = RECIPE.format(holdout=holdout).replace("[train]\n", "[train]\nrefit = true\n")
     recipe.write_text(text + "[combine]\nretrieval_weight = 0.25\n")
     emb = HashEmbedder()
-    out = train_from_recipe(recipe, tmp_path / "model", workspace=ws, embedder=emb)
+    from autocoder.index import MemoryIndex
+    from autocoder.retrieval import RetrievalCoder
+
+    index = MemoryIndex()
+    index.build(_toy_taxonomy(), emb)
+    retrieval = RetrievalCoder(index, emb, classes=_toy_taxonomy().leaf_codes()).fit()
+    out = train_from_recipe(
+        recipe, tmp_path / "model", workspace=ws, embedder=emb, retrieval=retrieval
+    )
     meta = json.loads((out / "config.json").read_text())["metadata"]
     # dev figures come from the first fit, on clean and noisy titles
     assert meta["dev"]["n"] == 2
@@ -210,6 +218,9 @@ def test_refit_trains_on_dev_titles_and_keeps_calibration(tmp_path) -> None:
     assert meta["refit"]["rows"] >= first_rows + 2
     assert meta["refit"]["epochs"] >= 1
     assert meta["recipe"]["combine"]["retrieval_weight"] == 0.25
+    # too few held-out source titles to fit the mixture: the recipe's weight, and dev figures
+    assert meta["combine"]["fitted_on"] == "recipe" and meta["combine"]["retrieval_weight"] == 0.25
+    assert 0 <= meta["dev_combined"]["clean"]["top1"] <= 1
     model = load_model(out, embedder=emb)
     assert np.isfinite(model.temperature_) and model.temperature_ != 1.0
     assert model.conformal_threshold_ is not None

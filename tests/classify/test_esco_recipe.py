@@ -1,0 +1,66 @@
+"""The packaged ESCO recipe: found by name (`--recipe esco`), trains on an ESCO taxonomy, and
+the coded output carries each candidate's ESCO code and URI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from autocoder.classify.recipe import RecipeError, load_recipe, resolve_recipe
+from autocoder.cli import app
+from autocoder.resources import resource_dir
+from autocoder.taxonomy.esco import import_esco
+
+runner = CliRunner()
+
+
+def test_recipe_names_resolve_to_packaged_recipes(tmp_path: Path) -> None:
+    packaged = resource_dir("training")
+    assert resolve_recipe("esco") == packaged / "esco.toml"
+    assert resolve_recipe("esco.toml") == packaged / "esco.toml"
+    assert resolve_recipe(None) == packaged / "classifier.toml"
+    recipe = load_recipe("esco")
+    assert recipe.name == "esco-mlp" and recipe.data.taxonomy == "esco"
+    assert not recipe.finetune.enabled
+    own = tmp_path / "esco.toml"  # a file path wins over the packaged name
+    own.write_text('name = "mine"\n')
+    assert load_recipe(own).name == "mine"
+    with pytest.raises(RecipeError, match=r"no such file, nor a packaged recipe .*'esco'"):
+        load_recipe("nope")
+    with pytest.raises(RecipeError):
+        load_recipe(tmp_path / "missing" / "esco.toml")  # a path is never looked up by name
+
+
+def _ok(args: list[str]) -> str:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_train_recipe_esco_by_name_and_code_with_uris(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fixtures_dir: Path
+) -> None:
+    """Real MiniLM, the packaged recipe as shipped, on the small ESCO fixture."""
+    monkeypatch.setenv("AUTOCODER_HOME", str(tmp_path / "home"))
+    _ok(["taxonomy", "import", "esco", str(fixtures_dir / "esco_mini")])
+    out = json.loads(_ok(["train", "--recipe", "esco", "--output", str(tmp_path / "model")]))
+    model = Path(out["model"])
+    cfg = json.loads((model / "config.json").read_text())
+    assert cfg["metadata"]["recipe"]["name"] == "esco-mlp"
+    assert (model / "recipe.toml").read_text() == (
+        resource_dir("training") / "esco.toml"
+    ).read_text()
+    pd.DataFrame({"id": ["a", "b"], "title": ["software developer", "army officer"]}).to_csv(
+        tmp_path / "in.csv", index=False
+    )
+    _ok(["code", str(tmp_path / "in.csv"), "-o", str(tmp_path / "out.csv"), "--model", str(model)])
+    coded = pd.read_csv(tmp_path / "out.csv", dtype=str)
+    esco = import_esco(fixtures_dir / "esco_mini")
+    assert list(coded["code_1"]) == ["2512.4", "0110.1"]
+    for i in (1, 2, 3):  # every candidate's URI is the ESCO URI of its code
+        assert [esco.get(c).uri for c in coded[f"code_{i}"]] == list(coded[f"uri_{i}"])

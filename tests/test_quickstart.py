@@ -1,0 +1,50 @@
+"""The README's first command: `autocoder quickstart` on the offline O*NET starter codes the
+example vacancies with the packaged model mixed with retrieval (real MiniLM, real Chroma)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from autocoder import api
+from autocoder.cli import app
+
+# example vacancy -> the O*NET-SOC code a coder should give it
+EXPECTED = {
+    "v001": "29-1141.00",  # Registered Nurse
+    "v002": "15-1252.00",  # Senior Java Developer
+    "v003": "53-3032.00",  # HGV Driver
+    "v006": "35-2014.00",  # Line cook
+    "v007": "47-2111.00",  # Electrician
+    "v010": "51-4121.00",  # Welder
+    "v013": "29-1292.00",  # Dental hygienist
+    "v015": "43-3051.00",  # Payroll specialist
+}
+
+
+def test_the_pretrained_model_fits_the_o_net_codes() -> None:
+    config = json.loads((api.pretrained_dir() / "config.json").read_text())
+    assert len(config["classes"]) == 1016 and config["metadata"]["taxonomy"]["version"] == "29.2"
+    assert api.resolve_model_dir("pretrained") == api.pretrained_dir()
+    assert api.resolve_model_dir(None) is None
+
+
+@pytest.mark.slow
+def test_quickstart_codes_the_example_with_the_packaged_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTOCODER_HOME", str(tmp_path / "home"))
+    out = tmp_path / "coded.csv"
+    result = CliRunner().invoke(app, ["quickstart", "-o", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    steps = json.loads(result.output[result.output.index("{") : result.output.rindex("}") + 1])
+    assert steps["coder"] == "model pretrained + retrieval"
+    coded = pd.read_csv(out, dtype=str).set_index("id")
+    assert len(coded) == 15 and coded.loc["v011", "status"].startswith("error:")
+    right = [v for v, code in EXPECTED.items() if coded.loc[v, "code_1"] == code]
+    assert len(right) >= 7, coded.loc[list(EXPECTED), ["code_1", "label_1", "confidence"]]
+    assert (coded["status"] == "coded").sum() >= 7  # most go through without review
