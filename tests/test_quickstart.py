@@ -18,10 +18,15 @@ EXPECTED = {
     "v001": "29-1141.00",  # Registered Nurse
     "v002": "15-1252.00",  # Senior Java Developer
     "v003": "53-3032.00",  # HGV Driver
+    "v004": "25-2021.00",  # Primary school teacher
     "v006": "35-2014.00",  # Line cook
     "v007": "47-2111.00",  # Electrician
+    "v008": "15-2051.00",  # Data scientist
+    "v009": "41-2031.00",  # Retail sales associate
     "v010": "51-4121.00",  # Welder
+    "v012": "11-1011.00",  # Chief Executive Officer
     "v013": "29-1292.00",  # Dental hygienist
+    "v014": "53-7051.00",  # Forklift operator
     "v015": "43-3051.00",  # Payroll specialist
 }
 
@@ -46,5 +51,6 @@ def test_quickstart_codes_the_example_with_the_packaged_model(
     coded = pd.read_csv(out, dtype=str).set_index("id")
     assert len(coded) == 15 and coded.loc["v011", "status"].startswith("error:")
     right = [v for v, code in EXPECTED.items() if coded.loc[v, "code_1"] == code]
-    assert len(right) >= 7, coded.loc[list(EXPECTED), ["code_1", "label_1", "confidence"]]
-    assert (coded["status"] == "coded").sum() >= 7  # most go through without review
+    # measured: 11 of 13 right, the two wrong ones (v002, v006) sent to review; 11 of 14 coded
+    assert len(right) >= 10, coded.loc[list(EXPECTED), ["code_1", "label_1", "confidence"]]
+    assert (coded["status"] == "coded").sum() >= 8  # most go through without review
