@@ -504,14 +504,16 @@ def train(
     from autocoder.classify.recipe import load_recipe, load_recipe_taxonomy, train_from_recipe
 
     overrides = {"train.refit": refit} if refit is not None else None
-    taxonomy = load_recipe_taxonomy(load_recipe(recipe, overrides), ws, settings)
+    loaded = load_recipe(recipe, overrides)
+    taxonomy = load_recipe_taxonomy(loaded, ws, settings)
     retrieval: RetrievalCoder | None = None
-    try:
-        retrieval = retrieval_coder(settings, ws, taxonomy)
-        index_version(retrieval)
-    except (IndexNotBuiltError, IndexConnectionError) as exc:
-        logging.getLogger(__name__).warning("no retrieval mixture fitted: %s", exc)
-        retrieval = None
+    if loaded.combine.retrieval_weight > 0:  # no index work for a recipe that mixes nothing
+        try:
+            retrieval = retrieval_coder(settings, ws, taxonomy)
+            index_version(retrieval)
+        except (IndexNotBuiltError, IndexConnectionError) as exc:
+            logging.getLogger(__name__).warning("no retrieval mixture fitted: %s", exc)
+            retrieval = None
     return train_from_recipe(
         recipe,
         output,

@@ -50,7 +50,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "both": {"data.sources": ["bls", "esco_crosswalk"], "finetune.enabled": False},
     "both_ft": {"data.sources": ["bls", "esco_crosswalk"], "finetune.enabled": True},
 }
-CTX: dict[str, Any] = {}
 RARE_MAX_TITLES = 20
 
 
@@ -100,9 +99,10 @@ def run_variant(name: str, out: Path, ws: Workspace, settings: Any, ctx: dict) -
     meta = model.metadata_
     if "dev_combined" in meta:
         w, t = meta["combine"]["retrieval_weight"], meta["combine"]["temperature"]
-        mixed = {
-            k: mix(proba[k], ctx["ret_proba"][k][:, columns(model)], w, t) for k in proba
-        }  # the shipped parameters, for the rare-code column
+        cols = CombinedPredictor(model, ctx["retrieval"], retrieval_weight=1.0).fit()
+        mixed = {  # the shipped parameters, for the rare-code column
+            k: mix(proba[k], ctx["ret_proba"][k][:, cols._retrieval_columns], w, t) for k in proba
+        }
         row = {"config": f"{name} + retrieval (w={w}, T={t:.2f})", "train_minutes": minutes}
         row |= {k: dict(meta["dev_combined"][k]) for k in ("clean", "noisy")}  # cross-fitted
         for k in ("clean", "noisy"):
@@ -111,9 +111,6 @@ def run_variant(name: str, out: Path, ws: Workspace, settings: Any, ctx: dict) -
         rows.append(row)
     return rows
 
-
-def columns(model: Any) -> np.ndarray:
-    return CombinedPredictor(model, CTX["retrieval"], retrieval_weight=1.0).fit()._retrieval_columns
 
 
 def table(rows: list[dict]) -> str:
@@ -147,7 +144,6 @@ def main() -> None:
     ctx = {"inputs": inputs, "gold": dev_gold(dev), "rare": rare_mask(dev, taxonomy)}
     ctx |= {"retrieval": retrieval}
     ctx["ret_proba"] = {k: np.asarray(retrieval.predict_proba(v)) for k, v in inputs.items()}
-    CTX.update(ctx)
     rows = [
         {"config": "retrieval", **figures(ctx["ret_proba"], retrieval.classes_, ctx["gold"], ctx["rare"])}
     ]

@@ -306,16 +306,14 @@ def sources_root(recipe: Recipe, taxonomy: Taxonomy) -> Path | None:
     return Path(taxonomy.source).expanduser().parent if taxonomy.source else None
 
 
-def source_tables(
-    recipe: Recipe, taxonomy: Taxonomy, holdout: set[str]
-) -> tuple[list[pd.DataFrame], dict[str, str]]:
-    """The recipe's extra sources as ``classify.sources`` tables, and per source what was used
-    (its folder, or why it was skipped)."""
+def source_tables(recipe: Recipe, taxonomy: Taxonomy, holdout: set[str]) -> list[pd.DataFrame]:
+    """The recipe's extra sources as ``classify.sources`` tables; a source whose files are not
+    found is logged and skipped (the model's metadata counts each source's rows)."""
     from autocoder.classify import sources as S
     from autocoder.classify import sources_esco as SE
 
     root = sources_root(recipe, taxonomy)
-    codes, tables, used = taxonomy.leaf_codes(), [], dict[str, str]()
+    codes, tables = taxonomy.leaf_codes(), []
     for name in recipe.data.sources:
         files = {
             "bls": [S.BLS_FILE],
@@ -324,8 +322,13 @@ def source_tables(
         }[name]
         found = [_source_file(root, f) if root else None for f in files]
         if any(f is None for f in found):
-            used[name] = f"skipped: {', '.join(files)} not found under {root}"
-            log.warning("recipe %s: source %s %s", recipe.name, name, used[name])
+            log.warning(
+                "recipe %s: source %s skipped: %s not found under %s",
+                recipe.name,
+                name,
+                ", ".join(files),
+                root,
+            )
             continue
         paths = [f.parent for f in found if f is not None]
         if name == "bls":
@@ -335,8 +338,7 @@ def source_tables(
         else:  # O*NET titles for an ESCO taxonomy
             table = SE.onet_titles_for_esco(paths[1], paths[0], taxonomy, holdout=holdout)
         tables.append(table)
-        used[name] = f"{len(table)} rows from {', '.join(str(p) for p in paths)}"
-    return tables, used
+    return tables
 
 
 def build_rows(
@@ -353,7 +355,7 @@ def build_rows(
         seed=recipe.data.seed,
     )
     classes = taxonomy.leaf_codes()
-    for table in source_tables(recipe, taxonomy, holdout or set())[0]:
+    for table in source_tables(recipe, taxonomy, holdout or set()):
         rows += D.source_rows(table, classes=classes)
     for kind in ("labeled", "synthetic", "feedback"):
         for item in getattr(recipe.data, kind):
