@@ -162,7 +162,7 @@ class CombineSection(_Section):
         ge=0,
         le=1,
         description="`autocoder code --model` mixes this much of retrieval's probabilities "
-        "into the model's (autocoder.combine); 0 = the model alone.",
+        "into the model's (autocoder.coding.mixture); 0 = the model alone.",
     )
 
 
@@ -563,18 +563,13 @@ def _fit(clf: EmbeddingClassifier, splits: Any, recipe: Recipe) -> EmbeddingClas
 MIN_MIXTURE_ROWS = 200
 
 
-def _mixture_params(fitted: dict[str, Any]) -> dict[str, Any]:
-    keys = ("retrieval_weight", "temperature", "conformal_threshold")
-    return {k: fitted[k] for k in keys}
-
-
 def fit_combination(
     clf: EmbeddingClassifier, retrieval: Any, val: Any, recipe: Recipe
 ) -> dict[str, Any]:
     """Fit the model + retrieval mixture on the validation titles from the extra sources (in
     neither the network's training rows nor the index) and their noisy copies; with fewer than
     ``MIN_MIXTURE_ROWS`` of them, the recipe's weight uncalibrated."""
-    from autocoder.classify.mixture import fit_on
+    from autocoder.coding.mixture import fit_on
 
     held = [i for i, p in enumerate(val["provenance"]) if p.startswith("source:")]
     if len(held) < MIN_MIXTURE_ROWS:
@@ -622,7 +617,7 @@ def evaluate_first_fit(
     if retrieval is None or recipe.combine.retrieval_weight <= 0:
         return meta
     if dev is not None and not dev_in_index:
-        from autocoder.classify.mixture import fit_on_dev
+        from autocoder.coding.mixture import fit_on_dev
 
         meta["combine"], meta["dev_combined"] = fit_on_dev(
             clf, retrieval, dev, **_conformal(recipe)
@@ -630,11 +625,11 @@ def evaluate_first_fit(
         meta["combine"]["fitted_on"] = f"{len(dev)} dev titles + their noisy copies"
         meta["dev_combined"]["cross_fitted"] = True
     else:
-        from autocoder.combine import CombinedPredictor
+        from autocoder.coding.mixture import CombinedPredictor, mixture_params
 
         meta["combine"] = fit_combination(clf, retrieval, val, recipe)
         if dev is not None:
-            mixed = CombinedPredictor(clf, retrieval, **_mixture_params(meta["combine"])).fit()
+            mixed = CombinedPredictor(clf, retrieval, **mixture_params(meta["combine"])).fit()
             meta["dev_combined"] = dev_figures(mixed, dev)
     log.info("model + retrieval mixture: %s; dev: %s", meta["combine"], meta.get("dev_combined"))
     return meta

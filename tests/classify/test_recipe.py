@@ -191,8 +191,8 @@ def test_refit_trains_on_dev_titles_and_keeps_calibration(tmp_path) -> None:
     text = RECIPE.format(holdout=holdout).replace("[train]\n", "[train]\nrefit = true\n")
     recipe.write_text(text + "[combine]\nretrieval_weight = 0.25\n")
     emb = HashEmbedder()
+    from autocoder.coding.retrieval import RetrievalCoder
     from autocoder.index import MemoryIndex
-    from autocoder.retrieval import RetrievalCoder
 
     index = MemoryIndex()
     index.build(_toy_taxonomy(), emb)
