@@ -200,11 +200,7 @@ def code_cmd(
     ] = None,
     model: Annotated[
         Path | None,
-        typer.Option(
-            "--model",
-            help="Trained model directory, 'pretrained' (the packaged O*NET model) or 'retrieval' "
-            "(the index alone).",
-        ),
+        typer.Option(help="Model directory, 'pretrained' (packaged) or 'retrieval' (index only)."),
     ] = None,
     threshold: Annotated[
         float | None,

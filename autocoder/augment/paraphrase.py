@@ -38,7 +38,7 @@ from autocoder.io import InputError
 from autocoder.llm.prompts import PromptTemplate, load_prompt
 from autocoder.records import JobRecord, clean_text, duties_column
 from autocoder.taxonomy.model import Taxonomy
-from autocoder.tomlfile import load_toml_model
+from autocoder.tomlfile import dump_toml, load_toml_model
 
 if TYPE_CHECKING:
     from autocoder.coding.loaded import LoadedCoder
@@ -476,7 +476,8 @@ def train_paraphraser(
         "recipe": recipe.model_dump(),
     }
     (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
-    shutil.copyfile(recipe_path or default_recipe_path(), tmp / "recipe.toml")
+    header = f"The paraphraser recipe {recipe.name!r} as applied to this model (overrides included)."
+    (tmp / "recipe.toml").write_text(dump_toml(recipe.model_dump(), header=header))
     shutil.rmtree(output_dir, ignore_errors=True)
     tmp.rename(output_dir)
     return meta
