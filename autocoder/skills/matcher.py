@@ -33,9 +33,10 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from autocoder.embed import resolve_model
+from autocoder.records import fold_text
 from autocoder.resources import resource_dir
 from autocoder.skills.data import SkillCatalog, read_onet_technology
-from autocoder.skills.text import JaccardIndex, normalize
+from autocoder.skills.text import JaccardIndex
 from autocoder.tomlfile import load_toml_model
 
 log = logging.getLogger(__name__)
@@ -234,7 +235,7 @@ def _excluded_sentences(files: Sequence[str]) -> set[str]:
     out: set[str] = set()
     for f in files:
         if Path(f).is_file():
-            out |= {normalize(s) for s in pd.read_csv(f, dtype=str)["sentence"].dropna()}
+            out |= {fold_text(s) for s in pd.read_csv(f, dtype=str)["sentence"].dropna()}
     return out
 
 
@@ -247,7 +248,7 @@ def _skillspan_pairs(
         for line in fh:
             row = json.loads(line)
             sentence = " ".join(row["tokens"])
-            if normalize(sentence) in excluded:
+            if fold_text(sentence) in excluded:
                 continue
             for tags in (row["tags_skill"], row["tags_knowledge"]):
                 for span in _bio_spans(row["tokens"], tags):
