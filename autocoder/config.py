@@ -174,6 +174,15 @@ class ReviewConfig(_Section):
     )
 
 
+class SkillsConfig(_Section):
+    data_dir: str | None = Field(
+        None,
+        description="Folder the skill-matcher recipe's relative data paths start from (the "
+        "O*NET release, SkillSpan, annotated sentences), e.g. ../shared/data; None = those "
+        "sources are left out and the matcher trains on the ESCO pairs alone.",
+    )
+
+
 class Settings(_Section):
     workspace: WorkspaceConfig = Field(default_factory=WorkspaceConfig)
     taxonomy: TaxonomyConfig = Field(default_factory=TaxonomyConfig)
@@ -183,6 +192,7 @@ class Settings(_Section):
     llm: LLMConfig = Field(default_factory=LLMConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     review: ReviewConfig = Field(default_factory=ReviewConfig)
+    skills: SkillsConfig = Field(default_factory=SkillsConfig)
 
 
 class ConfigError(ValueError):

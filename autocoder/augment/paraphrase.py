@@ -33,10 +33,10 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from autocoder.augment.gemma import ensure_base_model
-from autocoder.augment.synth import duplicate_key, existing_data, taxonomy_titles
+from autocoder.augment.synth import existing_data, taxonomy_titles
 from autocoder.io import InputError
 from autocoder.llm.prompts import PromptTemplate, load_prompt
-from autocoder.records import JobRecord, clean_text, duties_column
+from autocoder.records import JobRecord, clean_text, duties_column, normalize_text
 from autocoder.taxonomy.model import Taxonomy
 from autocoder.tomlfile import dump_toml, load_toml_model
 
@@ -166,8 +166,8 @@ def _unique(texts: Iterable[str]) -> list[str]:
     seen: dict[str, str] = {}
     for text in texts:
         text = clean_text(text)
-        if text and duplicate_key(text) not in seen:
-            seen[duplicate_key(text)] = text
+        if text and normalize_text(text, keep_punctuation=False) not in seen:
+            seen[normalize_text(text, keep_punctuation=False)] = text
     return list(seen.values())
 
 
@@ -226,8 +226,8 @@ def task_groups(taxonomy: Taxonomy, mode: str) -> tuple[dict[str, list[list[str]
         if linked is not None:
             groups = {}
             for code, own in tasks.items():
-                keys = {duplicate_key(t) for t in own}
-                kept = [[t for t in g if duplicate_key(t) in keys] for g in linked.get(code, [])]
+                keys = {normalize_text(t, keep_punctuation=False) for t in own}
+                kept = [[t for t in g if normalize_text(t, keep_punctuation=False) in keys] for g in linked.get(code, [])]
                 groups[code] = [g for g in kept if len(g) > 1]
             return groups, "dwa"
     if mode == "dwa":
@@ -612,11 +612,11 @@ def filter_candidates(
     stats = Counter[str]()
     fresh = []
     for item, text in rows:
-        key = duplicate_key(text)
+        key = normalize_text(text, keep_punctuation=False)
         seen = known.titles if item.kind == "title" else known.duties
         if not key:
             stats["dropped_empty"] += 1
-        elif key == duplicate_key(item.text) or key in seen:
+        elif key == normalize_text(item.text, keep_punctuation=False) or key in seen:
             stats["dropped_copies"] += 1
         else:
             seen.add(key)

@@ -1,16 +1,16 @@
 from __future__ import annotations
 
+from autocoder.records import fold_text
 from autocoder.skills.text import (
     JaccardIndex,
     candidate_spans,
     jaccard,
-    normalize,
     split_sentences,
 )
 
 
 def test_normalize_folds_case_accents_and_punctuation_but_keeps_plus_and_hash() -> None:
-    assert normalize("  Café-Management, C++ & C#! ") == "cafe management c++ c#"
+    assert fold_text("  Café-Management, C++ & C#! ") == "cafe management c++ c#"
 
 
 def test_split_sentences_on_stops_bullets_and_long_runs() -> None:
