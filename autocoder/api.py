@@ -279,12 +279,12 @@ def load_predictor(
 
 
 def _coder_options(
-    settings: Settings, *, top_n: int | None, threshold: float | None
+    settings: Settings, *, top_n: int | None, threshold: float | None, encoding: str | None = None
 ) -> CoderConfig:
-    """The ``[coder]`` section with the call's ``top_n`` / ``threshold`` (validated) on top."""
-    overrides: dict[str, Any] = {"top_n": top_n} if top_n is not None else {}
-    if threshold is not None:
-        overrides["threshold"] = threshold
+    """The ``[coder]`` section with the call's ``top_n`` / ``threshold`` / ``encoding``
+    (validated) on top."""
+    given = {"top_n": top_n, "threshold": threshold, "encoding": encoding}
+    overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     try:
         return CoderConfig.model_validate(settings.coder.model_dump() | overrides)
     except ValidationError as exc:
@@ -305,14 +305,16 @@ def code(
     engine: str = "local",
     address: str | None = None,
     workers: int = 2,
+    encoding: str | None = None,
 ) -> CodingSummary:
     """Code a file with the ``local`` engine (checkpointed, resumable) or on ``ray``
-    (``address`` of a running cluster, else a local one; ``workers`` model replicas)."""
+    (``address`` of a running cluster, else a local one; ``workers`` model replicas);
+    ``encoding`` of a CSV/JSONL input overrides ``coder.encoding``."""
     from autocoder.coder import check_paths, code_file
 
     if engine not in ("local", "ray"):
         raise ConfigError(f"unknown engine {engine!r}; use 'local' or 'ray'")
-    options = _coder_options(settings, top_n=top_n, threshold=threshold)
+    options = _coder_options(settings, top_n=top_n, threshold=threshold, encoding=encoding)
     check_paths(Path(input_path), Path(output_path))
     model_dir = resolve_model_dir(model_dir or settings.coder.model)
     name = taxonomy_name or model_taxonomy(model_dir) or settings.taxonomy.default
@@ -349,6 +351,7 @@ def code(
             options=options,
             show_progress=show_progress,
             uris={c.code: c.uri for c in taxonomy if c.uri},
+            output=settings.output,
         )
 
 

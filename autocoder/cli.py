@@ -34,8 +34,6 @@ app.command("paraphrase")(paraphrase_cmd)
 app.add_typer(skills_app, name="skills")
 
 
-
-
 #: Exit codes: 2 = bad usage or input (nothing was done), 1 = a fault (index unreachable or
 #: locked, every record failed).
 FAULT = 1
@@ -214,9 +212,11 @@ def code_cmd(
     address: Annotated[
         str | None, typer.Option(help="Ray cluster address (--engine ray); none: a local Ray.")
     ] = None,
-    workers: Annotated[
-        int, typer.Option(min=1, help="Model replicas on Ray (--engine ray).")
-    ] = 2,
+    workers: Annotated[int, typer.Option(min=1, help="Model replicas on Ray (--engine ray).")] = 2,
+    encoding: Annotated[
+        str | None,
+        typer.Option(help="Text encoding of a CSV/JSONL input (default coder.encoding, utf-8)."),
+    ] = None,
 ) -> None:
     """Code a file of records; resumes an interrupted run of the same job.
 
@@ -238,6 +238,7 @@ def code_cmd(
             engine=engine,
             address=address,
             workers=workers,
+            encoding=encoding,
         )
     except (InputError, ConfigError, FileNotFoundError) as exc:
         _fail(str(exc))
@@ -270,7 +271,14 @@ def eval_cmd(
     name = taxonomy or settings.taxonomy.default
     tax = load_taxonomy(ws, name) if name in list_taxonomies(ws) else None
     try:
-        result = run_eval(gold, pred, output, taxonomy=tax, thresholds=settings.eval.thresholds)
+        result = run_eval(
+            gold,
+            pred,
+            output,
+            taxonomy=tax,
+            thresholds=settings.eval.thresholds,
+            formula_guard=settings.output.csv_formula_guard,
+        )
     except (ValidationError, InputError, FileNotFoundError) as exc:
         _fail(str(exc))
     _echo_json({k: v for k, v in result.metrics.items() if not isinstance(v, (dict, list))})

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from autocoder.config import CoderConfig
+from autocoder.config import CoderConfig, OutputConfig
 from autocoder.index import IndexConnectionError, IndexNotBuiltError
 from autocoder.io import (
     ROW_ERROR_COLUMN,
@@ -44,7 +44,7 @@ from autocoder.io import (
     temporary_path,
 )
 from autocoder.predictor import Predictor, SetPredictor
-from autocoder.records import JobRecord, clean_text, table_texts
+from autocoder.records import JobRecord, clean_text, duties_column, table_texts, text_type_error
 from autocoder.titles import clean_title
 from autocoder.workspace import LockedError, file_lock
 
@@ -137,6 +137,7 @@ def prepare_records(
             f"{source}: no id column {id_column!r}; columns are {list(df.columns)} "
             f"(set coder.id_column)"
         )
+    type_errors = _type_errors(df, title_column, description_column)
     titles, duties = table_texts(
         df, title_column=title_column, description_column=description_column, source=source
     )
@@ -145,10 +146,24 @@ def prepare_records(
     seen = set() if seen is None else seen
     errors: list[str | None] = []
     for i, (rid, record) in enumerate(zip(ids, records, strict=True)):
-        errors.append((line_errors[i] if line_errors else "") or row_error(rid, seen, record))
+        problem = (line_errors[i] if line_errors else "") or type_errors[i]
+        errors.append(problem or row_error(rid, seen, record))
         if rid and errors[-1] != "error:duplicate_id":
             seen.add(rid)
     return ids, records, errors
+
+
+def _type_errors(df: pd.DataFrame, title_column: str, description_column: str) -> list[str]:
+    """Per row: ``error:bad_title_type: int`` (or ``bad_description_type``) for a cell that
+    is not text (numbers, lists, mappings from JSON or Parquet), else ``""``."""
+    out = [""] * len(df)
+    desc_col = duties_column(df.columns, description_column)
+    for col, what in ((title_column, "title"), (desc_col, "description")):
+        if col is None or col not in df.columns:
+            continue
+        for i, value in enumerate(df[col].tolist()):
+            out[i] = out[i] or text_type_error(value, what) or ""
+    return out
 
 
 def failure_status(exc: BaseException) -> str:
@@ -447,10 +462,12 @@ class _Sink:
     """Takes the finished batches in row order: checkpoints each new one, appends every one to
     the output (a resumed batch is read from its checkpoint) and counts the statuses."""
 
-    def __init__(self, run_dir: Path, output_path: Path, columns: list[str]) -> None:
+    def __init__(
+        self, run_dir: Path, output_path: Path, columns: list[str], output: OutputConfig
+    ) -> None:
         self.run_dir = run_dir
         self.columns = columns
-        self.writer = TableWriter(output_path)
+        self.writer = TableWriter(output_path, formula_guard=output.csv_formula_guard)
         self.status: Counter[str] = Counter()
         self.rows = 0
         self.batches = 0
@@ -492,13 +509,16 @@ class _Run:
     opts: CoderConfig
     with_sets: bool
     index_version: str
+    output: OutputConfig = field(default_factory=OutputConfig)
 
 
 def iter_pending(input_path: Path, opts: CoderConfig, size: int) -> Iterator[_Pending]:
     """The input's checkpoint batches of ``size`` rows, validated (ids checked across batches)."""
     seen: set[str] = set()
     clean = functools.lru_cache(maxsize=MEMO_SIZE)(clean_title)  # repeated titles: once
-    chunks = iter_table(input_path, chunk_rows=size, string_columns=(opts.id_column,))
+    chunks = iter_table(
+        input_path, chunk_rows=size, string_columns=(opts.id_column,), encoding=opts.encoding
+    )
     for b, chunk in enumerate(chunks):
         ids, records, errors = prepare_records(
             chunk,
@@ -575,7 +595,7 @@ def _code_all(
 ) -> tuple[int, int, Counter[str]]:
     """Code the input into ``output_path`` (written under a temporary name, moved into place
     once every batch is in); returns (batches, resumed, status counts)."""
-    sink = _Sink(run.job.run_dir, output_path, columns)
+    sink = _Sink(run.job.run_dir, output_path, columns, run.output)
     try:
         n_batches, resumed = _run_batches(
             coder, run, sink, window_rows=window_rows, show_progress=show_progress
@@ -626,6 +646,7 @@ def job_settings(
         "columns": [opts.id_column, opts.title_column, opts.description_column],
         "with_sets": with_sets,
         "decimals": DECIMALS,
+        "encoding": opts.encoding,
     }
 
 
@@ -652,6 +673,7 @@ def code_file(
     show_progress: bool = True,
     window_rows: int | None = None,
     uris: Mapping[str, str] | None = None,
+    output: OutputConfig | None = None,
 ) -> CodingSummary:
     """Code every row of ``input_path`` into ``output_path``; resumes an interrupted run.
 
@@ -663,7 +685,8 @@ def code_file(
     place once every batch is done. Rerunning the same job skips the batches already done; a second job writing the same
     output while this one runs raises ``LockedError``. Each distinct record is predicted once
     per job, ``window_rows`` records (default ``WINDOW_ROWS``) per model pass. ``uris`` (code ->
-    concept URI) adds a ``uri_i`` column per candidate.
+    concept URI) adds a ``uri_i`` column per candidate. ``output`` (the ``[output]`` section)
+    says how CSV cells are written.
     """
     input_path, output_path = Path(input_path), Path(output_path)
     opts = options or CoderConfig()
@@ -680,7 +703,9 @@ def code_file(
             with_sets=with_sets,
         ) | ({"with_uris": True} if uris else {})
         job = _start_job(input_path, output_path, runs_dir, settings, opts.batch_size)
-        run = _Run(input_path, job, labels, opts, with_sets, index_version)
+        run = _Run(
+            input_path, job, labels, opts, with_sets, index_version, output or OutputConfig()
+        )
         coder = BatchCoder(
             predictor,
             labels=labels,

@@ -7,12 +7,21 @@ unknown keys, so a typo fails loudly instead of being ignored.
 
 from __future__ import annotations
 
+import codecs
 import json
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 
 from autocoder.resources import resource_dir
 from autocoder.tomlfile import read_toml
@@ -105,6 +114,27 @@ class CoderConfig(_Section):
         description="Code the occupation part of each title: employer, place, pay, shift, "
         "requisition ids, contract terms and seniority words removed (autocoder.titles).",
     )
+    encoding: str = Field(
+        "utf-8", description="Text encoding of CSV and JSONL inputs (e.g. latin-1, cp1252)."
+    )
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(f"unknown encoding {value!r} (e.g. utf-8, latin-1, cp1252)") from None
+        return value
+
+
+class OutputConfig(_Section):
+    csv_formula_guard: bool = Field(
+        True,
+        description="In CSV outputs, prefix text cells that start with = + - @, a tab or a "
+        "carriage return with a single quote, so a spreadsheet never runs them as a formula "
+        "(OWASP); plain numbers are left alone. false = write cells as they are.",
+    )
 
 
 class LLMConfig(_Section):
@@ -180,6 +210,7 @@ class Settings(_Section):
     embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
     index: IndexConfig = Field(default_factory=IndexConfig)
     coder: CoderConfig = Field(default_factory=CoderConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     review: ReviewConfig = Field(default_factory=ReviewConfig)

@@ -162,7 +162,8 @@ def code_file_ray(
             num_cpus=1,
         )
         coded: Iterator[pd.DataFrame] = iter(ds.iter_batches(batch_format="pandas"))  # type: ignore[arg-type]
-        status = _write(_ordered(coded), output_path, columns)
+        guard = settings.output.csv_formula_guard
+        status = _write(_ordered(coded), output_path, columns, formula_guard=guard)
     finally:
         if started:
             ray.shutdown()
@@ -188,8 +189,10 @@ def _reasons(status: Counter[str]) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
-def _write(batches: Iterator[pd.DataFrame], output_path: Path, columns: list[str]) -> Counter[str]:
-    writer = TableWriter(output_path)
+def _write(
+    batches: Iterator[pd.DataFrame], output_path: Path, columns: list[str], *, formula_guard: bool
+) -> Counter[str]:
+    writer = TableWriter(output_path, formula_guard=formula_guard)
     status: Counter[str] = Counter()
     try:
         wrote = False
