@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from autocoder import api
+from autocoder.cli_common import AutocoderGroup
 from autocoder.cli_common import echo_json as _echo_json
 from autocoder.cli_common import fail as _fail
 from autocoder.cli_common import settings_from as _settings
@@ -17,6 +18,7 @@ from autocoder.cli_skills import skills_app
 from autocoder.config import ConfigError
 
 app = typer.Typer(
+    cls=AutocoderGroup,
     add_completion=False,
     no_args_is_help=True,
     help="autocoder: assign O*NET-SOC / ISCO-08 (ESCO) occupation codes to job records.",

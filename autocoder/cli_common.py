@@ -2,14 +2,49 @@
 
 from __future__ import annotations
 
+import errno
 import json
 from dataclasses import asdict, is_dataclass
 from typing import Any, NoReturn
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from autocoder.config import ConfigError, Settings, load_settings
-from autocoder.workspace import Workspace
+from autocoder.workspace import Workspace, WorkspaceError
+
+#: Errors of the machine, not of the input: a full disk (exit 1, nothing is lost).
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+#: The user cannot write where they asked to (exit 2: a path to change).
+NOT_PERMITTED = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def os_error_message(exc: OSError) -> tuple[str, int]:
+    """One line for an ``OSError`` that reached the command line, and its exit code."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno in DISK_FULL:
+        return (
+            f"no space left on device{where}: free some space and run the same command "
+            "again; finished work is kept (a coding job resumes) and no earlier output "
+            "was overwritten",
+            1,
+        )
+    if exc.errno in NOT_PERMITTED:
+        return f"cannot write{where}: {exc.strerror}", 2
+    return f"{exc.strerror or exc}{where}", 1
+
+
+class AutocoderGroup(TyperGroup):
+    """The root command group: an ``OSError`` no command handled (a full disk, a read-only
+    folder) ends as one ``error:`` line and an exit code, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            message, code = os_error_message(exc)
+            fail(message, code)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -30,7 +65,10 @@ def settings_from(
         )
     except ConfigError as exc:
         fail(str(exc))
-    return settings, Workspace.resolve(settings.workspace.home)
+    try:
+        return settings, Workspace.resolve(settings.workspace.home)
+    except WorkspaceError as exc:
+        fail(str(exc))
 
 
 def echo_json(data: Any) -> None:

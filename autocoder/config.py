@@ -254,8 +254,18 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
                 f"override {item!r} must name a section and a key (section.key=value)"
             )
         node = out
-        for part in parts[:-1]:
+        for depth, part in enumerate(parts[:-1]):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(
+                    f"override {item!r} conflicts with --set {'.'.join(parts[: depth + 1])}=...: "
+                    "a setting cannot be both a value and a section"
+                )
+        if isinstance(node.get(parts[-1]), dict):
+            raise ConfigError(
+                f"override {item!r} conflicts with an earlier --set {dotted.strip()}.<key>=...: "
+                "a setting cannot be both a value and a section"
+            )
         node[parts[-1]] = _parse_value(raw.strip())
     return out
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import errno
 import hashlib
 import json
 import os
@@ -432,6 +433,8 @@ def write_table(df: pd.DataFrame, path: str | Path, *, formula_guard: bool = Tru
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise  # the machine's fault, not the path's: the caller says "disk full"
         raise InputError(f"cannot write {path}: {exc.strerror or exc}") from exc
     return path
 

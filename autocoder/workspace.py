@@ -16,6 +16,10 @@ from pathlib import Path
 import platformdirs
 
 
+class WorkspaceError(ValueError):
+    """The workspace is not a writable directory (a file, a read-only folder...)."""
+
+
 class LockedError(RuntimeError):
     """Another process holds the lock (the index is being rebuilt, or the output is in use)."""
 
@@ -63,10 +67,25 @@ class Workspace:
 
     @classmethod
     def resolve(cls, home: str | Path | None = None) -> Workspace:
+        """The workspace at ``home`` (else ``$AUTOCODER_HOME``, else the per-user data dir),
+        created if missing; ``WorkspaceError`` when it is not a writable directory."""
         if home is None:
             home = os.environ.get("AUTOCODER_HOME") or platformdirs.user_data_dir("autocoder")
         root = Path(home).expanduser().resolve()
-        root.mkdir(parents=True, exist_ok=True)
+        if root.exists() and not root.is_dir():
+            raise WorkspaceError(
+                f"workspace {root} is not a directory (check workspace.home / $AUTOCODER_HOME)"
+            )
+        probe = root / f".write-probe-{os.getpid()}"
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            probe.touch()
+            probe.unlink()
+        except OSError as exc:
+            raise WorkspaceError(
+                f"workspace {root} is not writable: {exc.strerror or exc} "
+                "(check workspace.home / $AUTOCODER_HOME)"
+            ) from None
         return cls(root)
 
     def _dir(self, *parts: str) -> Path:

@@ -330,3 +330,82 @@ def test_iter_table_streams_fixed_size_chunks(tmp_path: Path, ext: str) -> None:
     write_table(pd.DataFrame({"id": [str(i) for i in range(10)], "title": ["x"] * 10}), path)
     sizes = [len(c) for c in iter_table(path, chunk_rows=4)]
     assert sizes == [4, 4, 2]
+
+
+# === issue 23 ================================================================================
+def _one_line_error(err: str) -> bool:
+    """stderr holds one ``error:`` line, nothing after it, and no traceback (progress bars
+    before it are fine)."""
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    return len(errors) == 1 and lines[-1] == errors[0] and "Traceback" not in err
+
+
+def _unwritable_dir(tmp_path: Path) -> Path:
+    """A folder this process cannot create files in (root writes everywhere but in /sys)."""
+    import os
+
+    path = tmp_path / "ro"
+    path.mkdir()
+    path.chmod(0o555)
+    return path if not os.access(path, os.W_OK) else Path("/sys")
+
+
+@pytest.mark.parametrize("case", ["dir", "binary", "nested", "nested_reverse", "not_toml"])
+def test_bad_configuration_is_one_line_and_exit_2(tmp_path: Path, case: str) -> None:
+    binary = tmp_path / "bin.toml"
+    binary.write_bytes(bytes(range(256)) * 4)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[coder\ntop_n = ")
+    args = {
+        "dir": ["--config", str(tmp_path)],
+        "binary": ["--config", str(binary)],
+        "nested": ["--set", "coder.top_n=1", "--set", "coder.top_n.x=1"],
+        "nested_reverse": ["--set", "coder.top_n.x=1", "--set", "coder.top_n=1"],
+        "not_toml": ["--config", str(bad)],
+    }[case]
+    code, _, err = _cli(tmp_path / "ws", *args, "config")
+    assert code == 2 and _one_line_error(err), err
+
+
+def test_workspace_that_is_a_file_or_read_only_is_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a_file = tmp_path / "afile"
+    a_file.write_text("x")
+    monkeypatch.setenv("AUTOCODER_HOME", str(a_file))
+    result = runner.invoke(app, ["config"])
+    assert result.exit_code == 2 and _one_line_error(result.stderr), result.stderr
+    assert "afile" in result.stderr and "not a directory" in result.stderr
+    code, _, err = _cli(_unwritable_dir(tmp_path), "taxonomy", "list")
+    assert code == 2 and _one_line_error(err) and "not writable" in err, err
+
+
+def test_full_disk_is_one_line_exit_1_and_nothing_is_lost(
+    built: Path, records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from autocoder.io import TableWriter
+
+    out = tmp_path / "out.csv"
+    out.write_text("an earlier result\n")
+    real_write = TableWriter.write
+    calls = {"n": 0}
+
+    def full(self: TableWriter, df: pd.DataFrame) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.tmp))
+        real_write(self, df)
+
+    monkeypatch.setattr(TableWriter, "write", full)
+    small = ("--set", "coder.batch_size=2")
+    code, _, err = _cli(built, *small, "code", str(records), "-o", str(out))
+    assert code == 1 and _one_line_error(err) and "no space left" in err.lower(), err
+    assert out.read_text() == "an earlier result\n"  # the earlier output is untouched
+    assert not list(tmp_path.glob(".out.csv.tmp"))
+    monkeypatch.setattr(TableWriter, "write", real_write)
+    code, summary, _ = _cli(built, *small, "code", str(records), "-o", str(out))
+    assert code == 0 and json.loads(summary)["resumed_batches"] >= 1
+    assert len(pd.read_csv(out)) == len(RECORDS)
