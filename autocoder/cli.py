@@ -474,9 +474,12 @@ def llm_status(ctx: typer.Context) -> None:
 
 @app.command("config")
 def config_cmd(ctx: typer.Context) -> None:
-    """Print the effective configuration (secrets are shown as **********)."""
+    """Print the effective configuration (secrets are shown as **********, URL passwords
+    as ***)."""
+    from autocoder.redact import redact_values
+
     settings, ws = _settings(ctx)
-    _echo_json({"workspace": str(ws.root), **settings.model_dump(mode="json")})
+    _echo_json(redact_values({"workspace": str(ws.root), **settings.model_dump(mode="json")}))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,11 +7,11 @@ import json
 from dataclasses import asdict, is_dataclass
 from typing import Any, NoReturn
 
-import click
 import typer
 from typer.core import TyperGroup
 
 from autocoder.config import ConfigError, Settings, load_settings
+from autocoder.redact import redact
 from autocoder.workspace import Workspace, WorkspaceError
 
 #: Errors of the machine, not of the input: a full disk (exit 1, nothing is lost).
@@ -39,7 +39,7 @@ class AutocoderGroup(TyperGroup):
     """The root command group: an ``OSError`` no command handled (a full disk, a read-only
     folder) ends as one ``error:`` line and an exit code, never a traceback."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # typer's own (vendored) click Context
         try:
             return super().invoke(ctx)
         except OSError as exc:
@@ -48,8 +48,9 @@ class AutocoderGroup(TyperGroup):
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    """Print ``error: message`` on stderr and exit with ``code`` (2 = bad input/config)."""
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    """Print ``error: message`` on stderr (credentials redacted, the last safety net) and exit
+    with ``code`` (2 = bad input/config, 1 = a fault)."""
+    typer.secho(f"error: {redact(message)}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
 
 

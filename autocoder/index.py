@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from autocoder.config import Settings
 from autocoder.embed import Embedder
 from autocoder.records import normalize_text
+from autocoder.redact import redact
 from autocoder.taxonomy.model import TEXT_KINDS, Taxonomy
 from autocoder.workspace import Workspace
 
@@ -243,7 +244,7 @@ class ChromaIndex:
         except httpx.HTTPError as exc:
             raise IndexConnectionError(
                 f"cannot reach the {self.location} within {self.connect_timeout:g}s "
-                f"(index.connect_timeout): {type(exc).__name__}: {exc or 'no answer'}"
+                f"(index.connect_timeout): {type(exc).__name__}: {redact(exc) or 'no answer'}"
             ) from exc
 
     def _set_timeout(self, client: ClientAPI) -> None:
@@ -272,7 +273,9 @@ class ChromaIndex:
                     Path(self.path).mkdir(parents=True, exist_ok=True)
                     self._client = chromadb.PersistentClient(path=str(self.path), settings=settings)
             except (ValueError, OSError) as exc:  # HttpClient raises ValueError when unreachable
-                raise IndexConnectionError(f"cannot open the {self.location}: {exc}") from exc
+                raise IndexConnectionError(
+                    f"cannot open the {self.location}: {redact(exc)}"
+                ) from exc
         return self._client
 
     def _collection(self) -> Collection:
@@ -288,7 +291,7 @@ class ChromaIndex:
             ) from exc
         except (httpx.TransportError, OSError) as exc:
             raise IndexConnectionError(
-                f"cannot reach the {self.location}: {type(exc).__name__}: {exc}"
+                f"cannot reach the {self.location}: {type(exc).__name__}: {redact(exc)}"
             ) from exc
 
     def version(self) -> int:
@@ -379,7 +382,7 @@ class ChromaIndex:
             docs = self._hit_documents(collection, res["ids"])
         except (httpx.TransportError, OSError) as exc:
             raise IndexConnectionError(
-                f"lost the {self.location}: {type(exc).__name__}: {exc}"
+                f"lost the {self.location}: {type(exc).__name__}: {redact(exc)}"
             ) from exc
         for hit_ids, dists in zip(res["ids"], distances, strict=True):
             hits = [docs[i] for i in hit_ids]

@@ -409,3 +409,12 @@ def test_full_disk_is_one_line_exit_1_and_nothing_is_lost(
     code, summary, _ = _cli(built, *small, "code", str(records), "-o", str(out))
     assert code == 0 and json.loads(summary)["resumed_batches"] >= 1
     assert len(pd.read_csv(out)) == len(RECORDS)
+
+
+def test_config_never_prints_a_url_password(tmp_path: Path) -> None:
+    url = f"http://admin:PASS5678@127.0.0.1:{_free_port()}"
+    code, out, _ = _cli(
+        tmp_path, "--set", f"review.url={url}", "--set", f"llm.base_url={url}/v1", "config"
+    )
+    assert code == 0 and "PASS5678" not in out
+    assert json.loads(out)["review"]["url"].startswith("http://***@127.0.0.1:")
