@@ -9,7 +9,8 @@ A job is keyed on the SHA-256 of the input's bytes and every setting that change
 (the predictor and its fingerprint, the index version, ``top_n``, ``threshold``, the columns), so
 a changed input or setting starts a new job and never mixes with old results. The output is
 deterministic: scores are rounded to ``DECIMALS`` places and ties are broken by code. While a
-job runs it holds a lock on its output, so a second job writing the same file fails at once.
+job runs it holds a lock on its output (``.<name>.lock`` next to it), so a second job writing the
+same file fails at once, whichever workspace it runs from.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import os
 import shutil
 from collections import Counter
@@ -46,7 +48,9 @@ from autocoder.io import (
 from autocoder.predictor import Predictor, SetPredictor
 from autocoder.records import JobRecord, clean_text, duties_column, table_texts, text_type_error
 from autocoder.titles import clean_title
-from autocoder.workspace import LockedError, file_lock
+from autocoder.workspace import LockedError, output_lock
+
+log = logging.getLogger(__name__)
 
 #: How much of a failed prediction's message the ``error:predict_failed:...`` status keeps.
 MAX_ERROR_CHARS = 200
@@ -421,6 +425,7 @@ def _start_job(
             "output": str(output_path.resolve()),
             "batch_size": batch_size,
             "settings": settings,
+            "checksums": CHECKSUMS,
         }
         manifest_path.write_text(json.dumps(manifest, indent=2, default=str))
     pointer = runs_dir / "outputs" / f"{_path_key(output_path)}.json"
@@ -437,25 +442,63 @@ def _start_job(
     return _Job(run_dir, key, batch_size, note)
 
 
-def _part_rows(path: Path) -> int:
-    import pyarrow as pa
+#: The checkpoint checksums of a job (``sha256sum`` format), named in its manifest: a part is
+#: resumed only when its bytes match the checksum written with it.
+CHECKSUMS = "checksums.sha256"
 
+
+def read_checksums(run_dir: Path) -> dict[str, str]:
+    """``{part file name: SHA-256}`` of a job's checkpoints (a torn last line is ignored)."""
+    path = run_dir / CHECKSUMS
+    out: dict[str, str] = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            digest, _, name = line.partition("  ")
+            if len(digest) == 64 and name:
+                out[name] = digest
+    return out
+
+
+def part_problem(
+    part: Path, rows: int, checksums: Mapping[str, str], labels: Mapping[str, str]
+) -> str | None:
+    """Why the checkpoint ``part`` cannot be trusted (None: resume from it): its bytes do not
+    match their checksum, it cannot be read, has another number of rows, or holds a code that
+    is not in the taxonomy (``labels``; not checked when empty)."""
+    import pyarrow.feather as feather
+
+    if checksums.get(part.name) != file_sha256(part):
+        return "does not match its checksum"
     try:
-        with pa.memory_map(str(path)) as source:
-            return int(pa.ipc.open_file(source).read_all().num_rows)
-    except (OSError, ValueError):  # a damaged part is coded again
-        return -1
+        table = feather.read_table(str(part)).to_pandas()
+    except (OSError, ValueError):
+        return "cannot be read"
+    if len(table) != rows:
+        return f"holds {len(table)} rows, not {rows}"
+    if labels:
+        cells = (v for c in table.columns if c.startswith("code_") for v in table[c].tolist())
+        unknown = sorted({v for v in cells if isinstance(v, str) and v and v not in labels})
+        if unknown:
+            return f"holds codes that are not in the taxonomy ({', '.join(unknown[:3])})"
+    return None
 
 
 def _write_part(table: pd.DataFrame, path: Path) -> None:
-    """Checkpoint one batch's table atomically (temporary file + rename)."""
+    """Checkpoint one batch's table atomically (temporary file + rename), then record its
+    checksum (a part written but not recorded is coded again)."""
     import pyarrow as pa
     import pyarrow.feather as feather
 
     tmp = temporary_path(path)
     arrow = pa.Table.from_pandas(table, preserve_index=False)
-    feather.write_feather(arrow, str(tmp), compression="uncompressed")
-    os.replace(tmp, path)
+    try:
+        feather.write_feather(arrow, str(tmp), compression="uncompressed")
+        digest = file_sha256(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    with (path.parent / CHECKSUMS).open("a", encoding="utf-8") as fh:
+        fh.write(f"{digest}  {path.name}\n")
 
 
 class _Sink:
@@ -510,6 +553,22 @@ class _Run:
     with_sets: bool
     index_version: str
     output: OutputConfig = field(default_factory=OutputConfig)
+    checksums: dict[str, str] = field(default_factory=dict)
+    redone: list[str] = field(default_factory=list)
+
+    def resumable(self, b: int, rows: int) -> bool:
+        """Can batch ``b`` (of ``rows`` rows) be taken from its checkpoint? A part that is
+        there but fails ``part_problem`` is coded again, with a warning."""
+        part = _part(self.job.run_dir, b)
+        if not part.exists():
+            return False
+        problem = part_problem(part, rows, self.checksums, self.labels)
+        if problem is None:
+            return True
+        note = f"checkpoint {part.name} {problem}: its batch was coded again"
+        log.warning("job %s: %s", self.job.key, note)
+        self.redone.append(note)
+        return False
 
 
 def iter_pending(input_path: Path, opts: CoderConfig, size: int) -> Iterator[_Pending]:
@@ -562,8 +621,7 @@ def _run_batches(
         writes: list[Future[None]] = []  # the previous window's batches, written meanwhile
         for group in windows(pending, window_rows):
             for p in group:
-                part = _part(run.job.run_dir, p.b)
-                p.done = part.exists() and _part_rows(part) == len(p.ids)
+                p.done = run.resumable(p.b, len(p.ids))
             todo = [p for p in group if not p.done]
             tables = iter(coder.code(todo) if todo else [])
             for w in writes:
@@ -693,8 +751,7 @@ def code_file(
     check_paths(input_path, output_path)
     runs_dir = Path(runs_dir)
     with_sets = isinstance(predictor, SetPredictor)
-    lock = runs_dir / "locks" / f"{_path_key(output_path)}.lock"
-    with file_lock(lock, exclusive=True, busy=f"another job is writing {output_path}"):
+    with output_lock(output_path):  # on the output itself: jobs of every workspace see it
         settings = job_settings(
             opts,
             predictor_id=predictor_id,
@@ -706,6 +763,7 @@ def code_file(
         run = _Run(
             input_path, job, labels, opts, with_sets, index_version, output or OutputConfig()
         )
+        run.checksums = read_checksums(job.run_dir)
         coder = BatchCoder(
             predictor,
             labels=labels,
@@ -726,6 +784,7 @@ def code_file(
         )
     summary = _summary(input_path, output_path, job, status, resumed)
     summary.index_version = index_version
+    summary.note = "; ".join(n for n in (summary.note, *run.redone) if n)
     _finish(job.run_dir, summary, n_batches, keep_checkpoints=keep_checkpoints)
     return summary
 

@@ -33,9 +33,13 @@ from autocoder.coder import (
 from autocoder.config import CoderConfig, Settings
 from autocoder.io import TableWriter, file_sha256
 from autocoder.records import JobRecord
+from autocoder.workspace import output_lock
 
 if TYPE_CHECKING:
     import ray.data
+
+#: Where a local Ray cluster (no ``--address``) listens.
+LOOPBACK = "127.0.0.1"
 
 #: Columns of the rows the driver hands to the replicas.
 ROW_COLUMNS = ("row", "id", "title", "duties", "error")
@@ -136,12 +140,56 @@ def code_file_ray(
     window_rows: int = WINDOW_ROWS,
     uris: Mapping[str, str] | None = None,
 ) -> CodingSummary:
-    """Code ``input_path`` on Ray (``address``: a running cluster; None starts a local one)."""
+    """Code ``input_path`` on Ray (``address``: a running cluster; None starts a local one,
+    listening on loopback only); the output is locked as the local engine locks it."""
+    with output_lock(output_path):
+        return _code_on_ray(
+            input_path,
+            output_path,
+            settings=settings,
+            home=home,
+            taxonomy_name=taxonomy_name,
+            model_dir=model_dir,
+            labels=labels,
+            index_version=index_version,
+            job_settings=job_settings,
+            columns=columns,
+            address=address,
+            workers=workers,
+            window_rows=window_rows,
+            uris=uris,
+        )
+
+
+def _code_on_ray(
+    input_path: Path,
+    output_path: Path,
+    *,
+    settings: Settings,
+    home: Path,
+    taxonomy_name: str,
+    model_dir: str | None,
+    labels: Mapping[str, str],
+    index_version: str,
+    job_settings: Mapping[str, Any],
+    columns: list[str],
+    address: str | None,
+    workers: int,
+    window_rows: int,
+    uris: Mapping[str, str] | None,
+) -> CodingSummary:
     import ray
 
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        # a local cluster listens on loopback only (no dashboard; GCS, raylet and object
+        # store bound to 127.0.0.1); a given cluster's own settings decide for it
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            _node_ip_address=None if address else LOOPBACK,
+        )
     try:
         ctx = ray.data.DataContext.get_current()
         ctx.execution_options.preserve_order = True

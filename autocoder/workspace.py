@@ -9,7 +9,7 @@ from __future__ import annotations
 import fcntl
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +59,20 @@ def file_lock(path: str | Path, *, exclusive: bool, busy: str) -> Iterator[None]
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def output_lock_path(output: str | Path) -> Path:
+    """The lock file of an output: ``.<name>.lock`` next to the output itself (symlinks
+    resolved), so every job writing that file takes the same lock, whatever its workspace."""
+    real = Path(output).expanduser().resolve()
+    return real.with_name(f".{real.name}.lock")
+
+
+def output_lock(output: str | Path) -> AbstractContextManager[None]:
+    """Held (exclusively) while a job writes ``output``: a second job fails at once."""
+    return file_lock(
+        output_lock_path(output), exclusive=True, busy=f"another job is writing {output}"
+    )
 
 
 @dataclass(frozen=True)

@@ -382,13 +382,14 @@ def test_workspace_that_is_a_file_or_read_only_is_exit_2(
 
 
 def test_full_disk_is_one_line_exit_1_and_nothing_is_lost(
-    built: Path, records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import errno
 
     from autocoder.io import TableWriter
 
-    out = tmp_path / "out.csv"
+    out, records = tmp_path / "out.csv", tmp_path / "disk.csv"  # a job of its own
+    RECORDS.assign(id=[f"disk-{i}" for i in RECORDS["id"]]).to_csv(records, index=False)
     out.write_text("an earlier result\n")
     real_write = TableWriter.write
     calls = {"n": 0}
@@ -418,3 +419,118 @@ def test_config_never_prints_a_url_password(tmp_path: Path) -> None:
     )
     assert code == 0 and "PASS5678" not in out
     assert json.loads(out)["review"]["url"].startswith("http://***@127.0.0.1:")
+
+
+def test_jobs_from_two_workspaces_on_the_same_output_do_not_both_succeed(tmp_path: Path) -> None:
+    """The lock is on the output path itself, not in a workspace."""
+    from autocoder.workspace import LockedError
+
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_table(pd.DataFrame({"id": ["1"], "title": ["nurse"]}), src)
+    predictor = KeywordPredictor({"nurse": "29-1141.00"})
+
+    class Nested(KeywordPredictor):
+        """Starts a job from another workspace on the same output while this one codes."""
+
+        def predict_proba(self, X: object) -> np.ndarray:
+            code_file(
+                src,
+                out,
+                predictor=predictor,
+                labels={},
+                runs_dir=tmp_path / "ws2" / "runs",
+                show_progress=False,
+            )
+            return super().predict_proba(X)
+
+    with pytest.raises(LockedError, match="another job is writing"):
+        code_file(
+            src,
+            out,
+            predictor=Nested({"nurse": "29-1141.00"}),
+            labels={},
+            runs_dir=tmp_path / "ws1" / "runs",
+            show_progress=False,
+        )
+    assert not out.exists()
+    other = tmp_path / "elsewhere" / ".." / "out.csv"  # the same file by another spelling
+    (tmp_path / "elsewhere").mkdir()
+    code_file(
+        src,
+        other,
+        predictor=predictor,
+        labels={},
+        runs_dir=tmp_path / "ws1" / "runs",
+        show_progress=False,
+    )
+    assert pd.read_csv(out)["code_1"].tolist() == ["29-1141.00"]
+
+
+def _interrupted_job(tmp_path: Path) -> tuple[Path, Path, Path, dict[str, object]]:
+    """A job of four records killed after its first batch (of two) was checkpointed."""
+
+    class Stop(KeywordPredictor):
+        def predict_proba(self, X: object) -> np.ndarray:
+            if self.calls == 1:
+                raise KeyboardInterrupt
+            return super().predict_proba(X)
+
+    keywords = {"nurse": "29-1141.00"}
+    src, out, runs = tmp_path / "in.csv", tmp_path / "out.csv", tmp_path / "runs"
+    labels = {"29-1141.00": "Registered Nurses"}
+    kw: dict[str, object] = {
+        "labels": labels,
+        "runs_dir": runs,
+        "options": CoderConfig(top_n=1, batch_size=2),
+        "show_progress": False,
+        "window_rows": 2,
+    }
+    write_table(pd.DataFrame({"id": list("abcd"), "title": [f"nurse {i}" for i in range(4)]}), src)
+    with pytest.raises(KeyboardInterrupt):
+        code_file(src, out, predictor=Stop(keywords), **kw)  # type: ignore[arg-type]
+    (part,) = runs.glob("code-*/part-000000.arrow")
+    return src, out, part, kw
+
+
+def _tamper(part: Path) -> None:
+    import pyarrow.feather as feather
+
+    table = feather.read_table(str(part)).to_pandas()
+    table["code_1"] = "99-9999.99"
+    feather.write_feather(table, str(part), compression="uncompressed")
+
+
+def test_an_edited_checkpoint_part_is_redone_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    src, out, part, kw = _interrupted_job(tmp_path)
+    _tamper(part)
+    summary = code_file(src, out, predictor=KeywordPredictor({"nurse": "29-1141.00"}), **kw)  # type: ignore[arg-type]
+    assert summary.resumed_batches == 0 and "does not match its checksum" in summary.note
+    assert "part-000000.arrow" in caplog.text
+    assert pd.read_csv(out)["code_1"].tolist() == ["29-1141.00"] * 4
+
+
+def test_a_checkpoint_part_with_an_unknown_code_is_redone_even_with_its_checksum(
+    tmp_path: Path,
+) -> None:
+    from autocoder.io import file_sha256
+
+    src, out, part, kw = _interrupted_job(tmp_path)
+    _tamper(part)
+    sums = part.parent / "checksums.sha256"
+    sums.write_text(f"{file_sha256(part)}  {part.name}\n")  # the checksum forged as well
+    summary = code_file(src, out, predictor=KeywordPredictor({"nurse": "29-1141.00"}), **kw)  # type: ignore[arg-type]
+    assert summary.resumed_batches == 0 and "99-9999.99" in summary.note
+    assert pd.read_csv(out)["code_1"].tolist() == ["29-1141.00"] * 4
+
+
+def test_an_intact_checkpoint_is_resumed_and_its_checksum_is_in_the_manifest(
+    tmp_path: Path,
+) -> None:
+    src, out, part, kw = _interrupted_job(tmp_path)
+    manifest = json.loads((part.parent / "manifest.json").read_text())
+    assert manifest["checksums"] == "checksums.sha256"
+    assert part.name in (part.parent / "checksums.sha256").read_text()
+    summary = code_file(src, out, predictor=KeywordPredictor({"nurse": "29-1141.00"}), **kw)  # type: ignore[arg-type]
+    assert summary.resumed_batches == 1 and summary.note == ""
