@@ -86,6 +86,12 @@ class IndexConfig(_Section):
         200, gt=0, description="Chroma HNSW search breadth; higher = closer to exact search."
     )
     hnsw_m: int = Field(32, gt=1, description="Chroma HNSW links per node.")
+    search: Literal["exact", "hnsw"] = Field(
+        "exact",
+        description="'exact': every document scored (cosine of the stored embeddings), the "
+        "same result on every run; 'hnsw': Chroma's approximate top 2 x candidates_per_query, "
+        "re-scored exactly (faster on very large indexes, may miss a document).",
+    )
     aggregation: Literal["max", "softmax_sum"] = "max"
     temperature: float = Field(0.05, gt=0, description="Softmax temperature for confidences.")
     connect_timeout: float = Field(
