@@ -15,7 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from autocoder.cli import app
-from autocoder.coder import code_file, ranked
+from autocoder.coding.batch import code_file, ranked
+from autocoder.coding.loaded import LoadedCoder
 from autocoder.config import CoderConfig
 from autocoder.embed import Embedder
 from autocoder.io import iter_table, write_table
@@ -150,13 +151,15 @@ def test_rewritten_input_of_the_same_size_is_not_resumed(tmp_path: Path) -> None
     keywords = {"nurse": "29-1141.00", "java": "15-1252.00"}
     src, out, runs = tmp_path / "in.csv", tmp_path / "out.csv", tmp_path / "runs"
     opts = CoderConfig(top_n=1, batch_size=2)
-    kw = {"labels": {}, "runs_dir": runs, "options": opts, "show_progress": False, "window_rows": 2}
+    kw = {"runs_dir": runs, "options": opts, "show_progress": False, "window_rows": 2}
     ids = ["1", "2", "3", "4"]
     write_table(pd.DataFrame({"id": ids, "title": [f"nurse {i}" for i in ids]}), src)
     with pytest.raises(KeyboardInterrupt):
-        code_file(src, out, predictor=Stop(keywords), **kw)  # type: ignore[arg-type]
+        code_file(src, out, coder=LoadedCoder.from_predictor(Stop(keywords)), **kw)  # type: ignore[arg-type]
     write_table(pd.DataFrame({"id": ids, "title": [f"javas {i}" for i in ids]}), src)
-    summary = code_file(src, out, predictor=KeywordPredictor(keywords), **kw)  # type: ignore[arg-type]
+    summary = code_file(
+        src, out, coder=LoadedCoder.from_predictor(KeywordPredictor(keywords)), **kw
+    )  # type: ignore[arg-type]
     assert summary.resumed_batches == 0 and "starting a new job" in summary.note
     assert pd.read_csv(out)["code_1"].tolist() == ["15-1252.00"] * 4
 
@@ -267,7 +270,10 @@ def test_second_job_on_the_same_output_fails(tmp_path: Path) -> None:
         """Starts a second job on the same output while the first one codes."""
 
         def predict_proba(self, X: object) -> np.ndarray:
-            code_file(src, out, predictor=predictor, labels={}, runs_dir=runs, show_progress=False)
+            code_file(
+                src, out, coder=LoadedCoder.from_predictor(predictor), runs_dir=runs,
+                show_progress=False,
+            )  # fmt: skip
             return super().predict_proba(X)
 
     from autocoder.workspace import LockedError
@@ -276,8 +282,7 @@ def test_second_job_on_the_same_output_fails(tmp_path: Path) -> None:
         code_file(
             src,
             out,
-            predictor=Nested({"nurse": "29-1141.00"}),
-            labels={},
+            coder=LoadedCoder.from_predictor(Nested({"nurse": "29-1141.00"})),
             runs_dir=runs,
             show_progress=False,
         )
@@ -436,8 +441,7 @@ def test_jobs_from_two_workspaces_on_the_same_output_do_not_both_succeed(tmp_pat
             code_file(
                 src,
                 out,
-                predictor=predictor,
-                labels={},
+                coder=LoadedCoder.from_predictor(predictor),
                 runs_dir=tmp_path / "ws2" / "runs",
                 show_progress=False,
             )
@@ -447,8 +451,7 @@ def test_jobs_from_two_workspaces_on_the_same_output_do_not_both_succeed(tmp_pat
         code_file(
             src,
             out,
-            predictor=Nested({"nurse": "29-1141.00"}),
-            labels={},
+            coder=LoadedCoder.from_predictor(Nested({"nurse": "29-1141.00"})),
             runs_dir=tmp_path / "ws1" / "runs",
             show_progress=False,
         )
@@ -458,8 +461,7 @@ def test_jobs_from_two_workspaces_on_the_same_output_do_not_both_succeed(tmp_pat
     code_file(
         src,
         other,
-        predictor=predictor,
-        labels={},
+        coder=LoadedCoder.from_predictor(predictor),
         runs_dir=tmp_path / "ws1" / "runs",
         show_progress=False,
     )
@@ -477,9 +479,7 @@ def _interrupted_job(tmp_path: Path) -> tuple[Path, Path, Path, dict[str, object
 
     keywords = {"nurse": "29-1141.00"}
     src, out, runs = tmp_path / "in.csv", tmp_path / "out.csv", tmp_path / "runs"
-    labels = {"29-1141.00": "Registered Nurses"}
     kw: dict[str, object] = {
-        "labels": labels,
         "runs_dir": runs,
         "options": CoderConfig(top_n=1, batch_size=2),
         "show_progress": False,
@@ -487,9 +487,16 @@ def _interrupted_job(tmp_path: Path) -> tuple[Path, Path, Path, dict[str, object
     }
     write_table(pd.DataFrame({"id": list("abcd"), "title": [f"nurse {i}" for i in range(4)]}), src)
     with pytest.raises(KeyboardInterrupt):
-        code_file(src, out, predictor=Stop(keywords), **kw)  # type: ignore[arg-type]
+        code_file(src, out, coder=_coder(Stop(keywords)), **kw)  # type: ignore[arg-type]
     (part,) = runs.glob("code-*/part-000000.arrow")
     return src, out, part, kw
+
+
+NURSE = {"nurse": "29-1141.00"}
+
+
+def _coder(predictor: KeywordPredictor) -> LoadedCoder:
+    return LoadedCoder.from_predictor(predictor, labels={"29-1141.00": "Registered Nurses"})
 
 
 def _tamper(part: Path) -> None:
@@ -505,7 +512,7 @@ def test_an_edited_checkpoint_part_is_redone_with_a_warning(
 ) -> None:
     src, out, part, kw = _interrupted_job(tmp_path)
     _tamper(part)
-    summary = code_file(src, out, predictor=KeywordPredictor({"nurse": "29-1141.00"}), **kw)  # type: ignore[arg-type]
+    summary = code_file(src, out, coder=_coder(KeywordPredictor(NURSE)), **kw)  # type: ignore[arg-type]
     assert summary.resumed_batches == 0 and "does not match its checksum" in summary.note
     assert "part-000000.arrow" in caplog.text
     assert pd.read_csv(out)["code_1"].tolist() == ["29-1141.00"] * 4
@@ -520,7 +527,7 @@ def test_a_checkpoint_part_with_an_unknown_code_is_redone_even_with_its_checksum
     _tamper(part)
     sums = part.parent / "checksums.sha256"
     sums.write_text(f"{file_sha256(part)}  {part.name}\n")  # the checksum forged as well
-    summary = code_file(src, out, predictor=KeywordPredictor({"nurse": "29-1141.00"}), **kw)  # type: ignore[arg-type]
+    summary = code_file(src, out, coder=_coder(KeywordPredictor(NURSE)), **kw)  # type: ignore[arg-type]
     assert summary.resumed_batches == 0 and "99-9999.99" in summary.note
     assert pd.read_csv(out)["code_1"].tolist() == ["29-1141.00"] * 4
 
@@ -532,5 +539,5 @@ def test_an_intact_checkpoint_is_resumed_and_its_checksum_is_in_the_manifest(
     manifest = json.loads((part.parent / "manifest.json").read_text())
     assert manifest["checksums"] == "checksums.sha256"
     assert part.name in (part.parent / "checksums.sha256").read_text()
-    summary = code_file(src, out, predictor=KeywordPredictor({"nurse": "29-1141.00"}), **kw)  # type: ignore[arg-type]
+    summary = code_file(src, out, coder=_coder(KeywordPredictor(NURSE)), **kw)  # type: ignore[arg-type]
     assert summary.resumed_batches == 1 and summary.note == ""
