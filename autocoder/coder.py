@@ -494,6 +494,32 @@ class _Run:
     index_version: str
 
 
+def code_frames(
+    coder: BatchCoder, frames: list[pd.DataFrame], opts: CoderConfig, *, source: str = "request"
+) -> list[pd.DataFrame]:
+    """The rows ``code_file`` writes for each in-memory table, every table on its own (rows
+    numbered from 0, ids checked within the table, missing columns read as empty, a
+    ``ROW_ERROR_COLUMN`` kept as the row's status), all of them in one model pass."""
+    pending = []
+    for b, frame in enumerate(frames):
+        df = frame.copy()
+        if opts.description_column not in df.columns:
+            df[opts.description_column] = ""
+        ids, records, errors = prepare_records(
+            df,
+            id_column=opts.id_column,
+            title_column=opts.title_column,
+            description_column=opts.description_column,
+            source=f"{source} {b + 1}" if len(frames) > 1 else source,
+            seen=set(),
+            require_columns=False,
+        )
+        if opts.normalize_titles:
+            records = [JobRecord(clean_title(r.title), r.duties) for r in records]
+        pending.append(_Pending(b, ids, records, errors, 0))
+    return coder.code(pending)
+
+
 def iter_pending(input_path: Path, opts: CoderConfig, size: int) -> Iterator[_Pending]:
     """The input's checkpoint batches of ``size`` rows, validated (ids checked across batches)."""
     seen: set[str] = set()
