@@ -278,3 +278,23 @@ def test_uri_columns_follow_the_codes(tmp_path: Path) -> None:
     nurse = res["code_1"] == "29-1141.00"
     assert nurse.sum() == 2 and (res.loc[nurse, "uri_1"] == uris["29-1141.00"]).all()
     assert (res.loc[~nurse, "uri_1"] == "").all()
+
+
+def test_code_frames_gives_the_rows_of_code_file(tmp_path: Path) -> None:
+    """In-memory tables (the service) get the rows ``code_file`` writes, each table on its own."""
+    from autocoder.coder import BatchCoder, code_frames
+
+    df = _records(9)
+    df.loc[2, "title"] = ""
+    df.loc[5, "id"] = "r000"
+    write_table(df, tmp_path / "in.csv")
+    _run(tmp_path / "in.csv", tmp_path / "out.jsonl", tmp_path / "runs", KeywordPredictor(KEYWORDS))
+    expected = _read_out(tmp_path / "out.jsonl")
+    coder = BatchCoder(KeywordPredictor(KEYWORDS), labels=LABELS, width=2, threshold=0.5,
+                       with_sets=False)  # fmt: skip
+    first, second = code_frames(coder, [df.drop(columns="description"), df.iloc[:2]], OPTIONS)
+    cols = ["row", "id", "code_1", "label_1", "status"]
+    assert first[cols].astype(str).values.tolist() == expected[cols].astype(str).values.tolist()
+    assert first["score_1"].fillna(-1).tolist() == expected["score_1"].fillna(-1).tolist()
+    assert set(first["status"]) >= {"error:empty_text", "error:duplicate_id"}
+    assert second["row"].tolist() == [0, 1] and second["status"].tolist() == ["coded", "coded"]
