@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -166,7 +167,7 @@ async def review(body: ReviewRequest, request: Request, caller: Caller) -> dict[
     state = state_of(request)
     folder = state.ws.root / "service" / "review"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"push-{id(body)}-{asyncio.get_running_loop().time()}.jsonl"
+    path = folder / f"push-{uuid.uuid4().hex}.jsonl"
     try:
         return await asyncio.to_thread(_push, state, body, path)
     except ReviewUnavailable as exc:
