@@ -75,6 +75,8 @@ def serve_args(config: str | None, overrides: list[str], *, public: bool, worker
 def app_from_env() -> FastAPI:
     """uvicorn's factory (``--factory``): the settings ``serve`` put in ``$AUTOCODER_SERVE``."""
     args: dict[str, Any] = json.loads(os.environ.get(ENV) or "{}")
+    # each worker process logs on its own (spawned workers inherit no logging set-up)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
         settings = load_settings(args.get("config"), args.get("overrides") or [])
     except ConfigError as exc:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import logging
 import os
 
 from autocoder.config import Settings
@@ -52,7 +51,6 @@ def serve(
     cfg = settings.serve
     public = check_bind(cfg.host, ws)
     os.environ[ENV] = serve_args(config, overrides, public=public, workers=cfg.workers)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     uvicorn.run(
         "autocoder.service.app:app_from_env",
         factory=True,
