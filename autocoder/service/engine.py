@@ -1,12 +1,14 @@
 """The coder a worker loads once, and the micro-batcher in front of it.
 
-``load_service_coder`` is the small adapter over today's ``autocoder.api.load_predictor`` and the
-batch coder's pieces (``autocoder.coder``); ``code_tables`` gives, for each in-memory table, the
-exact rows ``autocoder code`` writes. Every model pass of a worker runs in its one model thread
-(``MicroBatcher``): records of requests that arrive within ``serve.batch_window_ms`` of each
-other are predicted together. Each pass starts a fresh ``BatchCoder`` (no memo carried between
-passes) and the predictors score every record on its own (the embedder pads to length-bucketed
-fixed shapes), so a record's result does not depend on what else was in its pass.
+``load_service_coder`` is ``autocoder.coding.load_coder`` (what ``autocoder code`` uses) with a
+warm-up; ``code_tables`` gives, for each in-memory table, the exact rows ``autocoder code``
+writes (``autocoder.coding.batch``: each table validated on its own by a ``BatchReader``, all
+of them predicted by one ``BatchCoder`` pass). Every model pass of a worker runs in its one
+model thread (``MicroBatcher``): records of requests that arrive within
+``serve.batch_window_ms`` of each other are predicted together. Each pass starts a fresh
+``BatchCoder`` (no memo carried between passes) and the predictors score every record on its
+own (the embedder pads to length-bucketed fixed shapes), so a record's result does not depend
+on what else was in its pass.
 """
 
 from __future__ import annotations
@@ -18,85 +20,45 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from autocoder import api
-from autocoder.coder import BatchCoder, code_frames, ranked
+from autocoder.coding.batch import BatchCoder, BatchReader, ranked
+from autocoder.coding.loaded import LoadedCoder, load_coder
 from autocoder.config import CoderConfig, Settings
-from autocoder.predictor import Predictor, SetPredictor
+from autocoder.index import index_in_use
 from autocoder.records import JobRecord
-from autocoder.taxonomy.model import Taxonomy
-from autocoder.taxonomy.store import load_taxonomy
 from autocoder.workspace import Workspace
 
 
-@dataclass(frozen=True)
-class ServiceCoder:
-    """What one worker codes with: the predictor and what every output row carries."""
-
-    predictor: Predictor
-    predictor_id: str
-    fingerprint: dict[str, Any]
-    index_version: str
-    taxonomy: Taxonomy
-    labels: dict[str, str]
-    uris: dict[str, str]
-    model_dir: Path | None
-    options: CoderConfig
-
-    @property
-    def with_sets(self) -> bool:
-        return isinstance(self.predictor, SetPredictor)
+def load_service_coder(settings: Settings, ws: Workspace) -> LoadedCoder:
+    """The coder ``autocoder code`` would use with these settings (model, taxonomy, index),
+    its encoder loaded now rather than on the first request."""
+    with index_in_use(ws):
+        coder = load_coder(settings, ws)
+    # a text no cache holds, so the encoder really runs
+    coder.predictor.predict_proba([JobRecord(f"warm-up {os.getpid()} {time.time_ns()}", "")])
+    return coder
 
 
-def load_service_coder(settings: Settings, ws: Workspace) -> ServiceCoder:
-    """The coder ``autocoder code`` would use with these settings (model, taxonomy, index)."""
-    model_dir = api.resolve_model_dir(settings.coder.model)
-    taxonomy = load_taxonomy(ws, api.model_taxonomy(model_dir) or settings.taxonomy.default)
-    with api.index_in_use(ws):
-        predictor, predictor_id = api.load_predictor(settings, ws, taxonomy, model_dir)
-        version = api.predictor_index_version(predictor)
-        # a text no cache holds: the encoder is loaded now, not on a request
-        predictor.predict_proba([JobRecord(f"warm-up {os.getpid()} {time.time_ns()}", "")])
-    return ServiceCoder(
-        predictor=predictor,
-        predictor_id=predictor_id,
-        fingerprint=api.predictor_fingerprint(settings, taxonomy, model_dir),
-        index_version=version,
-        taxonomy=taxonomy,
-        labels={c.code: c.title for c in taxonomy},
-        uris={c.code: c.uri for c in taxonomy if c.uri},
-        model_dir=model_dir,
-        options=settings.coder,
-    )
+def code_tables(
+    coder: LoadedCoder, frames: list[pd.DataFrame], options: CoderConfig
+) -> list[pd.DataFrame]:
+    """The output rows of ``autocoder code`` for each table (rows numbered from 0, ids checked
+    within the table), all in one model pass."""
+    pending = [
+        BatchReader(options, source=f"request {b + 1}").pending(frame.copy(), b, 0)
+        for b, frame in enumerate(frames)
+    ]
+    return BatchCoder(coder, options).code(pending)
 
 
-def batch_coder(coder: ServiceCoder) -> BatchCoder:
-    """A fresh batch coder (empty memo) over the loaded predictor."""
-    return BatchCoder(
-        coder.predictor,
-        labels=coder.labels,
-        width=coder.options.top_n,
-        threshold=coder.options.threshold,
-        with_sets=coder.with_sets,
-        index_version=coder.index_version,
-        uris=coder.uris,
-    )
-
-
-def code_tables(coder: ServiceCoder, frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
-    """The output rows of ``autocoder code`` for each table, all in one model pass."""
-    return code_frames(batch_coder(coder), frames, coder.options)
-
-
-def search(coder: ServiceCoder, text: str, k: int) -> list[dict[str, Any]]:
+def search(coder: LoadedCoder, text: str, k: int) -> list[dict[str, Any]]:
     """The ``k`` codes the coder ranks highest for one free text, with titles and scores."""
     proba = np.asarray(coder.predictor.predict_proba([JobRecord(text, "")]))
-    codes, scores = ranked(proba, np.asarray(coder.predictor.classes_), k)
+    codes, scores = ranked(proba, coder.classes, k)
     return [
         {"code": str(c), "title": coder.labels.get(str(c), ""), "score": float(s)}
         for c, s in zip(codes[0], scores[0], strict=True)

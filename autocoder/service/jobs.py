@@ -1,4 +1,4 @@
-"""Batch jobs: an uploaded file coded by the checkpointed batch coder (``autocoder.coder``).
+"""Batch jobs: an uploaded file coded by the checkpointed batch coder (``autocoder.coding.batch``).
 
 Each job is a folder under ``<workspace>/service/jobs/<id>/``: ``input.<ext>``, ``job.json``
 (status, rows, owner), the coder's run directory (``runs/``, its checkpoints) and, when done,
@@ -22,10 +22,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from autocoder.coder import FATAL_ERRORS, code_file
-from autocoder.config import ServeConfig
+from autocoder.coding.batch import FATAL_ERRORS, code_file
+from autocoder.coding.loaded import LoadedCoder
+from autocoder.config import Settings
 from autocoder.io import InputError, iter_table, table_format
-from autocoder.service.engine import ServiceCoder
 from autocoder.workspace import LockedError, Workspace, file_lock
 
 log = logging.getLogger(__name__)
@@ -130,11 +130,17 @@ class JobRunner:
     """A worker's job thread: claims unfinished jobs one at a time and codes them with its
     own coder (``load``, called on first use, so the model thread's caches stay its own)."""
 
-    def __init__(self, store: JobStore, cfg: ServeConfig, load: Callable[[], ServiceCoder]) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        settings: Settings,
+        load: Callable[[], LoadedCoder],
+    ) -> None:
         self.store = store
-        self.cfg = cfg
+        self.cfg = settings.serve
+        self.options = settings.coder
         self.load = load
-        self.coder: ServiceCoder | None = None
+        self.coder: LoadedCoder | None = None
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self.loop, name="autocoder-jobs", daemon=True)
@@ -182,16 +188,11 @@ class JobRunner:
         summary = code_file(
             self.store.input_path(info),
             self.store.output_path(info),
-            predictor=coder.predictor,
-            labels=coder.labels,
+            coder=coder,
             runs_dir=self.store.folder(info.id) / "runs",
-            predictor_id=coder.predictor_id,
-            fingerprint=coder.fingerprint,
-            index_version=coder.index_version,
-            options=coder.options,
+            options=self.options,
             show_progress=False,
             window_rows=self.cfg.job_window_rows,
-            uris=coder.uris,
         )
         info.status, info.finished = "done", time.time()
         info.summary = {

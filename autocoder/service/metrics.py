@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from autocoder.coder import error_reason
+from autocoder.coding.batch import error_reason
 
 
 class Metrics:

@@ -99,7 +99,7 @@ async def code(body: CodeRequest, request: Request, caller: Caller) -> dict[str,
     coder = await ensure_coder(state)
     if not body.records:
         return {"index_version": coder.index_version, "results": []}
-    table = await state.batcher.submit(records_frame(body.records, coder.options))
+    table = await state.batcher.submit(records_frame(body.records, state.settings.coder))
     state.metrics.observe_statuses(table["status"].tolist())
     return {"index_version": coder.index_version, "results": table_rows(table)}
 
@@ -108,6 +108,8 @@ async def code(body: CodeRequest, request: Request, caller: Caller) -> dict[str,
 async def get_code(code: str, request: Request, caller: Caller) -> dict[str, Any]:
     """A code of the served taxonomy: title, description, level and parent."""
     taxonomy = (await ensure_coder(state_of(request))).taxonomy
+    if taxonomy is None:
+        raise HTTPException(503, "the loaded coder has no taxonomy")
     if code not in taxonomy:
         raise HTTPException(404, f"no code {code!r} in {taxonomy.name} {taxonomy.version}")
     c = taxonomy.get(code)

@@ -10,7 +10,7 @@ import httpx
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 
-from autocoder import api
+from autocoder.coding.loaded import index_version
 from autocoder.config import IndexConfig
 from autocoder.io import InputError
 from autocoder.service.jobs import SUFFIXES, JobInfo
@@ -132,8 +132,11 @@ async def _checks(state: ServiceState) -> dict[str, str]:
     except HTTPException as exc:
         checks["model"] = str(exc.detail)
         return checks
+    if coder.retrieval is None:
+        checks["index"] = ""  # a model alone reads no index
+        return checks
     try:
-        await asyncio.to_thread(api.predictor_index_version, coder.predictor)
+        await asyncio.to_thread(index_version, coder.retrieval)
     except NOT_READY as exc:
         checks["index"] = str(exc)
     return checks

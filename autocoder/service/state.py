@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 from fastapi import HTTPException, Request
 
+from autocoder.coding.loaded import LoadedCoder
 from autocoder.config import Settings
 from autocoder.index import IndexConnectionError, IndexNotBuiltError
-from autocoder.service.engine import MicroBatcher, ServiceCoder, code_tables, load_service_coder
+from autocoder.service.engine import MicroBatcher, code_tables, load_service_coder
 from autocoder.service.jobs import JobRunner, JobStore
 from autocoder.service.keys import KeyStore
 from autocoder.service.limits import RateLimiter
@@ -27,10 +28,10 @@ class CoderSlot:
     def __init__(self, settings: Settings, ws: Workspace) -> None:
         self.settings = settings
         self.ws = ws
-        self.coder: ServiceCoder | None = None
+        self.coder: LoadedCoder | None = None
         self.error = ""
 
-    def load(self) -> ServiceCoder:
+    def load(self) -> LoadedCoder:
         if self.coder is None:
             self.coder = load_service_coder(self.settings, self.ws)
             self.error = ""
@@ -52,7 +53,7 @@ class ServiceState:
     runner: JobRunner
 
 
-async def ensure_coder(state: ServiceState) -> ServiceCoder:
+async def ensure_coder(state: ServiceState) -> LoadedCoder:
     """The loaded coder, or 503 with the reason (index missing, unreachable or rebuilding)."""
     if state.slot.coder is not None:
         return state.slot.coder
@@ -86,11 +87,11 @@ def build_state(settings: Settings, ws: Workspace, *, public: bool, workers: int
         executor=executor,
         slot=slot,
         batcher=MicroBatcher(
-            lambda frames: code_tables(slot.load(), frames),
+            lambda frames: code_tables(slot.load(), frames, settings.coder),
             executor,
             window_s=cfg.batch_window_ms / 1000,
             max_records=cfg.max_batch_records,
             observe=metrics.batch.observe,
         ),
-        runner=JobRunner(jobs, cfg, lambda: load_service_coder(settings, ws)),
+        runner=JobRunner(jobs, settings, lambda: load_service_coder(settings, ws)),
     )

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from autocoder import api
+from autocoder.coding.batch import code_frame
 from autocoder.config import load_settings
 from autocoder.service.engine import MicroBatcher, code_tables, load_service_coder, search
 from autocoder.workspace import Workspace
@@ -29,6 +30,9 @@ def coder(tmp_path_factory: pytest.TempPathFactory, fixtures_dir: Path):  # type
     return load_service_coder(settings, ws)
 
 
+OPTS = load_settings().coder
+
+
 def frame(ids: list[int]) -> pd.DataFrame:
     return pd.DataFrame({"id": [f"r{i}" for i in ids], "title": [TITLES[i] for i in ids]})
 
@@ -37,8 +41,8 @@ def frame(ids: list[int]) -> pd.DataFrame:
 def test_batch_independent(coder) -> None:  # type: ignore[no-untyped-def]
     """A record's row is the same alone, in a mixed pass of many requests, and repeated."""
     n = len(TITLES)
-    alone = pd.concat([code_tables(coder, [frame([i])])[0] for i in range(n)])
-    mixed = code_tables(coder, [frame(list(range(n))), frame([3, 1]), frame([0] * 3)])
+    alone = pd.concat([code_tables(coder, [frame([i])], OPTS)[0] for i in range(n)])
+    mixed = code_tables(coder, [frame(list(range(n))), frame([3, 1]), frame([0] * 3)], OPTS)
     together = mixed[0]
     cols = [c for c in together.columns if c != "row"]
     pd.testing.assert_frame_equal(
@@ -52,6 +56,8 @@ def test_batch_independent(coder) -> None:  # type: ignore[no-untyped-def]
     # ids are checked within a request only: repeats in one request are duplicates
     assert mixed[2]["status"].tolist()[1:] == ["error:duplicate_id"] * 2
     assert together.set_index("id").loc["r0", "code_1"] == "29-1141.00"
+    # the rows `autocoder code` writes for an in-memory table (autocoder.coding.code_frame)
+    pd.testing.assert_frame_equal(together, code_frame(coder, frame(list(range(n))), OPTS))
     assert search(coder, "registered nurse", 2)[0]["code"] == "29-1141.00"
 
 

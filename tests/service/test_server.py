@@ -229,7 +229,7 @@ def _chroma(tmp_path: Path, port: int) -> subprocess.Popen[bytes]:
 def test_readyz_fails_while_chroma_server_is_down(tmp_path: Path, fixtures_dir: Path) -> None:
     port = free_port()
     chroma = _chroma(tmp_path / "chroma", port)
-    sets = ["index.host=\"127.0.0.1\"", f"index.port={port}", "index.connect_timeout=2"]
+    sets = ['index.host="127.0.0.1"', f"index.port={port}", "index.connect_timeout=2"]
     srv: Server | None = None
     try:
         prepare_workspace(tmp_path / "home", fixtures_dir, sets)
