@@ -14,6 +14,7 @@ from autocoder.cli_common import fail as _fail
 from autocoder.cli_common import settings_from as _settings
 from autocoder.cli_paraphrase import paraphrase_cmd, paraphraser_app
 from autocoder.cli_review import retrain_cmd, review_app
+from autocoder.cli_serve import serve_app
 from autocoder.cli_skills import skills_app
 from autocoder.config import ConfigError
 from autocoder.extras import require
@@ -35,6 +36,7 @@ app.command("retrain")(retrain_cmd)
 app.add_typer(paraphraser_app, name="paraphraser")
 app.command("paraphrase")(paraphrase_cmd)
 app.add_typer(skills_app, name="skills")
+app.add_typer(serve_app, name="serve")
 
 
 #: Exit codes: 2 = bad usage or input (nothing was done), 1 = a fault (index unreachable or
