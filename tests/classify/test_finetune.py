@@ -103,12 +103,10 @@ def test_finetune_rejects_bad_hard_negatives(tmp_path) -> None:
         )
     with pytest.raises(ValueError, match=r"pair 1 \('b1'\): hard negative has its own code 'b'"):
         finetune_embedder(
-            anchors,
-            positives,
-            codes,
+            Pairs(anchors, positives, codes, hard_negatives=[("B", "b"), ("B", "b")]),
             base_model="x",
             output_dir=tmp_path,
-            hard_negatives=[("B", "b"), ("B", "b")],
+            options=FinetuneSection(),
         )
 
 
