@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from autocoder.coder import CodingSummary
     from autocoder.llm.cache import LLMCache
     from autocoder.llm.client import LLMModel
+    from autocoder.trust import Assigner
 
 TAXONOMY_KINDS = ("onet", "esco")
 
@@ -279,16 +280,43 @@ def load_predictor(
 
 
 def _coder_options(
-    settings: Settings, *, top_n: int | None, threshold: float | None
+    settings: Settings,
+    *,
+    top_n: int | None,
+    threshold: float | None,
+    target_precision: float | None = None,
 ) -> CoderConfig:
-    """The ``[coder]`` section with the call's ``top_n`` / ``threshold`` (validated) on top."""
+    """The ``[coder]`` section with the call's ``top_n`` / ``threshold`` / ``target_precision``
+    (validated) on top; an explicit threshold drops the configured target precision."""
     overrides: dict[str, Any] = {"top_n": top_n} if top_n is not None else {}
+    if threshold is not None and target_precision is not None:
+        raise ConfigError("give --threshold or --target-precision, not both")
     if threshold is not None:
-        overrides["threshold"] = threshold
+        overrides |= {"threshold": threshold, "target_precision": None}
+    if target_precision is not None:
+        overrides["target_precision"] = target_precision
     try:
         return CoderConfig.model_validate(settings.coder.model_dump() | overrides)
     except ValidationError as exc:
         raise ConfigError(f"invalid coder option:\n{describe_errors(exc)}") from None
+
+
+def make_assigner(
+    options: CoderConfig, taxonomy: Taxonomy, model_dir: Path | None, predictor: Predictor
+) -> Assigner:
+    """How rows get their status (autocoder.trust): the model's calibration sidecar and
+    ``options.target_precision`` when both are there, else ``options.threshold``."""
+    from autocoder import trust as tr
+
+    calibrated = model_dir is not None and tr.supports_segments(predictor)
+    sidecar = tr.load_trust(model_dir) if calibrated and model_dir is not None else None
+    return tr.Assigner(
+        levels=tuple(tr.hierarchy(taxonomy, [str(c) for c in predictor.classes_])),
+        threshold=options.threshold,
+        target=options.target_precision if sidecar is not None else None,
+        trust=sidecar,
+        segments=options.segment_titles,
+    )
 
 
 def code(
@@ -301,6 +329,7 @@ def code(
     model_dir: str | Path | None = None,
     top_n: int | None = None,
     threshold: float | None = None,
+    target_precision: float | None = None,
     show_progress: bool = True,
     engine: str = "local",
     address: str | None = None,
@@ -309,10 +338,13 @@ def code(
     """Code a file with the ``local`` engine (checkpointed, resumable) or on ``ray``
     (``address`` of a running cluster, else a local one; ``workers`` model replicas)."""
     from autocoder.coder import check_paths, code_file
+    from autocoder.trust import SIDECAR
 
     if engine not in ("local", "ray"):
         raise ConfigError(f"unknown engine {engine!r}; use 'local' or 'ray'")
-    options = _coder_options(settings, top_n=top_n, threshold=threshold)
+    options = _coder_options(
+        settings, top_n=top_n, threshold=threshold, target_precision=target_precision
+    )
     check_paths(Path(input_path), Path(output_path))
     model_dir = resolve_model_dir(model_dir or settings.coder.model)
     name = taxonomy_name or model_taxonomy(model_dir) or settings.taxonomy.default
@@ -323,6 +355,12 @@ def code(
         version = predictor_index_version(predictor)
         labels = {c.code: c.title for c in taxonomy}
         fingerprint = predictor_fingerprint(settings, taxonomy, model_dir)
+        assigner = make_assigner(options, taxonomy, model_dir, predictor)
+        if target_precision is not None and assigner.trust is None:
+            raise ConfigError(
+                f"--target-precision needs a calibrated model (a {SIDECAR} in its "
+                "directory, benchmarks/trust.py --save); use --threshold"
+            )
         if engine == "ray":
             return _code_on_ray(
                 settings.model_copy(update={"coder": options}),
@@ -349,6 +387,7 @@ def code(
             options=options,
             show_progress=show_progress,
             uris={c.code: c.uri for c in taxonomy if c.uri},
+            assigner=assigner,
         )
 
 

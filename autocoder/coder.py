@@ -46,6 +46,7 @@ from autocoder.io import (
 from autocoder.predictor import Predictor, SetPredictor
 from autocoder.records import JobRecord, clean_text, table_texts
 from autocoder.titles import clean_title
+from autocoder.trust import Assigner
 from autocoder.workspace import LockedError, file_lock
 
 #: How much of a failed prediction's message the ``error:predict_failed:...`` status keeps.
@@ -71,6 +72,7 @@ class CodingSummary:
     failed: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     note: str = ""
+    calibration: dict[str, Any] = field(default_factory=dict)
 
     @property
     def all_failed(self) -> bool:
@@ -86,6 +88,11 @@ def error_reason(status: str) -> str:
     return status.split(":", 2)[1] if status.startswith("error:") else ""
 
 
+#: Every row's assigned code (autocoder.trust): the detailed code when ``coded``, an ancestor
+#: when ``partial``, empty for ``review`` and errors.
+ASSIGNED_COLUMNS = ("assigned_code", "assigned_level", "assigned_label", "assigned_confidence")
+
+
 def output_columns(n: int, *, with_sets: bool = False, with_uris: bool = False) -> list[str]:
     """The output table's columns for the ``n`` best codes per row (``uri_i``: the codes'
     concept URIs, for taxonomies that have them, such as ESCO)."""
@@ -94,7 +101,7 @@ def output_columns(n: int, *, with_sets: bool = False, with_uris: bool = False) 
     cols += [f"label_{i}" for i in range(1, n + 1)]
     cols += [f"uri_{i}" for i in range(1, n + 1) if with_uris]
     cols += [f"score_{i}" for i in range(1, n + 1)]
-    cols += ["confidence", "status"]
+    cols += ["confidence", "status", *ASSIGNED_COLUMNS]
     if with_sets:
         cols += ["set_size", "set_codes"]
     return [*cols, "index_version"]
@@ -167,6 +174,11 @@ CELLS: dict[str, tuple[bool, Any]] = {
     "uris": (True, ""),
     "scores": (True, np.nan),
     "status": (False, ""),
+    "confidence": (False, np.nan),
+    "assigned_code": (False, ""),
+    "assigned_level": (False, ""),
+    "assigned_label": (False, ""),
+    "assigned_confidence": (False, np.nan),
     "set_sizes": (False, 0),
     "set_codes": (False, ""),
 }
@@ -195,7 +207,7 @@ class _Batch:
         self.cells["status"][:] = self.status
 
     def confidence(self) -> np.ndarray:
-        return self.cells["scores"][:, 0] if self.k else np.full(self.n, np.nan)
+        return self.cells["confidence"]
 
 
 def ranked(proba: np.ndarray, classes: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -223,6 +235,8 @@ def _batch_table(
         data[f"score_{j + 1}"] = cells["scores"][:, j]
     data["confidence"] = batch.confidence()
     data["status"] = cells["status"]
+    for name in ASSIGNED_COLUMNS:
+        data[name] = cells[name]
     if with_sets:
         data["set_size"] = cells["set_sizes"]
         data["set_codes"] = cells["set_codes"]
@@ -281,6 +295,21 @@ def _lookup(codes: np.ndarray, names: Mapping[str, str]) -> np.ndarray:
     return np.array([[names.get(c, "") if c else "" for c in row] for row in codes], dtype=object)
 
 
+def threshold_cells(codes: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, Any]:
+    """Status and assigned cells from the top score against a bare threshold (a coder
+    without an ``Assigner``): ``coded`` rows are assigned their top code."""
+    n, k = scores.shape if scores.ndim == 2 else (len(scores), 0)
+    top = scores[:, 0] if k else np.zeros(n)
+    coded = top >= threshold
+    return {
+        "confidence": top,
+        "status": np.where(coded, "coded", "review").tolist(),
+        "assigned_code": [str(codes[i, 0]) if c else "" for i, c in enumerate(coded)],
+        "assigned_level": np.where(coded, "leaf", "").tolist(),
+        "assigned_confidence": np.where(coded, top, np.nan),
+    }
+
+
 class BatchCoder:
     """Codes batches of prepared records with one predictor: each distinct record once per job
     (a memo fans the result out to its repeats), one model pass per window of batches."""
@@ -295,8 +324,10 @@ class BatchCoder:
         with_sets: bool,
         index_version: str = "",
         uris: Mapping[str, str] | None = None,
+        assigner: Assigner | None = None,
     ) -> None:
         self.predictor = predictor
+        self.assigner = assigner
         self.labels = labels
         self.uris = uris or {}
         self.width = width
@@ -308,7 +339,11 @@ class BatchCoder:
 
     def _predict(self, records: list[JobRecord]) -> dict[str, np.ndarray]:
         """The output cells of ``records`` (one model pass)."""
-        proba = np.asarray(self.predictor.predict_proba(records))
+        if self.assigner is not None:
+            proba, assigned = self.assigner.predict(self.predictor, records)
+        else:
+            proba = np.asarray(self.predictor.predict_proba(records))
+            assigned = None
         sets = (
             self.predictor.predict_sets(records, proba=proba)
             if self.with_sets and isinstance(self.predictor, SetPredictor)
@@ -322,8 +357,17 @@ class BatchCoder:
         cells["labels"][:, :k] = _lookup(codes, self.labels)
         if self.uris:
             cells["uris"][:, :k] = _lookup(codes, self.uris)
-        coded = cells["scores"][:, 0] >= self.threshold
-        cells["status"][:] = np.where(coded, "coded", "review").tolist()
+        if assigned is None:
+            assigned = threshold_cells(cells["codes"], cells["scores"], self.threshold)
+        for name, values in assigned.items():
+            cells[name][:] = (
+                np.round(np.asarray(values, dtype=cells[name].dtype), DECIMALS)
+                if (cells[name].dtype == np.float64)
+                else values
+            )
+        cells["assigned_label"][:] = [
+            self.labels.get(c, "") if c else "" for c in assigned["assigned_code"]
+        ]
         if sets is not None:
             cells["set_codes"][:] = [";".join(s) for s in sets]
             cells["set_sizes"][:] = [len(s.split(";")) if s else 0 for s in cells["set_codes"]]
@@ -622,6 +666,8 @@ def job_settings(
         "index_version": index_version,
         "top_n": opts.top_n,
         "threshold": opts.threshold,
+        "target_precision": opts.target_precision,
+        "segment_titles": opts.segment_titles,
         "normalize_titles": opts.normalize_titles,
         "columns": [opts.id_column, opts.title_column, opts.description_column],
         "with_sets": with_sets,
@@ -652,6 +698,7 @@ def code_file(
     show_progress: bool = True,
     window_rows: int | None = None,
     uris: Mapping[str, str] | None = None,
+    assigner: Assigner | None = None,
 ) -> CodingSummary:
     """Code every row of ``input_path`` into ``output_path``; resumes an interrupted run.
 
@@ -663,7 +710,9 @@ def code_file(
     place once every batch is done. Rerunning the same job skips the batches already done; a second job writing the same
     output while this one runs raises ``LockedError``. Each distinct record is predicted once
     per job, ``window_rows`` records (default ``WINDOW_ROWS``) per model pass. ``uris`` (code ->
-    concept URI) adds a ``uri_i`` column per candidate.
+    concept URI) adds a ``uri_i`` column per candidate. ``assigner`` (autocoder.trust) gives
+    the status, calibrated confidence and assigned code; without one the top score is the
+    confidence and ``threshold`` the bar.
     """
     input_path, output_path = Path(input_path), Path(output_path)
     opts = options or CoderConfig()
@@ -679,6 +728,8 @@ def code_file(
             index_version=index_version,
             with_sets=with_sets,
         ) | ({"with_uris": True} if uris else {})
+        if assigner is not None:
+            settings |= assigner.settings()
         job = _start_job(input_path, output_path, runs_dir, settings, opts.batch_size)
         run = _Run(input_path, job, labels, opts, with_sets, index_version)
         coder = BatchCoder(
@@ -689,6 +740,7 @@ def code_file(
             with_sets=with_sets,
             index_version=index_version,
             uris=uris,
+            assigner=assigner,
         )
         columns = output_columns(opts.top_n, with_sets=with_sets, with_uris=bool(uris))
         n_batches, resumed, status = _code_all(
@@ -701,6 +753,7 @@ def code_file(
         )
     summary = _summary(input_path, output_path, job, status, resumed)
     summary.index_version = index_version
+    summary.calibration = assigner.describe() if assigner is not None else {}
     _finish(job.run_dir, summary, n_batches, keep_checkpoints=keep_checkpoints)
     return summary
 

@@ -67,14 +67,16 @@ class CoderReplica:
         index_version: str,
         uris: Mapping[str, str] | None = None,
     ) -> None:
-        from autocoder.api import load_predictor
+        from autocoder.api import load_predictor, make_assigner, resolve_model_dir
         from autocoder.predictor import SetPredictor
         from autocoder.taxonomy.store import load_taxonomy
         from autocoder.workspace import Workspace
 
         cfg = Settings.model_validate(settings)
         ws = Workspace.resolve(home)
-        predictor, _ = load_predictor(cfg, ws, load_taxonomy(ws, taxonomy_name), model_dir)
+        taxonomy = load_taxonomy(ws, taxonomy_name)
+        predictor, _ = load_predictor(cfg, ws, taxonomy, model_dir)
+        path = resolve_model_dir(model_dir)
         self.coder = BatchCoder(
             predictor,
             labels=labels,
@@ -83,6 +85,7 @@ class CoderReplica:
             with_sets=isinstance(predictor, SetPredictor),
             index_version=index_version,
             uris=uris,
+            assigner=make_assigner(cfg.coder, taxonomy, path, predictor),
         )
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:

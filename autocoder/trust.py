@@ -426,3 +426,86 @@ def segment_options(trust: Mapping[str, Any] | None) -> SegmentOptions:
     if not trust:
         return SegmentOptions()
     return SegmentOptions(**trust.get("segments", {}))
+
+
+def supports_segments(predictor: Any) -> bool:
+    """Whether segments can be scored against the index: a retrieval coder, or a model
+    mixed with one."""
+    return isinstance(predictor, RetrievalCoder) or (
+        isinstance(predictor, CombinedPredictor) and isinstance(predictor.retrieval, RetrievalCoder)
+    )
+
+
+@dataclass(frozen=True)
+class Assigner:
+    """What the batch coder needs to give rows their status and assigned code.
+
+    ``trust``: the calibration sidecar (None: the top probability is the confidence, and
+    ``threshold`` the bar for ``coded``); ``levels``: :func:`hierarchy` of the taxonomy;
+    ``target``: the target precision (needs ``trust``), else ``threshold`` on the calibrated
+    confidence; ``segments``: score title segments against the index."""
+
+    levels: tuple[tuple[str, Mapping[str, str]], ...]
+    threshold: float
+    target: float | None = None
+    trust: Mapping[str, Any] | None = None
+    segments: bool = True
+
+    def predict(
+        self, predictor: Any, records: Sequence[JobRecord]
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """The ranking distribution over ``predictor.classes_`` and the per-row cells
+        ``confidence, status, assigned_code, assigned_level, assigned_confidence``."""
+        if self.segments and supports_segments(predictor):
+            options = segment_options(self.trust)
+            scores = score_records(predictor, list(records), options=options)
+        else:
+            scores = None
+        if scores is not None and self.trust is not None:
+            a = assign_rows(
+                self.trust, scores, self.levels, target=self.target, threshold=self.threshold
+            )
+            return scores.proba, {
+                "confidence": a.confidence,
+                "status": a.status,
+                "assigned_code": a.code,
+                "assigned_level": a.level_name,
+                "assigned_confidence": a.assigned_confidence,
+            }
+        proba = scores.proba if scores is not None else np.asarray(predictor.predict_proba(records))
+        classes = np.asarray(predictor.classes_, dtype=object)
+        conf = proba.max(axis=1) if len(proba) else np.zeros(0)
+        coded = conf >= self.threshold
+        top = classes[proba.argmax(axis=1)] if len(proba) else np.zeros(0, dtype=object)
+        return proba, {
+            "confidence": conf,
+            "status": np.where(coded, "coded", "review").tolist(),
+            "assigned_code": np.where(coded, top, "").tolist(),
+            "assigned_level": np.where(coded, self.levels[0][0], "").tolist(),
+            "assigned_confidence": np.where(coded, conf, np.nan),
+        }
+
+    def settings(self) -> dict[str, Any]:
+        """What enters the coding job's key."""
+        digest = ""
+        if self.trust is not None:
+            import hashlib
+
+            raw = json.dumps({k: v for k, v in self.trust.items() if k != "data"}, sort_keys=True)
+            digest = hashlib.sha256(raw.encode()).hexdigest()[:16]
+        return {"target_precision": self.target, "calibration": digest, "segments": self.segments}
+
+    def describe(self) -> dict[str, Any]:
+        """The thresholds in use and the precision each was fitted to (for the summary)."""
+        if self.trust is None:
+            return {"calibrated": False, "threshold": self.threshold}
+        if self.target is None:
+            return {"calibrated": True, "threshold": self.threshold}
+        fitted = thresholds_for(self.trust, self.target)
+        return {
+            "calibrated": True,
+            "target_precision": self.target,
+            "levels": [
+                {"level": name, **fit} for (name, _), fit in zip(self.levels, fitted, strict=True)
+            ],
+        }
