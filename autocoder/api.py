@@ -619,7 +619,22 @@ def quickstart(
         show_progress=show_progress,
     )
     steps["coding"] = summary.to_dict()
+    steps["outcome"] = outcome(summary)
     return json.loads(json.dumps(steps, default=str))
+
+
+def outcome(summary: CodingSummary) -> dict[str, Any]:
+    """How many records were coded, partially coded, left for review or failed, and the
+    target precision (or threshold) that decided it."""
+    status = summary.status
+    return {
+        "coded": int(status.get("coded", 0)),
+        "partial": int(status.get("partial", 0)),
+        "review": int(status.get("review", 0)),
+        "failed": int(summary.failed),
+        "target_precision": summary.calibration.get("target_precision"),
+        "threshold": summary.calibration.get("threshold"),
+    }
 
 
 def paraphrase_file(

@@ -315,7 +315,17 @@ def quickstart_cmd(
     except (FileNotFoundError, RuntimeError, ValueError) as exc:
         _fail(str(exc))
     _echo_json(steps)
-    typer.echo(f"workspace: {ws.root}\ncoded file: {output}")
+    done = steps["outcome"]
+    bar = (
+        f"target precision {done['target_precision']}"
+        if done["target_precision"]
+        else f"threshold {done['threshold']}"
+    )
+    typer.echo(
+        f"workspace: {ws.root}\ncoded file: {output}\n{done['coded']} coded, "
+        f"{done['partial']} partially coded, {done['review']} left for review, "
+        f"{done['failed']} failed ({bar})"
+    )
 
 
 @app.command("train")

@@ -33,6 +33,7 @@ from autocoder.review.labelstudio import (
     LabelStudioClient,
     ReviewError,
     ReviewUnavailable,
+    hierarchy_path,
     labeling_config,
     resolve_connection,
     task_payload,
@@ -70,7 +71,9 @@ def read_records(path: str | Path, settings: Settings) -> pd.DataFrame:
     if cfg.id_column not in df.columns:
         raise InputError(f"{path}: no {cfg.id_column!r} column (record ids are needed to review)")
     if cfg.title_column not in df.columns and cfg.description_column not in df.columns:
-        raise InputError(f"{path}: needs a {cfg.title_column!r} or {cfg.description_column!r} column")
+        raise InputError(
+            f"{path}: needs a {cfg.title_column!r} or {cfg.description_column!r} column"
+        )
     out = pd.DataFrame(
         {
             "id": df[cfg.id_column].map(clean_text),
@@ -123,8 +126,53 @@ def top_candidates(
 ) -> list[dict[str, Any]]:
     order = np.argsort(-proba_row, kind="stable")[:k]
     return [
-        {"code": str(classes[j]), "title": titles.get(str(classes[j]), ""), "score": float(proba_row[j])}
+        {
+            "code": str(classes[j]),
+            "title": titles.get(str(classes[j]), ""),
+            "score": float(proba_row[j]),
+        }
         for j in order
+    ]
+
+
+def partial_candidate(
+    taxonomy: Taxonomy, code: str, level: str, confidence: float
+) -> dict[str, Any]:
+    """The candidate entry of a partial code (pre-selected as a tree node in the task)."""
+    return {
+        "code": code,
+        "title": taxonomy.get(code).title if code in taxonomy else "",
+        "score": float(confidence),
+        "level": level,
+        "partial": True,
+        "path": hierarchy_path(taxonomy, code) if code in taxonomy else [],
+    }
+
+
+def partial_codes(
+    settings: Settings,
+    taxonomy: Taxonomy,
+    model_dir: str | Path | None,
+    predictor: Any,
+    records: list[JobRecord],
+) -> list[dict[str, Any] | None]:
+    """Per record its partial-code candidate at the target precision (None when the record is
+    not ``partial`` or the model has no calibration)."""
+    from autocoder.api import make_assigner, resolve_model_dir
+
+    assigner = make_assigner(settings.coder, taxonomy, resolve_model_dir(model_dir), predictor)
+    if assigner.trust is None or assigner.target is None or not records:
+        return [None] * len(records)
+    _, cells = assigner.predict(predictor, records)
+    return [
+        partial_candidate(taxonomy, code, level, conf) if status == "partial" else None
+        for status, code, level, conf in zip(
+            cells["status"],
+            cells["assigned_code"],
+            cells["assigned_level"],
+            cells["assigned_confidence"],
+            strict=True,
+        )
     ]
 
 
@@ -156,17 +204,21 @@ def choose(
     scores = chooser.last_scores
     classes = np.asarray(predictor.classes_)
     titles = {c.code: c.title for c in taxonomy}
+    picked = [int(j) for j in idx]
+    found = partial_codes(settings, taxonomy, model_dir, predictor, [recs[i] for i in picked])
+    partial = {i: [p] for i, p in zip(picked, found, strict=True) if p is not None}
     tasks = [
         queue.QueuedTask(
             record_id=records["id"].iloc[i],
             title=records["title"].iloc[i],
             description=records["description"].iloc[i],
-            candidates=top_candidates(proba[i], classes, titles, settings.review.top_k),
+            candidates=top_candidates(proba[i], classes, titles, settings.review.top_k)
+            + partial.get(i, []),
             model_version=version,
             strategy=strategy,
             strategy_score=float(scores[i]) if scores is not None else None,
         )
-        for i in (int(j) for j in idx)
+        for i in picked
     ]
     return tasks, version
 
@@ -338,7 +390,9 @@ def push(
             )  # fmt: skip
             result.queued = queue.enqueue(ws, project, tasks)
     try:
-        client = LabelStudioClient(resolve_connection(settings, ws), timeout=settings.review.timeout)
+        client = LabelStudioClient(
+            resolve_connection(settings, ws), timeout=settings.review.timeout
+        )
         send_pending(
             client, ws, project, taxonomy, result, settings.review.labeling_config,
             skills if skills is not None else task_skills(settings, ws),

@@ -35,8 +35,13 @@ def test_labeling_config_escapes_and_rejects_bad_templates(tmp_path: Path) -> No
     tax = tiny_taxonomy()
     tax.get("15-1252.00").title = 'Developers <"&> of software'
     xml = L.labeling_config(tax)
-    assert ET.fromstring(xml).find(".//Choice[@alias='15-1252.00']").get("value").endswith(  # type: ignore[union-attr]
-        '<"&> of software'
+    assert (
+        ET.fromstring(xml)
+        .find(".//Choice[@alias='15-1252.00']")
+        .get("value")
+        .endswith(  # type: ignore[union-attr]
+            '<"&> of software'
+        )
     )
     bad = tmp_path / "bad.xml"
     bad.write_text("<View><Text name='title' value='$title'/></View>")
@@ -70,7 +75,12 @@ def test_parse_annotation_reads_what_the_interface_stores() -> None:
     a = L.parse_annotation(res, known)
     assert (a.code, a.emerging, a.cannot_code, a.note) == ("29-1141.00", True, False, "night shift")
     # the label path ("CODE title") when the browser stores values rather than aliases
-    lab = [{"from_name": "code", "value": {"taxonomy": [["29-0000 Healthcare", "29-1141.00 Registered Nurses"]]}}]
+    lab = [
+        {
+            "from_name": "code",
+            "value": {"taxonomy": [["29-0000 Healthcare", "29-1141.00 Registered Nurses"]]},
+        }
+    ]
     assert L.parse_annotation(lab, known).code == "29-1141.00"
     assert L.parse_annotation(L.answer_result(suggestion="15-1252.00"), known).code == "15-1252.00"
     flags = [{"from_name": "flags", "value": {"choices": ["cannot_code"]}}]
@@ -79,7 +89,9 @@ def test_parse_annotation_reads_what_the_interface_stores() -> None:
     assert L.parse_annotation([], known) == L.ParsedAnswer("", False, False, "")
 
 
-def test_connection_precedence_and_token_never_shown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_connection_precedence_and_token_never_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ws = Workspace.resolve(tmp_path)
     monkeypatch.delenv("AUTOCODER_REVIEW_URL", raising=False)
     monkeypatch.delenv("AUTOCODER_REVIEW_TOKEN", raising=False)
@@ -103,3 +115,22 @@ def test_closed_port_is_reported_as_unavailable() -> None:
     with pytest.raises(L.ReviewUnavailable, match="not reachable") as err:
         L.LabelStudioClient(conn, timeout=2).check()
     assert "secret-token" not in str(err.value)
+
+
+def test_partial_code_is_the_preselected_tree_node() -> None:
+    from autocoder.review.push import partial_candidate
+
+    tax = tiny_taxonomy()
+    leaf = tax.leaf_codes()[0]
+    group = tax.get(leaf).parent
+    assert group is not None
+    partial = partial_candidate(tax, group, tax.get(group).level_name, 0.97)
+    assert partial["path"] == L.hierarchy_path(tax, group) and partial["path"][-1] == group
+    task = QueuedTask("r1", "Nurse", "", [{"code": leaf, "title": "x", "score": 0.4}, partial])
+    p = L.task_payload(task)
+    assert [c["value"] for c in p["data"]["candidates"]] == [leaf]  # not a leaf candidate
+    suggested, tree = p["predictions"][0]["result"]
+    assert suggested["value"] == {"choices": [leaf]}
+    assert tree["from_name"] == L.HIERARCHY and tree["value"] == {"taxonomy": [partial["path"]]}
+    parsed = L.parse_annotation([tree], known=set(tax.codes))
+    assert parsed.code == group  # accepting the pre-selection answers the partial code
