@@ -96,8 +96,8 @@ class CoderConfig(_Section):
         gt=0,
         le=1,
         description="Pick the thresholds (detailed and partial codes) that reach this precision "
-        "on the model's calibration data (autocoder.trust); needs a calibrated model, else "
-        "`threshold` is used. None = `threshold` only.",
+        "on the model's calibration data (autocoder.coding.trust); needs a calibrated model, "
+        "else `threshold` is used. None = `threshold` only.",
     )
     segment_titles: bool = Field(
         True,
@@ -111,7 +111,7 @@ class CoderConfig(_Section):
         ge=0,
         le=1,
         description="With a model: weight of retrieval's probabilities mixed into the model's "
-        "(autocoder.combine); None = the weight the model was trained with, 0 = model alone.",
+        "(autocoder.coding.mixture); None = the weight the model was trained with, 0 = model alone.",
     )
     normalize_titles: bool = Field(
         True,

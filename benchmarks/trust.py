@@ -13,7 +13,7 @@ calibrators and thresholds are fitted on it) and a ``dev`` half (every figure be
 
 "before" is today's path (``titles.clean_title``, the mixture's top probability as confidence,
 threshold 0.5); "after" codes the segment chosen against the index (``autocoder.segments``)
-and calibrates per level (``autocoder.trust``).
+and calibrates per level (``autocoder.coding.trust``).
 
     export HF_HUB_OFFLINE=1 AUTOCODER_HOME=/tmp/trust/home
     autocoder dev-split ../shared/data/onet_29.2 -o /tmp/trust/dev.csv
@@ -34,11 +34,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from autocoder import api
 from autocoder import segments as seg
-from autocoder import trust as tr
+from autocoder.coding import trust as tr
+from autocoder.coding.loaded import PRETRAINED, load_coder
 from autocoder.config import load_settings
 from autocoder.evaluate import realdev
+from autocoder.index import index_in_use
 from autocoder.metrics import expected_calibration_error
 from autocoder.records import JobRecord
 from autocoder.taxonomy.store import load_taxonomy
@@ -191,8 +192,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     settings, ws = load_settings(overrides=args.set), Workspace.resolve()
     taxonomy = load_taxonomy(ws, "onet")
-    with api.index_in_use(ws):
-        predictor, _ = api.load_predictor(settings, ws, taxonomy, api.PRETRAINED)
+    with index_in_use(ws):
+        predictor = load_coder(settings, ws, model=PRETRAINED, taxonomy_name="onet").predictor
         results = run(
             predictor, taxonomy, datasets(args.dev, per_part=args.per_part, seed=args.seed), args
         )
@@ -279,7 +280,7 @@ def run(predictor: Any, taxonomy: Any, sets: dict[str, pd.DataFrame], args: Any)
         )
         ls = tr.level_scores(s, levels)
         correct = tr.level_correct(ls, levels, gold)
-        a = tr.assigntr.take(trust, s, levels, target=0.95)
+        a = tr.assign_rows(trust, s, levels, target=0.95)
         row: dict[str, Any] = {
             "top1": topk(s.proba, s.classes, gold, 1),
             "top5": topk(s.proba, s.classes, gold, 5),
@@ -288,7 +289,7 @@ def run(predictor: Any, taxonomy: Any, sets: dict[str, pd.DataFrame], args: Any)
         }
         for t in TARGETS:
             row[f"at_{t}"] = status_figures(
-                tr.assigntr.take(trust, s, levels, target=t), correct, len(gold)
+                tr.assign_rows(trust, s, levels, target=t), correct, len(gold)
             )
         results.setdefault("after", {})[name] = row
     return results

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from autocoder import segments as seg
+from autocoder.coding.retrieval import RetrievalCoder
+from autocoder.coding.trust import retrieval_scores
 from autocoder.index import MemoryIndex
 from autocoder.records import JobRecord
-from autocoder.retrieval import RetrievalCoder
-from autocoder.trust import retrieval_scores
 from tests.fakes import HashingEmbedder, mini_taxonomy
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from autocoder.coding.loaded import LoadedCoder, load_coder
 from autocoder.config import Settings
 from autocoder.io import InputError, read_table
 from autocoder.records import JobRecord, clean_text
@@ -103,16 +104,6 @@ def model_version_of(predictor_id: str) -> str:
     return f"{predictor_id[: MODEL_VERSION_MAX - 13]}#{digest}"
 
 
-def embeddings_of(predictor: Any, records: list[JobRecord]) -> np.ndarray | None:
-    """The records' embeddings from the predictor's own embedder, or None if it has none."""
-    if hasattr(predictor, "embed"):
-        return np.asarray(predictor.embed(records), dtype=np.float32)
-    embedder = getattr(predictor, "embedder", None)
-    if embedder is not None and hasattr(embedder, "encode"):
-        return np.asarray(embedder.encode([r.query() for r in records]), dtype=np.float32)
-    return None
-
-
 def predict_in_batches(predictor: Any, records: list[JobRecord], batch: int) -> np.ndarray:
     parts = [
         np.asarray(predictor.predict_proba(records[i : i + batch]), dtype=np.float32)
@@ -150,22 +141,18 @@ def partial_candidate(
 
 
 def partial_codes(
-    settings: Settings,
-    taxonomy: Taxonomy,
-    model_dir: str | Path | None,
-    predictor: Any,
-    records: list[JobRecord],
+    coder: LoadedCoder, settings: Settings, records: list[JobRecord]
 ) -> list[dict[str, Any] | None]:
     """Per record its partial-code candidate at the target precision (None when the record is
-    not ``partial`` or the model has no calibration)."""
-    from autocoder.api import make_assigner, resolve_model_dir
+    not ``partial`` or the coder's model has no calibration)."""
+    from autocoder.coding.trust import coder_assigner
 
-    assigner = make_assigner(settings.coder, taxonomy, resolve_model_dir(model_dir), predictor)
-    if assigner.trust is None or assigner.target is None or not records:
+    assigner = coder_assigner(coder, settings.coder)
+    if assigner.trust is None or assigner.target is None or not records or not coder.taxonomy:
         return [None] * len(records)
-    _, cells = assigner.predict(predictor, records)
+    _, cells = assigner.predict(coder.predictor, records)
     return [
-        partial_candidate(taxonomy, code, level, conf) if status == "partial" else None
+        partial_candidate(coder.taxonomy, code, level, conf) if status == "partial" else None
         for status, code, level, conf in zip(
             cells["status"],
             cells["assigned_code"],
@@ -177,35 +164,35 @@ def partial_codes(
 
 
 def choose(
-    settings: Settings,
-    ws: Workspace,
+    coder: LoadedCoder,
     records: pd.DataFrame,
+    settings: Settings,
     *,
-    taxonomy: Taxonomy,
-    model_dir: str | Path | None,
     strategy: str,
     limit: int,
     seed: int = 0,
 ) -> tuple[list[queue.QueuedTask], str]:
-    """Code ``records`` and pick ``limit`` with ``strategy``: (tasks best first, model version)."""
-    from autocoder.api import load_predictor
+    """Code ``records`` with ``coder`` and pick ``limit`` with ``strategy``: (tasks best first,
+    model version). A strategy that declares ``needs_embeddings`` gets the records' embeddings
+    from the coder's embedder (a coder that declares no embeddings fails clearly)."""
     from autocoder.review.strategies import make_strategy
 
-    predictor, predictor_id = load_predictor(settings, ws, taxonomy, model_dir)
-    version = model_version_of(predictor_id)
+    predictor = coder.predictor
+    version = model_version_of(coder.predictor_id)
     chooser = make_strategy(strategy, threshold=settings.review.threshold, model=predictor)
+    if chooser.needs_embeddings and not coder.capabilities.embeddings:
+        raise ValueError(
+            f"strategy {strategy!r} needs embeddings; the coder {coder.predictor_id} has none"
+        )
     recs = [JobRecord(t, d) for t, d in zip(records["title"], records["description"], strict=True)]
     proba = predict_in_batches(predictor, recs, settings.coder.batch_size)
-    needs_embeddings = any(p in strategy.lower() for p in ("diversity", "kcenter"))
-    emb = embeddings_of(predictor, recs) if needs_embeddings else None
-    if needs_embeddings and emb is None:
-        raise ValueError(f"strategy {strategy!r} needs embeddings; this model has no embedder")
+    emb = coder.embed(recs) if chooser.needs_embeddings else None
     idx = chooser.query(proba, emb, min(limit, len(recs)), rng=np.random.default_rng(seed))
     scores = chooser.last_scores
-    classes = np.asarray(predictor.classes_)
-    titles = {c.code: c.title for c in taxonomy}
+    classes = coder.classes
+    titles = dict(coder.labels)
     picked = [int(j) for j in idx]
-    found = partial_codes(settings, taxonomy, model_dir, predictor, [recs[i] for i in picked])
+    found = partial_codes(coder, settings, [recs[i] for i in picked])
     partial = {i: [p] for i, p in zip(picked, found, strict=True) if p is not None}
     tasks = [
         queue.QueuedTask(
@@ -384,10 +371,10 @@ def push(
         fresh = records[~records["id"].isin(seen)].reset_index(drop=True)
         result.considered = len(fresh)
         if len(fresh) and limit:
+            coder = load_coder(settings, ws, model=model_dir, taxonomy_name=taxonomy.name)
             tasks, result.model_version = choose(
-                settings, ws, fresh, taxonomy=taxonomy, model_dir=model_dir,
-                strategy=strategy, limit=limit, seed=seed,
-            )  # fmt: skip
+                coder, fresh, settings, strategy=strategy, limit=limit, seed=seed
+            )
             result.queued = queue.enqueue(ws, project, tasks)
     try:
         client = LabelStudioClient(

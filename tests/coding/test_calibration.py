@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autocoder import calibration as cal
+from autocoder.coding import calibration as cal
 from autocoder.metrics import expected_calibration_error
 
 

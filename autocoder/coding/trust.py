@@ -19,12 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from autocoder import calibration as cal
 from autocoder import segments as seg
-from autocoder.combine import CombinedPredictor, mix
+from autocoder.coding import calibration as cal
+from autocoder.coding.loaded import LoadedCoder
+from autocoder.coding.mixture import CombinedPredictor, mix
+from autocoder.coding.retrieval import QUERY_CHUNK, RetrievalCoder
+from autocoder.config import CoderConfig
 from autocoder.mathx import softmax
 from autocoder.records import JobRecord
-from autocoder.retrieval import QUERY_CHUNK, RetrievalCoder
 from autocoder.taxonomy.model import Taxonomy
 
 #: The calibration sidecar's file name in a model directory.
@@ -509,3 +511,24 @@ class Assigner:
                 {"level": name, **fit} for (name, _), fit in zip(self.levels, fitted, strict=True)
             ],
         }
+
+
+def coder_assigner(coder: LoadedCoder, options: CoderConfig) -> Assigner:
+    """How ``coder``'s rows get their status: its model's calibration sidecar and
+    ``options.target_precision`` when both are there, else ``options.threshold`` (on the
+    calibrated confidence with a sidecar, on the top probability without)."""
+    predictor = coder.predictor
+    calibrated = coder.model_dir is not None and supports_segments(predictor)
+    sidecar = load_trust(coder.model_dir) if calibrated and coder.model_dir is not None else None
+    classes = [str(c) for c in predictor.classes_]
+    if coder.taxonomy is not None:
+        levels = tuple(hierarchy(coder.taxonomy, classes))
+    else:  # a bare predictor: one level, its codes
+        levels = (("leaf", {c: c for c in classes}),)
+    return Assigner(
+        levels=levels,
+        threshold=options.threshold,
+        target=options.target_precision if sidecar is not None else None,
+        trust=sidecar,
+        segments=options.segment_titles,
+    )

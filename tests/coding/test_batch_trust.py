@@ -9,15 +9,16 @@ import pandas as pd
 import pytest
 
 from autocoder import api
-from autocoder import trust as tr
 from autocoder.classify.model import EmbeddingClassifier
 from autocoder.cli import describe_thresholds
-from autocoder.coder import code_file
-from autocoder.combine import CombinedPredictor
+from autocoder.coding import trust as tr
+from autocoder.coding.batch import CodingSummary, code_file
+from autocoder.coding.loaded import LoadedCoder
+from autocoder.coding.mixture import CombinedPredictor
+from autocoder.coding.retrieval import RetrievalCoder
 from autocoder.config import CoderConfig, ConfigError, load_settings
 from autocoder.index import MemoryIndex
 from autocoder.records import JobRecord
-from autocoder.retrieval import RetrievalCoder
 from autocoder.workspace import Workspace
 from tests.fakes import HashingEmbedder, mini_taxonomy
 
@@ -67,18 +68,18 @@ def _input(tmp_path: Path) -> Path:
     return path
 
 
-def _code(tmp_path: Path, predictor: CombinedPredictor, assigner: tr.Assigner, name: str):
-    tax = mini_taxonomy()
+def _loaded(predictor: CombinedPredictor, model_dir: Path) -> LoadedCoder:
+    return LoadedCoder.from_predictor(predictor, taxonomy=mini_taxonomy(), model_dir=model_dir)
+
+
+def _code(
+    tmp_path: Path, coder: LoadedCoder, options: CoderConfig, name: str
+) -> tuple[CodingSummary, pd.DataFrame]:
     out = tmp_path / name
     summary = code_file(
-        _input(tmp_path),
-        out,
-        predictor=predictor,
-        labels={c.code: c.title for c in tax},
-        runs_dir=tmp_path / "runs",
-        assigner=assigner,
+        _input(tmp_path), out, coder=coder, runs_dir=tmp_path / "runs", options=options,
         show_progress=False,
-    )
+    )  # fmt: skip
     return summary, pd.read_csv(out, dtype=str, keep_default_na=False)
 
 
@@ -86,11 +87,12 @@ def test_output_contract_for_each_status(tmp_path: Path) -> None:
     predictor = _predictor()
     tax = mini_taxonomy()
     options = CoderConfig(target_precision=0.9)
-    assert api.make_assigner(options, tax, tmp_path / "model", predictor).trust is None
+    coder = _loaded(predictor, tmp_path / "model")
+    assert tr.coder_assigner(coder, options).trust is None
     _calibrate(predictor, tmp_path / "model")
-    assigner = api.make_assigner(options, tax, tmp_path / "model", predictor)
+    assigner = tr.coder_assigner(coder, options)
     assert assigner.trust is not None and assigner.target == 0.9
-    summary, df = _code(tmp_path, predictor, assigner, "out.csv")
+    summary, df = _code(tmp_path, coder, options, "out.csv")
     assert summary.calibration["target_precision"] == 0.9
     assert [lv["level"] for lv in summary.calibration["levels"]] == ["occupation", "major"]
     assert "target precision 0.9" in describe_thresholds(summary.calibration)
@@ -117,11 +119,8 @@ def test_output_contract_for_each_status(tmp_path: Path) -> None:
 def test_bare_threshold_on_the_calibrated_confidence(tmp_path: Path) -> None:
     predictor = _predictor()
     _calibrate(predictor, tmp_path / "model")
-    assigner = api.make_assigner(
-        CoderConfig(threshold=0.3, target_precision=None), mini_taxonomy(), tmp_path / "model",
-        predictor,
-    )  # fmt: skip
-    summary, df = _code(tmp_path, predictor, assigner, "bare.csv")
+    options = CoderConfig(threshold=0.3, target_precision=None)
+    summary, df = _code(tmp_path, _loaded(predictor, tmp_path / "model"), options, "bare.csv")
     assert summary.calibration == {"calibrated": True, "threshold": 0.3}
     ok = df["status"].isin(["coded", "review"])
     assert ok.sum() == 5 and "partial" not in set(df["status"])

@@ -1,4 +1,4 @@
-"""Segment choice, per-level calibration, target precision and partial codes (autocoder.trust)
+"""Segment choice, per-level calibration, target precision and partial codes (autocoder.coding.trust)
 with a real classifier and a real retrieval coder over a small taxonomy (hashing embedder)."""
 
 from __future__ import annotations
@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autocoder import trust as tr
 from autocoder.classify.model import EmbeddingClassifier
-from autocoder.combine import CombinedPredictor
+from autocoder.coding import trust as tr
+from autocoder.coding.mixture import CombinedPredictor
+from autocoder.coding.retrieval import RetrievalCoder
 from autocoder.index import MemoryIndex
 from autocoder.records import JobRecord
-from autocoder.retrieval import RetrievalCoder
 from autocoder.taxonomy.esco import import_esco
 from autocoder.taxonomy.model import Taxonomy
 from tests.fakes import HashingEmbedder, mini_taxonomy
