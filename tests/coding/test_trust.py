@@ -149,3 +149,14 @@ def test_partial_codes_on_the_esco_hierarchy(fixtures_dir: Path) -> None:
         assert a.code[i] in set(levels[a.level[i]][1].values())
     took = [np.asarray(a.level) == lv for lv in range(1, len(levels))]
     assert all(correct[lv + 1][t].mean() >= 0.9 for lv, t in enumerate(took) if t.any())
+
+
+def test_the_packaged_model_ships_its_calibration() -> None:
+    from autocoder.coding.loaded import pretrained_dir
+
+    trust = tr.load_trust(pretrained_dir())
+    assert trust is not None
+    assert [e["name"] for e in trust["levels"]] == ["onet", "detailed", "broad", "minor", "major"]
+    fitted = tr.thresholds_for(trust, 0.95)
+    assert fitted[0]["threshold"] is not None and fitted[0]["precision"] >= 0.95
+    assert not any(p in (pretrained_dir() / tr.SIDECAR).read_text() for p in ("/tmp/", "/work/"))
