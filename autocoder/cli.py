@@ -251,7 +251,8 @@ def code_cmd(
     if summary.note:
         typer.secho(f"note: {summary.note}", fg=typer.colors.YELLOW, err=True)
     _echo_json(summary.to_dict())
-    typer.echo(describe_thresholds(summary.calibration), err=True)
+    if summary.calibration:  # the Ray engine does not report it
+        typer.echo(describe_thresholds(summary.calibration), err=True)
     if summary.all_failed:
         _fail(f"every record failed: {summary.errors}", FAULT)
 
