@@ -112,14 +112,17 @@ def _coder_options(
     top_n: int | None,
     threshold: float | None,
     target_precision: float | None = None,
+    encoding: str | None = None,
 ) -> CoderConfig:
     """The ``[coder]`` section with the call's ``top_n`` / ``threshold`` / ``target_precision``
-    (validated) on top; an explicit threshold drops the configured target precision."""
-    overrides: dict[str, Any] = {"top_n": top_n} if top_n is not None else {}
+    / ``encoding`` (validated) on top; an explicit threshold drops the configured target
+    precision."""
     if threshold is not None and target_precision is not None:
         raise ConfigError("give --threshold or --target-precision, not both")
+    given = {"top_n": top_n, "threshold": threshold, "encoding": encoding}
+    overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if threshold is not None:
-        overrides |= {"threshold": threshold, "target_precision": None}
+        overrides["target_precision"] = None
     if target_precision is not None:
         overrides["target_precision"] = target_precision
     try:
@@ -143,18 +146,24 @@ def code(
     engine: str = "local",
     address: str | None = None,
     workers: int = 2,
+    encoding: str | None = None,
 ) -> CodingSummary:
     """Code a file with the ``local`` engine (checkpointed, resumable) or on ``ray``
-    (``address`` of a running cluster, else a local one; ``workers`` model replicas).
-    ``target_precision`` (default ``coder.target_precision``) needs a calibrated model
-    (``autocoder.coding.trust``); ``threshold`` is a bare threshold instead."""
+    (``address`` of a running cluster, else a local one; ``workers`` model replicas);
+    ``encoding`` of a CSV/JSONL input overrides ``coder.encoding``. ``target_precision``
+    (default ``coder.target_precision``) needs a calibrated model (``autocoder.coding.trust``);
+    ``threshold`` is a bare threshold instead."""
     from autocoder.coding.batch import check_paths, code_file
     from autocoder.coding.trust import SIDECAR, coder_assigner
 
     if engine not in ("local", "ray"):
         raise ConfigError(f"unknown engine {engine!r}; use 'local' or 'ray'")
     options = _coder_options(
-        settings, top_n=top_n, threshold=threshold, target_precision=target_precision
+        settings,
+        top_n=top_n,
+        threshold=threshold,
+        target_precision=target_precision,
+        encoding=encoding,
     )
     check_paths(Path(input_path), Path(output_path))
     settings = settings.model_copy(update={"coder": options})
@@ -170,11 +179,12 @@ def code(
 
             return code_file_ray(
                 Path(input_path), Path(output_path), coder=coder, options=options,
-                ray_options=RayOptions(address=address, workers=workers),
+                ray_options=RayOptions(address=address, workers=workers), output=settings.output,
             )  # fmt: skip
         return code_file(
             input_path, output_path, coder=coder, runs_dir=ws.runs, options=options,
             show_progress=show_progress,
+            output=settings.output,
         )  # fmt: skip
 
 

@@ -134,3 +134,47 @@ def test_partial_code_is_the_preselected_tree_node() -> None:
     assert tree["from_name"] == L.HIERARCHY and tree["value"] == {"taxonomy": [partial["path"]]}
     parsed = L.parse_annotation([tree], known=set(tax.codes))
     assert parsed.code == group  # accepting the pre-selection answers the partial code
+
+
+def test_an_echoing_server_never_gets_a_secret_into_the_message() -> None:
+    """A proxy that answers 401 with the request's headers and URL in its body."""
+    import base64
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Echo(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            return
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server API
+            auth = self.headers.get("Authorization")
+            body = json.dumps({"detail": f"denied: {auth}", "headers": dict(self.headers)})
+            data = (body + " " + "z" * 3000).encode()
+            self.send_response(401)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        port = httpd.server_address[1]
+        conn = L.Connection(f"http://admin:PASS5678@127.0.0.1:{port}", "tok-0123456789abcdef")
+        with pytest.raises(L.ReviewError) as err:
+            L.LabelStudioClient(conn, timeout=5).check()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    message = str(err.value)
+    basic = base64.b64encode(b"admin:PASS5678").decode()
+    assert "PASS5678" not in message and "0123456789abcdef" not in message
+    assert basic not in message and "HTTP 401" in message and len(message) < 600
+
+
+def test_unreachable_url_with_a_password_is_shown_without_it() -> None:
+    conn = L.Connection(f"http://admin:PASS5678@127.0.0.1:{free_port()}", "secret-token")
+    with pytest.raises(L.ReviewUnavailable) as err:
+        L.LabelStudioClient(conn, timeout=2).check()
+    assert "PASS5678" not in str(err.value) and "127.0.0.1" in str(err.value)
