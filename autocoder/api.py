@@ -107,12 +107,24 @@ def build_index(
 
 
 def _coder_options(
-    settings: Settings, *, top_n: int | None, threshold: float | None, encoding: str | None = None
+    settings: Settings,
+    *,
+    top_n: int | None,
+    threshold: float | None,
+    target_precision: float | None = None,
+    encoding: str | None = None,
 ) -> CoderConfig:
-    """The ``[coder]`` section with the call's ``top_n`` / ``threshold`` / ``encoding``
-    (validated) on top."""
+    """The ``[coder]`` section with the call's ``top_n`` / ``threshold`` / ``target_precision``
+    / ``encoding`` (validated) on top; an explicit threshold drops the configured target
+    precision."""
+    if threshold is not None and target_precision is not None:
+        raise ConfigError("give --threshold or --target-precision, not both")
     given = {"top_n": top_n, "threshold": threshold, "encoding": encoding}
     overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    if threshold is not None:
+        overrides["target_precision"] = None
+    if target_precision is not None:
+        overrides["target_precision"] = target_precision
     try:
         return CoderConfig.model_validate(settings.coder.model_dump() | overrides)
     except ValidationError as exc:
@@ -129,6 +141,7 @@ def code(
     model_dir: str | Path | None = None,
     top_n: int | None = None,
     threshold: float | None = None,
+    target_precision: float | None = None,
     show_progress: bool = True,
     engine: str = "local",
     address: str | None = None,
@@ -137,16 +150,30 @@ def code(
 ) -> CodingSummary:
     """Code a file with the ``local`` engine (checkpointed, resumable) or on ``ray``
     (``address`` of a running cluster, else a local one; ``workers`` model replicas);
-    ``encoding`` of a CSV/JSONL input overrides ``coder.encoding``."""
+    ``encoding`` of a CSV/JSONL input overrides ``coder.encoding``. ``target_precision``
+    (default ``coder.target_precision``) needs a calibrated model (``autocoder.coding.trust``);
+    ``threshold`` is a bare threshold instead."""
     from autocoder.coding.batch import check_paths, code_file
+    from autocoder.coding.trust import SIDECAR, coder_assigner
 
     if engine not in ("local", "ray"):
         raise ConfigError(f"unknown engine {engine!r}; use 'local' or 'ray'")
-    options = _coder_options(settings, top_n=top_n, threshold=threshold, encoding=encoding)
+    options = _coder_options(
+        settings,
+        top_n=top_n,
+        threshold=threshold,
+        target_precision=target_precision,
+        encoding=encoding,
+    )
     check_paths(Path(input_path), Path(output_path))
     settings = settings.model_copy(update={"coder": options})
     with index_in_use(ws):  # also a model mixes in retrieval's scores
         coder = load_coder(settings, ws, model=model_dir, taxonomy_name=taxonomy_name)
+        if target_precision is not None and coder_assigner(coder, options).trust is None:
+            raise ConfigError(
+                f"--target-precision needs a calibrated model (a {SIDECAR} in its directory, "
+                "benchmarks/trust.py --save); use --threshold"
+            )
         if engine == "ray":
             from autocoder.coding.engine_ray import RayOptions, code_file_ray
 
@@ -346,7 +373,22 @@ def quickstart(
         show_progress=show_progress,
     )
     steps["coding"] = summary.to_dict()
+    steps["outcome"] = outcome(summary)
     return json.loads(json.dumps(steps, default=str))
+
+
+def outcome(summary: CodingSummary) -> dict[str, Any]:
+    """How many records were coded, partially coded, left for review or failed, and the
+    target precision (or threshold) that decided it."""
+    status = summary.status
+    return {
+        "coded": int(status.get("coded", 0)),
+        "partial": int(status.get("partial", 0)),
+        "review": int(status.get("review", 0)),
+        "failed": int(summary.failed),
+        "target_precision": summary.calibration.get("target_precision"),
+        "threshold": summary.calibration.get("threshold"),
+    }
 
 
 def paraphrase_file(

@@ -209,6 +209,15 @@ def code_cmd(
         float | None,
         typer.Option(callback=_probability, help="Review threshold on confidence (0-1)."),
     ] = None,
+    target_precision: Annotated[
+        float | None,
+        typer.Option(
+            "--target-precision",
+            callback=_probability,
+            help="Thresholds (detailed and partial codes) fitted to reach this precision on "
+            "the model's calibration data (default: coder.target_precision).",
+        ),
+    ] = None,
     taxonomy: Annotated[str | None, typer.Option()] = None,
     engine: Annotated[
         str, typer.Option(help="local (checkpointed, resumable) or ray (Ray Data replicas).")
@@ -241,6 +250,7 @@ def code_cmd(
             model_dir=model,
             top_n=top_n,
             threshold=threshold,
+            target_precision=target_precision,
             engine=engine,
             address=address,
             workers=workers,
@@ -253,6 +263,8 @@ def code_cmd(
     if summary.note:
         typer.secho(f"note: {summary.note}", fg=typer.colors.YELLOW, err=True)
     _echo_json(summary.to_dict())
+    if summary.calibration:  # the Ray engine does not report it
+        typer.echo(describe_thresholds(summary.calibration), err=True)
     if summary.all_failed:
         _fail(f"every record failed: {summary.errors}", FAULT)
 
@@ -292,6 +304,23 @@ def eval_cmd(
 
 
 @app.command("quickstart")
+def describe_thresholds(calibration: dict) -> str:
+    """One line per level: the threshold in use and the precision it was fitted to."""
+    if not calibration.get("target_precision"):
+        kind = "calibrated" if calibration.get("calibrated") else "uncalibrated"
+        return f"threshold {calibration.get('threshold')} on the {kind} confidence"
+    lines = [f"target precision {calibration['target_precision']}:"]
+    for lv in calibration["levels"]:
+        if lv["threshold"] is None:
+            lines.append(f"  {lv['level']}: never assigned (no threshold reaches the target)")
+        else:
+            lines.append(
+                f"  {lv['level']}: threshold {lv['threshold']:.4f}, fitted precision "
+                f"{lv['precision']:.3f} on {lv['share']:.1%} of the calibration rows"
+            )
+    return "\n".join(lines)
+
+
 def quickstart_cmd(
     ctx: typer.Context,
     output: Annotated[Path, typer.Option("--output", "-o")] = Path("coded_example.csv"),
@@ -305,7 +334,17 @@ def quickstart_cmd(
     except (FileNotFoundError, RuntimeError, ValueError) as exc:
         _fail(str(exc))
     _echo_json(steps)
-    typer.echo(f"workspace: {ws.root}\ncoded file: {output}")
+    done = steps["outcome"]
+    bar = (
+        f"target precision {done['target_precision']}"
+        if done["target_precision"]
+        else f"threshold {done['threshold']}"
+    )
+    typer.echo(
+        f"workspace: {ws.root}\ncoded file: {output}\n{done['coded']} coded, "
+        f"{done['partial']} partially coded, {done['review']} left for review, "
+        f"{done['failed']} failed ({bar})"
+    )
 
 
 @app.command("train")

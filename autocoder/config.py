@@ -106,6 +106,19 @@ class CoderConfig(_Section):
     description_column: str = "description"
     top_n: int = Field(5, gt=0, le=100, description="Codes per record in the output (1-100).")
     threshold: float = Field(0.5, ge=0, le=1, description="Below this confidence -> review.")
+    target_precision: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Pick the thresholds (detailed and partial codes) that reach this precision "
+        "on the model's calibration data (autocoder.coding.trust); needs a calibrated model, "
+        "else `threshold` is used. None = `threshold` only.",
+    )
+    segment_titles: bool = Field(
+        True,
+        description="Score each comma / dash / 'at' / bracket segment of a title against the "
+        "index and code the one that reads as an occupation (autocoder.segments).",
+    )
     batch_size: int = Field(256, gt=0)
     model: str | None = Field(None, description="Trained model directory; None = retrieval.")
     retrieval_weight: float | None = Field(

@@ -50,7 +50,11 @@ def test_wheel_contains_runtime_resources(wheel: Path) -> None:
     assert "autocoder/_data/configs/default.toml" in names
     assert "autocoder/examples/vacancies.csv" in names
     # the packaged model (`--model pretrained`): its config and weights
-    assert {"autocoder/pretrained/onet-29.2/config.json", "autocoder/pretrained/onet-29.2/weights.pt"} <= names
+    assert {
+        "autocoder/pretrained/onet-29.2/config.json",
+        "autocoder/pretrained/onet-29.2/weights.pt",
+    } <= names
+    assert "autocoder/pretrained/onet-29.2/calibration.json" in names  # autocoder.coding.trust
     # test doubles live in tests/, never in the wheel
     assert not [n for n in names if n.startswith(("autocoder/testing", "tests/"))]
     assert "autocoder/taxonomy/onet_starter/Task Statements.txt.gz" in names  # offline starter

@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from autocoder.coding.loaded import LoadedCoder
 from autocoder.coding.predictor import SetPredictor
+from autocoder.coding.trust import coder_assigner
 from autocoder.config import CoderConfig, OutputConfig
 from autocoder.index import IndexConnectionError, IndexNotBuiltError
 from autocoder.io import (
@@ -79,6 +80,7 @@ class CodingSummary:
     failed: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     note: str = ""
+    calibration: dict[str, Any] = field(default_factory=dict)
 
     @property
     def all_failed(self) -> bool:
@@ -94,6 +96,11 @@ def error_reason(status: str) -> str:
     return status.split(":", 2)[1] if status.startswith("error:") else ""
 
 
+#: Every row's assigned code (autocoder.coding.trust): the detailed code when ``coded``, an
+#: ancestor when ``partial``, empty for ``review`` and errors.
+ASSIGNED_COLUMNS = ("assigned_code", "assigned_level", "assigned_label", "assigned_confidence")
+
+
 def output_columns(n: int, *, with_sets: bool = False, with_uris: bool = False) -> list[str]:
     """The output table's columns for the ``n`` best codes per row (``uri_i``: the codes'
     concept URIs, for taxonomies that have them, such as ESCO)."""
@@ -102,7 +109,7 @@ def output_columns(n: int, *, with_sets: bool = False, with_uris: bool = False) 
     cols += [f"label_{i}" for i in range(1, n + 1)]
     cols += [f"uri_{i}" for i in range(1, n + 1) if with_uris]
     cols += [f"score_{i}" for i in range(1, n + 1)]
-    cols += ["confidence", "status"]
+    cols += ["confidence", "status", *ASSIGNED_COLUMNS]
     if with_sets:
         cols += ["set_size", "set_codes"]
     return [*cols, "index_version"]
@@ -190,6 +197,11 @@ CELLS: dict[str, tuple[bool, Any]] = {
     "uris": (True, ""),
     "scores": (True, np.nan),
     "status": (False, ""),
+    "confidence": (False, np.nan),
+    "assigned_code": (False, ""),
+    "assigned_level": (False, ""),
+    "assigned_label": (False, ""),
+    "assigned_confidence": (False, np.nan),
     "set_sizes": (False, 0),
     "set_codes": (False, ""),
 }
@@ -218,7 +230,7 @@ class _Batch:
         self.cells["status"][:] = self.status
 
     def confidence(self) -> np.ndarray:
-        return self.cells["scores"][:, 0] if self.k else np.full(self.n, np.nan)
+        return self.cells["confidence"]
 
 
 def ranked(proba: np.ndarray, classes: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -246,6 +258,8 @@ def _batch_table(
         data[f"score_{j + 1}"] = cells["scores"][:, j]
     data["confidence"] = batch.confidence()
     data["status"] = cells["status"]
+    for name in ASSIGNED_COLUMNS:
+        data[name] = cells[name]
     if with_sets:
         data["set_size"] = cells["set_sizes"]
         data["set_codes"] = cells["set_codes"]
@@ -317,12 +331,13 @@ class BatchCoder:
         self.threshold = options.threshold
         self.with_sets = coder.capabilities.sets
         self.index_version = coder.index_version
+        self.assigner = coder_assigner(coder, options)
         self.memo = _Memo(self.width)
         self.predicted = 0
 
     def _predict(self, records: list[JobRecord]) -> dict[str, np.ndarray]:
         """The output cells of ``records`` (one model pass)."""
-        proba = np.asarray(self.predictor.predict_proba(records))
+        proba, assigned = self.assigner.predict(self.predictor, records)
         sets = (
             cast(SetPredictor, self.predictor).predict_sets(records, proba=proba)
             if self.with_sets
@@ -336,8 +351,13 @@ class BatchCoder:
         cells["labels"][:, :k] = _lookup(codes, self.labels)
         if self.uris:
             cells["uris"][:, :k] = _lookup(codes, self.uris)
-        coded = cells["scores"][:, 0] >= self.threshold
-        cells["status"][:] = np.where(coded, "coded", "review").tolist()
+        for name, values in assigned.items():
+            if cells[name].dtype == np.float64:
+                values = np.round(np.asarray(values, dtype=np.float64), DECIMALS)
+            cells[name][:] = values
+        cells["assigned_label"][:] = [
+            self.labels.get(c, "") if c else "" for c in assigned["assigned_code"]
+        ]
         if sets is not None:
             cells["set_codes"][:] = [";".join(s) for s in sets]
             cells["set_sizes"][:] = [len(s.split(";")) if s else 0 for s in cells["set_codes"]]
@@ -716,6 +736,8 @@ def job_settings(coder: LoadedCoder, opts: CoderConfig) -> dict[str, Any]:
         "index_version": coder.index_version,
         "top_n": opts.top_n,
         "threshold": opts.threshold,
+        "target_precision": opts.target_precision,
+        "segment_titles": opts.segment_titles,
         "normalize_titles": opts.normalize_titles,
         "columns": [opts.id_column, opts.title_column, opts.description_column],
         "with_sets": coder.capabilities.sets,
@@ -773,8 +795,9 @@ def code_file(
         )
         run = _Run(input_path, job, opts, coder.labels, output or OutputConfig())
         run.checksums = read_checksums(job.run_dir)
+        batch = BatchCoder(coder, opts)
         n_batches, resumed, status = _code_all(
-            BatchCoder(coder, opts),
+            batch,
             run,
             output_path,
             coder_columns(coder, opts),
@@ -786,6 +809,7 @@ def code_file(
         job=job.key, index_version=coder.index_version,
         note="; ".join(n for n in (job.note, *run.redone) if n),
     )  # fmt: skip
+    summary.calibration = batch.assigner.describe()
     _finish(job.run_dir, summary, n_batches, keep_checkpoints=keep_checkpoints)
     return summary
 

@@ -136,14 +136,18 @@ def labeling_config(taxonomy: Taxonomy, template: str | Path | None = None) -> s
 
 # --- tasks and answers --------------------------------------------------------------------------
 def task_payload(task: QueuedTask) -> dict[str, Any]:
-    """A Label Studio task (``data`` + one prediction pre-selecting the best candidate)."""
+    """A Label Studio task (``data`` + one prediction pre-selecting the best candidate, and the
+    partial code's node in the hierarchy when the record has one: a candidate entry with
+    ``partial`` and its ``path``, see ``review.push.partial_candidate``)."""
+    partial = next((c for c in task.candidates if c.get("partial")), None)
+    shown = [c for c in task.candidates if not c.get("partial")]
     candidates = [
         {
             "value": c["code"],
             "html": f"<b>{html.escape(c['code'])}</b> {html.escape(c.get('title', ''))}"
             f" <span style='color:#888'>· {float(c.get('score', 0.0)):.2f}</span>",
         }
-        for c in task.candidates
+        for c in shown
     ]
     payload: dict[str, Any] = {
         "data": {
@@ -154,23 +158,26 @@ def task_payload(task: QueuedTask) -> dict[str, Any]:
             "candidates": candidates,
         }
     }
-    if task.candidates:
-        best = task.candidates[0]
+    if shown:
+        best = shown[0]
         score = float(best.get("score", 0.0))
-        payload["predictions"] = [
+        result: list[dict[str, Any]] = [
             {
-                "model_version": task.model_version or "autocoder",
+                "from_name": SUGGESTED,
+                "to_name": FROM_TITLE,
+                "type": "choices",
+                "value": {"choices": [best["code"]]},
                 "score": score,
-                "result": [
-                    {
-                        "from_name": SUGGESTED,
-                        "to_name": FROM_TITLE,
-                        "type": "choices",
-                        "value": {"choices": [best["code"]]},
-                        "score": score,
-                    }
-                ],
             }
+        ]
+        if partial is not None and partial.get("path"):
+            result.append(
+                {"from_name": HIERARCHY, "to_name": FROM_TITLE, "type": "taxonomy",
+                 "value": {"taxonomy": [list(partial["path"])]},
+                 "score": float(partial.get("score", 0.0))}
+            )  # fmt: skip
+        payload["predictions"] = [
+            {"model_version": task.model_version or "autocoder", "score": score, "result": result}
         ]
     return payload
 

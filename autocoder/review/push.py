@@ -34,6 +34,7 @@ from autocoder.review.labelstudio import (
     LabelStudioClient,
     ReviewError,
     ReviewUnavailable,
+    hierarchy_path,
     labeling_config,
     resolve_connection,
     task_payload,
@@ -125,6 +126,43 @@ def top_candidates(
     ]
 
 
+def partial_candidate(
+    taxonomy: Taxonomy, code: str, level: str, confidence: float
+) -> dict[str, Any]:
+    """The candidate entry of a partial code (pre-selected as a tree node in the task)."""
+    return {
+        "code": code,
+        "title": taxonomy.get(code).title if code in taxonomy else "",
+        "score": float(confidence),
+        "level": level,
+        "partial": True,
+        "path": hierarchy_path(taxonomy, code) if code in taxonomy else [],
+    }
+
+
+def partial_codes(
+    coder: LoadedCoder, settings: Settings, records: list[JobRecord]
+) -> list[dict[str, Any] | None]:
+    """Per record its partial-code candidate at the target precision (None when the record is
+    not ``partial`` or the coder's model has no calibration)."""
+    from autocoder.coding.trust import coder_assigner
+
+    assigner = coder_assigner(coder, settings.coder)
+    if assigner.trust is None or assigner.target is None or not records or not coder.taxonomy:
+        return [None] * len(records)
+    _, cells = assigner.predict(coder.predictor, records)
+    return [
+        partial_candidate(coder.taxonomy, code, level, conf) if status == "partial" else None
+        for status, code, level, conf in zip(
+            cells["status"],
+            cells["assigned_code"],
+            cells["assigned_level"],
+            cells["assigned_confidence"],
+            strict=True,
+        )
+    ]
+
+
 def choose(
     coder: LoadedCoder,
     records: pd.DataFrame,
@@ -153,17 +191,21 @@ def choose(
     scores = chooser.last_scores
     classes = coder.classes
     titles = dict(coder.labels)
+    picked = [int(j) for j in idx]
+    found = partial_codes(coder, settings, [recs[i] for i in picked])
+    partial = {i: [p] for i, p in zip(picked, found, strict=True) if p is not None}
     tasks = [
         queue.QueuedTask(
             record_id=records["id"].iloc[i],
             title=records["title"].iloc[i],
             description=records["description"].iloc[i],
-            candidates=top_candidates(proba[i], classes, titles, settings.review.top_k),
+            candidates=top_candidates(proba[i], classes, titles, settings.review.top_k)
+            + partial.get(i, []),
             model_version=version,
             strategy=strategy,
             strategy_score=float(scores[i]) if scores is not None else None,
         )
-        for i in (int(j) for j in idx)
+        for i in picked
     ]
     return tasks, version
 

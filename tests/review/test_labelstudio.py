@@ -117,6 +117,25 @@ def test_closed_port_is_reported_as_unavailable() -> None:
     assert "secret-token" not in str(err.value)
 
 
+def test_partial_code_is_the_preselected_tree_node() -> None:
+    from autocoder.review.push import partial_candidate
+
+    tax = tiny_taxonomy()
+    leaf = tax.leaf_codes()[0]
+    group = tax.get(leaf).parent
+    assert group is not None
+    partial = partial_candidate(tax, group, tax.get(group).level_name, 0.97)
+    assert partial["path"] == L.hierarchy_path(tax, group) and partial["path"][-1] == group
+    task = QueuedTask("r1", "Nurse", "", [{"code": leaf, "title": "x", "score": 0.4}, partial])
+    p = L.task_payload(task)
+    assert [c["value"] for c in p["data"]["candidates"]] == [leaf]  # not a leaf candidate
+    suggested, tree = p["predictions"][0]["result"]
+    assert suggested["value"] == {"choices": [leaf]}
+    assert tree["from_name"] == L.HIERARCHY and tree["value"] == {"taxonomy": [partial["path"]]}
+    parsed = L.parse_annotation([tree], known=set(tax.codes))
+    assert parsed.code == group  # accepting the pre-selection answers the partial code
+
+
 def test_an_echoing_server_never_gets_a_secret_into_the_message() -> None:
     """A proxy that answers 401 with the request's headers and URL in its body."""
     import base64

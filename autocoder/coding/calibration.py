@@ -1,0 +1,217 @@
+"""Confidence that holds on unfamiliar input, a target precision, and partial codes.
+
+The mixture's top probability is calibrated on titles like the training data and overconfident
+on real posting titles. A small logistic regression over several signals of each record
+(:data:`FEATURES`: the top probability, the margin to the runner-up, whether the classifier and
+retrieval agree, how close the record is to the nearest text the index holds, how many
+segments the title had, ...) is fitted on held-out real titles and gives ``confidence``.
+
+The same is done at every level of the hierarchy (O*NET-SOC 8-digit -> 6-digit SOC -> broad ->
+minor -> major; ESCO -> ISCO 4 -> 3 -> 2 -> 1): a level's probability of a group is the sum of
+its descendants' probabilities, and that level gets its own fitted calibrator. For a target
+precision, :func:`fit_level_thresholds` picks per level, finest first, the lowest confidence
+threshold whose rows reach the precision on the calibration rows not already assigned at a
+finer level; :func:`assign` then gives each row the finest level that clears its threshold.
+
+Everything here takes and returns arrays (the coder wires it in); fitted parameters are plain
+JSON (no pickles, no paths).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+#: The calibrator's inputs, in column order (see :func:`features`).
+FEATURES = (
+    "p1",
+    "margin",
+    "log_odds_p1",
+    "entropy",
+    "model_p1",
+    "retrieval_p1",
+    "agree",
+    "max_similarity",
+    "n_segments",
+    "later_segment",
+    "n_words",
+)
+
+_EPS = 1e-6
+
+
+def _top2(proba: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row the argmax, the top and the second probability."""
+    proba = np.asarray(proba, dtype=np.float64)
+    if proba.shape[1] == 1:
+        return np.zeros(len(proba), dtype=np.intp), proba[:, 0], np.zeros(len(proba))
+    part = np.argpartition(-proba, 1, axis=1)[:, :2]
+    vals = np.take_along_axis(proba, part, axis=1)
+    first = vals[:, 0] >= vals[:, 1]
+    top = np.where(first, part[:, 0], part[:, 1])
+    return top, vals.max(axis=1), vals.min(axis=1)
+
+
+def features(
+    proba: np.ndarray,
+    *,
+    model_proba: np.ndarray | None = None,
+    retrieval_proba: np.ndarray | None = None,
+    max_similarity: np.ndarray | None = None,
+    n_segments: np.ndarray | None = None,
+    later_segment: np.ndarray | None = None,
+    n_words: np.ndarray | None = None,
+) -> np.ndarray:
+    """The :data:`FEATURES` matrix ``(n, len(FEATURES))`` of rows scored ``proba`` (the
+    distribution the codes are ranked by, at any level). Signals not given are 0 (a
+    calibrator fitted without them gives them no weight)."""
+    proba = np.asarray(proba, dtype=np.float64)
+    n = len(proba)
+    top, p1, p2 = _top2(proba) if n else (np.zeros(0, np.intp), np.zeros(0), np.zeros(0))
+    clipped = np.clip(proba, 1e-12, 1.0)
+    entropy = -(clipped * np.log(clipped)).sum(axis=1)
+    zeros = np.zeros(n)
+
+    def at_top(p: np.ndarray | None) -> np.ndarray:
+        return zeros if p is None else np.asarray(p, np.float64)[np.arange(n), top]
+
+    agree = zeros
+    if model_proba is not None and retrieval_proba is not None:
+        agree = (np.argmax(model_proba, axis=1) == np.argmax(retrieval_proba, axis=1)) * 1.0
+
+    def col(v: np.ndarray | None) -> np.ndarray:
+        return zeros if v is None else np.asarray(v, dtype=np.float64).reshape(n)
+
+    p1c = np.clip(p1, _EPS, 1 - _EPS)
+    return np.column_stack(
+        [
+            p1,
+            p1 - p2,
+            np.log(p1c / (1 - p1c)),
+            entropy,
+            at_top(model_proba),
+            at_top(retrieval_proba),
+            agree,
+            col(max_similarity),
+            col(n_segments),
+            col(later_segment),
+            np.log1p(col(n_words)),
+        ]
+    )
+
+
+def fit_calibrator(x: np.ndarray, correct: np.ndarray, *, c: float = 1.0) -> dict[str, Any]:
+    """A logistic regression of ``correct`` (0/1 per row) on the standardised features ``x``,
+    as JSON-ready parameters for :func:`calibrate` (a constant when every row is right or
+    every row wrong, as at a hierarchy level no row misses)."""
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(correct).astype(int)
+    if len(x) != len(y) or not len(y):
+        raise ValueError(f"need as many labels as feature rows (got {len(x)} and {len(y)})")
+    if len(set(y.tolist())) < 2:  # nothing to separate: the smoothed accuracy for every row
+        return {
+            "kind": "constant",
+            "features": list(FEATURES),
+            "value": (float(y.sum()) + 1.0) / (len(y) + 2.0),
+            "n": int(len(y)),
+            "accuracy": float(y.mean()),
+        }
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale == 0] = 1.0
+    lr = LogisticRegression(C=c, max_iter=1000).fit((x - mean) / scale, y)
+    return {
+        "kind": "logistic",
+        "features": list(FEATURES),
+        "mean": mean.tolist(),
+        "scale": scale.tolist(),
+        "coef": lr.coef_[0].tolist(),
+        "intercept": float(lr.intercept_[0]),
+        "n": int(len(y)),
+        "accuracy": float(y.mean()),
+    }
+
+
+def calibrate(params: Mapping[str, Any], x: np.ndarray) -> np.ndarray:
+    """Calibrated confidence per row from :func:`fit_calibrator`'s parameters."""
+    if list(params["features"]) != list(FEATURES):
+        raise ValueError("calibrator was fitted on other features; refit it")
+    x = np.asarray(x, dtype=np.float64)
+    if params["kind"] == "constant":
+        return np.full(len(x), float(params["value"]))
+    z = (x - np.asarray(params["mean"])) / np.asarray(params["scale"])
+    logits = z @ np.asarray(params["coef"]) + float(params["intercept"])
+    return 1.0 / (1.0 + np.exp(-logits))
+
+
+def threshold_for_precision(
+    confidence: np.ndarray, correct: np.ndarray, *, target: float, min_rows: int = 20
+) -> tuple[float | None, float, int]:
+    """The lowest threshold whose rows (confidence >= threshold) reach ``target`` precision.
+
+    Returns ``(threshold, precision, rows)``; ``(None, nan, 0)`` when fewer than ``min_rows``
+    rows can reach it (the level is then never assigned)."""
+    if not 0 < target <= 1:
+        raise ValueError(f"target precision must be in (0, 1], got {target}")
+    conf = np.asarray(confidence, dtype=np.float64)
+    right = np.asarray(correct, dtype=np.float64)
+    order = np.argsort(-conf, kind="stable")
+    conf, right = conf[order], right[order]
+    precision = np.cumsum(right) / np.arange(1, len(right) + 1)
+    ends = np.r_[np.nonzero(conf[1:] != conf[:-1])[0], len(conf) - 1] if len(conf) else []
+    ok = [e for e in ends if precision[e] >= target and e + 1 >= min_rows]
+    if not ok:
+        return None, float("nan"), 0
+    end = int(max(ok))
+    return float(conf[end]), float(precision[end]), end + 1
+
+
+def group_matrix(classes: Sequence[str], ancestor: Mapping[str, str]) -> tuple[np.ndarray, Any]:
+    """The groups of one level and the ``(C, G)`` 0/1 matrix summing classes into them
+    (a class without an ancestor at the level belongs to no group)."""
+    from scipy.sparse import csr_matrix
+
+    groups = np.asarray(sorted({ancestor[c] for c in classes if c in ancestor}), dtype=object)
+    pos = {g: j for j, g in enumerate(groups)}
+    rows = [i for i, c in enumerate(classes) if c in ancestor]
+    cols = [pos[ancestor[classes[i]]] for i in rows]
+    matrix = csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(classes), len(groups)))
+    return groups, matrix
+
+
+def level_proba(proba: np.ndarray, matrix: Any) -> np.ndarray:
+    """A level's distribution: each group's probability is the sum of its descendants'."""
+    return np.asarray(matrix.T.dot(np.asarray(proba, dtype=np.float64).T).T)
+
+
+def fit_level_thresholds(
+    confidence: Sequence[np.ndarray], correct: Sequence[np.ndarray], *, target: float
+) -> list[dict[str, Any]]:
+    """Per level (finest first) the threshold reaching ``target`` on the rows no finer level
+    took, with the precision and share it was fitted to."""
+    n = len(confidence[0]) if confidence else 0
+    free = np.ones(n, dtype=bool)
+    out: list[dict[str, Any]] = []
+    for conf, right in zip(confidence, correct, strict=True):
+        conf = np.asarray(conf, dtype=np.float64)
+        thr, prec, rows = threshold_for_precision(
+            conf[free], np.asarray(right)[free], target=target
+        )
+        out.append({"threshold": thr, "precision": prec, "share": rows / n if n else 0.0})
+        if thr is not None:
+            free &= ~(conf >= thr)
+    return out
+
+
+def assign(confidence: Sequence[np.ndarray], thresholds: Sequence[float | None]) -> np.ndarray:
+    """Per row the finest level (0 = detailed) whose confidence clears its threshold, or -1."""
+    n = len(confidence[0]) if confidence else 0
+    level = np.full(n, -1, dtype=np.intp)
+    for i in range(len(confidence) - 1, -1, -1):  # coarse first: finer levels overwrite
+        thr = thresholds[i]
+        if thr is not None:
+            level[np.asarray(confidence[i]) >= thr] = i
+    return level

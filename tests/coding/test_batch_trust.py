@@ -1,0 +1,136 @@
+"""`autocoder code` with a calibrated model: target precision, partial codes and the output
+contract of each status (real classifier + retrieval over the mini taxonomy, hashing embedder)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from autocoder import api
+from autocoder.classify.model import EmbeddingClassifier
+from autocoder.cli import describe_thresholds
+from autocoder.coding import trust as tr
+from autocoder.coding.batch import CodingSummary, code_file
+from autocoder.coding.loaded import LoadedCoder
+from autocoder.coding.mixture import CombinedPredictor
+from autocoder.coding.retrieval import RetrievalCoder
+from autocoder.config import CoderConfig, ConfigError, load_settings
+from autocoder.index import MemoryIndex
+from autocoder.records import JobRecord
+from autocoder.workspace import Workspace
+from tests.fakes import HashingEmbedder, mini_taxonomy
+
+
+def _predictor() -> CombinedPredictor:
+    tax, embedder = mini_taxonomy(), HashingEmbedder(128)
+    index = MemoryIndex()
+    index.build(tax, embedder)
+    retrieval = RetrievalCoder(index, embedder, classes=tax.leaf_codes(), top_k=5).fit()
+    texts = [(t, c.code) for c in tax.leaves() for t in [c.title, *c.alt_titles]]
+    clf = EmbeddingClassifier(embedder, classes=tax.leaf_codes(), hidden=16, epochs=8, seed=0)
+    clf.fit([JobRecord(t) for t, _ in texts * 3], [c for _, c in texts * 3])
+    return CombinedPredictor(clf, retrieval, retrieval_weight=0.4).fit()
+
+
+def _calibrate(predictor: CombinedPredictor, model_dir: Path) -> dict:
+    """Fit the sidecar on held-out-like rows as benchmarks/trust.py does."""
+    tax = mini_taxonomy()
+    leaves = tax.leaves()
+    records, gold = [], []
+    for i, c in enumerate(leaves):
+        other = leaves[(i + 1) % len(leaves)]
+        for t in [c.title, *c.alt_titles]:
+            records += [JobRecord(f"{t.lower()}, acme"), JobRecord(f"{t.split()[0]} {other.title}")]
+            gold += [frozenset([c.code])] * 2
+    scores = tr.score_records(predictor, records)
+    levels = tr.hierarchy(tax, [str(c) for c in scores.classes])
+    trust = tr.fit_trust(scores, gold, levels, options=tr.SegmentOptions(), fitted_on={})
+    model_dir.mkdir(parents=True, exist_ok=True)
+    tr.save_trust(trust, model_dir)
+    return trust
+
+
+def _input(tmp_path: Path) -> Path:
+    titles = [
+        "software engineer, hy-vee",
+        "staff nurse, mayo clinic",
+        "registered nurses",
+        "software statisticians",
+        "qwzx blorf",
+        "",
+    ]
+    path = tmp_path / "in.csv"
+    pd.DataFrame({"id": [f"r{i}" for i in range(len(titles))], "title": titles}).to_csv(
+        path, index=False
+    )
+    return path
+
+
+def _loaded(predictor: CombinedPredictor, model_dir: Path) -> LoadedCoder:
+    return LoadedCoder.from_predictor(predictor, taxonomy=mini_taxonomy(), model_dir=model_dir)
+
+
+def _code(
+    tmp_path: Path, coder: LoadedCoder, options: CoderConfig, name: str
+) -> tuple[CodingSummary, pd.DataFrame]:
+    out = tmp_path / name
+    summary = code_file(
+        _input(tmp_path), out, coder=coder, runs_dir=tmp_path / "runs", options=options,
+        show_progress=False,
+    )  # fmt: skip
+    return summary, pd.read_csv(out, dtype=str, keep_default_na=False)
+
+
+def test_output_contract_for_each_status(tmp_path: Path) -> None:
+    predictor = _predictor()
+    tax = mini_taxonomy()
+    options = CoderConfig(target_precision=0.9)
+    coder = _loaded(predictor, tmp_path / "model")
+    assert tr.coder_assigner(coder, options).trust is None
+    _calibrate(predictor, tmp_path / "model")
+    assigner = tr.coder_assigner(coder, options)
+    assert assigner.trust is not None and assigner.target == 0.9
+    summary, df = _code(tmp_path, coder, options, "out.csv")
+    assert summary.calibration["target_precision"] == 0.9
+    assert [lv["level"] for lv in summary.calibration["levels"]] == ["occupation", "major"]
+    assert "target precision 0.9" in describe_thresholds(summary.calibration)
+    assert len(df) == 6 and df["code_1"].iloc[:5].ne("").all()  # every row keeps its codes
+    for _, row in df.iterrows():
+        if row["status"] == "coded":
+            assert row["assigned_code"] == row["code_1"]
+            assert row["assigned_level"] == "occupation"
+            assert row["assigned_label"] == row["label_1"]
+            assert row["assigned_confidence"] == row["confidence"]
+        elif row["status"] == "partial":
+            group = tax.get(row["assigned_code"])
+            assert row["assigned_level"] == "major" == group.level_name
+            assert row["assigned_label"] == group.title
+            assert float(row["assigned_confidence"]) > 0
+        else:
+            assert row["status"] in ("review", "error:empty_text")
+            assert row[["assigned_code", "assigned_level", "assigned_label"]].eq("").all()
+            assert row["assigned_confidence"] == ""
+    assert df["status"].iloc[5] == "error:empty_text"
+    assert df["status"].iloc[0] == "coded"  # the employer segment is not what is coded
+
+
+def test_bare_threshold_on_the_calibrated_confidence(tmp_path: Path) -> None:
+    predictor = _predictor()
+    _calibrate(predictor, tmp_path / "model")
+    options = CoderConfig(threshold=0.3, target_precision=None)
+    summary, df = _code(tmp_path, _loaded(predictor, tmp_path / "model"), options, "bare.csv")
+    assert summary.calibration == {"calibrated": True, "threshold": 0.3}
+    ok = df["status"].isin(["coded", "review"])
+    assert ok.sum() == 5 and "partial" not in set(df["status"])
+    conf = df.loc[ok, "confidence"].astype(float)
+    assert ((conf >= 0.3) == (df.loc[ok, "status"] == "coded")).all()
+
+
+def test_threshold_and_target_precision_are_exclusive(tmp_path: Path) -> None:
+    settings = load_settings(overrides=['index.backend="memory"'])
+    ws = Workspace.resolve(tmp_path / "home")
+    with pytest.raises(ConfigError, match="not both"):
+        api.code(settings, ws, _input(tmp_path), tmp_path / "x.csv", threshold=0.3,
+                 target_precision=0.9)  # fmt: skip

@@ -1,0 +1,83 @@
+"""Calibrators, target-precision thresholds and level sums (autocoder.calibration)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from autocoder.coding import calibration as cal
+from autocoder.metrics import expected_calibration_error
+
+
+def _synthetic(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows whose top probability overstates accuracy unless the similarity is high."""
+    rng = np.random.default_rng(seed)
+    p = rng.dirichlet(np.full(6, 0.3), size=n)
+    sim = rng.uniform(0.2, 1.0, size=n)
+    truth = p.max(axis=1) * sim  # the real chance of being right
+    right = rng.uniform(size=n) < truth
+    return cal.features(p, max_similarity=sim), right
+
+
+def test_calibrator_fixes_overconfidence_on_held_out_rows() -> None:
+    x, right = _synthetic(4000, 0)
+    params = cal.fit_calibrator(x, right)
+    x2, right2 = _synthetic(4000, 1)
+    raw = expected_calibration_error(x2[:, cal.FEATURES.index("p1")], right2)
+    fitted = expected_calibration_error(cal.calibrate(params, x2), right2)
+    assert fitted < 0.03 < raw
+    assert params["features"] == list(cal.FEATURES) and params["n"] == 4000
+
+
+def test_calibrator_refuses_bad_input() -> None:
+    x, right = _synthetic(50, 0)
+    constant = cal.fit_calibrator(x, np.ones(50, dtype=bool))
+    assert constant["kind"] == "constant"
+    np.testing.assert_allclose(cal.calibrate(constant, x), 51 / 52)
+    with pytest.raises(ValueError, match="as many labels"):
+        cal.fit_calibrator(x, right[:10])
+    params = cal.fit_calibrator(x, right) | {"features": ["p1"]}
+    with pytest.raises(ValueError, match="other features"):
+        cal.calibrate(params, x)
+
+
+def test_threshold_is_the_lowest_reaching_the_target() -> None:
+    conf = np.array([0.99, 0.9, 0.8, 0.7, 0.6, 0.5])
+    right = np.array([1, 1, 1, 0, 1, 0])
+    thr, prec, rows = cal.threshold_for_precision(conf, right, target=0.8, min_rows=1)
+    assert (thr, prec, rows) == (0.6, 0.8, 5)
+    thr, prec, rows = cal.threshold_for_precision(conf, right, target=0.95, min_rows=1)
+    assert (thr, prec, rows) == (0.8, 1.0, 3)
+    assert cal.threshold_for_precision(conf, right, target=0.95, min_rows=4)[0] is None
+    with pytest.raises(ValueError, match="target precision"):
+        cal.threshold_for_precision(conf, right, target=0.0)
+
+
+def test_threshold_never_splits_tied_confidences() -> None:
+    conf = np.array([0.9, 0.9, 0.9, 0.5])
+    right = np.array([1, 1, 0, 0])
+    thr, prec, rows = cal.threshold_for_precision(conf, right, target=0.6, min_rows=1)
+    assert (thr, rows) == (0.9, 3) and prec == pytest.approx(2 / 3)
+
+
+def test_level_probability_is_the_sum_of_descendants() -> None:
+    classes = ["11-1011.00", "11-1011.03", "11-2021.00", "15-1252.00"]
+    major = {c: c[:2] + "-0000" for c in classes}
+    groups, matrix = cal.group_matrix(classes, major)
+    p = np.array([[0.3, 0.3, 0.1, 0.3]])
+    assert groups.tolist() == ["11-0000", "15-0000"]
+    np.testing.assert_allclose(cal.level_proba(p, matrix), [[0.7, 0.3]])
+
+
+def test_level_thresholds_fitted_on_rows_no_finer_level_took() -> None:
+    rng = np.random.default_rng(3)
+    fine = rng.uniform(size=2000)
+    coarse = np.clip(fine + 0.3, 0, 1)
+    right_fine = rng.uniform(size=2000) < fine
+    right_coarse = rng.uniform(size=2000) < coarse
+    fitted = cal.fit_level_thresholds([fine, coarse], [right_fine, right_coarse], target=0.9)
+    level = cal.assign([fine, coarse], [f["threshold"] for f in fitted])
+    assert {-1, 0, 1} <= set(level.tolist())
+    assert right_fine[level == 0].mean() >= 0.9 and right_coarse[level == 1].mean() >= 0.9
+    assert fitted[0]["share"] == pytest.approx((level == 0).mean())
+    assert fitted[1]["share"] == pytest.approx((level == 1).mean())

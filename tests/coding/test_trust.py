@@ -1,0 +1,162 @@
+"""Segment choice, per-level calibration, target precision and partial codes (autocoder.coding.trust)
+with a real classifier and a real retrieval coder over a small taxonomy (hashing embedder)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autocoder.classify.model import EmbeddingClassifier
+from autocoder.coding import trust as tr
+from autocoder.coding.mixture import CombinedPredictor
+from autocoder.coding.retrieval import RetrievalCoder
+from autocoder.index import MemoryIndex
+from autocoder.records import JobRecord
+from autocoder.taxonomy.esco import import_esco
+from autocoder.taxonomy.model import Taxonomy
+from tests.fakes import HashingEmbedder, mini_taxonomy
+
+
+def _predictor(tax: Taxonomy) -> CombinedPredictor:
+    embedder = HashingEmbedder(128)
+    index = MemoryIndex()
+    index.build(tax, embedder)
+    codes = tax.leaf_codes()
+    retrieval = RetrievalCoder(index, embedder, classes=codes, top_k=5).fit()
+    texts = [(t, c.code) for c in tax.leaves() for t in [c.title, *c.alt_titles]]
+    clf = EmbeddingClassifier(embedder, classes=codes, hidden=16, epochs=8, seed=0).fit(
+        [JobRecord(t) for t, _ in texts * 3], [c for _, c in texts * 3]
+    )
+    return CombinedPredictor(clf, retrieval, retrieval_weight=0.4).fit()
+
+
+def _rows(tax: Taxonomy) -> tuple[list[JobRecord], list[frozenset[str]]]:
+    """Held-out-like rows: titles with an employer, lower-cased, some unlike anything."""
+    records, gold = [], []
+    employers = ["hy-vee", "acme corp", "st. mary's", "uncommon schools"]
+    leaves = tax.leaves()
+    for i, c in enumerate(leaves):
+        other = leaves[(i + 1) % len(leaves)]
+        for j, t in enumerate([c.title, *c.alt_titles]):
+            records.append(JobRecord(f"{t.lower()}, {employers[(i + j) % 4]}"))
+            gold.append(frozenset([c.code]))
+            # vague, half of it another code's words: often wrong
+            records.append(JobRecord(f"{t.split()[0].lower()} {other.title.split()[-1].lower()}"))
+            gold.append(frozenset([c.code]))
+    return records, gold
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[CombinedPredictor, Taxonomy, dict, tr.Scores, list[frozenset[str]]]:
+    tax = mini_taxonomy()
+    predictor = _predictor(tax)
+    records, gold = _rows(tax)
+    scores = tr.score_records(predictor, records)
+    levels = tr.hierarchy(tax, [str(c) for c in scores.classes])
+    trust = tr.fit_trust(scores, gold, levels, options=tr.SegmentOptions(), fitted_on={"n": 1})
+    return predictor, tax, trust, scores, gold
+
+
+def test_employer_segment_is_not_what_gets_coded(fitted: tuple) -> None:
+    _, _, _, scores, _ = fitted
+    assert scores.text[0] == "software developers"  # "software developers, hy-vee"
+    assert scores.n_segments[0] == 2 and scores.n_segments[1] == 0
+
+
+def test_calibration_refit_changes_with_the_data_and_round_trips(
+    fitted: tuple, tmp_path: Path
+) -> None:
+    predictor, tax, trust, scores, gold = fitted
+    levels = tr.hierarchy(tax, [str(c) for c in scores.classes])
+    half = np.arange(len(gold)) < len(gold) // 2
+    again = tr.fit_trust(
+        tr.take(scores, half),
+        [g for g, h in zip(gold, half, strict=True) if h],
+        levels,
+        options=tr.SegmentOptions(),
+        fitted_on={"n": 2},
+    )
+    assert [e["name"] for e in trust["levels"]] == ["occupation", "major"]
+    assert again["levels"][0]["calibrator"]["kind"] == "logistic"
+    assert again["levels"][0]["calibrator"] != trust["levels"][0]["calibrator"]
+    tr.save_trust(again, tmp_path)
+    loaded = tr.load_trust(tmp_path)
+    assert loaded is not None and loaded["fitted_on"] == {"n": 2}
+    assert tr.load_trust(tmp_path / "nowhere") is None
+
+
+def test_target_precision_threshold_on_the_fitted_model(fitted: tuple) -> None:
+    _, tax, trust, scores, gold = fitted
+    levels = tr.hierarchy(tax, [str(c) for c in scores.classes])
+    correct = tr.level_correct(tr.level_scores(scores, levels), levels, gold)
+    for target in (0.9, 0.93):  # stored, and fitted now from the kept calibration data
+        thr = tr.thresholds_for(trust, target)
+        a = tr.assign_rows(trust, scores, levels, target=target)
+        for lv, fit in enumerate(thr):
+            took = a.level == lv
+            if fit["threshold"] is not None and took.any():
+                assert correct[lv][took].mean() >= target
+                assert fit["precision"] >= target
+    assert str(0.93) not in trust["thresholds"]
+
+
+def test_partial_codes_on_the_onet_hierarchy(fitted: tuple) -> None:
+    _, tax, trust, scores, _ = fitted
+    levels = tr.hierarchy(tax, [str(c) for c in scores.classes])
+    a = tr.assign_rows(trust, scores, levels, target=0.9)
+    assert set(a.status) <= {"coded", "partial", "review"}
+    for i, status in enumerate(a.status):
+        if status == "coded":
+            assert a.level_name[i] == "occupation" and a.code[i] in tax.leaf_codes()
+        elif status == "partial":
+            assert a.level_name[i] == "major" and tax.get(a.code[i]).level == 1
+            assert a.assigned_confidence[i] >= tr.thresholds_for(trust, 0.9)[1]["threshold"]
+        else:
+            assert a.code[i] == "" and a.level_name[i] == "" and np.isnan(a.assigned_confidence[i])
+    bare = tr.assign_rows(trust, scores, levels, threshold=0.5)
+    assert "partial" not in bare.status
+    assert [s == "coded" for s in bare.status] == (bare.confidence >= 0.5).tolist()
+
+
+def test_partial_codes_on_the_esco_hierarchy(fixtures_dir: Path) -> None:
+    tax = import_esco(fixtures_dir / "esco_mini")
+    leaves = tax.leaf_codes()
+    levels = tr.hierarchy(tax, leaves)
+    assert [name for name, _ in levels] == ["occupation", "isco4", "isco3", "isco2", "isco1"]
+    rng = np.random.default_rng(0)
+    n = 600
+    proba = rng.dirichlet(np.full(len(leaves), 0.5), size=n)
+    truth = proba.argmax(axis=1)
+    gold = []
+    for i in range(n):  # right code half the time, else a sibling under the same ISCO group
+        same = [
+            j for j, c in enumerate(leaves) if levels[1][1][c] == levels[1][1][leaves[truth[i]]]
+        ]
+        gold.append(frozenset([leaves[truth[i] if i % 2 else rng.choice(same)]]))
+    zeros = np.zeros(n)
+    scores = tr.Scores(
+        np.asarray(leaves), proba, None, None, zeros, zeros, zeros, zeros + 2, [""] * n
+    )
+    trust = tr.fit_trust(scores, gold, levels, options=tr.SegmentOptions(), fitted_on={})
+    a = tr.assign_rows(trust, scores, levels, target=0.9)
+    partial = [i for i, s in enumerate(a.status) if s == "partial"]
+    assert partial, "ISCO groups are right where the occupation is a coin flip"
+    correct = tr.level_correct(tr.level_scores(scores, levels), levels, gold)
+    for i in partial:  # the group whose summed probability is highest at the assigned level
+        assert tax.get(a.code[i]).level_name == a.level_name[i] != "occupation"
+        assert a.code[i] in set(levels[a.level[i]][1].values())
+    took = [np.asarray(a.level) == lv for lv in range(1, len(levels))]
+    assert all(correct[lv + 1][t].mean() >= 0.9 for lv, t in enumerate(took) if t.any())
+
+
+def test_the_packaged_model_ships_its_calibration() -> None:
+    from autocoder.coding.loaded import pretrained_dir
+
+    trust = tr.load_trust(pretrained_dir())
+    assert trust is not None
+    assert [e["name"] for e in trust["levels"]] == ["onet", "detailed", "broad", "minor", "major"]
+    fitted = tr.thresholds_for(trust, 0.95)
+    assert fitted[0]["threshold"] is not None and fitted[0]["precision"] >= 0.95
+    assert not any(p in (pretrained_dir() / tr.SIDECAR).read_text() for p in ("/tmp/", "/work/"))
