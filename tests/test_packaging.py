@@ -62,9 +62,6 @@ def test_wheel_contains_runtime_resources(wheel: Path) -> None:
 
 #: a path of the build machine: /tmp, /work, /root, /home, or a climb out of the checkout
 MACHINE_PATH = re.compile(rb"(?<![\w.])(/tmp/|/work/|/root/|/home/)|\.\./\.\./shared")
-#: shipped files that still record such paths (issue 21 item 3): the skill matcher's recipe
-#: names the public data beside the checkout; remove it here once its paths come from config
-KNOWN_UNTIL_ITEM_3 = {"autocoder/_data/training/skill_matcher.toml"}
 
 
 def machine_paths(wheel: Path) -> dict[str, list[str]]:
@@ -83,12 +80,5 @@ def machine_paths(wheel: Path) -> dict[str, list[str]]:
 
 
 @pytest.mark.slow
-def test_wheel_has_no_new_machine_paths(wheel: Path) -> None:
-    found = machine_paths(wheel)
-    assert set(found) - KNOWN_UNTIL_ITEM_3 == set(), found
-
-
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="training/skill_matcher.toml ships ../../shared paths")
 def test_wheel_has_no_machine_paths(wheel: Path) -> None:
     assert machine_paths(wheel) == {}
