@@ -14,8 +14,10 @@ from autocoder.cli_common import fail as _fail
 from autocoder.cli_common import settings_from as _settings
 from autocoder.cli_paraphrase import paraphrase_cmd, paraphraser_app
 from autocoder.cli_review import retrain_cmd, review_app
+from autocoder.cli_serve import serve_app
 from autocoder.cli_skills import skills_app
 from autocoder.config import ConfigError
+from autocoder.extras import require
 
 app = typer.Typer(
     cls=AutocoderGroup,
@@ -34,6 +36,7 @@ app.command("retrain")(retrain_cmd)
 app.add_typer(paraphraser_app, name="paraphraser")
 app.command("paraphrase")(paraphrase_cmd)
 app.add_typer(skills_app, name="skills")
+app.add_typer(serve_app, name="serve")
 
 
 #: Exit codes: 2 = bad usage or input (nothing was done), 1 = a fault (index unreachable or
@@ -225,6 +228,8 @@ def code_cmd(
     being rebuilt, the output is in use, or every record failed (the output is still written)."""
     from autocoder.io import InputError
 
+    if engine == "ray":
+        require("ray", "ray")
     settings, ws = _settings(ctx)
     try:
         summary = api.code(

@@ -11,6 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from autocoder.config import ConfigError, Settings, load_settings
+from autocoder.extras import MissingExtra
 from autocoder.redact import redact
 from autocoder.workspace import Workspace, WorkspaceError
 
@@ -36,12 +37,15 @@ def os_error_message(exc: OSError) -> tuple[str, int]:
 
 
 class AutocoderGroup(TyperGroup):
-    """The root command group: an ``OSError`` no command handled (a full disk, a read-only
+    """The root command group: a feature whose optional dependencies are missing ends in one
+    line naming the ``pip install`` to run (exit 2); an ``OSError`` no command handled (a full disk, a read-only
     folder) ends as one ``error:`` line and an exit code, never a traceback."""
 
     def invoke(self, ctx: Any) -> Any:  # typer's own (vendored) click Context
         try:
             return super().invoke(ctx)
+        except MissingExtra as exc:
+            fail(str(exc))
         except OSError as exc:
             message, code = os_error_message(exc)
             fail(message, code)

@@ -105,7 +105,10 @@ def extract_cmd(
     settings, ws = _settings(ctx)
     tax = _taxonomy(ws)
     try:
-        extractor, ident = make_extractor(ws, recipe=recipe, plain=plain, top_k=top_k, taxonomy=tax)
+        extractor, ident = make_extractor(
+            ws, recipe=recipe, plain=plain, top_k=top_k, taxonomy=tax,
+            data_dir=settings.skills.data_dir,
+        )  # fmt: skip
         ranker, llm_id = with_llm(extractor, settings, ws) if use_llm else (extractor, "")
         summary = extract_file(
             input_path,
@@ -131,10 +134,11 @@ def train_matcher_cmd(
     from autocoder.skills.data import SkillCatalog
     from autocoder.skills.matcher import MatcherRecipeError, load_or_train, load_recipe
 
-    _, ws = _settings(ctx)
+    settings, ws = _settings(ctx)
     catalog = SkillCatalog.from_taxonomy(_taxonomy(ws))
     try:
-        path = load_or_train(ws.models, catalog, load_recipe(recipe), cache_dir=ws.embedding_cache)
+        chosen = load_recipe(recipe, data_dir=settings.skills.data_dir)
+        path = load_or_train(ws.models, catalog, chosen, cache_dir=ws.embedding_cache)
     except (MatcherRecipeError, FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
     _echo({"matcher": str(path)})

@@ -210,6 +210,53 @@ class ReviewConfig(_Section):
     )
 
 
+class SkillsConfig(_Section):
+    data_dir: str | None = Field(
+        None,
+        description="Folder the skill-matcher recipe's relative data paths start from (the "
+        "O*NET release, SkillSpan, annotated sentences), e.g. ../shared/data; None = those "
+        "sources are left out and the matcher trains on the ESCO pairs alone.",
+    )
+
+
+class ServeConfig(_Section):
+    """``autocoder serve``: the HTTP coding service (autocoder.service)."""
+
+    host: str = Field("127.0.0.1", description="Bind address; not loopback needs API keys.")
+    port: int = Field(8000, gt=0, lt=65536)
+    workers: int = Field(1, gt=0, description="Processes, each with its own model and index.")
+    max_records: int = Field(1000, gt=0, description="Records per POST /v1/code (else 413).")
+    max_body_bytes: int = Field(
+        10_000_000, gt=0, description="Largest request body, except job uploads (else 413)."
+    )
+    max_upload_bytes: int = Field(
+        1_000_000_000, gt=0, description="Largest POST /v1/jobs upload (else 413)."
+    )
+    request_timeout: float = Field(
+        60.0, gt=0, description="Seconds a request may take before it is answered 504."
+    )
+    rate_per_second: float = Field(
+        20.0, gt=0, description="Requests per second per API key (token bucket, per worker)."
+    )
+    burst: int = Field(40, gt=0, description="Requests a key may send at once (bucket size).")
+    batch_window_ms: float = Field(
+        5.0, ge=0, description="How long the first record waits for others to share its pass."
+    )
+    max_batch_records: int = Field(
+        4096, gt=0, description="Most records in one micro-batch model pass."
+    )
+    job_window_rows: int = Field(
+        4096, gt=0, description="Records of a batch job per model pass (checkpoints per batch)."
+    )
+    job_poll_seconds: float = Field(
+        2.0, gt=0, description="How often a worker looks for jobs to start or resume."
+    )
+    access_log: bool = Field(
+        True, description="Log method, path, status, latency and key name (never the key, "
+        "the query string or record text)."
+    )
+
+
 class Settings(_Section):
     workspace: WorkspaceConfig = Field(default_factory=WorkspaceConfig)
     taxonomy: TaxonomyConfig = Field(default_factory=TaxonomyConfig)
@@ -220,6 +267,8 @@ class Settings(_Section):
     llm: LLMConfig = Field(default_factory=LLMConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     review: ReviewConfig = Field(default_factory=ReviewConfig)
+    skills: SkillsConfig = Field(default_factory=SkillsConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
 
 
 class ConfigError(ValueError):

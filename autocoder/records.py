@@ -8,6 +8,7 @@ column of a table holds the duties: the configured one, else ``duties``, else ``
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
@@ -89,6 +90,13 @@ def normalize_text(value: Any, *, keep_punctuation: bool = True) -> str:
     if not keep_punctuation:
         text = " ".join(re.sub(r"[^\w\s]", " ", text).split())
     return text
+
+
+def fold_text(value: Any) -> str:
+    """The matching key of skill text: ``clean_text``, lower case, accents folded,
+    punctuation except ``+`` and ``#`` (C++, C#) to spaces."""
+    text = unicodedata.normalize("NFKD", clean_text(value)).encode("ascii", "ignore").decode()
+    return " ".join(re.sub(r"[^0-9a-z+#]+", " ", text.lower()).split())
 
 
 def duties_column(columns: Iterable[str], preferred: str | None = None) -> str | None:

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from autocoder.config import Settings
+from autocoder.extras import require
 from autocoder.redact import excerpt, redact_url
 from autocoder.resources import resource_dir
 from autocoder.review.queue import QueuedTask
@@ -268,6 +269,7 @@ class LabelStudioClient:
     @property
     def sdk(self) -> Any:
         if self._sdk is None:
+            require("review", "label_studio_sdk")
             from label_studio_sdk import LabelStudio
 
             self._sdk = LabelStudio(
@@ -278,6 +280,8 @@ class LabelStudioClient:
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         import httpx
+
+        require("review", "label_studio_sdk")
         from label_studio_sdk.core.api_error import ApiError
 
         try:

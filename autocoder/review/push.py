@@ -178,20 +178,22 @@ class TaskSkills:
 
     def __init__(
         self, ws: Workspace, *, extractor: Any = None, top_k: int = SKILLS_SHOWN,
-        show_progress: bool = True,
+        show_progress: bool = True, data_dir: str | None = None,
     ) -> None:  # fmt: skip
         self.ws = ws
         self.extractor = extractor
         self.top_k = top_k
         self.show_progress = show_progress
+        self.data_dir = data_dir
 
     def _extractor(self) -> Any:
         if self.extractor is None:
             from autocoder.skills.service import make_extractor
 
             self.extractor, _ = make_extractor(
-                self.ws, top_k=self.top_k, show_progress=self.show_progress
-            )
+                self.ws, top_k=self.top_k, show_progress=self.show_progress,
+                data_dir=self.data_dir,
+            )  # fmt: skip
         return self.extractor
 
     def lines(self, tasks: Sequence[queue.QueuedTask]) -> list[str]:
@@ -214,7 +216,7 @@ def task_skills(settings: Settings, ws: Workspace) -> TaskSkills | None:
 
     if not settings.review.show_skills or SKILLS_TAXONOMY not in list_taxonomies(ws):
         return None
-    return TaskSkills(ws)
+    return TaskSkills(ws, data_dir=settings.skills.data_dir)
 
 
 def without_skills_block(xml: str) -> str:
