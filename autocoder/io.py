@@ -79,7 +79,7 @@ def _unguard_frame(df: pd.DataFrame) -> pd.DataFrame:
     for col in df.columns:
         if _is_text(df[col]):
             values = df[col]
-            quoted = values.map(lambda v: isinstance(v, str) and v.startswith("'"))
+            quoted = values.str.startswith("'", na=False).astype(bool)
             if quoted.any():
                 df[col] = values.where(~quoted, values[quoted].map(formula_unguard))
     return df

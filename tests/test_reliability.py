@@ -541,3 +541,23 @@ def test_an_intact_checkpoint_is_resumed_and_its_checksum_is_in_the_manifest(
     assert part.name in (part.parent / "checksums.sha256").read_text()
     summary = code_file(src, out, coder=_coder(KeywordPredictor(NURSE)), **kw)  # type: ignore[arg-type]
     assert summary.resumed_batches == 1 and summary.note == ""
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_reruns_of_a_job_with_the_default_model_give_the_same_bytes(
+    tmp_path: Path, shared_data_dir: Path
+) -> None:
+    """benchmarks/reproducible.py at a smaller count: three runs of 200 real titles with the
+    packaged model and the starter taxonomy (index of the official titles), each in a new
+    process, give byte-identical outputs."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    script = repo / "benchmarks" / "reproducible.py"
+    cmd = [sys.executable, str(script), "--runs", "3", "--records", "200",
+           "--set", 'index.kinds=["title"]', "--home", str(tmp_path / "home")]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=3000)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "identical bytes" in result.stdout

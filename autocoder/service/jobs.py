@@ -26,6 +26,7 @@ from autocoder.coding.batch import FATAL_ERRORS, code_file
 from autocoder.coding.loaded import LoadedCoder
 from autocoder.config import Settings
 from autocoder.io import InputError, iter_table, table_format
+from autocoder.redact import redact
 from autocoder.workspace import LockedError, Workspace, file_lock
 
 log = logging.getLogger(__name__)
@@ -173,9 +174,9 @@ class JobRunner:
             log.warning("job %s waits: %s", job_id, exc)
         except Exception as exc:  # noqa: BLE001 - the job fails with the reason, the thread goes on
             info = self.store.get(job_id)
-            info.status, info.error, info.finished = "failed", str(exc), time.time()
+            info.status, info.error, info.finished = "failed", redact(exc), time.time()
             self.store.save(info)
-            log.error("job %s failed: %s", job_id, exc)
+            log.error("job %s failed: %s", job_id, info.error)
 
     def run(self, info: JobInfo) -> None:
         if info.status not in ("queued", "running"):
