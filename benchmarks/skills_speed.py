@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256, help="Sentences per rank call.")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0 = default).")
     parser.add_argument("--label-keys", choices=["preferred", "all"], default="preferred")
+    parser.add_argument("--max-ngram", type=int, default=None, help="Longest span (tokens).")
     parser.add_argument("--matcher", action="store_true", help="The trained matcher, not plain.")
     parser.add_argument("--check", type=int, default=50, help="Sentences also run exhaustively.")
     args = parser.parse_args()
@@ -67,11 +68,13 @@ def main() -> None:
     ws = Workspace.resolve()
     catalog = SkillCatalog.from_taxonomy(esco_taxonomy(ws))
     embedder, ident = matcher_embedder(ws, catalog, plain=not args.matcher)
-    extractor = SkillExtractor(
-        embedder, label_keys=args.label_keys, cache_dir=ws.embedding_cache
-    ).fit(catalog, show_progress=True)
+    options = {"label_keys": args.label_keys, "cache_dir": ws.embedding_cache}
+    if args.max_ngram:
+        options["max_ngram"] = args.max_ngram
+    extractor = SkillExtractor(embedder, **options).fit(catalog, show_progress=True)
     sentences = posting_sentences(args.data, args.sentences)
-    texts = list(dict.fromkeys([*sentences, *(sp for s in sentences for sp in candidate_spans(s))]))
+    spans = (sp for s in sentences for sp in candidate_spans(s, max_n=extractor.max_ngram))
+    texts = list(dict.fromkeys([*sentences, *spans]))
     extractor.rank_sentences(sentences[:8])  # loads the model (not timed)
     raw = Embedder()
     raw.encode(texts[:8])
@@ -88,6 +91,7 @@ def main() -> None:
     report = {
         "extractor": ident,
         "label_keys": args.label_keys,
+        "max_ngram": extractor.max_ngram,
         "label_vectors": int(extractor.label_vectors_.shape[0]),
         "threads": torch.get_num_threads(),
         "sentences": n,
@@ -101,9 +105,7 @@ def main() -> None:
     }
     if args.check:
         check = sentences[: args.check]
-        slow = SkillExtractor(
-            embedder, label_keys=args.label_keys, cache_dir=ws.embedding_cache, exhaustive=True
-        ).fit(catalog)
+        slow = SkillExtractor(embedder, exhaustive=True, **options).fit(catalog)
         (exact, slow_wall, slow_cpu) = timed(lambda: slow.rank_sentences(check))
         same = [[h.uri for h in r] for r in exact] == [
             [h.uri for h in r] for r in fast[: len(check)]

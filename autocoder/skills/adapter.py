@@ -34,6 +34,11 @@ class AdaptedEmbedder:
         self.weight = np.asarray(weight, dtype=np.float32)
 
     @property
+    def label_model_id(self) -> str:
+        """Labels (not queries) get the base encoder's vectors: they share its label cache."""
+        return str(getattr(self.base, "model_id", "base"))
+
+    @property
     def model_id(self) -> str:
         digest = hashlib.sha1(self.weight.tobytes()).hexdigest()[:12]
         return f"{getattr(self.base, 'model_id', 'base')}|adapter={digest}"

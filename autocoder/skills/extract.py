@@ -317,8 +317,9 @@ def label_vectors(
     embedder: Any, keys: list[str], cache_dir: str | Path | None, *, show_progress: bool = False
 ) -> np.ndarray:
     """The embeddings of ``keys``, kept in ``cache_dir/skill-labels/<model+keys>.npy`` when
-    the embedder declares a ``model_id`` (computed once per model and label set)."""
-    model_id = getattr(embedder, "model_id", None)
+    the embedder declares a ``label_model_id`` or ``model_id`` (computed once per model and
+    label set; a matcher whose labels are the base encoder's declares the base's id)."""
+    model_id = getattr(embedder, "label_model_id", getattr(embedder, "model_id", None))
     path = None
     if cache_dir is not None and isinstance(model_id, str):
         digest = hashlib.sha1(model_id.encode())
