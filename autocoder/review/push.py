@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from autocoder.coding.loaded import LoadedCoder, load_coder
 from autocoder.config import Settings
 from autocoder.io import InputError, read_table
 from autocoder.records import JobRecord, clean_text
@@ -100,16 +101,6 @@ def model_version_of(predictor_id: str) -> str:
     return f"{predictor_id[: MODEL_VERSION_MAX - 13]}#{digest}"
 
 
-def embeddings_of(predictor: Any, records: list[JobRecord]) -> np.ndarray | None:
-    """The records' embeddings from the predictor's own embedder, or None if it has none."""
-    if hasattr(predictor, "embed"):
-        return np.asarray(predictor.embed(records), dtype=np.float32)
-    embedder = getattr(predictor, "embedder", None)
-    if embedder is not None and hasattr(embedder, "encode"):
-        return np.asarray(embedder.encode([r.query() for r in records]), dtype=np.float32)
-    return None
-
-
 def predict_in_batches(predictor: Any, records: list[JobRecord], batch: int) -> np.ndarray:
     parts = [
         np.asarray(predictor.predict_proba(records[i : i + batch]), dtype=np.float32)
@@ -129,33 +120,33 @@ def top_candidates(
 
 
 def choose(
-    settings: Settings,
-    ws: Workspace,
+    coder: LoadedCoder,
     records: pd.DataFrame,
+    settings: Settings,
     *,
-    taxonomy: Taxonomy,
-    model_dir: str | Path | None,
     strategy: str,
     limit: int,
     seed: int = 0,
 ) -> tuple[list[queue.QueuedTask], str]:
-    """Code ``records`` and pick ``limit`` with ``strategy``: (tasks best first, model version)."""
-    from autocoder.api import load_predictor
+    """Code ``records`` with ``coder`` and pick ``limit`` with ``strategy``: (tasks best first,
+    model version). A strategy that declares ``needs_embeddings`` gets the records' embeddings
+    from the coder's embedder (a coder that declares no embeddings fails clearly)."""
     from autocoder.review.strategies import make_strategy
 
-    predictor, predictor_id = load_predictor(settings, ws, taxonomy, model_dir)
-    version = model_version_of(predictor_id)
+    predictor = coder.predictor
+    version = model_version_of(coder.predictor_id)
     chooser = make_strategy(strategy, threshold=settings.review.threshold, model=predictor)
+    if chooser.needs_embeddings and not coder.capabilities.embeddings:
+        raise ValueError(
+            f"strategy {strategy!r} needs embeddings; the coder {coder.predictor_id} has none"
+        )
     recs = [JobRecord(t, d) for t, d in zip(records["title"], records["description"], strict=True)]
     proba = predict_in_batches(predictor, recs, settings.coder.batch_size)
-    needs_embeddings = any(p in strategy.lower() for p in ("diversity", "kcenter"))
-    emb = embeddings_of(predictor, recs) if needs_embeddings else None
-    if needs_embeddings and emb is None:
-        raise ValueError(f"strategy {strategy!r} needs embeddings; this model has no embedder")
+    emb = coder.embed(recs) if chooser.needs_embeddings else None
     idx = chooser.query(proba, emb, min(limit, len(recs)), rng=np.random.default_rng(seed))
     scores = chooser.last_scores
-    classes = np.asarray(predictor.classes_)
-    titles = {c.code: c.title for c in taxonomy}
+    classes = coder.classes
+    titles = dict(coder.labels)
     tasks = [
         queue.QueuedTask(
             record_id=records["id"].iloc[i],
@@ -332,10 +323,10 @@ def push(
         fresh = records[~records["id"].isin(seen)].reset_index(drop=True)
         result.considered = len(fresh)
         if len(fresh) and limit:
+            coder = load_coder(settings, ws, model=model_dir, taxonomy_name=taxonomy.name)
             tasks, result.model_version = choose(
-                settings, ws, fresh, taxonomy=taxonomy, model_dir=model_dir,
-                strategy=strategy, limit=limit, seed=seed,
-            )  # fmt: skip
+                coder, fresh, settings, strategy=strategy, limit=limit, seed=seed
+            )
             result.queued = queue.enqueue(ws, project, tasks)
     try:
         client = LabelStudioClient(resolve_connection(settings, ws), timeout=settings.review.timeout)

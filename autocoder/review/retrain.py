@@ -148,9 +148,9 @@ def base_training_data(model: Any, workspace: Workspace, settings: Settings | No
     from autocoder.classify import data as D
 
     meta = getattr(model, "metadata_", {}) or {}
-    path = (meta.get("dataset") or {}).get("path")
-    if path and (Path(path) / "dataset_dict.json").exists():
-        return D.load_training_data(path)
+    path = (meta.get("dataset") or {}).get("path")  # relative to the workspace (older: absolute)
+    if path and (Path(workspace.root) / path / "dataset_dict.json").exists():
+        return D.load_training_data(Path(workspace.root) / path)
     recipe = _recipe_of(model)
     if recipe is None:
         raise ValueError(
@@ -403,7 +403,7 @@ def retrain(
     seen = {**fb.summary(), "weight": float(feedback_weight), "epochs": epochs, "lr": lr}
     model.metadata_ = {
         **model.metadata_,
-        "retrained_from": str(model_dir.resolve()),
+        "retrained_from": model_dir.resolve().name,  # no machine path in a saved model
         "feedback": seen,
     }
     model.save(output_dir)

@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from autocoder.coding.predictor import capabilities_of
+
 __all__ = [
     "ClassBalanced",
     "Composite",
@@ -86,9 +88,16 @@ class _Query:
 
 
 class QueryStrategy:
-    """Base class: subclasses implement ``scores``; ``query`` takes the top ``n``."""
+    """Base class: subclasses implement ``scores``; ``query`` takes the top ``n``.
+
+    ``needs_embeddings`` declares whether ``query`` reads the rows' embeddings (callers embed
+    the records only then)."""
 
     last_scores: np.ndarray | None = None
+
+    @property
+    def needs_embeddings(self) -> bool:
+        return False
 
     @property
     def name(self) -> str:
@@ -163,8 +172,8 @@ class Entropy(QueryStrategy):
 class ConformalSetSize(QueryStrategy):
     """Score = conformal set size (+ a tie-break below 1 by least confidence).
 
-    Sets come from ``model.predict_sets(None, proba=proba)`` when a fitted model with a
-    conformal threshold is given, else from ``qhat`` with LAC: every code with
+    Sets come from ``model.predict_sets(None, proba=proba)`` when a fitted model that declares
+    sets (``capabilities.sets``: a conformal threshold) is given, else from ``qhat`` with LAC: every code with
     ``p >= 1 - qhat`` (never empty: the top code is always in the set).
     """
 
@@ -174,7 +183,7 @@ class ConformalSetSize(QueryStrategy):
 
     def set_sizes(self, proba: np.ndarray) -> np.ndarray:
         model = self.model
-        if model is not None and getattr(model, "conformal_threshold_", None) is not None:
+        if model is not None and capabilities_of(model).sets:
             return np.asarray([len(s) for s in model.predict_sets(None, proba=proba)])
         if self.qhat is None:
             raise ValueError(
@@ -198,6 +207,10 @@ class Diversity(QueryStrategy):
 
     def __init__(self, *, normalize: bool = True) -> None:
         self.normalize = normalize
+
+    @property
+    def needs_embeddings(self) -> bool:
+        return True
 
     def _points(self, embeddings: np.ndarray | None, rows: int) -> np.ndarray:
         if embeddings is None:
@@ -239,6 +252,10 @@ class ClassBalanced(QueryStrategy):
 
     def __init__(self, base: QueryStrategy | None = None) -> None:
         self.base = base
+
+    @property
+    def needs_embeddings(self) -> bool:
+        return self.base is not None and self.base.needs_embeddings
 
     def _select(self, q: _Query) -> tuple[np.ndarray, np.ndarray]:
         base = self.base if self.base is not None else LeastConfidence(None)
@@ -282,6 +299,10 @@ class Composite(QueryStrategy):
     @property
     def name(self) -> str:
         return f"{self.first.name}+{self.then.name}"
+
+    @property
+    def needs_embeddings(self) -> bool:
+        return self.first.needs_embeddings or self.then.needs_embeddings
 
     def _select(self, q: _Query) -> tuple[np.ndarray, np.ndarray]:
         if self.factor < 1:

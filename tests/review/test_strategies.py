@@ -68,13 +68,31 @@ def test_conformal_set_size_with_qhat() -> None:
 
 
 def test_conformal_set_size_uses_the_models_sets() -> None:
+    from autocoder.coding.predictor import Capabilities
+
     class Model:
-        conformal_threshold_ = 0.1
+        capabilities = Capabilities(sets=True)  # declared; a name is not enough
+
+        @property
+        def classes_(self) -> np.ndarray:
+            return np.asarray(["a", "b", "c"])
+
+        def predict(self, X: object) -> np.ndarray:
+            raise NotImplementedError
+
+        def predict_proba(self, X: object) -> np.ndarray:
+            raise NotImplementedError
 
         def predict_sets(self, X: object, *, proba: np.ndarray) -> list[list[str]]:
             return [["a"] * k for k in (3, 1, 1, 2)]
 
     assert ConformalSetSize(Model()).query(PROBA, None, 2).tolist() == [0, 3]
+
+    class Undeclared(Model):
+        capabilities = Capabilities()
+
+    with pytest.raises(ValueError, match="qhat"):
+        ConformalSetSize(Undeclared()).query(PROBA, None, 1)
     with pytest.raises(ValueError, match="qhat"):
         ConformalSetSize().query(PROBA, None, 1)
 
@@ -156,3 +174,21 @@ def test_n_larger_than_rows_and_bad_input() -> None:
         Entropy().query(np.ones(3), None, 1)
     with pytest.raises(ValueError, match="n must be"):
         Entropy().query(PROBA, None, -1)
+
+
+def test_strategies_declare_whether_they_need_embeddings() -> None:
+    from autocoder.review.strategies import make_strategy
+
+    needs = {
+        name: make_strategy(name).needs_embeddings
+        for name in ("least_confidence", "entropy", "diversity", "kcenter", "random",
+                     "entropy+diversity", "diversity+margin", "margin+entropy")
+    }  # fmt: skip
+    assert needs == {
+        "least_confidence": False, "entropy": False, "diversity": True, "kcenter": True,
+        "random": False, "entropy+diversity": True, "diversity+margin": True,
+        "margin+entropy": False,
+    }  # fmt: skip
+    from autocoder.review.strategies import ClassBalanced, Diversity
+
+    assert ClassBalanced(Diversity()).needs_embeddings and not ClassBalanced().needs_embeddings
