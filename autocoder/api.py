@@ -133,13 +133,18 @@ def code(
     engine: str = "local",
     address: str | None = None,
     workers: int = 2,
+    skills: int = 0,
 ) -> CodingSummary:
     """Code a file with the ``local`` engine (checkpointed, resumable) or on ``ray``
-    (``address`` of a running cluster, else a local one; ``workers`` model replicas)."""
+    (``address`` of a running cluster, else a local one; ``workers`` model replicas).
+    ``skills`` > 0 adds each record's top ESCO skills (``skills``, ``skill_uris``; local
+    engine, needs an imported ESCO taxonomy with skills)."""
     from autocoder.coding.batch import check_paths, code_file
 
     if engine not in ("local", "ray"):
         raise ConfigError(f"unknown engine {engine!r}; use 'local' or 'ray'")
+    if skills and engine != "local":
+        raise ConfigError("--skills works with --engine local only")
     options = _coder_options(settings, top_n=top_n, threshold=threshold)
     check_paths(Path(input_path), Path(output_path))
     settings = settings.model_copy(update={"coder": options})
@@ -154,8 +159,18 @@ def code(
             )  # fmt: skip
         return code_file(
             input_path, output_path, coder=coder, runs_dir=ws.runs, options=options,
-            show_progress=show_progress,
+            show_progress=show_progress, extra=skill_columns(ws, skills) if skills else None,
         )  # fmt: skip
+
+
+def skill_columns(ws: Workspace, top_k: int) -> Any:
+    """The ``skills``/``skill_uris`` output columns of ``autocoder code --skills K``: the
+    ``skills extract`` extractor over the workspace's ESCO skills."""
+    from autocoder.skills.columns import SkillColumns
+    from autocoder.skills.service import make_extractor
+
+    extractor, ident = make_extractor(ws, top_k=top_k)
+    return SkillColumns(extractor, top_k, ident)
 
 
 def llm_model(settings: Settings, ws: Workspace) -> LLMModel:

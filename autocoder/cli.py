@@ -34,8 +34,6 @@ app.command("paraphrase")(paraphrase_cmd)
 app.add_typer(skills_app, name="skills")
 
 
-
-
 #: Exit codes: 2 = bad usage or input (nothing was done), 1 = a fault (index unreachable or
 #: locked, every record failed).
 FAULT = 1
@@ -213,9 +211,13 @@ def code_cmd(
     address: Annotated[
         str | None, typer.Option(help="Ray cluster address (--engine ray); none: a local Ray.")
     ] = None,
-    workers: Annotated[
-        int, typer.Option(min=1, help="Model replicas on Ray (--engine ray).")
-    ] = 2,
+    workers: Annotated[int, typer.Option(min=1, help="Model replicas on Ray (--engine ray).")] = 2,
+    skills: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Add each record's top K ESCO skills (skills, skill_uris columns)."
+        ),
+    ] = 0,
 ) -> None:
     """Code a file of records; resumes an interrupted run of the same job.
 
@@ -237,6 +239,7 @@ def code_cmd(
             engine=engine,
             address=address,
             workers=workers,
+            skills=skills,
         )
     except (InputError, ConfigError, FileNotFoundError) as exc:
         _fail(str(exc))
