@@ -21,6 +21,7 @@ setup(
     package_data={
         "autocoder": ["pretrained/*/*"],  # the packaged model (`--model pretrained`)
         "autocoder.examples": ["*.csv"],
+        "autocoder.taxonomy": ["onet_starter/*"],  # the offline O*NET starter (gzipped)
         **{pkg: ["*", "**/*"] for pkg in RESOURCES},
     },
 )

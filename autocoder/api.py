@@ -107,12 +107,12 @@ def build_index(
 
 
 def _coder_options(
-    settings: Settings, *, top_n: int | None, threshold: float | None
+    settings: Settings, *, top_n: int | None, threshold: float | None, encoding: str | None = None
 ) -> CoderConfig:
-    """The ``[coder]`` section with the call's ``top_n`` / ``threshold`` (validated) on top."""
-    overrides: dict[str, Any] = {"top_n": top_n} if top_n is not None else {}
-    if threshold is not None:
-        overrides["threshold"] = threshold
+    """The ``[coder]`` section with the call's ``top_n`` / ``threshold`` / ``encoding``
+    (validated) on top."""
+    given = {"top_n": top_n, "threshold": threshold, "encoding": encoding}
+    overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     try:
         return CoderConfig.model_validate(settings.coder.model_dump() | overrides)
     except ValidationError as exc:
@@ -133,19 +133,21 @@ def code(
     engine: str = "local",
     address: str | None = None,
     workers: int = 2,
+    encoding: str | None = None,
     skills: int = 0,
 ) -> CodingSummary:
     """Code a file with the ``local`` engine (checkpointed, resumable) or on ``ray``
-    (``address`` of a running cluster, else a local one; ``workers`` model replicas).
-    ``skills`` > 0 adds each record's top ESCO skills (``skills``, ``skill_uris``; local
-    engine, needs an imported ESCO taxonomy with skills)."""
+    (``address`` of a running cluster, else a local one; ``workers`` model replicas);
+    ``encoding`` of a CSV/JSONL input overrides ``coder.encoding``. ``skills`` > 0 adds each
+    record's top ESCO skills (``skills``, ``skill_uris``; local engine, needs an imported ESCO
+    taxonomy with skills)."""
     from autocoder.coding.batch import check_paths, code_file
 
     if engine not in ("local", "ray"):
         raise ConfigError(f"unknown engine {engine!r}; use 'local' or 'ray'")
     if skills and engine != "local":
         raise ConfigError("--skills works with --engine local only")
-    options = _coder_options(settings, top_n=top_n, threshold=threshold)
+    options = _coder_options(settings, top_n=top_n, threshold=threshold, encoding=encoding)
     check_paths(Path(input_path), Path(output_path))
     settings = settings.model_copy(update={"coder": options})
     with index_in_use(ws):  # also a model mixes in retrieval's scores
@@ -155,11 +157,12 @@ def code(
 
             return code_file_ray(
                 Path(input_path), Path(output_path), coder=coder, options=options,
-                ray_options=RayOptions(address=address, workers=workers),
+                ray_options=RayOptions(address=address, workers=workers), output=settings.output,
             )  # fmt: skip
         return code_file(
             input_path, output_path, coder=coder, runs_dir=ws.runs, options=options,
             show_progress=show_progress, extra=skill_columns(ws, skills) if skills else None,
+            output=settings.output,
         )  # fmt: skip
 
 

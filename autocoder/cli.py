@@ -8,15 +8,19 @@ from typing import Annotated
 import typer
 
 from autocoder import api
+from autocoder.cli_common import AutocoderGroup
 from autocoder.cli_common import echo_json as _echo_json
 from autocoder.cli_common import fail as _fail
 from autocoder.cli_common import settings_from as _settings
 from autocoder.cli_paraphrase import paraphrase_cmd, paraphraser_app
 from autocoder.cli_review import retrain_cmd, review_app
+from autocoder.cli_serve import serve_app
 from autocoder.cli_skills import skills_app
 from autocoder.config import ConfigError
+from autocoder.extras import require
 
 app = typer.Typer(
+    cls=AutocoderGroup,
     add_completion=False,
     no_args_is_help=True,
     help="autocoder: assign O*NET-SOC / ISCO-08 (ESCO) occupation codes to job records.",
@@ -32,6 +36,7 @@ app.command("retrain")(retrain_cmd)
 app.add_typer(paraphraser_app, name="paraphraser")
 app.command("paraphrase")(paraphrase_cmd)
 app.add_typer(skills_app, name="skills")
+app.add_typer(serve_app, name="serve")
 
 
 #: Exit codes: 2 = bad usage or input (nothing was done), 1 = a fault (index unreachable or
@@ -212,6 +217,10 @@ def code_cmd(
         str | None, typer.Option(help="Ray cluster address (--engine ray); none: a local Ray.")
     ] = None,
     workers: Annotated[int, typer.Option(min=1, help="Model replicas on Ray (--engine ray).")] = 2,
+    encoding: Annotated[
+        str | None,
+        typer.Option(help="Text encoding of a CSV/JSONL input (default coder.encoding, utf-8)."),
+    ] = None,
     skills: Annotated[
         int,
         typer.Option(
@@ -225,6 +234,8 @@ def code_cmd(
     being rebuilt, the output is in use, or every record failed (the output is still written)."""
     from autocoder.io import InputError
 
+    if engine == "ray":
+        require("ray", "ray")
     settings, ws = _settings(ctx)
     try:
         summary = api.code(
@@ -239,6 +250,7 @@ def code_cmd(
             engine=engine,
             address=address,
             workers=workers,
+            encoding=encoding,
             skills=skills,
         )
     except (InputError, ConfigError, FileNotFoundError) as exc:
@@ -272,7 +284,14 @@ def eval_cmd(
     name = taxonomy or settings.taxonomy.default
     tax = load_taxonomy(ws, name) if name in list_taxonomies(ws) else None
     try:
-        result = run_eval(gold, pred, output, taxonomy=tax, thresholds=settings.eval.thresholds)
+        result = run_eval(
+            gold,
+            pred,
+            output,
+            taxonomy=tax,
+            thresholds=settings.eval.thresholds,
+            formula_guard=settings.output.csv_formula_guard,
+        )
     except (ValidationError, InputError, FileNotFoundError) as exc:
         _fail(str(exc))
     _echo_json({k: v for k, v in result.metrics.items() if not isinstance(v, (dict, list))})
@@ -466,9 +485,12 @@ def llm_status(ctx: typer.Context) -> None:
 
 @app.command("config")
 def config_cmd(ctx: typer.Context) -> None:
-    """Print the effective configuration (secrets are shown as **********)."""
+    """Print the effective configuration (secrets are shown as **********, URL passwords
+    as ***)."""
+    from autocoder.redact import redact_values
+
     settings, ws = _settings(ctx)
-    _echo_json({"workspace": str(ws.root), **settings.model_dump(mode="json")})
+    _echo_json(redact_values({"workspace": str(ws.root), **settings.model_dump(mode="json")}))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -47,13 +47,19 @@ ExcludeOpt = Annotated[
 
 
 def _recipe(
-    recipe: Path | None, onet: Path | None, skillspan: Path | None, exclude: list[Path] | None
+    recipe: Path | None,
+    onet: Path | None,
+    skillspan: Path | None,
+    exclude: list[Path] | None,
+    settings: Any,
 ) -> Any:
-    """The matcher recipe with the data paths given on the command line."""
+    """The matcher recipe (its data under ``skills.data_dir``), with the data paths given on
+    the command line instead where given."""
     from autocoder.skills.matcher import MatcherRecipeError, load_recipe, with_data
 
     try:
-        return with_data(load_recipe(recipe), onet=onet, skillspan=skillspan, exclude=exclude or [])
+        base = load_recipe(recipe, data_dir=settings.skills.data_dir)
+        return with_data(base, onet=onet, skillspan=skillspan, exclude=exclude or [])
     except MatcherRecipeError as exc:
         _fail(str(exc))
 
@@ -130,8 +136,11 @@ def extract_cmd(
     settings, ws = _settings(ctx)
     tax = _taxonomy(ws)
     try:
-        chosen = None if plain else _recipe(recipe, onet, skillspan, exclude_sentences)
-        extractor, ident = make_extractor(ws, recipe=chosen, plain=plain, top_k=top_k, taxonomy=tax)
+        chosen = None if plain else _recipe(recipe, onet, skillspan, exclude_sentences, settings)
+        extractor, ident = make_extractor(
+            ws, recipe=chosen, plain=plain, top_k=top_k, taxonomy=tax,
+            data_dir=settings.skills.data_dir,
+        )  # fmt: skip
         ranker, llm_id = with_llm(extractor, settings, ws) if use_llm else (extractor, "")
         summary = extract_file(
             input_path,
@@ -160,9 +169,9 @@ def train_matcher_cmd(
     from autocoder.skills.data import SkillCatalog
     from autocoder.skills.matcher import MatcherRecipeError, load_or_train
 
-    _, ws = _settings(ctx)
+    settings, ws = _settings(ctx)
     catalog = SkillCatalog.from_taxonomy(_taxonomy(ws))
-    chosen = _recipe(recipe, onet, skillspan, exclude_sentences)
+    chosen = _recipe(recipe, onet, skillspan, exclude_sentences, settings)
     try:
         path = load_or_train(ws.models, catalog, chosen, cache_dir=ws.embedding_cache)
     except (MatcherRecipeError, FileNotFoundError, ValueError) as exc:

@@ -7,12 +7,21 @@ unknown keys, so a typo fails loudly instead of being ignored.
 
 from __future__ import annotations
 
+import codecs
 import json
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 
 from autocoder.resources import resource_dir
 from autocoder.tomlfile import read_toml
@@ -77,6 +86,12 @@ class IndexConfig(_Section):
         200, gt=0, description="Chroma HNSW search breadth; higher = closer to exact search."
     )
     hnsw_m: int = Field(32, gt=1, description="Chroma HNSW links per node.")
+    search: Literal["exact", "hnsw"] = Field(
+        "exact",
+        description="'exact': every document scored (cosine of the stored embeddings), the "
+        "same result on every run; 'hnsw': Chroma's approximate top 2 x candidates_per_query, "
+        "re-scored exactly (faster on very large indexes, may miss a document).",
+    )
     aggregation: Literal["max", "softmax_sum"] = "max"
     temperature: float = Field(0.05, gt=0, description="Softmax temperature for confidences.")
     connect_timeout: float = Field(
@@ -104,6 +119,27 @@ class CoderConfig(_Section):
         True,
         description="Code the occupation part of each title: employer, place, pay, shift, "
         "requisition ids, contract terms and seniority words removed (autocoder.titles).",
+    )
+    encoding: str = Field(
+        "utf-8", description="Text encoding of CSV and JSONL inputs (e.g. latin-1, cp1252)."
+    )
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(f"unknown encoding {value!r} (e.g. utf-8, latin-1, cp1252)") from None
+        return value
+
+
+class OutputConfig(_Section):
+    csv_formula_guard: bool = Field(
+        True,
+        description="In CSV outputs, prefix text cells that start with = + - @, a tab or a "
+        "carriage return with a single quote, so a spreadsheet never runs them as a formula "
+        "(OWASP); plain numbers are left alone. false = write cells as they are.",
     )
 
 
@@ -174,15 +210,65 @@ class ReviewConfig(_Section):
     )
 
 
+class SkillsConfig(_Section):
+    data_dir: str | None = Field(
+        None,
+        description="Folder the skill-matcher recipe's relative data paths start from (the "
+        "O*NET release, SkillSpan, annotated sentences), e.g. ../shared/data; None = those "
+        "sources are left out and the matcher trains on the ESCO pairs alone.",
+    )
+
+
+class ServeConfig(_Section):
+    """``autocoder serve``: the HTTP coding service (autocoder.service)."""
+
+    host: str = Field("127.0.0.1", description="Bind address; not loopback needs API keys.")
+    port: int = Field(8000, gt=0, lt=65536)
+    workers: int = Field(1, gt=0, description="Processes, each with its own model and index.")
+    max_records: int = Field(1000, gt=0, description="Records per POST /v1/code (else 413).")
+    max_body_bytes: int = Field(
+        10_000_000, gt=0, description="Largest request body, except job uploads (else 413)."
+    )
+    max_upload_bytes: int = Field(
+        1_000_000_000, gt=0, description="Largest POST /v1/jobs upload (else 413)."
+    )
+    request_timeout: float = Field(
+        60.0, gt=0, description="Seconds a request may take before it is answered 504."
+    )
+    rate_per_second: float = Field(
+        20.0, gt=0, description="Requests per second per API key (token bucket, per worker)."
+    )
+    burst: int = Field(40, gt=0, description="Requests a key may send at once (bucket size).")
+    batch_window_ms: float = Field(
+        5.0, ge=0, description="How long the first record waits for others to share its pass."
+    )
+    max_batch_records: int = Field(
+        4096, gt=0, description="Most records in one micro-batch model pass."
+    )
+    job_window_rows: int = Field(
+        4096, gt=0, description="Records of a batch job per model pass (checkpoints per batch)."
+    )
+    job_poll_seconds: float = Field(
+        2.0, gt=0, description="How often a worker looks for jobs to start or resume."
+    )
+    access_log: bool = Field(
+        True, description="Log method, path, status, latency and key name (never the key, "
+        "the query string or record text)."
+    )
+
+
 class Settings(_Section):
     workspace: WorkspaceConfig = Field(default_factory=WorkspaceConfig)
     taxonomy: TaxonomyConfig = Field(default_factory=TaxonomyConfig)
     embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
     index: IndexConfig = Field(default_factory=IndexConfig)
     coder: CoderConfig = Field(default_factory=CoderConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     review: ReviewConfig = Field(default_factory=ReviewConfig)
+    skills: SkillsConfig = Field(default_factory=SkillsConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
 
 
 class ConfigError(ValueError):
@@ -223,8 +309,18 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
                 f"override {item!r} must name a section and a key (section.key=value)"
             )
         node = out
-        for part in parts[:-1]:
+        for depth, part in enumerate(parts[:-1]):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(
+                    f"override {item!r} conflicts with --set {'.'.join(parts[: depth + 1])}=...: "
+                    "a setting cannot be both a value and a section"
+                )
+        if isinstance(node.get(parts[-1]), dict):
+            raise ConfigError(
+                f"override {item!r} conflicts with an earlier --set {dotted.strip()}.<key>=...: "
+                "a setting cannot be both a value and a section"
+            )
         node[parts[-1]] = _parse_value(raw.strip())
     return out
 

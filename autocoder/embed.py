@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import importlib.util
 import sqlite3
 import tempfile
 import warnings
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from autocoder.config import EmbedderConfig
+from autocoder.extras import require
 
 PACKAGED_MODELS = {
     # name -> (python package, attribute returning the model dir)
@@ -111,19 +111,11 @@ def _export_onnx(st: Any, path: Path, *, normalize: bool) -> None:
 def onnx_session(st: Any, folder: Path | None, name: str, *, normalize: bool) -> Any:
     """An ONNX Runtime session (CPU) of ``st``, exported to ``folder/onnx/name.onnx`` unless it
     is there already (``folder`` None: the system's temporary folder)."""
-    try:
-        import onnxruntime as ort
-    except ModuleNotFoundError as exc:
-        raise EmbedderError(
-            "embedder.backend 'onnx' needs onnxruntime and onnx: pip install 'autocoder[onnx]'"
-        ) from exc
+    require("onnx", "onnxruntime", "onnx")
+    import onnxruntime as ort
+
     path = (folder or Path(tempfile.gettempdir())) / "onnx" / f"{name}.onnx"
     if not path.is_file():
-        if importlib.util.find_spec("onnx") is None:
-            raise EmbedderError(
-                "exporting the embedding model for embedder.backend 'onnx' needs the onnx "
-                "package: pip install 'autocoder[onnx]'"
-            )
         path.parent.mkdir(parents=True, exist_ok=True)
         _export_onnx(st, path, normalize=normalize)
     import torch

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from autocoder.config import Settings
 from autocoder.embed import Embedder
 from autocoder.records import normalize_text
+from autocoder.redact import redact
 from autocoder.taxonomy.model import TEXT_KINDS, Taxonomy
 from autocoder.workspace import Workspace, file_lock
 
@@ -101,8 +102,9 @@ def aggregate(
     method: str = "max",
     temperature: float = 0.05,
 ) -> tuple[list[str], np.ndarray, list[str]]:
-    """Aggregate document similarities to codes: ``max`` or ``softmax_sum`` (soft voting)."""
-    if method == "max" and _best_first(similarities):
+    """Aggregate document similarities to codes: ``max`` or ``softmax_sum`` (soft voting);
+    codes of equal score are ordered by code."""
+    if method == "max" and _best_first(similarities) and _no_ties(similarities):
         return _first_codes(doc_codes, similarities, doc_texts, k)
     best: dict[str, float] = {}
     total: dict[str, float] = {}
@@ -115,11 +117,11 @@ def aggregate(
             text_of[code] = text
         if soft:
             total[code] = total.get(code, 0.0) + float(np.exp(sim / temperature))
-    if method == "max":
-        ranked = sorted(best, key=lambda c: -best[c])
+    if method == "max":  # a total order: score, then code
+        ranked = sorted(best, key=lambda c: (-best[c], c))
         values = [best[c] for c in ranked]
     elif method == "softmax_sum":
-        ranked = sorted(total, key=lambda c: -total[c])
+        ranked = sorted(total, key=lambda c: (-total[c], c))
         values = [best[c] for c in ranked]
     else:
         raise ValueError(f"unknown aggregation {method!r}; use 'max' or 'softmax_sum'")
@@ -131,6 +133,12 @@ def _best_first(similarities: Sequence[float]) -> bool:
     """Are the similarities in non-increasing order (no NaN)?"""
     sims = np.asarray(similarities, dtype=np.float64)
     return bool(np.all(sims[:-1] >= sims[1:]))
+
+
+def _no_ties(similarities: Sequence[float]) -> bool:
+    """No two similarities are equal (so the hit order alone is a total order)."""
+    sims = np.asarray(similarities, dtype=np.float64)
+    return bool(np.all(sims[:-1] != sims[1:]))
 
 
 def _first_codes(
@@ -199,6 +207,7 @@ class ChromaIndex:
         hnsw: dict[str, int] | None = None,
         connect_timeout: float = 5.0,
         timeout: float = 120.0,
+        search: str = "exact",
     ) -> None:
         if path is None and host is None:
             raise ValueError("ChromaIndex needs a path (embedded store) or a host (server)")
@@ -216,9 +225,12 @@ class ChromaIndex:
         self.hnsw = hnsw
         self.connect_timeout = connect_timeout
         self.timeout = timeout
+        self.search_mode = search
         self._client: ClientAPI | None = None
         self._docs: dict[str, Document] = {}
         self._docs_of = ""
+        self._vectors: dict[str, np.ndarray] = {}  # doc id -> unit vector (float64)
+        self._matrix: tuple[list[str], np.ndarray] | None = None  # every doc, ids sorted
 
     @property
     def collection_name(self) -> str:
@@ -244,7 +256,7 @@ class ChromaIndex:
         except httpx.HTTPError as exc:
             raise IndexConnectionError(
                 f"cannot reach the {self.location} within {self.connect_timeout:g}s "
-                f"(index.connect_timeout): {type(exc).__name__}: {exc or 'no answer'}"
+                f"(index.connect_timeout): {type(exc).__name__}: {redact(exc) or 'no answer'}"
             ) from exc
 
     def _set_timeout(self, client: ClientAPI) -> None:
@@ -273,7 +285,9 @@ class ChromaIndex:
                     Path(self.path).mkdir(parents=True, exist_ok=True)
                     self._client = chromadb.PersistentClient(path=str(self.path), settings=settings)
             except (ValueError, OSError) as exc:  # HttpClient raises ValueError when unreachable
-                raise IndexConnectionError(f"cannot open the {self.location}: {exc}") from exc
+                raise IndexConnectionError(
+                    f"cannot open the {self.location}: {redact(exc)}"
+                ) from exc
         return self._client
 
     def _collection(self) -> Collection:
@@ -289,7 +303,7 @@ class ChromaIndex:
             ) from exc
         except (httpx.TransportError, OSError) as exc:
             raise IndexConnectionError(
-                f"cannot reach the {self.location}: {type(exc).__name__}: {exc}"
+                f"cannot reach the {self.location}: {type(exc).__name__}: {redact(exc)}"
             ) from exc
 
     def version(self) -> int:
@@ -350,8 +364,7 @@ class ChromaIndex:
     def _hit_documents(self, collection: Collection, ids: list[list[str]]) -> dict[str, Document]:
         """The documents behind the hit ``ids``, fetched once per collection and kept (a query
         that returns only ids and distances costs Chroma half as much as one with metadata)."""
-        if self._docs_of != str(collection.id):
-            self._docs, self._docs_of = {}, str(collection.id)
+        self._cache_for(collection)
         wanted = list(dict.fromkeys(i for row in ids for i in row if i not in self._docs))
         for part in _batches(len(wanted), GET_CHUNK):
             got = collection.get(ids=wanted[part], include=["metadatas", "documents"])
@@ -361,38 +374,92 @@ class ChromaIndex:
                 self._docs[doc_id] = Document(doc_id, str(meta["code"]), str(meta["kind"]), text)
         return self._docs
 
+    def _cache_for(self, collection: Collection) -> None:
+        if self._docs_of != str(collection.id):
+            self._docs, self._docs_of = {}, str(collection.id)
+            self._vectors, self._matrix = {}, None
+
+    def _fetch_vectors(self, collection: Collection, ids: list[str]) -> None:
+        """Keep the stored embeddings of ``ids`` (unit length, float64) for exact scoring."""
+        wanted = list(dict.fromkeys(i for i in ids if i not in self._vectors))
+        for part in _batches(len(wanted), GET_CHUNK):
+            got = collection.get(ids=wanted[part], include=["embeddings"])
+            embeddings = got["embeddings"]
+            assert embeddings is not None
+            for doc_id, vector in zip(got["ids"], embeddings, strict=True):
+                self._vectors[doc_id] = _unit(np.asarray(vector, dtype=np.float64))
+
+    def _all_vectors(self, collection: Collection) -> tuple[list[str], np.ndarray]:
+        """Every document's id (sorted) and unit embedding: the matrix of exact search."""
+        if self._matrix is None:
+            ids = sorted(collection.get(include=[])["ids"])
+            self._fetch_vectors(collection, ids)
+            self._matrix = (ids, np.vstack([self._vectors[i] for i in ids]))
+        return self._matrix
+
+    def _hits(
+        self, collection: Collection, vectors: np.ndarray, n: int
+    ) -> tuple[list[list[str]], list[np.ndarray]]:
+        """The ``n`` best documents of each query, scored exactly (cosine of the stored
+        embeddings, float64) and ordered by score then id: a result that does not depend on
+        the run. ``exact``: over every document; ``hnsw``: over Chroma's approximate top
+        ``2n``, re-scored."""
+        queries = np.vstack([_unit(v) for v in np.asarray(vectors, dtype=np.float64)])
+        if self.search_mode == "exact":
+            ids, matrix = self._all_vectors(collection)
+            pools = [(ids, matrix)] * len(queries)
+        else:
+            res = collection.query(
+                query_embeddings=np.asarray(vectors, dtype=np.float32).tolist(),
+                n_results=min(2 * n, collection.count()),
+                include=[],
+            )
+            self._fetch_vectors(collection, [i for row in res["ids"] for i in row])
+            pools = [
+                (sorted(row), np.vstack([self._vectors[i] for i in sorted(row)]))
+                for row in res["ids"]
+            ]
+        out_ids, out_sims = [], []
+        for q, (ids, matrix) in zip(queries, pools, strict=True):
+            sims = matrix @ q  # one query at a time: the same bits whatever the batch
+            top = np.argpartition(-sims, min(n, len(sims)) - 1)[:n]
+            top = top[np.lexsort((top, -sims[top]))]  # score, then id (ids are sorted)
+            out_ids.append([ids[i] for i in top])
+            out_sims.append(sims[top])
+        return out_ids, out_sims
+
     def search(self, vectors: np.ndarray, k: int) -> SearchResult:
         collection = self._collection()
-        n_docs = collection.count()
         result = SearchResult(codes=[], scores=[], evidence=[])
         if len(vectors) == 0:
             return result
         import httpx
 
         try:
-            res = collection.query(
-                query_embeddings=np.asarray(vectors, dtype=np.float32).tolist(),
-                n_results=min(self.candidates, n_docs),
-                include=["distances"],
-            )
-            distances = res["distances"]
-            assert distances is not None
-            docs = self._hit_documents(collection, res["ids"])
+            self._cache_for(collection)
+            n = min(self.candidates, collection.count())
+            hit_ids, sims = self._hits(collection, vectors, n)
+            docs = self._hit_documents(collection, hit_ids)
         except (httpx.TransportError, OSError) as exc:
             raise IndexConnectionError(
-                f"lost the {self.location}: {type(exc).__name__}: {exc}"
+                f"lost the {self.location}: {type(exc).__name__}: {redact(exc)}"
             ) from exc
-        for hit_ids, dists in zip(res["ids"], distances, strict=True):
-            hits = [docs[i] for i in hit_ids]
+        for ids, row in zip(hit_ids, sims, strict=True):
+            hits = [docs[i] for i in ids]
             result.add_hits(
                 [d.code for d in hits],
-                (1.0 - np.asarray(dists, dtype=np.float64)).tolist(),
+                row.tolist(),
                 [d.text for d in hits],
                 k=k,
                 method=self.aggregation,
                 temperature=self.temperature,
             )
         return result
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    norm = float(np.sqrt((vector * vector).sum()))
+    return vector / norm if norm > 0 else vector
 
 
 class MemoryIndex:
@@ -479,9 +546,11 @@ def make_index(
             "construction_ef": cfg.hnsw_construction_ef,
             "search_ef": cfg.hnsw_search_ef,
             "M": cfg.hnsw_m,
+            "num_threads": 1,  # the graph is built the same way every time
         },
         connect_timeout=cfg.connect_timeout,
         timeout=cfg.timeout,
+        search=cfg.search,
     )
 
 

@@ -7,9 +7,13 @@ path before any work is done.
 
 from __future__ import annotations
 
+import codecs
+import csv
+import errno
 import hashlib
 import json
 import os
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,8 +49,125 @@ def table_format(path: str | Path) -> str:
     return FORMATS[suffix]
 
 
+#: Cells a spreadsheet would run as a formula start with one of these (OWASP "CSV injection").
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def formula_safe(cell: str) -> str:
+    """``cell`` prefixed with a single quote when a spreadsheet would read it as a formula (it
+    starts with ``= + - @``, a tab or a carriage return), as OWASP recommends; a plain number
+    written as text (``-5``, ``+1.5e3``) is left alone."""
+    if cell.startswith(FORMULA_START) and not _PLAIN_NUMBER.fullmatch(cell):
+        return "'" + cell
+    return cell
+
+
+def formula_unguard(cell: str) -> str:
+    """The inverse of ``formula_safe``: a CSV written by autocoder reads back as it was."""
+    if cell.startswith("'") and formula_safe(cell[1:]) != cell[1:]:
+        return cell[1:]
+    return cell
+
+
+def _is_text(series: pd.Series) -> bool:
+    return series.dtype == object or pd.api.types.is_string_dtype(series.dtype)
+
+
+def _unguard_frame(df: pd.DataFrame) -> pd.DataFrame:
+    for col in df.columns:
+        if _is_text(df[col]):
+            values = df[col]
+            quoted = values.map(lambda v: isinstance(v, str) and v.startswith("'"))
+            if quoted.any():
+                df[col] = values.where(~quoted, values[quoted].map(formula_unguard))
+    return df
+
+
+def formula_safe_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` whose text cells are ``formula_safe``; numeric columns are untouched."""
+    out = df.copy()
+    for col in out.columns:
+        if _is_text(out[col]):
+            out[col] = out[col].map(lambda v: formula_safe(v) if isinstance(v, str) else v)
+    return out
+
+
+class _JsonNumber:
+    """A JSON number kept with its exact text (ids must not become floats or lose digits)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
 def _as_text(v: Any) -> str:
+    if isinstance(v, _JsonNumber):
+        return v.text
     return "" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
+
+
+def check_encoding(encoding: str) -> str:
+    """``encoding`` if Python knows it, else an ``InputError``."""
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise InputError(f"unknown encoding {encoding!r} (e.g. utf-8, latin-1, cp1252)") from None
+    return encoding
+
+
+def _decode_error(path: Path, encoding: str, lineno: int) -> InputError:
+    hint = " (use --encoding latin-1)" if codecs.lookup(encoding).name == "utf-8" else ""
+    return InputError(f"{path} line {lineno}: not valid {encoding}{hint}")
+
+
+def _bad_line(path: Path, encoding: str) -> int:
+    """The first line of ``path`` that does not decode with ``encoding`` (0 if none)."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    with path.open("rb") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            try:
+                decoder.decode(line)
+            except UnicodeDecodeError:
+                return lineno
+    return 0
+
+
+def _duplicated(path: Path, names: list[str]) -> None:
+    counts = {n: names.count(n) for n in names}
+    dup = next((n for n, c in counts.items() if c > 1), None)
+    if dup is not None:
+        raise InputError(
+            f"{path}: column {dup!r} appears {counts[dup]} times in the header; "
+            "each column must have one name"
+        )
+
+
+def _csv_header(path: Path, encoding: str) -> None:
+    """Refuse a CSV whose header names a column twice (pandas would rename one silently)."""
+    with path.open("rb") as fh:
+        first = fh.readline()
+    try:
+        text = first.decode(encoding)
+    except UnicodeDecodeError:
+        raise _decode_error(path, encoding, 1) from None
+    _duplicated(path, next(csv.reader([text.lstrip("\ufeff")]), []))
+
+
+def _arrow_frame(table: Any, string_columns: tuple[str, ...]) -> pd.DataFrame:
+    """An Arrow table as pandas; ``string_columns`` of integer or decimal type are cast to
+    text in Arrow (so a column with nulls never turns ``1`` into ``1.0``)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    names = list(table.schema.names)
+    for i, name in enumerate(names):
+        kind = table.schema.field(i).type
+        if name in string_columns and (pa.types.is_integer(kind) or pa.types.is_decimal(kind)):
+            table = table.set_column(i, name, pc.cast(table.column(i), pa.string()))
+    return table.to_pandas()
 
 
 def _text_columns(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
@@ -56,29 +177,45 @@ def _text_columns(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
     return df
 
 
-def _check_input(path: Path) -> str:
+def _check_input(path: Path, encoding: str = "utf-8") -> str:
     fmt = table_format(path)
     if not path.exists():
         raise InputError(f"{path}: file not found")
+    check_encoding(encoding)
+    if fmt == "csv":
+        _csv_header(path, encoding)
     return fmt
 
 
-def read_table(path: str | Path, *, string_columns: tuple[str, ...] = ("id",)) -> pd.DataFrame:
-    """Read a table; ``string_columns`` (ids, codes) are kept as text, never parsed as numbers.
+def read_table(
+    path: str | Path, *, string_columns: tuple[str, ...] = ("id",), encoding: str = "utf-8"
+) -> pd.DataFrame:
+    """Read a table; ``string_columns`` (ids, codes) are kept as text exactly as written, never
+    parsed as numbers (JSONL ``7`` is ``"7"``, a Parquet int ``1`` is ``"1"``).
 
     A JSONL line that is not a JSON object is an ``InputError`` naming the line (the batch
-    coder, which reads with ``iter_table``, turns such a line into an error row instead).
+    coder, which reads with ``iter_table``, turns such a line into an error row instead); so is
+    a byte that is not valid in ``encoding`` (CSV and JSONL) and a column named twice.
     """
     path = Path(path)
-    fmt = _check_input(path)
+    fmt = _check_input(path, encoding)
     try:
         if fmt == "csv":
-            df = pd.read_csv(path, dtype=str, keep_default_na=False)
+            df = _unguard_frame(
+                pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
+            )
         elif fmt == "jsonl":
-            frames = list(_iter_jsonl(path, 100_000, strict=True))
+            chunks = _iter_jsonl(path, 100_000, strict=True, keep=string_columns, encoding=encoding)
+            frames = list(chunks)
             df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         else:
-            df = pd.read_parquet(path)
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(path)
+            _duplicated(path, list(table.schema.names))
+            df = _arrow_frame(table, string_columns)
+    except UnicodeDecodeError:
+        raise _decode_error(path, encoding, _bad_line(path, encoding)) from None
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         if isinstance(exc, InputError):
             raise
@@ -86,9 +223,50 @@ def read_table(path: str | Path, *, string_columns: tuple[str, ...] = ("id",)) -
     return _text_columns(df, string_columns)
 
 
-def _jsonl_row(line: str, lineno: int, path: Path, strict: bool) -> dict[str, Any]:
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def _json_value(v: Any) -> Any:
+    """A parsed JSON value with every exact-text number turned back into int or float."""
+    if isinstance(v, _JsonNumber):
+        return float(v.text) if any(c in v.text for c in ".eE") else int(v.text)
+    if isinstance(v, list):
+        return [_json_value(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _json_value(x) for k, x in v.items()}
+    return v
+
+
+def _parse_line(line: str, keep: tuple[str, ...]) -> Any:
+    """``json.loads`` keeping the exact text of numbers in the ``keep`` keys of an object."""
+    value = json.loads(
+        line, parse_int=_JsonNumber, parse_float=_JsonNumber, object_pairs_hook=_object
+    )
+    if not isinstance(value, dict):
+        return _json_value(value)
+    return {
+        k: (_as_text(v) if k in keep and isinstance(v, _JsonNumber) else _json_value(v))
+        for k, v in value.items()
+    }
+
+
+def _jsonl_row(
+    line: str, lineno: int, path: Path, strict: bool, keep: tuple[str, ...] = ()
+) -> dict[str, Any]:
     try:
-        value = json.loads(line)
+        value = _parse_line(line, keep)
+    except _DuplicateKey as exc:
+        problem = f"duplicate_key: line {lineno} has the key {exc.args[0]!r} twice"
     except json.JSONDecodeError as exc:
         problem = f"invalid_json: line {lineno}: {exc.msg}"
     else:
@@ -100,13 +278,19 @@ def _jsonl_row(line: str, lineno: int, path: Path, strict: bool) -> dict[str, An
     return {ROW_ERROR_COLUMN: f"error:{problem}"}
 
 
-def _iter_jsonl(path: Path, chunk_rows: int, *, strict: bool) -> Iterator[pd.DataFrame]:
+def _iter_jsonl(
+    path: Path, chunk_rows: int, *, strict: bool, keep: tuple[str, ...] = (), encoding: str
+) -> Iterator[pd.DataFrame]:
     rows: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode(encoding)
+            except UnicodeDecodeError:
+                raise _decode_error(path, encoding, lineno) from None
             if not line.strip():
                 continue
-            rows.append(_jsonl_row(line, lineno, path, strict))
+            rows.append(_jsonl_row(line, lineno, path, strict, keep))
             if len(rows) == chunk_rows:
                 yield pd.DataFrame.from_records(rows)
                 rows = []
@@ -114,17 +298,24 @@ def _iter_jsonl(path: Path, chunk_rows: int, *, strict: bool) -> Iterator[pd.Dat
         yield pd.DataFrame.from_records(rows)
 
 
-def _raw_chunks(path: Path, fmt: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _raw_chunks(
+    path: Path, fmt: str, chunk_rows: int, keep: tuple[str, ...], encoding: str
+) -> Iterator[pd.DataFrame]:
     if fmt == "csv":
-        yield from pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=chunk_rows)
+        chunks = pd.read_csv(
+            path, dtype=str, keep_default_na=False, chunksize=chunk_rows, encoding=encoding
+        )
+        yield from (_unguard_frame(chunk) for chunk in chunks)
     elif fmt == "jsonl":
-        yield from _iter_jsonl(path, chunk_rows, strict=False)
+        yield from _iter_jsonl(path, chunk_rows, strict=False, keep=keep, encoding=encoding)
     else:
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
         with pq.ParquetFile(path) as pf:
+            _duplicated(path, list(pf.schema_arrow.names))
             for batch in pf.iter_batches(batch_size=chunk_rows):
-                yield batch.to_pandas()
+                yield _arrow_frame(pa.Table.from_batches([batch]), keep)
 
 
 def _fixed_size(chunks: Iterator[pd.DataFrame], size: int) -> Iterator[pd.DataFrame]:
@@ -152,18 +343,29 @@ def _fixed_size(chunks: Iterator[pd.DataFrame], size: int) -> Iterator[pd.DataFr
 
 
 def iter_table(
-    path: str | Path, *, chunk_rows: int, string_columns: tuple[str, ...] = ("id",)
+    path: str | Path,
+    *,
+    chunk_rows: int,
+    string_columns: tuple[str, ...] = ("id",),
+    encoding: str = "utf-8",
 ) -> Iterator[pd.DataFrame]:
-    """Stream a table in chunks of exactly ``chunk_rows`` rows (the last may be shorter).
+    """Stream a table in chunks of exactly ``chunk_rows`` rows (the last may be shorter);
+    ``string_columns`` and ``encoding`` as in ``read_table``.
 
-    JSONL chunks carry a ``ROW_ERROR_COLUMN``: ``error:invalid_json: ...`` or
-    ``error:not_an_object: ...`` for a line that is not a JSON object, else ``""``.
+    JSONL chunks carry a ``ROW_ERROR_COLUMN``: ``error:invalid_json: ...``,
+    ``error:not_an_object: ...`` or ``error:duplicate_key: ...`` for a line that is not one
+    JSON object, else ``""``.
     """
     path = Path(path)
-    fmt = _check_input(path)
+    fmt = _check_input(path, encoding)
+    chunks = _raw_chunks(path, fmt, chunk_rows, string_columns, encoding)
     try:
-        for chunk in _fixed_size(_raw_chunks(path, fmt, chunk_rows), chunk_rows):
+        for chunk in _fixed_size(chunks, chunk_rows):
             yield _text_columns(chunk, string_columns)
+    except UnicodeDecodeError:
+        raise _decode_error(path, encoding, _bad_line(path, encoding)) from None
+    except InputError:
+        raise
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise InputError(f"{path}: cannot read as {fmt}: {exc}") from exc
 
@@ -212,15 +414,18 @@ def temporary_path(path: str | Path) -> Path:
     return path.with_name(f".{path.name}.tmp")
 
 
-def write_table(df: pd.DataFrame, path: str | Path) -> Path:
-    """Write atomically (temporary file + rename), so a reader never sees half a file."""
+def write_table(df: pd.DataFrame, path: str | Path, *, formula_guard: bool = True) -> Path:
+    """Write atomically (temporary file + rename), so a reader never sees half a file.
+
+    In a CSV, text cells that a spreadsheet would run as a formula are ``formula_safe``
+    (``formula_guard=False``: written as they are)."""
     path = Path(path)
     fmt = table_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_path(path)
     try:
         if fmt == "csv":
-            df.to_csv(tmp, index=False)
+            (formula_safe_frame(df) if formula_guard else df).to_csv(tmp, index=False)
         elif fmt == "jsonl":
             df.to_json(tmp, orient="records", lines=True, force_ascii=False)
         else:
@@ -228,6 +433,8 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise  # the machine's fault, not the path's: the caller says "disk full"
         raise InputError(f"cannot write {path}: {exc.strerror or exc}") from exc
     return path
 
@@ -235,11 +442,13 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
 class TableWriter:
     """Append frames to one output table, written to a temporary file and renamed on ``close``.
 
-    Memory holds one frame at a time, whatever the table's length.
+    Memory holds one frame at a time, whatever the table's length. CSV text cells are
+    ``formula_safe`` unless ``formula_guard`` is False.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, formula_guard: bool = True) -> None:
         self.path = Path(path)
+        self.formula_guard = formula_guard
         self.fmt = table_format(self.path)
         self.tmp = temporary_path(self.path)
         self._parquet: Any = None
@@ -261,7 +470,8 @@ class TableWriter:
         if self._file is None:  # as pandas opens a path: UTF-8, line ends untranslated
             self._file = self.tmp.open("w", encoding="utf-8", newline="")
         if self.fmt == "csv":
-            df.to_csv(self._file, index=False, header=not self._started)
+            out = formula_safe_frame(df) if self.formula_guard else df
+            out.to_csv(self._file, index=False, header=not self._started)
         elif len(df):
             df.to_json(self._file, orient="records", lines=True, force_ascii=False)
         self._started = True

@@ -35,25 +35,69 @@ def proc_start(pid: int) -> str:
         return ""
 
 
-def alive(pid: int) -> bool:
-    """``pid`` runs and is not a zombie; reaps it when it is our own finished child."""
+def reap(pid: int) -> bool:
+    """Collect ``pid``'s exit status when it is our own finished child; True when it was."""
     try:
         done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    except ChildProcessError:
-        pass
+    except ChildProcessError:  # not our child, or already collected
+        return False
+    return done == pid
+
+
+def proc_state(pid: int) -> str:
+    """The kernel's one-letter state of ``pid`` (``""`` when unknown or gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
+def alive(pid: int) -> bool:
+    """``pid`` runs and is not a zombie. A zombie that is our own child is reaped, so once this
+    returns False for our child the pid no longer exists."""
+    reap(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    if proc_state(pid) in ("Z", "X"):
+        reap(pid)  # it finished between the first reap and the state read
+        return False
+    return True
+
+
+def group_members(pgid: int) -> list[int]:
+    """Pids of the processes in process group ``pgid`` that still run (zombies left out: they
+    hold nothing and wait for their parent); reaps those that are our own children."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid:
+            pid = int(stat.parent.name)
+            if fields[0] not in ("Z", "X"):
+                members.append(pid)
+            else:
+                reap(pid)
+    return members
+
+
+def group_gone(pgid: int) -> bool:
+    """No process of group ``pgid`` runs any more (and our own finished children are reaped)."""
+    reap(pgid)
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
-    except (OSError, IndexError):
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
         return True
+    except PermissionError:
+        return False
+    if not Path("/proc/self/stat").exists():
+        return not alive(pgid)
+    return not group_members(pgid)
 
 
 def still_running(pid: int, started: str) -> bool:
@@ -153,16 +197,18 @@ def wait_ready(
 
 
 def terminate(pid: int, *, timeout: float, name: str = "server") -> None:
-    """SIGTERM, then SIGKILL, the process group ``pid`` leads (it was started by :func:`spawn`)."""
+    """SIGTERM, then SIGKILL, the process group ``pid`` leads (it was started by :func:`spawn`);
+    returns once no process of the group runs and the leader, when it is our child, is reaped."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(pid, sig)
         except ProcessLookupError:
+            reap(pid)
             return
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not alive(pid):
+            if group_gone(pid):
                 return
             time.sleep(0.1)
-    if alive(pid):
-        raise ServiceError(f"{name} pid {pid} did not stop")
+    if not group_gone(pid):
+        raise ServiceError(f"{name} pid {pid} (or a process of its group) did not stop")

@@ -8,6 +8,7 @@ column of a table holds the duties: the configured one, else ``duties``, else ``
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
@@ -53,13 +54,33 @@ class JobRecord:
         return f"{self.title}: {self.duties[:max_duties_chars]}"
 
 
+#: Control characters (NUL, bell, escape, C1 controls...): read as whitespace.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: Invisible format characters (zero-width space/joiners, BOM, soft hyphen, bidi marks): dropped.
+_INVISIBLE = re.compile(
+    "[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]"
+)
+
+
 def clean_text(value: Any) -> str:
-    """A cell value as text: ``None``/NaN become ``""``, whitespace runs become one space."""
+    """A cell value as text: ``None``/NaN become ``""``, control characters and whitespace runs
+    become one space, invisible (zero-width, BOM) characters are dropped; so a title of only
+    NUL or zero-width characters is empty."""
     if value is None:
         return ""
     if isinstance(value, float) and value != value:  # NaN
         return ""
-    return " ".join(str(value).split())
+    text = _INVISIBLE.sub("", _CONTROL.sub(" ", str(value)))
+    return " ".join(text.split())
+
+
+def text_type_error(value: Any, what: str = "title") -> str | None:
+    """``error:bad_<what>_type: <type>`` when a cell holds neither text nor nothing (a number,
+    a list or a mapping read from JSON or Parquet), else None."""
+    if value is None or isinstance(value, str) or (isinstance(value, float) and value != value):
+        return None
+    kind = type(value).__name__
+    return f"error:bad_{what}_type: {'list' if kind == 'ndarray' else kind}"
 
 
 def normalize_text(value: Any, *, keep_punctuation: bool = True) -> str:
@@ -69,6 +90,13 @@ def normalize_text(value: Any, *, keep_punctuation: bool = True) -> str:
     if not keep_punctuation:
         text = " ".join(re.sub(r"[^\w\s]", " ", text).split())
     return text
+
+
+def fold_text(value: Any) -> str:
+    """The matching key of skill text: ``clean_text``, lower case, accents folded,
+    punctuation except ``+`` and ``#`` (C++, C#) to spaces."""
+    text = unicodedata.normalize("NFKD", clean_text(value)).encode("ascii", "ignore").decode()
+    return " ".join(re.sub(r"[^0-9a-z+#]+", " ", text.lower()).split())
 
 
 def duties_column(columns: Iterable[str], preferred: str | None = None) -> str | None:

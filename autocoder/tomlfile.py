@@ -32,6 +32,12 @@ def read_toml(
             return tomllib.load(fh)
     except FileNotFoundError as exc:
         raise error(f"{what} not found: {path}") from exc
+    except IsADirectoryError as exc:
+        raise error(f"{what} {path} is a directory; give a TOML file") from exc
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} {path} is not a text file (not valid UTF-8 TOML)") from exc
     except tomllib.TOMLDecodeError as exc:
         raise error(f"{what} {path} is not valid TOML: {exc}") from exc
 

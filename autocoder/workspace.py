@@ -9,11 +9,15 @@ from __future__ import annotations
 import fcntl
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
+
+
+class WorkspaceError(ValueError):
+    """The workspace is not a writable directory (a file, a read-only folder...)."""
 
 
 class LockedError(RuntimeError):
@@ -57,16 +61,45 @@ def file_lock(path: str | Path, *, exclusive: bool, busy: str) -> Iterator[None]
         os.close(fd)
 
 
+def output_lock_path(output: str | Path) -> Path:
+    """The lock file of an output: ``.<name>.lock`` next to the output itself (symlinks
+    resolved), so every job writing that file takes the same lock, whatever its workspace."""
+    real = Path(output).expanduser().resolve()
+    return real.with_name(f".{real.name}.lock")
+
+
+def output_lock(output: str | Path) -> AbstractContextManager[None]:
+    """Held (exclusively) while a job writes ``output``: a second job fails at once."""
+    return file_lock(
+        output_lock_path(output), exclusive=True, busy=f"another job is writing {output}"
+    )
+
+
 @dataclass(frozen=True)
 class Workspace:
     root: Path
 
     @classmethod
     def resolve(cls, home: str | Path | None = None) -> Workspace:
+        """The workspace at ``home`` (else ``$AUTOCODER_HOME``, else the per-user data dir),
+        created if missing; ``WorkspaceError`` when it is not a writable directory."""
         if home is None:
             home = os.environ.get("AUTOCODER_HOME") or platformdirs.user_data_dir("autocoder")
         root = Path(home).expanduser().resolve()
-        root.mkdir(parents=True, exist_ok=True)
+        if root.exists() and not root.is_dir():
+            raise WorkspaceError(
+                f"workspace {root} is not a directory (check workspace.home / $AUTOCODER_HOME)"
+            )
+        probe = root / f".write-probe-{os.getpid()}"
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            probe.touch()
+            probe.unlink()
+        except OSError as exc:
+            raise WorkspaceError(
+                f"workspace {root} is not writable: {exc.strerror or exc} "
+                "(check workspace.home / $AUTOCODER_HOME)"
+            ) from None
         return cls(root)
 
     def _dir(self, *parts: str) -> Path:

@@ -39,9 +39,10 @@ import numpy as np
 import pandas as pd
 
 from autocoder.classify.model import EmbeddingClassifier
-from autocoder.devsplit import holdout_titles, make_dev_split, normalize_title
+from autocoder.devsplit import holdout_titles, make_dev_split
 from autocoder.embed import Embedder
 from autocoder.metrics import top_k_accuracy
+from autocoder.records import normalize_text
 from autocoder.review.retrain import fit_with_feedback
 from autocoder.review.strategies import make_strategy
 from autocoder.taxonomy.onet import import_onet, read_alternate_titles
@@ -66,7 +67,7 @@ def real_titles(release: Path, n_pool: int, n_test: int) -> tuple[pd.DataFrame, 
     """Pool and test tables (``title, codes`` as tuples) of real titles outside the dev split."""
     alt = read_alternate_titles(release)
     dev = holdout_titles(make_dev_split(alt, fraction=0.2, seed=13))
-    alt = alt.assign(key=alt["title"].map(normalize_title))
+    alt = alt.assign(key=alt["title"].map(normalize_text))
     real = alt[alt["sources"].map(lambda s: bool({"02", "10"} & set(s)))]
     real = real[~real["key"].isin(dev)]
     codes = (
@@ -93,7 +94,7 @@ def base_rows(release: Path, exclude: set[str], per_code: int) -> pd.DataFrame:
     rows = []
     for code in taxonomy.leaves():
         titles = [code.title, *extra.get(code.code, [])]
-        kept = [t for t in dict.fromkeys(titles) if normalize_title(t) not in exclude]
+        kept = [t for t in dict.fromkeys(titles) if normalize_text(t) not in exclude]
         rows += [{"title": t, "code": code.code} for t in kept[: per_code + 1]]
     return pd.DataFrame(rows)
 

@@ -61,9 +61,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from autocoder.classify.dev_eval import dev_gold
 from autocoder.classify.finetune import Pairs, finetune_embedder, round_robin_order
 from autocoder.classify.recipe import FinetuneSection
+from autocoder.devsplit import dev_gold
 from autocoder.embed import Embedder, resolve_model
 from autocoder.metrics import top_k_accuracy
 from autocoder.taxonomy.model import Code, Taxonomy

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from autocoder.noise import make_noisy
+from autocoder.devsplit import make_noisy
 
 
 def _topk(coder: object, titles: list[str], gold: list[set[str]]) -> dict[str, float]:

@@ -35,11 +35,11 @@ import numpy as np
 import pandas as pd
 
 from autocoder.augment.paraphrase import Paraphraser, _Item, filter_candidates, paraphrase_table
-from autocoder.augment.synth import duplicate_key, existing_data, taxonomy_titles
+from autocoder.augment.synth import existing_data, taxonomy_titles
 from autocoder.classify.model import load_model
 from autocoder.classify.recipe import train_from_recipe
 from autocoder.devsplit import apply_holdout, holdout_titles, make_dev_split
-from autocoder.records import JobRecord
+from autocoder.records import JobRecord, normalize_text
 from autocoder.taxonomy.model import Taxonomy
 from autocoder.taxonomy.onet import read_alternate_titles
 from autocoder.taxonomy.store import load_taxonomy, save_taxonomy
@@ -81,7 +81,7 @@ def rare_records(
     held: Taxonomy, min_per_code: int, max_titles: int
 ) -> tuple[pd.DataFrame, set[str]]:
     rare = {c.code for c in held.leaves()
-            if len({duplicate_key(t) for t in taxonomy_titles(held, c.code)}) < min_per_code}
+            if len({normalize_text(t, keep_punctuation=False) for t in taxonomy_titles(held, c.code)}) < min_per_code}
     rows = []
     for code in sorted(rare):
         node = held.get(code)
@@ -111,7 +111,7 @@ def quality(raw: pd.DataFrame, records: pd.DataFrame, held: Taxonomy, base: Path
     orig = model.predict([JobRecord(t, d) for t, d in zip(records["title"], records["duties"],
                                                           strict=True)])
     known = existing_data(held, None)
-    novel = [duplicate_key(p) != duplicate_key(s) and duplicate_key(p) not in (known.titles if k == "title" else known.duties)
+    novel = [normalize_text(p, keep_punctuation=False) != normalize_text(s, keep_punctuation=False) and normalize_text(p, keep_punctuation=False) not in (known.titles if k == "title" else known.duties)
              for p, s, k in zip(raw["paraphrase"], raw["source_text"], raw["kind"], strict=True)]
     return {
         "raw_paraphrases": int(len(raw)),

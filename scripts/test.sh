@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up (idempotent), start the services the integration tests use, run the whole suite.
 # Usage: bash scripts/test.sh [pytest args...]
-#   - .venv: autocoder and its test tools (scripts/setup.sh)
+#   - .venv: autocoder with every extra (.[all]) and its test tools (scripts/setup.sh)
 #   - .venv-llm: llama.cpp OpenAI-compatible server + Gemma 3 270M GGUF (scripts/setup-llm.sh);
 #     the server is started on 127.0.0.1:8001 for the integration tests and stopped on exit.
 #   - the Chroma server tests start `chroma run` themselves.
@@ -15,6 +15,7 @@ bash scripts/setup.sh
 bash scripts/setup-llm.sh
 bash scripts/setup-labelstudio.sh  # .venv-labelstudio: the review tests start a real Label Studio
 export AUTOCODER_REQUIRE_LABELSTUDIO=1  # fail (not skip) the review tests if it is missing
+export AUTOCODER_REQUIRE_SHARED=1  # fail (not skip) the shared_data tests if ../shared/data is missing
 export AUTOCODER_LABELSTUDIO_PYTHON="$ROOT/.venv-labelstudio/bin/python"  # review.server_python
 command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 LLM_HOME="$(mktemp -d)"  # test server state and log; the GGUF stays in .autocoder_home/models

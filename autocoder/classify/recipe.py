@@ -10,6 +10,7 @@ workspace), fine-tunes the embedder when asked (saved under the workspace
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -152,7 +153,7 @@ class CalibrationSection(_Section):
         0.0,
         ge=0,
         le=1,
-        description="Add posting-noise copies (autocoder.noise, through the title normaliser) of "
+        description="Add posting-noise copies (autocoder.devsplit, through the title normaliser) of "
         "this share of the validation titles, so temperature, conformal threshold and early "
         "stopping also see titles as users send them.",
     )
@@ -226,13 +227,6 @@ def load_recipe_taxonomy(
     return load_taxonomy(workspace, name)
 
 
-def _release_dev_split(release: Path, *, fraction: float, seed: int) -> pd.DataFrame:
-    from autocoder.devsplit import make_dev_split
-    from autocoder.taxonomy.onet import read_alternate_titles
-
-    return make_dev_split(read_alternate_titles(release), fraction=fraction, seed=seed)
-
-
 def dev_table(recipe: Recipe, taxonomy: Taxonomy) -> pd.DataFrame | None:
     """The recipe's dev split (``id, title, codes``); None for holdout 'none'.
 
@@ -264,7 +258,9 @@ def dev_table(recipe: Recipe, taxonomy: Taxonomy) -> pd.DataFrame | None:
             f"from, but {taxonomy.source!r} does not exist; import the taxonomy with --holdout "
             "or set data.holdout = <dev table>"
         )
-    return _release_dev_split(
+    from autocoder.devsplit import release_dev_split
+
+    return release_dev_split(
         release, fraction=recipe.data.holdout_fraction, seed=recipe.data.holdout_seed
     )
 
@@ -524,7 +520,7 @@ def validation_rows(
 ) -> tuple[list[JobRecord], list[str], list[list[str]]]:
     """Validation records, codes and acceptable codes; plus, for ``noisy_share`` of the title
     rows (seeded), a copy with posting noise as the coder would see it (normalised)."""
-    from autocoder.noise import noisy_titles
+    from autocoder.devsplit import noisy_titles
     from autocoder.titles import clean_title
 
     records, codes = D.dataset_records(val), list(val["code"])
@@ -604,7 +600,7 @@ def evaluate_first_fit(
     """Metadata from the model before any refit: its dev figures, and with ``retrieval`` the
     fitted mixture (``combine``: on the dev titles when the index does not hold them, with
     cross-fitted dev figures; else on the source titles) and the mixture's dev figures."""
-    from autocoder.classify.dev_eval import dev_figures
+    from autocoder.devsplit import dev_figures
 
     meta: dict[str, Any] = {}
     if dev is not None:
@@ -761,8 +757,6 @@ def train_from_recipe(
     with ``encode(texts)``, is used instead of loading (and fine-tuning) the recipe's model.
     ``retrieval`` (a fitted retrieval coder, index without dev titles): see evaluate_first_fit.
     """
-    import copy
-
     from autocoder.devsplit import apply_holdout
 
     settings = settings or Settings()
@@ -786,12 +780,11 @@ def train_from_recipe(
     _fit(clf, splits, recipe)
     meta: dict[str, Any] = {
         "taxonomy": {"name": taxonomy.name, "version": taxonomy.version},
-        "holdout": {
-            "source": portable_text(holdout_info), "titles": len(titles), "removed": removed
-        },
+        "holdout": {"source": portable_text(holdout_info), "titles": len(titles)},
         "dataset": _dataset_info(splits, data_dir, workspace),
         "embedder": portable_path(embedder_name),
     }
+    meta["holdout"]["removed"] = removed
     first = evaluate_first_fit(
         clf, recipe, splits["validation"], dev, retrieval, dev_in_index=not taxonomy.holdout
     )

@@ -9,7 +9,8 @@ A job is keyed on the SHA-256 of the input's bytes and every setting that change
 (the predictor and its fingerprint, the index version, ``top_n``, ``threshold``, the columns), so
 a changed input or setting starts a new job and never mixes with old results. The output is
 deterministic: scores are rounded to ``DECIMALS`` places and ties are broken by code. While a
-job runs it holds a lock on its output, so a second job writing the same file fails at once.
+job runs it holds a lock on its output (``.<name>.lock`` next to it), so a second job writing the
+same file fails at once, whichever workspace it runs from.
 
 ``code_frame`` codes an in-memory table through the same path (validation, title cleaning,
 ``BatchCoder``) and returns exactly the rows ``code_file`` writes for it.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import os
 import shutil
 from collections import Counter
@@ -35,7 +37,7 @@ from tqdm.auto import tqdm
 
 from autocoder.coding.loaded import LoadedCoder
 from autocoder.coding.predictor import SetPredictor
-from autocoder.config import CoderConfig
+from autocoder.config import CoderConfig, OutputConfig
 from autocoder.index import IndexConnectionError, IndexNotBuiltError
 from autocoder.io import (
     ROW_ERROR_COLUMN,
@@ -48,9 +50,11 @@ from autocoder.io import (
     table_format,
     temporary_path,
 )
-from autocoder.records import JobRecord, clean_text, table_texts
+from autocoder.records import JobRecord, clean_text, duties_column, table_texts, text_type_error
 from autocoder.titles import clean_title
-from autocoder.workspace import LockedError, file_lock
+from autocoder.workspace import LockedError, output_lock
+
+log = logging.getLogger(__name__)
 
 #: How much of a failed prediction's message the ``error:predict_failed:...`` status keeps.
 MAX_ERROR_CHARS = 200
@@ -141,6 +145,7 @@ def prepare_records(
             f"{source}: no id column {id_column!r}; columns are {list(df.columns)} "
             f"(set coder.id_column)"
         )
+    type_errors = _type_errors(df, title_column, description_column)
     titles, duties = table_texts(
         df, title_column=title_column, description_column=description_column, source=source
     )
@@ -149,10 +154,24 @@ def prepare_records(
     seen = set() if seen is None else seen
     errors: list[str | None] = []
     for i, (rid, record) in enumerate(zip(ids, records, strict=True)):
-        errors.append((line_errors[i] if line_errors else "") or row_error(rid, seen, record))
+        problem = (line_errors[i] if line_errors else "") or type_errors[i]
+        errors.append(problem or row_error(rid, seen, record))
         if rid and errors[-1] != "error:duplicate_id":
             seen.add(rid)
     return ids, records, errors
+
+
+def _type_errors(df: pd.DataFrame, title_column: str, description_column: str) -> list[str]:
+    """Per row: ``error:bad_title_type: int`` (or ``bad_description_type``) for a cell that
+    is not text (numbers, lists, mappings from JSON or Parquet), else ``""``."""
+    out = [""] * len(df)
+    desc_col = duties_column(df.columns, description_column)
+    for col, what in ((title_column, "title"), (desc_col, "description")):
+        if col is None or col not in df.columns:
+            continue
+        for i, value in enumerate(df[col].tolist()):
+            out[i] = out[i] or text_type_error(value, what) or ""
+    return out
 
 
 def failure_status(exc: BaseException) -> str:
@@ -433,6 +452,7 @@ def _start_job(
             "output": str(output_path.resolve()),
             "batch_size": batch_size,
             "settings": settings,
+            "checksums": CHECKSUMS,
         }
         manifest_path.write_text(json.dumps(manifest, indent=2, default=str))
     pointer = runs_dir / "outputs" / f"{_path_key(output_path)}.json"
@@ -449,35 +469,75 @@ def _start_job(
     return _Job(run_dir, key, batch_size, note)
 
 
-def _part_rows(path: Path) -> int:
-    import pyarrow as pa
+#: The checkpoint checksums of a job (``sha256sum`` format), named in its manifest: a part is
+#: resumed only when its bytes match the checksum written with it.
+CHECKSUMS = "checksums.sha256"
 
+
+def read_checksums(run_dir: Path) -> dict[str, str]:
+    """``{part file name: SHA-256}`` of a job's checkpoints (a torn last line is ignored)."""
+    path = run_dir / CHECKSUMS
+    out: dict[str, str] = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            digest, _, name = line.partition("  ")
+            if len(digest) == 64 and name:
+                out[name] = digest
+    return out
+
+
+def part_problem(
+    part: Path, rows: int, checksums: Mapping[str, str], labels: Mapping[str, str]
+) -> str | None:
+    """Why the checkpoint ``part`` cannot be trusted (None: resume from it): its bytes do not
+    match their checksum, it cannot be read, has another number of rows, or holds a code that
+    is not in the taxonomy (``labels``; not checked when empty)."""
+    import pyarrow.feather as feather
+
+    if checksums.get(part.name) != file_sha256(part):
+        return "does not match its checksum"
     try:
-        with pa.memory_map(str(path)) as source:
-            return int(pa.ipc.open_file(source).read_all().num_rows)
-    except (OSError, ValueError):  # a damaged part is coded again
-        return -1
+        table = feather.read_table(str(part)).to_pandas()
+    except (OSError, ValueError):
+        return "cannot be read"
+    if len(table) != rows:
+        return f"holds {len(table)} rows, not {rows}"
+    if labels:
+        cells = (v for c in table.columns if c.startswith("code_") for v in table[c].tolist())
+        unknown = sorted({v for v in cells if isinstance(v, str) and v and v not in labels})
+        if unknown:
+            return f"holds codes that are not in the taxonomy ({', '.join(unknown[:3])})"
+    return None
 
 
 def _write_part(table: pd.DataFrame, path: Path) -> None:
-    """Checkpoint one batch's table atomically (temporary file + rename)."""
+    """Checkpoint one batch's table atomically (temporary file + rename), then record its
+    checksum (a part written but not recorded is coded again)."""
     import pyarrow as pa
     import pyarrow.feather as feather
 
     tmp = temporary_path(path)
     arrow = pa.Table.from_pandas(table, preserve_index=False)
-    feather.write_feather(arrow, str(tmp), compression="uncompressed")
-    os.replace(tmp, path)
+    try:
+        feather.write_feather(arrow, str(tmp), compression="uncompressed")
+        digest = file_sha256(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    with (path.parent / CHECKSUMS).open("a", encoding="utf-8") as fh:
+        fh.write(f"{digest}  {path.name}\n")
 
 
 class _Sink:
     """Takes the finished batches in row order: checkpoints each new one, appends every one to
     the output (a resumed batch is read from its checkpoint) and counts the statuses."""
 
-    def __init__(self, run_dir: Path, output_path: Path, columns: list[str]) -> None:
+    def __init__(
+        self, run_dir: Path, output_path: Path, columns: list[str], output: OutputConfig
+    ) -> None:
         self.run_dir = run_dir
         self.columns = columns
-        self.writer = TableWriter(output_path)
+        self.writer = TableWriter(output_path, formula_guard=output.csv_formula_guard)
         self.status: Counter[str] = Counter()
         self.rows = 0
         self.batches = 0
@@ -516,6 +576,24 @@ class _Run:
     input_path: Path
     job: _Job
     opts: CoderConfig
+    labels: Mapping[str, str] = field(default_factory=dict)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    checksums: dict[str, str] = field(default_factory=dict)
+    redone: list[str] = field(default_factory=list)
+
+    def resumable(self, b: int, rows: int) -> bool:
+        """Can batch ``b`` (of ``rows`` rows) be taken from its checkpoint? A part that is
+        there but fails ``part_problem`` is coded again, with a warning."""
+        part = _part(self.job.run_dir, b)
+        if not part.exists():
+            return False
+        problem = part_problem(part, rows, self.checksums, self.labels)
+        if problem is None:
+            return True
+        note = f"checkpoint {part.name} {problem}: its batch was coded again"
+        log.warning("job %s: %s", self.job.key, note)
+        self.redone.append(note)
+        return False
 
 
 @dataclass
@@ -550,7 +628,9 @@ class BatchReader:
 def iter_pending(input_path: Path, opts: CoderConfig, size: int) -> Iterator[Pending]:
     """The input's checkpoint batches of ``size`` rows, validated (ids checked across batches)."""
     reader = BatchReader(opts, source=str(input_path))
-    chunks = iter_table(input_path, chunk_rows=size, string_columns=(opts.id_column,))
+    chunks = iter_table(
+        input_path, chunk_rows=size, string_columns=(opts.id_column,), encoding=opts.encoding
+    )
     for b, chunk in enumerate(chunks):
         yield reader.pending(chunk, b, b * size)
 
@@ -597,8 +677,7 @@ def _run_batches(
         writes: list[Future[None]] = []  # the previous window's batches, written meanwhile
         for group in windows(pending, window_rows):
             for p in group:
-                part = _part(run.job.run_dir, p.b)
-                p.done = part.exists() and _part_rows(part) == len(p.ids)
+                p.done = run.resumable(p.b, len(p.ids))
             todo = [p for p in group if not p.done]
             tables = iter(coder.code(todo) if todo else [])
             for w in writes:
@@ -630,7 +709,7 @@ def _code_all(
 ) -> tuple[int, int, Counter[str]]:
     """Code the input into ``output_path`` (written under a temporary name, moved into place
     once every batch is in); returns (batches, resumed, status counts)."""
-    sink = _Sink(run.job.run_dir, output_path, columns)
+    sink = _Sink(run.job.run_dir, output_path, columns, run.output)
     try:
         n_batches, resumed = _run_batches(
             coder, run, sink, window_rows=window_rows, show_progress=show_progress
@@ -678,6 +757,7 @@ def job_settings(coder: LoadedCoder, opts: CoderConfig) -> dict[str, Any]:
         "columns": [opts.id_column, opts.title_column, opts.description_column],
         "with_sets": coder.capabilities.sets,
         "decimals": DECIMALS,
+        "encoding": opts.encoding,
     } | ({"with_uris": True} if coder.uris else {})
 
 
@@ -704,6 +784,7 @@ def code_file(
     keep_checkpoints: bool = False,
     show_progress: bool = True,
     window_rows: int | None = None,
+    output: OutputConfig | None = None,
     extra: ExtraColumns | None = None,
 ) -> CodingSummary:
     """Code every row of ``input_path`` into ``output_path`` with ``coder``; resumes an
@@ -717,19 +798,21 @@ def code_file(
     which is moved into place once every batch is done. Rerunning the same job skips the
     batches already done; a second job writing the same output while this one runs raises
     ``LockedError``. Each distinct record is predicted once per job, ``window_rows`` records
-    (default ``WINDOW_ROWS``) per model pass.
+    (default ``WINDOW_ROWS``) per model pass. ``output`` (the ``[output]`` section)
+    says how CSV cells are written.
     """
     input_path, output_path = Path(input_path), Path(output_path)
     opts = options or CoderConfig()
     check_paths(input_path, output_path)
     runs_dir = Path(runs_dir)
-    lock = runs_dir / "locks" / f"{_path_key(output_path)}.lock"
-    with file_lock(lock, exclusive=True, busy=f"another job is writing {output_path}"):
+    with output_lock(output_path):  # on the output itself: jobs of every workspace see it
         settings = job_settings(coder, opts) | ({"extra": extra.key} if extra else {})
         job = _start_job(input_path, output_path, runs_dir, settings, opts.batch_size)
+        run = _Run(input_path, job, opts, coder.labels, output or OutputConfig())
+        run.checksums = read_checksums(job.run_dir)
         n_batches, resumed, status = _code_all(
             BatchCoder(coder, opts, extra),
-            _Run(input_path, job, opts),
+            run,
             output_path,
             coder_columns(coder, opts) + (list(extra.columns) if extra else []),
             window_rows=window_rows or WINDOW_ROWS,
@@ -737,7 +820,8 @@ def code_file(
         )
     summary = summarize(
         input_path, output_path, status, resumed_batches=resumed, run_dir=str(job.run_dir),
-        job=job.key, index_version=coder.index_version, note=job.note,
+        job=job.key, index_version=coder.index_version,
+        note="; ".join(n for n in (job.note, *run.redone) if n),
     )  # fmt: skip
     _finish(job.run_dir, summary, n_batches, keep_checkpoints=keep_checkpoints)
     return summary

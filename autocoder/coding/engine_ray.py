@@ -36,12 +36,16 @@ from autocoder.coding.batch import (
     summarize,
 )
 from autocoder.coding.loaded import CoderSource, LoadedCoder
-from autocoder.config import CoderConfig
+from autocoder.config import CoderConfig, OutputConfig
 from autocoder.io import TableWriter, file_sha256
 from autocoder.records import JobRecord
+from autocoder.workspace import output_lock
 
 if TYPE_CHECKING:
     import ray.data
+
+#: Where a local Ray cluster (no ``--address``) listens.
+LOOPBACK = "127.0.0.1"
 
 #: Columns of the rows the driver hands to the replicas.
 ROW_COLUMNS = ("row", "id", "title", "duties", "error")
@@ -138,16 +142,41 @@ def code_file_ray(
     coder: LoadedCoder,
     options: CoderConfig,
     ray_options: RayOptions | None = None,
+    output: OutputConfig | None = None,
 ) -> CodingSummary:
-    """Code ``input_path`` on Ray with replicas of ``coder`` (each reloads it from its source)."""
+    """Code ``input_path`` on Ray with replicas of ``coder`` (each reloads it from its source).
+
+    Without ``address`` a local cluster starts, listening on loopback only; the output is
+    locked as the local engine locks it; ``output`` says how CSV cells are written."""
+    with output_lock(output_path):
+        return _run_on_ray(
+            input_path, output_path, coder, options, ray_options or RayOptions(),
+            output or OutputConfig(),
+        )  # fmt: skip
+
+
+def _run_on_ray(
+    input_path: Path,
+    output_path: Path,
+    coder: LoadedCoder,
+    options: CoderConfig,
+    run: RayOptions,
+    output: OutputConfig,
+) -> CodingSummary:
     import ray
 
     if coder.source is None:
         raise ValueError("the Ray engine needs a coder made by load_coder (replicas reload it)")
-    run = ray_options or RayOptions()
     started = not ray.is_initialized()
     if started:
-        ray.init(address=run.address, include_dashboard=False, log_to_driver=False)
+        # a local cluster listens on loopback only (no dashboard; GCS, raylet and object
+        # store bound to 127.0.0.1); a given cluster's own settings decide for it
+        ray.init(
+            address=run.address,
+            include_dashboard=False,
+            log_to_driver=False,
+            _node_ip_address=None if run.address else LOOPBACK,
+        )
     try:
         ctx = ray.data.DataContext.get_current()
         ctx.execution_options.preserve_order = True
@@ -164,7 +193,9 @@ def code_file_ray(
             num_cpus=1,
         )
         coded: Iterator[pd.DataFrame] = iter(ds.iter_batches(batch_format="pandas"))  # type: ignore[arg-type]
-        status = _write(_ordered(coded), output_path, coder_columns(coder, options))
+        guard = output.csv_formula_guard
+        columns = coder_columns(coder, options)
+        status = _write(_ordered(coded), output_path, columns, formula_guard=guard)
     finally:
         if started:
             ray.shutdown()
@@ -175,8 +206,10 @@ def code_file_ray(
     )  # fmt: skip
 
 
-def _write(batches: Iterator[pd.DataFrame], output_path: Path, columns: list[str]) -> Counter[str]:
-    writer = TableWriter(output_path)
+def _write(
+    batches: Iterator[pd.DataFrame], output_path: Path, columns: list[str], *, formula_guard: bool
+) -> Counter[str]:
+    writer = TableWriter(output_path, formula_guard=formula_guard)
     status: Counter[str] = Counter()
     try:
         wrote = False

@@ -42,6 +42,7 @@ from autocoder.classify.calibrate import (
     prediction_set_indices,
 )
 from autocoder.coding.predictor import Capabilities, capabilities_of
+from autocoder.devsplit import dev_gold, dev_inputs, score_proba
 from autocoder.records import JobRecord, RecordsLike, as_records
 
 #: The keys of a model's metadata ``combine`` that parameterise ``CombinedPredictor``.
@@ -241,8 +242,6 @@ def fit_on_dev(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Parameters fitted on every dev title (clean + noisy), and the cross-fitted dev figures
     (``{"n", "clean", "noisy"}`` as ``dev_eval.dev_figures``)."""
-    from autocoder.classify.dev_eval import dev_gold, dev_inputs, score_proba
-
     inputs, gold = dev_inputs(dev), dev_gold(dev)
     probs = {k: probabilities(clf, retrieval, v) for k, v in inputs.items()}
     y, mask = targets(clf.classes_, gold)

@@ -156,8 +156,14 @@ def report_markdown(result: EvalResult, plots: dict[str, Path], *, n_worst: int 
     return "\n".join(out)
 
 
-def write_report(result: EvalResult, out_dir: str | Path, *, n_worst: int = 20) -> dict[str, Path]:
-    """Write metrics.json, report.md, per_class.csv, rows.csv and four PNG plots."""
+def write_report(
+    result: EvalResult, out_dir: str | Path, *, n_worst: int = 20, formula_guard: bool = True
+) -> dict[str, Path]:
+    """Write metrics.json, report.md, per_class.csv, rows.csv and four PNG plots; CSV text
+    cells a spreadsheet would run as a formula are quoted (``formula_guard``, see
+    ``autocoder.io.formula_safe``)."""
+    from autocoder.io import write_table
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
@@ -166,9 +172,9 @@ def write_report(result: EvalResult, out_dir: str | Path, *, n_worst: int = 20) 
         json.dumps(jsonable(result.metrics), indent=2, ensure_ascii=False) + "\n"
     )
     paths["per_class"] = out / "per_class.csv"
-    result.per_class.to_csv(paths["per_class"], index=False)
+    write_table(result.per_class, paths["per_class"], formula_guard=formula_guard)
     paths["rows"] = out / "rows.csv"
-    result.rows.to_csv(paths["rows"], index=False)
+    write_table(result.rows, paths["rows"], formula_guard=formula_guard)
     plots = write_plots(result, out)
     paths["report"] = out / "report.md"
     paths["report"].write_text(report_markdown(result, plots, n_worst=n_worst))

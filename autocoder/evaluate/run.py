@@ -259,8 +259,10 @@ def run_eval(
     *,
     taxonomy: Taxonomy | None = None,
     thresholds: Sequence[float] | None = None,
+    formula_guard: bool = True,
 ) -> EvalResult:
-    """Read gold and predictions (CSV/JSONL/Parquet by extension), evaluate, write the report."""
+    """Read gold and predictions (CSV/JSONL/Parquet by extension), evaluate, write the report
+    (``formula_guard``: CSV cells made safe for spreadsheets, ``output.csv_formula_guard``)."""
     result = evaluate(_read(gold_path), _read(pred_path), taxonomy=taxonomy, thresholds=thresholds)
-    write_report(result, out_dir)
+    write_report(result, out_dir, formula_guard=formula_guard)
     return result

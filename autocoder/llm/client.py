@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from autocoder.redact import excerpt
+
 log = logging.getLogger("autocoder.llm")
 
 JSON_MODES = ("json_object", "json_schema", "none")
@@ -290,7 +292,8 @@ class LLMModel:
         except openai.APIConnectionError as exc:  # includes timeouts
             call.attempts += _attempts(exc.request)
             kind = "timeout" if isinstance(exc, openai.APITimeoutError) else "connection"
-            raise LLMError(f"LLM endpoint {endpoint} {kind} error: {exc}") from exc
+            detail = excerpt(exc, self._secrets())
+            raise LLMError(f"LLM endpoint {endpoint} {kind} error: {detail}") from exc
         except openai.APIStatusError as exc:
             call.attempts += _attempts(exc.response.request)
             raise self._status_error(exc) from exc
@@ -310,8 +313,13 @@ class LLMModel:
             )
         return LLMError(
             f"LLM endpoint {_public_url(self.base_url)} answered HTTP {status} for model "
-            f"{self.model!r}: {_preview(exc.message)}{hint}"
+            f"{self.model!r}: {excerpt(exc.message, self._secrets())!r}{hint}"
         )
+
+    def _secrets(self) -> tuple[str, ...]:
+        """What a message must never show: the API key and the endpoint URL's password."""
+        password = urlsplit(self.base_url).password if self.base_url else None
+        return (self._api_key or os.environ.get("OPENAI_API_KEY") or "", password or "")
 
     def _record(self, entry: dict[str, Any]) -> None:
         with self._stats_lock:

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from autocoder.config import Settings
+from autocoder.io import write_table
 from autocoder.records import JobRecord, clean_text, normalize_text
 from autocoder.workspace import Workspace
 
@@ -356,7 +357,7 @@ def write_report(result: EmergingResult, output: str | Path) -> tuple[Path, Path
     md, csv = report_paths(output)
     md.parent.mkdir(parents=True, exist_ok=True)
     md.write_text(_markdown(result))
-    pd.DataFrame([cl.row() for cl in result.clusters], columns=CSV_COLUMNS).to_csv(csv, index=False)
+    write_table(pd.DataFrame([cl.row() for cl in result.clusters], columns=CSV_COLUMNS), csv)
     return md, csv
 
 

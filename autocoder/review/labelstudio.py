@@ -20,8 +20,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from autocoder.config import Settings
+from autocoder.extras import require
+from autocoder.redact import excerpt, redact_url
 from autocoder.resources import resource_dir
 from autocoder.review.queue import QueuedTask
 from autocoder.taxonomy.model import Taxonomy
@@ -53,9 +56,19 @@ class ReviewError(RuntimeError):
 
 @dataclass(frozen=True)
 class Connection:
-    url: str
+    url: str = field(repr=False)
     token: str = field(repr=False)
     source: str = "config"  # config | env | local server
+
+    @property
+    def shown(self) -> str:
+        """The URL as messages show it: without any ``user:password@``."""
+        return redact_url(self.url)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What must never appear in a message: the token and the URL's password."""
+        return (self.token, urlsplit(self.url).password or "")
 
 
 # --- connection ---------------------------------------------------------------------------------
@@ -79,7 +92,8 @@ def resolve_connection(settings: Settings, ws: Workspace) -> Connection:
         source = "local server"
     if not token:
         raise ReviewUnavailable(
-            f"no API token for Label Studio at {url}: set review.token or $AUTOCODER_REVIEW_TOKEN"
+            f"no API token for Label Studio at {redact_url(url)}: set review.token or "
+            "$AUTOCODER_REVIEW_TOKEN"
         )
     return Connection(url.rstrip("/"), token, source)
 
@@ -111,7 +125,9 @@ def labeling_config(taxonomy: Taxonomy, template: str | Path | None = None) -> s
         for c in sorted(by_parent.get(code, []), key=lambda c: c.code):
             if c.code in seen:  # a cycle in a broken taxonomy: stop rather than recurse forever
                 continue
-            child = ET.SubElement(node, "Choice", {"value": _label(c.code, c.title), "alias": c.code})
+            child = ET.SubElement(
+                node, "Choice", {"value": _label(c.code, c.title), "alias": c.code}
+            )
             add(child, c.code, seen | {c.code})
 
     add(tax, None, frozenset())
@@ -169,8 +185,12 @@ def _code_of(value: str, known: set[str] | None) -> str:
 
 
 def answer_result(
-    *, path: list[str] | None = None, suggestion: str | None = None, emerging: bool = False,
-    cannot_code: bool = False, note: str = "",
+    *,
+    path: list[str] | None = None,
+    suggestion: str | None = None,
+    emerging: bool = False,
+    cannot_code: bool = False,
+    note: str = "",
 ) -> list[dict[str, Any]]:
     """The result a person's answer produces: a pick in the hierarchy (alias ``path`` top →
     code) or a click on a suggestion, flags and a note. What ``simulate`` sends."""
@@ -249,6 +269,7 @@ class LabelStudioClient:
     @property
     def sdk(self) -> Any:
         if self._sdk is None:
+            require("review", "label_studio_sdk")
             from label_studio_sdk import LabelStudio
 
             self._sdk = LabelStudio(
@@ -259,13 +280,15 @@ class LabelStudioClient:
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         import httpx
+
+        require("review", "label_studio_sdk")
         from label_studio_sdk.core.api_error import ApiError
 
         try:
             return fn()
         except (httpx.TransportError, OSError) as exc:
             raise ReviewUnavailable(
-                f"Label Studio at {self.conn.url} is not reachable ({type(exc).__name__}) while "
+                f"Label Studio at {self.conn.shown} is not reachable ({type(exc).__name__}) while "
                 f"trying to {what}; start it with `autocoder review server start` or check "
                 "review.url. Nothing was lost: run the command again when it is up."
             ) from None
@@ -273,10 +296,11 @@ class LabelStudioClient:
             status = exc.status_code
             if status is not None and status >= 500:
                 raise ReviewUnavailable(
-                    f"Label Studio at {self.conn.url} failed (HTTP {status}) while trying to {what}"
+                    f"Label Studio at {self.conn.shown} failed (HTTP {status}) while trying to "
+                    f"{what}"
                 ) from None
             hint = " (check review.token)" if status in (401, 403) else ""
-            body = str(exc.body)[:300]
+            body = excerpt(exc.body, self.conn.secrets)
             raise ReviewError(
                 f"Label Studio refused to {what}: HTTP {status}{hint}: {body}", status
             ) from None

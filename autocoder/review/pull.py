@@ -99,7 +99,9 @@ def pull(settings: Settings, ws: Workspace, *, project: str) -> PullResult:
         done = [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]
         result.skipped += len(task.get("annotations") or []) - len(done)
         result.annotated_tasks += bool(done)
-        version = sent[rid].model_version if rid in sent else str(task["data"].get("model_version", ""))
+        version = (
+            sent[rid].model_version if rid in sent else str(task["data"].get("model_version", ""))
+        )
         answers.extend(_answer(a, task, known, users, version) for a in done)
     if late:
         queue.mark_sent(ws, project, late)
@@ -127,7 +129,7 @@ def review_status(
             client = LabelStudioClient(resolve_connection(settings, ws), timeout=min(
                 settings.review.timeout, 10.0))  # fmt: skip
             client.check()
-            server = client.conn.url
+            server = client.conn.shown
         except ReviewUnavailable as exc:
             server, client = f"unreachable: {exc}", None
     out: dict[str, Any] = {"server": server, "projects": {}}

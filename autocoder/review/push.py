@@ -71,7 +71,9 @@ def read_records(path: str | Path, settings: Settings) -> pd.DataFrame:
     if cfg.id_column not in df.columns:
         raise InputError(f"{path}: no {cfg.id_column!r} column (record ids are needed to review)")
     if cfg.title_column not in df.columns and cfg.description_column not in df.columns:
-        raise InputError(f"{path}: needs a {cfg.title_column!r} or {cfg.description_column!r} column")
+        raise InputError(
+            f"{path}: needs a {cfg.title_column!r} or {cfg.description_column!r} column"
+        )
     out = pd.DataFrame(
         {
             "id": df[cfg.id_column].map(clean_text),
@@ -114,7 +116,11 @@ def top_candidates(
 ) -> list[dict[str, Any]]:
     order = np.argsort(-proba_row, kind="stable")[:k]
     return [
-        {"code": str(classes[j]), "title": titles.get(str(classes[j]), ""), "score": float(proba_row[j])}
+        {
+            "code": str(classes[j]),
+            "title": titles.get(str(classes[j]), ""),
+            "score": float(proba_row[j]),
+        }
         for j in order
     ]
 
@@ -172,20 +178,22 @@ class TaskSkills:
 
     def __init__(
         self, ws: Workspace, *, extractor: Any = None, top_k: int = SKILLS_SHOWN,
-        show_progress: bool = True,
+        show_progress: bool = True, data_dir: str | None = None,
     ) -> None:  # fmt: skip
         self.ws = ws
         self.extractor = extractor
         self.top_k = top_k
         self.show_progress = show_progress
+        self.data_dir = data_dir
 
     def _extractor(self) -> Any:
         if self.extractor is None:
             from autocoder.skills.service import make_extractor
 
             self.extractor, _ = make_extractor(
-                self.ws, top_k=self.top_k, show_progress=self.show_progress
-            )
+                self.ws, top_k=self.top_k, show_progress=self.show_progress,
+                data_dir=self.data_dir,
+            )  # fmt: skip
         return self.extractor
 
     def lines(self, tasks: Sequence[queue.QueuedTask]) -> list[str]:
@@ -208,7 +216,7 @@ def task_skills(settings: Settings, ws: Workspace) -> TaskSkills | None:
 
     if not settings.review.show_skills or SKILLS_TAXONOMY not in list_taxonomies(ws):
         return None
-    return TaskSkills(ws)
+    return TaskSkills(ws, data_dir=settings.skills.data_dir)
 
 
 def without_skills_block(xml: str) -> str:
@@ -237,7 +245,7 @@ def ensure_ls_project(
         if not client.project_exists(int(pid)):
             raise ReviewError(
                 f"Label Studio project {pid} (review project {project!r}) no longer exists on "
-                f"{client.conn.url}; use a new --project name"
+                f"{client.conn.shown}; use a new --project name"
             )
         return int(pid)
     xml = labeling_config(taxonomy, template)
@@ -329,7 +337,9 @@ def push(
             )
             result.queued = queue.enqueue(ws, project, tasks)
     try:
-        client = LabelStudioClient(resolve_connection(settings, ws), timeout=settings.review.timeout)
+        client = LabelStudioClient(
+            resolve_connection(settings, ws), timeout=settings.review.timeout
+        )
         send_pending(
             client, ws, project, taxonomy, result, settings.review.labeling_config,
             skills if skills is not None else task_skills(settings, ws),

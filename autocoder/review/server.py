@@ -3,7 +3,8 @@
 Label Studio (``label-studio==1.23.2``) runs from its own virtual environment (it conflicts with
 the main one; ``scripts/setup-labelstudio.sh`` creates ``.venv-labelstudio``), headless, on
 loopback only. Its Python is config ``review.server_python``, else
-``$AUTOCODER_LABELSTUDIO_PYTHON`` (read when the server is started), else an error saying so.
+``$AUTOCODER_LABELSTUDIO_PYTHON`` (read when the server is started), else the workspace's own
+``<workspace>/review/labelstudio-venv``, which ``start`` creates the first time (saying so).
 Process handling (detached start, pid record, readiness wait, stop) is :mod:`autocoder.procs`.
 
 Its state lives in ``<workspace>/review/server/``: ``server.json`` (pid, URL), ``server.log``,
@@ -15,8 +16,11 @@ they are never printed or logged, and ``status`` reports only that the token fil
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
+import subprocess
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +31,10 @@ from autocoder.workspace import Workspace
 
 ServerError = procs.ServiceError  # the local Label Studio could not be started, found or stopped
 
+log = logging.getLogger(__name__)
+
 PYTHON_ENV = "AUTOCODER_LABELSTUDIO_PYTHON"
+LABELSTUDIO = "label-studio==1.23.2"  # the version the review loop is tested with
 TOKEN_FILE = "token"  # owner-only secrets in the server folder
 PASSWORD_FILE = "password"
 SECRET_KEY_FILE = "secret_key"
@@ -57,14 +64,24 @@ def server_dir(ws: Workspace) -> Path:
     return path
 
 
-def server_python(cfg: ReviewConfig) -> Path:
+def workspace_venv(ws: Workspace) -> Path:
+    """Where ``start`` makes Label Studio's own environment when none is configured."""
+    return ws.root / "review" / "labelstudio-venv"
+
+
+def server_python(cfg: ReviewConfig, ws: Workspace | None = None) -> Path:
     """The Label Studio venv's Python: ``review.server_python``, else
-    ``$AUTOCODER_LABELSTUDIO_PYTHON``; a clear error when neither names an existing file."""
+    ``$AUTOCODER_LABELSTUDIO_PYTHON``, else the workspace's environment (:func:`workspace_venv`);
+    a clear error when a configured one does not exist or none is found."""
     raw = cfg.server_python or os.environ.get(PYTHON_ENV)
     if not raw:
+        own = workspace_venv(ws) / "bin" / "python" if ws is not None else None
+        if own is not None and own.exists():
+            return own
         raise ServerError(
-            "no Python for Label Studio is configured: run `bash scripts/setup-labelstudio.sh` "
-            "(it builds .venv-labelstudio), then set review.server_python "
+            "no Python for Label Studio is configured: `autocoder review server start` makes one "
+            "in the workspace, or run `bash scripts/setup-labelstudio.sh` (it builds "
+            ".venv-labelstudio) and set review.server_python "
             f"(--set review.server_python=PATH) or ${PYTHON_ENV} to .venv-labelstudio/bin/python"
         )
     path = Path(raw).expanduser()
@@ -74,6 +91,25 @@ def server_python(cfg: ReviewConfig) -> Path:
             f"or fix review.server_python / ${PYTHON_ENV}"
         )
     return path
+
+
+def make_labelstudio_env(ws: Workspace, *, base_python: str | None = None) -> Path:
+    """Create :func:`workspace_venv` with ``label-studio`` in it (minutes, once) from
+    ``base_python`` (default: this Python); returns the environment's Python."""
+    venv = workspace_venv(ws)
+    log.warning(
+        "no Label Studio environment configured: creating %s with %s (a few minutes, once)",
+        venv, LABELSTUDIO,
+    )  # fmt: skip
+    python = venv / "bin" / "python"
+    try:
+        if not python.exists():
+            subprocess.run([base_python or sys.executable, "-m", "venv", str(venv)], check=True)
+        pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+        subprocess.run([*pip, LABELSTUDIO], check=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise ServerError(f"could not create Label Studio's environment in {venv}: {exc}") from exc
+    return python
 
 
 def _secret(path: Path, nbytes: int) -> str:
@@ -146,9 +182,8 @@ def _wait(info: ServerInfo, timeout: float) -> None:
     )
 
 
-def _launch(state_dir: Path, cfg: ReviewConfig) -> ServerInfo:
+def _launch(state_dir: Path, cfg: ReviewConfig, python: Path) -> ServerInfo:
     """Spawn Label Studio (secrets only in its environment) and record it; no waiting."""
-    python = server_python(cfg)
     cmd = [
         str(python), "-m", "label_studio.server", "start", "--no-browser",
         "--internal-host", cfg.host, "--port", str(cfg.port),
@@ -184,7 +219,12 @@ def start_server(ws: Workspace, cfg: ReviewConfig) -> tuple[ServerInfo, bool]:
             f"port {cfg.port} on {cfg.host} is already in use by another program; "
             "choose another with --port (review.port)"
         )
-    info = _launch(state_dir, cfg)
+    configured = cfg.server_python or os.environ.get(PYTHON_ENV)
+    if not configured and not (workspace_venv(ws) / "bin" / "python").exists():
+        python = make_labelstudio_env(ws)
+    else:
+        python = server_python(cfg, ws)
+    info = _launch(state_dir, cfg, python)
     try:
         _wait(info, cfg.start_timeout)
     except ServerError:

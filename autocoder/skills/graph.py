@@ -27,13 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
 import numpy as np
 import pandas as pd
 
+from autocoder.extras import require
 from autocoder.io import InputError, iter_table
 from autocoder.skills.text import jaccard
 from autocoder.taxonomy.model import Taxonomy
+
+require("skills", "networkx", "gensim")  # first, so a missing extra names its pip install
+import networkx as nx  # noqa: E402
 
 RELATION_WEIGHTS = {"essential": 1.0, "optional": 0.5}
 

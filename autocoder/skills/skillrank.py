@@ -290,7 +290,7 @@ class SkillRank:
         model.vectorizer_ = CountVectorizer(
             ngram_range=(1, 2), binary=True, vocabulary=meta["vocabulary"]
         )
-        weights = torch.load(directory / "phi.pt")
+        weights = torch.load(directory / "phi.pt", map_location="cpu", weights_only=True)
         model.u_ = torch.nn.Parameter(weights["u"])
         model.v_ = torch.nn.Parameter(weights["v"])
         model.b_ = torch.nn.Parameter(weights["b"])

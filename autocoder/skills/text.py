@@ -7,14 +7,14 @@ Jaccard similarity of their character n-gram sets, on normalised text, is at lea
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-_KEEP = re.compile(r"[^0-9a-z+#]+")
+from autocoder.records import fold_text
+
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9+#./-]*[A-Za-z0-9+#]|[A-Za-z0-9]")
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n+|\s*[•·▪●]\s*")
 STOPWORDS = frozenset(
@@ -23,12 +23,6 @@ STOPWORDS = frozenset(
     "such other using use well good strong excellent ability experience years year knowledge "
     "skills skill plus".split()
 )
-
-
-def normalize(text: str) -> str:
-    """Lower case, accents folded, punctuation (except ``+`` and ``#``) to spaces."""
-    text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode()
-    return " ".join(_KEEP.sub(" ", text.lower()).split())
 
 
 def split_sentences(text: str, *, max_tokens: int = 40) -> list[str]:
@@ -63,7 +57,7 @@ def candidate_spans(sentence: str, *, max_n: int = 4) -> list[str]:
 
 
 def char_ngrams(text: str, n: int = 3) -> set[str]:
-    padded = f" {normalize(text)} "
+    padded = f" {fold_text(text)} "
     if len(padded.strip()) == 0:
         return set()
     return {padded[i : i + n] for i in range(max(1, len(padded) - n + 1))}

@@ -16,11 +16,17 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path
 
 ONET_URL = "https://www.onetcenter.org/dl_files/database/db_29_2_text.zip"
 ESCO_DOWNLOAD_PAGE = "https://esco.ec.europa.eu/en/use-esco/download"
 RELEASES = ("onet", "esco")
+
+
+class ReleaseError(ValueError):
+    """A release file is not what it claims: a ``.zip`` that is no zip, a damaged zip, a
+    version that its own files contradict."""
 
 
 class DownloadError(RuntimeError):
@@ -84,6 +90,28 @@ def download_release(
     return target
 
 
+def open_verified_zip(path: Path) -> zipfile.ZipFile:
+    """``path`` opened as a zip whose every member passes its CRC check; ``ReleaseError``
+    for a file that is not a zip (an HTML error page saved as ``.zip``) or a damaged one.
+    Never falls back to another release lying next to it."""
+    if not zipfile.is_zipfile(path):
+        raise ReleaseError(
+            f"{path} is not a zip file (a failed or partial download?); download the release "
+            "again, or give its unpacked folder"
+        )
+    try:
+        archive = zipfile.ZipFile(path)
+        bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+        raise ReleaseError(f"{path} is a damaged zip file ({exc}); download it again") from exc
+    if bad is not None:
+        archive.close()
+        raise ReleaseError(
+            f"{path} is a damaged zip file: member {bad!r} fails its CRC check; download it again"
+        )
+    return archive
+
+
 class ReleaseFiles:
     """The files of a release given as a folder, a zip, or one file inside the release folder."""
 
@@ -93,13 +121,15 @@ class ReleaseFiles:
             raise FileNotFoundError(f"release not found: {self.path}")
         self._zip: zipfile.ZipFile | None = None
         self._members: dict[str, str] = {}  # basename -> member path (the shallowest one)
-        if self.path.is_file() and zipfile.is_zipfile(self.path):
-            self._zip = zipfile.ZipFile(self.path)
+        if self.path.is_file() and (
+            self.path.suffix.lower() == ".zip" or zipfile.is_zipfile(self.path)
+        ):
+            self._zip = open_verified_zip(self.path)
             for member in sorted(self._zip.namelist(), key=lambda m: (m.count("/"), m)):
                 if member.endswith("/") or member.startswith("__MACOSX/"):
                     continue
                 self._members.setdefault(member.rsplit("/", 1)[-1], member)
-        elif self.path.is_file():
+        elif self.path.is_file():  # one file of an unpacked release: its folder
             self.path = self.path.parent
 
     def __enter__(self) -> ReleaseFiles:

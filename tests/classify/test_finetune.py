@@ -96,12 +96,10 @@ def test_finetune_rejects_bad_hard_negatives(tmp_path) -> None:
     anchors, positives, codes = ["a1", "b1"], ["A", "B"], ["a", "b"]
     with pytest.raises(ValueError, match="1 hard negatives for 2 pairs"):
         finetune_embedder(
-            anchors,
-            positives,
-            codes,
+            Pairs(anchors, positives, codes, hard_negatives=[("B", "b")]),
             base_model="x",
             output_dir=tmp_path,
-            hard_negatives=[("B", "b")],
+            options=FinetuneSection(),
         )
     with pytest.raises(ValueError, match=r"pair 1 \('b1'\): hard negative has its own code 'b'"):
         finetune_embedder(

@@ -280,3 +280,91 @@ def test_uri_columns_follow_the_codes(tmp_path: Path) -> None:
     nurse = res["code_1"] == "29-1141.00"
     assert nurse.sum() == 2 and (res.loc[nurse, "uri_1"] == uris["29-1141.00"]).all()
     assert (res.loc[~nurse, "uri_1"] == "").all()
+
+
+# --- issue 23: ids exact, junk titles, encodings, spreadsheet-safe cells -----------------------
+def _code(src: Path, out: Path, tmp_path: Path, **kw: object) -> pd.DataFrame:
+    code_file(
+        src,
+        out,
+        coder=LoadedCoder.from_predictor(KeywordPredictor(KEYWORDS), labels=LABELS),
+        runs_dir=tmp_path / "runs",
+        show_progress=False,
+        **kw,  # type: ignore[arg-type]
+    )
+    return pd.read_csv(out, dtype=str, keep_default_na=False)
+
+
+def test_jsonl_numeric_ids_come_out_as_written(tmp_path: Path) -> None:
+    src = tmp_path / "ids.jsonl"
+    src.write_text(
+        '{"id": 7, "title": "nurse"}\n{"id": null, "title": "nurse"}\n'
+        '{"id": 9007199254740993, "title": "java"}\n'
+    )
+    res = _code(src, tmp_path / "out.csv", tmp_path)
+    assert res["id"].tolist() == ["7", "", "9007199254740993"]
+    assert res["status"].tolist() == ["coded", "error:missing_id", "coded"]
+
+
+def test_parquet_int_ids_with_a_null_come_out_as_ints(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    src = tmp_path / "ids.parquet"
+    pq.write_table(pa.table({"id": pa.array([1, 2, None]), "title": ["nurse"] * 3}), src)
+    assert _code(src, tmp_path / "out.csv", tmp_path)["id"].tolist() == ["1", "2", ""]
+
+
+def test_titles_of_invisible_characters_are_empty(tmp_path: Path) -> None:
+    src = tmp_path / "junk.csv"
+    titles = ["\x00\x00", "\u200b\u200c\u200d\ufeff", "\x07\x1b", "nurse\u200b", "\u00a0"]
+    write_table(pd.DataFrame({"id": list("abcde"), "title": titles}), src)
+    res = _code(src, tmp_path / "out.csv", tmp_path)
+    assert res["status"].tolist() == ["error:empty_text"] * 3 + ["coded", "error:empty_text"]
+
+
+def test_non_text_titles_in_parquet_are_row_errors(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    src = tmp_path / "types.parquet"
+    pq.write_table(pa.table({"id": ["a", "b"], "title": pa.array([3, 4])}), src)
+    assert _code(src, tmp_path / "o1.csv", tmp_path)["status"].tolist() == [
+        "error:bad_title_type: int",
+        "error:bad_title_type: int",
+    ]
+    pq.write_table(pa.table({"id": ["a", "b"], "title": pa.array([["nurse"], None])}), src)
+    assert _code(src, tmp_path / "o2.csv", tmp_path)["status"].tolist() == [
+        "error:bad_title_type: list",
+        "error:empty_text",
+    ]
+
+
+def test_json_title_that_is_not_text_is_a_row_error(tmp_path: Path) -> None:
+    src = tmp_path / "types.jsonl"
+    src.write_text('{"id": "a", "title": {"x": 1}}\n{"id": "b", "title": "nurse"}\n')
+    assert _code(src, tmp_path / "o.csv", tmp_path)["status"].tolist() == [
+        "error:bad_title_type: dict",
+        "coded",
+    ]
+
+
+def test_encoding_option_reads_a_latin1_file(tmp_path: Path) -> None:
+    src = tmp_path / "in.csv"
+    src.write_bytes("id,title\n1,nurse caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(InputError, match="line 2: not valid utf-8"):
+        _code(src, tmp_path / "o.csv", tmp_path)
+    res = _code(src, tmp_path / "o.csv", tmp_path, options=CoderConfig(encoding="latin-1"))
+    assert res["status"].tolist() == ["coded"]
+
+
+def test_formula_ids_are_written_safely_unless_turned_off(tmp_path: Path) -> None:
+    from autocoder.config import OutputConfig
+
+    ids = ['=HYPERLINK("http://x","y")', "+cmd|' /C calc'!A0", "@SUM(1+1)", "-7"]
+    src = tmp_path / "f.csv"
+    write_table(pd.DataFrame({"id": ids, "title": ["nurse"] * 4}), src, formula_guard=False)
+    res = _code(src, tmp_path / "f_out.csv", tmp_path)
+    assert res["id"].tolist() == ["'" + i for i in ids[:3]] + ["-7"]
+    raw = _code(src, tmp_path / "raw.csv", tmp_path, output=OutputConfig(csv_formula_guard=False))
+    assert raw["id"].tolist() == ids

@@ -98,7 +98,12 @@ def test_fit_on_dev_cross_fits_the_dev_figures() -> None:
         }
     )
     params, figures = fit_on_dev(clf, retrieval, dev, alpha=0.2)
-    assert 0.0 <= params["retrieval_weight"] <= 0.8 and params["temperature"] > 0
+    # the toy network alone is weak on these titles; retrieval finds them exactly: the weight
+    # fitted is one that mixes retrieval in, and the cross-fitted mixture codes them all
+    by_weight = params["top1_by_weight"]
+    assert by_weight["0.0"] < 0.5 and max(by_weight.values()) == 1.0
+    assert 0.0 < params["retrieval_weight"] <= 0.8 and params["temperature"] > 0
+    assert by_weight[str(params["retrieval_weight"])] == 1.0
     assert params["n"] == 2 * len(dev)  # clean + noisy
     assert figures["n"] == len(dev) and set(figures) == {"n", "clean", "noisy"}
-    assert 0.0 <= figures["clean"]["top1"] <= 1.0
+    assert figures["clean"]["top1"] == 1.0 and figures["noisy"]["top1"] == 1.0

@@ -270,3 +270,15 @@ def test_model_id_hides_credentials_in_urls():
     model = LLMModel("m", base_url="http://user:pw@host:8000/v1/")
     assert model.model_id == "http://host:8000/v1|m"
     assert "pw" not in repr(model)
+
+
+def test_an_echoing_401_never_prints_the_key_or_the_whole_body():
+    key = "sk-live-0123456789abcdef"
+    echo = f"invalid key {key}; headers: Authorization: Bearer {key}; " + "y" * 2000
+    with FakeOpenAIServer(scripted(FakeReply(echo, status=401))) as server:
+        model = LLMModel("fake-model", base_url=server.base_url, api_key=key, timeout=5.0)
+        with pytest.raises(LLMError) as err:
+            model(MESSAGES)
+    message = str(err.value)
+    assert key not in message and "0123456789abcdef" not in message
+    assert "HTTP 401" in message and len(message) < 500

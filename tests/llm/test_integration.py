@@ -118,6 +118,8 @@ def test_synth_file_against_local_server(env, tmp_path):
     # the schema (json_object) forces a well-formed answer: no transport or JSON failure
     for reason in summary["codes_failed"].values():
         assert reason.startswith("AnswerError"), reason
+    # the server answered with records (a run that generates nothing must not pass)
+    assert summary["generated"] >= 1, summary
     out = pd.read_csv(out_path, dtype={"code": str}, keep_default_na=False)
     assert list(out.columns) == SYNTH_COLUMNS and len(out) == summary["kept"]
     assert summary["generated"] == (

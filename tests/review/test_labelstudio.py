@@ -35,8 +35,13 @@ def test_labeling_config_escapes_and_rejects_bad_templates(tmp_path: Path) -> No
     tax = tiny_taxonomy()
     tax.get("15-1252.00").title = 'Developers <"&> of software'
     xml = L.labeling_config(tax)
-    assert ET.fromstring(xml).find(".//Choice[@alias='15-1252.00']").get("value").endswith(  # type: ignore[union-attr]
-        '<"&> of software'
+    assert (
+        ET.fromstring(xml)
+        .find(".//Choice[@alias='15-1252.00']")
+        .get("value")
+        .endswith(  # type: ignore[union-attr]
+            '<"&> of software'
+        )
     )
     bad = tmp_path / "bad.xml"
     bad.write_text("<View><Text name='title' value='$title'/></View>")
@@ -70,7 +75,12 @@ def test_parse_annotation_reads_what_the_interface_stores() -> None:
     a = L.parse_annotation(res, known)
     assert (a.code, a.emerging, a.cannot_code, a.note) == ("29-1141.00", True, False, "night shift")
     # the label path ("CODE title") when the browser stores values rather than aliases
-    lab = [{"from_name": "code", "value": {"taxonomy": [["29-0000 Healthcare", "29-1141.00 Registered Nurses"]]}}]
+    lab = [
+        {
+            "from_name": "code",
+            "value": {"taxonomy": [["29-0000 Healthcare", "29-1141.00 Registered Nurses"]]},
+        }
+    ]
     assert L.parse_annotation(lab, known).code == "29-1141.00"
     assert L.parse_annotation(L.answer_result(suggestion="15-1252.00"), known).code == "15-1252.00"
     flags = [{"from_name": "flags", "value": {"choices": ["cannot_code"]}}]
@@ -79,7 +89,9 @@ def test_parse_annotation_reads_what_the_interface_stores() -> None:
     assert L.parse_annotation([], known) == L.ParsedAnswer("", False, False, "")
 
 
-def test_connection_precedence_and_token_never_shown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_connection_precedence_and_token_never_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ws = Workspace.resolve(tmp_path)
     monkeypatch.delenv("AUTOCODER_REVIEW_URL", raising=False)
     monkeypatch.delenv("AUTOCODER_REVIEW_TOKEN", raising=False)
@@ -103,3 +115,47 @@ def test_closed_port_is_reported_as_unavailable() -> None:
     with pytest.raises(L.ReviewUnavailable, match="not reachable") as err:
         L.LabelStudioClient(conn, timeout=2).check()
     assert "secret-token" not in str(err.value)
+
+
+def test_an_echoing_server_never_gets_a_secret_into_the_message() -> None:
+    """A proxy that answers 401 with the request's headers and URL in its body."""
+    import base64
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Echo(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            return
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server API
+            auth = self.headers.get("Authorization")
+            body = json.dumps({"detail": f"denied: {auth}", "headers": dict(self.headers)})
+            data = (body + " " + "z" * 3000).encode()
+            self.send_response(401)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        port = httpd.server_address[1]
+        conn = L.Connection(f"http://admin:PASS5678@127.0.0.1:{port}", "tok-0123456789abcdef")
+        with pytest.raises(L.ReviewError) as err:
+            L.LabelStudioClient(conn, timeout=5).check()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    message = str(err.value)
+    basic = base64.b64encode(b"admin:PASS5678").decode()
+    assert "PASS5678" not in message and "0123456789abcdef" not in message
+    assert basic not in message and "HTTP 401" in message and len(message) < 600
+
+
+def test_unreachable_url_with_a_password_is_shown_without_it() -> None:
+    conn = L.Connection(f"http://admin:PASS5678@127.0.0.1:{free_port()}", "secret-token")
+    with pytest.raises(L.ReviewUnavailable) as err:
+        L.LabelStudioClient(conn, timeout=2).check()
+    assert "PASS5678" not in str(err.value) and "127.0.0.1" in str(err.value)

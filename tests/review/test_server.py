@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import stat
 from pathlib import Path
 
@@ -47,6 +48,40 @@ def test_labelstudio_python_is_config_then_env_at_call_time(
     monkeypatch.setenv(server.PYTHON_ENV, str(tmp_path / "gone"))
     with pytest.raises(server.ServerError, match="gone not found"):
         server.server_python(cfg)
+
+
+def test_labelstudio_python_falls_back_to_the_workspace_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(server.PYTHON_ENV, raising=False)
+    ws = Workspace.resolve(tmp_path)
+    cfg = load_settings(overrides=[f"workspace.home='{tmp_path}'"]).review
+    with pytest.raises(server.ServerError, match="review server start` makes one"):
+        server.server_python(cfg, ws)
+    own = server.workspace_venv(ws) / "bin" / "python"
+    own.parent.mkdir(parents=True)
+    own.touch()
+    assert server.server_python(cfg, ws) == own
+    monkeypatch.setenv(server.PYTHON_ENV, str(tmp_path / "gone"))  # a configured one wins
+    with pytest.raises(server.ServerError, match="gone not found"):
+        server.server_python(cfg, ws)
+
+
+def test_start_makes_the_workspace_env_when_none_is_configured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No config, no env, no workspace env: start says so and creates it (here the base Python
+    does not exist, so creating fails with a clear error naming the folder)."""
+    monkeypatch.delenv(server.PYTHON_ENV, raising=False)
+    ws = Workspace.resolve(tmp_path)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cfg = load_settings(overrides=[f"workspace.home='{tmp_path}'", f"review.port={port}"])
+    monkeypatch.setattr(server.sys, "executable", str(tmp_path / "no-python"))
+    with pytest.raises(server.ServerError, match="could not create Label Studio's environment"):
+        server.start_server(ws, cfg.review)
+    assert "creating" in caplog.text and str(server.workspace_venv(ws)) in caplog.text
 
 
 def test_status_and_stop_without_a_server(tmp_path: Path) -> None:

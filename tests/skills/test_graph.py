@@ -56,7 +56,9 @@ def test_link_prediction_reports_f1_per_method_and_ratio(taxonomy) -> None:
     assert set(result["node2vec"]) == {"1", "3"}
     # group-structured graph: node2vec beats chance F1 (2r/(r+1)... = 0.5 at ratio 1)
     assert result["node2vec"]["1"] > 0.55
-    assert all(0 <= v <= 1 for m in result.values() for v in m.values())
+    # chance F1 (predicting half the pairs positive) at r negatives per positive is 2/(r+3)
+    assert result["node2vec"]["3"] > 2 / (3 + 3)
+    assert result["node2vec"]["1"] > result["node2vec"]["3"]  # more negatives: harder
 
 
 def test_career_path_steps_are_short_and_list_skills_to_gain(taxonomy) -> None:

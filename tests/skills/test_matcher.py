@@ -83,11 +83,26 @@ def test_load_recipe_reports_bad_files(tmp_path) -> None:
 
 
 def test_shipped_recipe_loads_and_drops_missing_data_paths(tmp_path) -> None:
-    recipe = load_recipe()
+    recipe = load_recipe()  # no data folder configured: its data sources are left out
     assert recipe.train.mode == "adapter" and recipe.pairs.jaccard_threshold == 0.66
+    assert recipe.pairs.onet_path == "" and recipe.pairs.exclude_sentences == []
     moved = tmp_path / "r.toml"
     moved.write_text('[pairs]\nonet_path = "nowhere"\n')
     assert load_recipe(moved).pairs.onet_path == ""
+
+
+def test_shipped_recipe_paths_start_from_the_configured_data_dir(tmp_path) -> None:
+    from autocoder.resources import resource_dir
+
+    shipped = (resource_dir("training") / "skill_matcher.toml").read_text()
+    assert "../" not in shipped and "/tmp" not in shipped  # nothing names a machine
+    (tmp_path / "onet_29.2").mkdir()
+    (tmp_path / "skillspan" / "json").mkdir(parents=True)
+    (tmp_path / "skillspan" / "json" / "train.json").write_text("[]")
+    recipe = load_recipe(data_dir=tmp_path)
+    assert recipe.pairs.onet_path == str(tmp_path / "onet_29.2")
+    assert recipe.pairs.skillspan_path == str(tmp_path / "skillspan" / "json" / "train.json")
+    assert recipe.pairs.exclude_sentences == []  # not in this data folder: left out
 
 
 def _tiny(mode: str) -> MatcherRecipe:

@@ -62,3 +62,24 @@ def test_skillrank_save_load_roundtrip_and_top_skills(taxonomy, tmp_path) -> Non
 def test_skillrank_load_names_a_missing_model(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="autocoder skills train"):
         SkillRank.load(tmp_path)
+
+
+def test_skillrank_load_never_unpickles_code(taxonomy, tmp_path, monkeypatch) -> None:
+    """phi.pt is read with weights_only=True, whatever torch's default is."""
+    import torch
+
+    data = skillrank_data(taxonomy)
+    model = SkillRank(dim=8, max_epochs=1).fit(
+        data.titles, data.codes, data.targets, data.skill_uris
+    )
+    model.save(tmp_path / "sr", skill_labels=data.skill_labels)
+    seen: list[object] = []
+    real_load = torch.load
+
+    def load(*args, **kwargs):
+        seen.append(kwargs.get("weights_only"))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", load)
+    SkillRank.load(tmp_path / "sr")
+    assert seen == [True]

@@ -169,3 +169,11 @@ def test_real_esco_release(shared_data_dir: Path) -> None:
     for code in nested[:200]:
         isco4 = tax.parent(code.code, "isco4")
         assert isco4 is not None and code.code.startswith(isco4 + ".")
+
+
+def test_a_file_named_zip_that_is_not_one_is_refused(esco_dir: Path, tmp_path: Path) -> None:
+    shutil.copytree(esco_dir, tmp_path / "esco_v1.1.0")
+    fake = tmp_path / "ESCO dataset - v1.1.1 - classification - en - csv.zip"
+    fake.write_bytes(b"\x00" * 64)
+    with pytest.raises(ValueError, match="is not a zip file"):
+        import_esco(fake)

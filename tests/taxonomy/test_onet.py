@@ -239,3 +239,37 @@ def test_real_onet_release(shared_data_dir: Path) -> None:
     frame = read_alternate_titles(shared_data_dir / "onet_29.2")
     assert len(frame) > 50_000
     assert frame["code"].isin(tax.leaf_codes()).all()
+
+
+# --- issue 23: a release is verified as what it claims -----------------------------------------
+def test_a_file_named_zip_that_is_not_one_never_falls_back_to_a_sibling(
+    onet_dir: Path, tmp_path: Path
+) -> None:
+    shutil.copytree(onet_dir, tmp_path / "db_29_1_text")
+    fake = tmp_path / "db_29_3_text.zip"
+    fake.write_text("<html>not found</html>")
+    with pytest.raises(ValueError, match=r"db_29_3_text.zip is not a zip file"):
+        import_onet(fake)
+
+
+def test_a_damaged_zip_is_refused(onet_dir: Path, tmp_path: Path) -> None:
+    archive = tmp_path / "db_29_2_text.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_STORED) as zf:
+        for file in onet_dir.iterdir():
+            zf.write(file, f"db_29_2_text/{file.name}")
+    data = bytearray(archive.read_bytes())
+    at = data.find(b"Chief Executives")
+    data[at : at + 5] = b"XXXXX"
+    archive.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"damaged zip file: member .* fails its CRC check"):
+        import_onet(archive)
+
+
+def test_a_read_me_that_names_another_version_is_an_error(onet_dir: Path, tmp_path: Path) -> None:
+    release = _copy(onet_dir, tmp_path, "db_29_3_text")
+    (release / "Read Me.txt").write_text("O*NET 29.1 Database\n")
+    with pytest.raises(ValueError, match=r"named 29.3.*Read Me.txt says 29.1"):
+        import_onet(release)
+    (release / "Read Me.txt").write_text("O*NET 29.3 Database\n")
+    assert import_onet(release).version == "29.3"
+    assert import_onet(release, version="29.3-local").version == "29.3-local"

