@@ -11,6 +11,11 @@ token n-gram spans. Candidates are matched to every ESCO skill two ways:
 A skill's score is ``max(sentence similarity, span_weight * best span similarity)`` raised to
 the Jaccard score when a span matches by Jaccard (``max`` of the two signals), so an exact
 mention always ranks high. Across a record's sentences a skill keeps its best score.
+
+The default path is built for batches: distinct texts are encoded once (and remembered across
+batches), label vectors are cached on disk, texts meet labels in blocked matrix products that
+keep each text's top skills, and only the union of a sentence's candidates is rescored exactly —
+the same ranking as ``exhaustive=True``, which scores every pair.
 """
 
 from __future__ import annotations
