@@ -59,7 +59,7 @@ def main() -> None:
     from autocoder.embed import Embedder
     from autocoder.skills.data import SkillCatalog
     from autocoder.skills.extract import SkillExtractor
-    from autocoder.skills.service import esco_taxonomy, matcher_embedder
+    from autocoder.skills.service import MATCHER_SETTINGS, esco_taxonomy, matcher_embedder
     from autocoder.skills.text import candidate_spans
     from autocoder.workspace import Workspace
 
@@ -69,6 +69,8 @@ def main() -> None:
     catalog = SkillCatalog.from_taxonomy(esco_taxonomy(ws))
     embedder, ident = matcher_embedder(ws, catalog, plain=not args.matcher)
     options = {"label_keys": args.label_keys, "cache_dir": ws.embedding_cache}
+    if args.matcher:  # the settings `skills extract` uses with the matcher
+        options |= MATCHER_SETTINGS
     if args.max_ngram:
         options["max_ngram"] = args.max_ngram
     extractor = SkillExtractor(embedder, **options).fit(catalog, show_progress=True)
@@ -92,6 +94,8 @@ def main() -> None:
         "extractor": ident,
         "label_keys": args.label_keys,
         "max_ngram": extractor.max_ngram,
+        "span_weight": extractor.span_weight,
+        "use_jaccard": extractor.use_jaccard,
         "label_vectors": int(extractor.label_vectors_.shape[0]),
         "threads": torch.get_num_threads(),
         "sentences": n,

@@ -51,6 +51,13 @@ def matcher_embedder(
     return load_matcher(path), f"matcher:{path.name}"
 
 
+#: Extractor settings per encoder, chosen on the tuning half of TECH + HOUSE
+#: (``benchmarks/skills_quality.py``): the trained matcher scores spans well enough that the
+#: Jaccard signal only adds noise and spans of up to 3 tokens suffice; plain MiniLM keeps the
+#: extractor's defaults.
+MATCHER_SETTINGS: dict[str, Any] = {"span_weight": 0.8, "use_jaccard": False, "max_ngram": 3}
+
+
 def make_extractor(
     ws: Workspace,
     *,
@@ -67,7 +74,8 @@ def make_extractor(
     embedder, ident = matcher_embedder(
         ws, catalog, recipe=recipe, plain=plain, show_progress=show_progress, data_dir=data_dir
     )
-    extractor = SkillExtractor(embedder, top_k=top_k, cache_dir=ws.embedding_cache)
+    tuned = {} if plain else MATCHER_SETTINGS
+    extractor = SkillExtractor(embedder, top_k=top_k, cache_dir=ws.embedding_cache, **tuned)
     extractor.fit(catalog, show_progress=show_progress)
     return extractor, f"{ident}|{catalog.fingerprint}"
 
