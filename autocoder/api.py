@@ -147,17 +147,21 @@ def code(
     address: str | None = None,
     workers: int = 2,
     encoding: str | None = None,
+    skills: int = 0,
 ) -> CodingSummary:
     """Code a file with the ``local`` engine (checkpointed, resumable) or on ``ray``
     (``address`` of a running cluster, else a local one; ``workers`` model replicas);
     ``encoding`` of a CSV/JSONL input overrides ``coder.encoding``. ``target_precision``
     (default ``coder.target_precision``) needs a calibrated model (``autocoder.coding.trust``);
-    ``threshold`` is a bare threshold instead."""
+    ``threshold`` is a bare threshold instead. ``skills`` > 0 adds each record's top ESCO skills
+    (``skills``, ``skill_uris``; local engine, needs an imported ESCO taxonomy with skills)."""
     from autocoder.coding.batch import check_paths, code_file
     from autocoder.coding.trust import SIDECAR, coder_assigner
 
     if engine not in ("local", "ray"):
         raise ConfigError(f"unknown engine {engine!r}; use 'local' or 'ray'")
+    if skills and engine != "local":
+        raise ConfigError("--skills works with --engine local only")
     options = _coder_options(
         settings,
         top_n=top_n,
@@ -183,9 +187,19 @@ def code(
             )  # fmt: skip
         return code_file(
             input_path, output_path, coder=coder, runs_dir=ws.runs, options=options,
-            show_progress=show_progress,
+            show_progress=show_progress, extra=skill_columns(ws, skills) if skills else None,
             output=settings.output,
         )  # fmt: skip
+
+
+def skill_columns(ws: Workspace, top_k: int) -> Any:
+    """The ``skills``/``skill_uris`` output columns of ``autocoder code --skills K``: the
+    ``skills extract`` extractor over the workspace's ESCO skills."""
+    from autocoder.skills.columns import SkillColumns
+    from autocoder.skills.service import make_extractor
+
+    extractor, ident = make_extractor(ws, top_k=top_k)
+    return SkillColumns(extractor, top_k, ident)
 
 
 def llm_model(settings: Settings, ws: Workspace) -> LLMModel:

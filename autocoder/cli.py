@@ -230,6 +230,12 @@ def code_cmd(
         str | None,
         typer.Option(help="Text encoding of a CSV/JSONL input (default coder.encoding, utf-8)."),
     ] = None,
+    skills: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Add each record's top K ESCO skills (skills, skill_uris columns)."
+        ),
+    ] = 0,
 ) -> None:
     """Code a file of records; resumes an interrupted run of the same job.
 
@@ -255,6 +261,7 @@ def code_cmd(
             address=address,
             workers=workers,
             encoding=encoding,
+            skills=skills,
         )
     except (InputError, ConfigError, FileNotFoundError) as exc:
         _fail(str(exc))

@@ -34,6 +34,34 @@ CodeColumnOpt = Annotated[
 MinCountOpt = Annotated[
     int, typer.Option(min=1, help="Co-occurrences below this many postings are left out.")
 ]
+OnetOpt = Annotated[
+    Path | None, typer.Option("--onet", help="O*NET release folder for the matcher's pairs.")
+]
+SkillSpanOpt = Annotated[
+    Path | None, typer.Option("--skillspan", help="SkillSpan train.json for the matcher's pairs.")
+]
+ExcludeOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--exclude-sentences", help="Annotation CSVs whose sentences never train."),
+]
+
+
+def _recipe(
+    recipe: Path | None,
+    onet: Path | None,
+    skillspan: Path | None,
+    exclude: list[Path] | None,
+    settings: Any,
+) -> Any:
+    """The matcher recipe (its data under ``skills.data_dir``), with the data paths given on
+    the command line instead where given."""
+    from autocoder.skills.matcher import MatcherRecipeError, load_recipe, with_data
+
+    try:
+        base = load_recipe(recipe, data_dir=settings.skills.data_dir)
+        return with_data(base, onet=onet, skillspan=skillspan, exclude=exclude or [])
+    except MatcherRecipeError as exc:
+        _fail(str(exc))
 
 
 def _graph(
@@ -95,6 +123,9 @@ def extract_cmd(
     use_llm: Annotated[
         bool, typer.Option("--llm/--no-llm", help="LLM re-ranking if configured.")
     ] = True,
+    onet: OnetOpt = None,
+    skillspan: SkillSpanOpt = None,
+    exclude_sentences: ExcludeOpt = None,
 ) -> None:
     """Rank ESCO skills for every record; trains the matcher on first use; resumable."""
     from autocoder.io import InputError
@@ -105,8 +136,9 @@ def extract_cmd(
     settings, ws = _settings(ctx)
     tax = _taxonomy(ws)
     try:
+        chosen = None if plain else _recipe(recipe, onet, skillspan, exclude_sentences, settings)
         extractor, ident = make_extractor(
-            ws, recipe=recipe, plain=plain, top_k=top_k, taxonomy=tax,
+            ws, recipe=chosen, plain=plain, top_k=top_k, taxonomy=tax,
             data_dir=settings.skills.data_dir,
         )  # fmt: skip
         ranker, llm_id = with_llm(extractor, settings, ws) if use_llm else (extractor, "")
@@ -129,15 +161,18 @@ def extract_cmd(
 def train_matcher_cmd(
     ctx: typer.Context,
     recipe: Annotated[Path | None, typer.Option(help="Skill-matcher recipe TOML.")] = None,
+    onet: OnetOpt = None,
+    skillspan: SkillSpanOpt = None,
+    exclude_sentences: ExcludeOpt = None,
 ) -> None:
     """Train (or find cached) the skill matcher for the workspace's ESCO skills."""
     from autocoder.skills.data import SkillCatalog
-    from autocoder.skills.matcher import MatcherRecipeError, load_or_train, load_recipe
+    from autocoder.skills.matcher import MatcherRecipeError, load_or_train
 
     settings, ws = _settings(ctx)
     catalog = SkillCatalog.from_taxonomy(_taxonomy(ws))
+    chosen = _recipe(recipe, onet, skillspan, exclude_sentences, settings)
     try:
-        chosen = load_recipe(recipe, data_dir=settings.skills.data_dir)
         path = load_or_train(ws.models, catalog, chosen, cache_dir=ws.embedding_cache)
     except (MatcherRecipeError, FileNotFoundError, ValueError) as exc:
         _fail(str(exc))

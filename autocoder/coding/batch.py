@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import numpy as np
 import pandas as pd
@@ -318,12 +318,26 @@ def _lookup(codes: np.ndarray, names: Mapping[str, str]) -> np.ndarray:
     return np.array([[names.get(c, "") if c else "" for c in row] for row in codes], dtype=object)
 
 
+class ExtraColumns(Protocol):
+    """Output columns added to every coded row (``autocoder code --skills K``): ``columns``
+    their names, ``key`` what changes them (it enters the job key), ``annotate`` their values
+    for distinct records (one list per column, in ``columns`` order)."""
+
+    columns: tuple[str, ...]
+    key: str
+
+    def annotate(self, records: list[JobRecord]) -> list[list[str]]: ...
+
+
 class BatchCoder:
     """Codes batches of prepared records with one loaded coder: each distinct record once per
     job (a memo fans the result out to its repeats), one model pass per window of batches;
-    ``options`` gives the width ``top_n`` and the review ``threshold``."""
+    ``options`` gives the width ``top_n`` and the review ``threshold``; ``extra`` adds
+    columns (computed in the same pass, once per distinct record)."""
 
-    def __init__(self, coder: LoadedCoder, options: CoderConfig) -> None:
+    def __init__(
+        self, coder: LoadedCoder, options: CoderConfig, extra: ExtraColumns | None = None
+    ) -> None:
         self.predictor = coder.predictor
         self.labels = coder.labels
         self.uris = coder.uris
@@ -333,6 +347,8 @@ class BatchCoder:
         self.index_version = coder.index_version
         self.assigner = coder_assigner(coder, options)
         self.memo = _Memo(self.width)
+        self.extra = extra
+        self.extra_values: dict[JobRecord, tuple[str, ...]] = {}
         self.predicted = 0
 
     def _predict(self, records: list[JobRecord]) -> dict[str, np.ndarray]:
@@ -367,10 +383,15 @@ class BatchCoder:
         """Predict the distinct records of ``pending`` not yet in the memo (one model pass)."""
         if len(self.memo) > MEMO_SIZE:
             self.memo = _Memo(self.width)
+            self.extra_values = {}
         new = list(dict.fromkeys(p.records[i] for p in pending for i in p.ok))
         new = [r for r in new if r not in self.memo.pos]
         if new:
-            self.memo.add(new, self._predict(new))
+            cells = self._predict(new)
+            if self.extra is not None:
+                values = self.extra.annotate(new)
+                self.extra_values.update(zip(new, zip(*values, strict=True), strict=True))
+            self.memo.add(new, cells)
 
     def code(self, pending: list[Pending]) -> list[pd.DataFrame]:
         """The output table of every batch in ``pending``; a failing model pass is retried
@@ -395,7 +416,18 @@ class BatchCoder:
             rows = self.memo.rows([p.records[i] for i in ok])
             for name, values in self.memo.cells.items():
                 batch.cells[name][ok] = values[rows]
-        return _batch_table(batch, p.ids, p.offset, self.with_sets, bool(self.uris))
+        table = _batch_table(batch, p.ids, p.offset, self.with_sets, bool(self.uris))
+        if self.extra is not None:
+            self._add_extra(table, p, set(ok) if failure is None else set())
+        return table
+
+    def _add_extra(self, table: pd.DataFrame, p: Pending, done: set[int]) -> None:
+        """The extra columns: their values for the ``done`` rows, '' for the others."""
+        assert self.extra is not None
+        empty = ("",) * len(self.extra.columns)
+        cells = [self.extra_values[p.records[i]] if i in done else empty for i in range(len(p.ids))]
+        for j, name in enumerate(self.extra.columns):
+            table[name] = [c[j] for c in cells]
 
 
 def job_key(input_sha256: str, settings: Mapping[str, Any]) -> str:
@@ -624,12 +656,17 @@ def iter_pending(input_path: Path, opts: CoderConfig, size: int) -> Iterator[Pen
 
 
 def code_frame(
-    coder: LoadedCoder, df: pd.DataFrame, options: CoderConfig, *, source: str = "table"
+    coder: LoadedCoder,
+    df: pd.DataFrame,
+    options: CoderConfig,
+    *,
+    source: str = "table",
+    extra: ExtraColumns | None = None,
 ) -> pd.DataFrame:
     """The rows ``autocoder code`` writes for the records of ``df`` (same columns, statuses,
     rounding, and an ``error:<reason>`` row for each bad record); ``df`` is not changed."""
     pending = BatchReader(options, source=source).pending(df.copy(), 0, 0)
-    return BatchCoder(coder, options).code([pending])[0]
+    return BatchCoder(coder, options, extra).code([pending])[0]
 
 
 def windows(pending: Iterator[Pending], rows: int) -> Iterator[list[Pending]]:
@@ -770,9 +807,10 @@ def code_file(
     show_progress: bool = True,
     window_rows: int | None = None,
     output: OutputConfig | None = None,
+    extra: ExtraColumns | None = None,
 ) -> CodingSummary:
     """Code every row of ``input_path`` into ``output_path`` with ``coder``; resumes an
-    interrupted run.
+    interrupted run. ``extra`` adds output columns (``autocoder code --skills K``).
 
     ``options`` (the ``[coder]`` config section; its ``model`` is not read here) names the input
     columns, the output width ``top_n``, the review ``threshold`` and the ``batch_size``. The
@@ -790,17 +828,16 @@ def code_file(
     check_paths(input_path, output_path)
     runs_dir = Path(runs_dir)
     with output_lock(output_path):  # on the output itself: jobs of every workspace see it
-        job = _start_job(
-            input_path, output_path, runs_dir, job_settings(coder, opts), opts.batch_size
-        )
+        settings = job_settings(coder, opts) | ({"extra": extra.key} if extra else {})
+        job = _start_job(input_path, output_path, runs_dir, settings, opts.batch_size)
         run = _Run(input_path, job, opts, coder.labels, output or OutputConfig())
         run.checksums = read_checksums(job.run_dir)
-        batch = BatchCoder(coder, opts)
+        batch = BatchCoder(coder, opts, extra)
         n_batches, resumed, status = _code_all(
             batch,
             run,
             output_path,
-            coder_columns(coder, opts),
+            coder_columns(coder, opts) + (list(extra.columns) if extra else []),
             window_rows=window_rows or WINDOW_ROWS,
             show_progress=show_progress,
         )

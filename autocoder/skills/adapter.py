@@ -10,6 +10,7 @@ Early stopping watches the loss on a validation share of the pairs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Sequence
@@ -33,8 +34,13 @@ class AdaptedEmbedder:
         self.weight = np.asarray(weight, dtype=np.float32)
 
     @property
+    def label_model_id(self) -> str:
+        """Labels (not queries) get the base encoder's vectors: they share its label cache."""
+        return str(getattr(self.base, "model_id", "base"))
+
+    @property
     def model_id(self) -> str:
-        digest = abs(hash(self.weight.tobytes())) % (10**10)
+        digest = hashlib.sha1(self.weight.tobytes()).hexdigest()[:12]
         return f"{getattr(self.base, 'model_id', 'base')}|adapter={digest}"
 
     def encode(

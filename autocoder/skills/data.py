@@ -135,3 +135,19 @@ def unique(texts: Iterable[str]) -> list[str]:
             seen.add(t)
             out.append(t)
     return out
+
+
+def split_gold(
+    gold: list[GoldSentence], *, dev_fraction: float = 0.5, seed: int = 0
+) -> tuple[list[GoldSentence], list[GoldSentence]]:
+    """``(tuning, dev)``: each sentence goes by a hash of ``seed`` and its text, so the split
+    does not depend on the file's order or on other sentences (and a sentence met twice lands
+    on one side). Choices are made on tuning; dev is only reported."""
+    if not 0 < dev_fraction < 1:
+        raise ValueError(f"dev_fraction must be in (0, 1), not {dev_fraction}")
+    tuning: list[GoldSentence] = []
+    dev: list[GoldSentence] = []
+    for g in gold:
+        digest = hashlib.sha1(f"{seed}\x00{g.sentence}".encode()).digest()
+        (dev if int.from_bytes(digest[:8], "big") / 2**64 < dev_fraction else tuning).append(g)
+    return tuning, dev

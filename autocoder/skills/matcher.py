@@ -171,6 +171,28 @@ def resolve_paths(recipe: MatcherRecipe, base: Path | None) -> MatcherRecipe:
     return recipe.model_copy(update={"pairs": pairs.model_copy(update=update)})
 
 
+def with_data(
+    recipe: MatcherRecipe,
+    *,
+    onet: str | Path | None = None,
+    skillspan: str | Path | None = None,
+    exclude: Sequence[str | Path] = (),
+) -> MatcherRecipe:
+    """``recipe`` with its data taken from the given paths (``--onet``, ``--skillspan``,
+    ``--exclude-sentences``) instead of the recipe file's; a given path must exist."""
+    for path in [p for p in (onet, skillspan) if p is not None] + list(exclude):
+        if not Path(path).exists():
+            raise MatcherRecipeError(f"skill-matcher data {path} not found")
+    update: dict[str, Any] = {}
+    if onet is not None:
+        update["onet_path"] = str(Path(onet).resolve())
+    if skillspan is not None:
+        update["skillspan_path"] = str(Path(skillspan).resolve())
+    if exclude:
+        update["exclude_sentences"] = [str(Path(p).resolve()) for p in exclude]
+    return recipe.model_copy(update={"pairs": recipe.pairs.model_copy(update=update)})
+
+
 def surface_forms(catalog: SkillCatalog, i: int) -> list[str]:
     """Ways a posting may name skill ``i``: the label without its parenthesis, alt labels."""
     label = catalog.labels[i]

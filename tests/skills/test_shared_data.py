@@ -53,3 +53,34 @@ def test_plain_minilm_extraction_ranks_gold_skills_on_tech(shared_data_dir, tmp_
     )
     assert scores["rp@5"] > 0.6
     assert scores["rp@5"] >= sentence_only["rp@5"]
+
+
+@pytest.mark.slow
+def test_fast_path_equals_exhaustive_with_real_minilm_on_tech(shared_data_dir, tmp_path) -> None:
+    """Real MiniLM, real TECH sentences, gold skills + 800 random ESCO distractors, both
+    label-key modes: the default path ranks exactly as scoring every pair."""
+    full = SkillCatalog.from_taxonomy(import_esco(shared_data_dir / "esco_v1.1.1"))
+    gold = read_annotations(
+        shared_data_dir / "skill_extraction" / "tech_validation_annotations.csv"
+    )[:30]
+    wanted = {label for g in gold for label in g.labels}
+    keep = sorted(
+        {i for i, label in enumerate(full.labels) if label in wanted}
+        | set(random.Random(1).sample(range(len(full)), 800))
+    )
+    catalog = SkillCatalog(
+        *(
+            [values[i] for i in keep]
+            for values in (full.uris, full.labels, full.alt_labels, full.descriptions)
+        ),
+        [full.skill_types[i] for i in keep],
+    )
+    embedder = Embedder()
+    sentences = [g.sentence for g in gold]
+    for keys in ("preferred", "all"):
+        opts = dict(label_keys=keys, cache_dir=tmp_path, span_weight=0.9)
+        fast = SkillExtractor(embedder, **opts).fit(catalog).rank_sentences(sentences, 10)
+        slow = SkillExtractor(embedder, exhaustive=True, **opts).fit(catalog)
+        exact = slow.rank_sentences(sentences, 10)
+        assert [[h.uri for h in r] for r in fast] == [[h.uri for h in r] for r in exact]
+        assert [[h.span for h in r] for r in fast] == [[h.span for h in r] for r in exact]

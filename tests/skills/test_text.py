@@ -49,3 +49,24 @@ def test_jaccard_index_returns_best_owner_above_threshold_only() -> None:
     assert hits[2] == {}  # "team work" vs "teamwork": 0.55, below the threshold
     assert hits[3] == {}
     assert hits[4] == {0: 1.0}  # the alt label "java script" belongs to skill 0
+
+
+def test_jaccard_index_equals_brute_force_on_random_variants() -> None:
+    import random
+
+    rng = random.Random(3)
+    words = ["python", "java", "script", "data", "base", "team", "lead", "sql", "cook", "care"]
+    labels = [" ".join(rng.sample(words, rng.randint(1, 3))) for _ in range(80)]
+    owners = [i // 2 for i in range(len(labels))]
+    index = JaccardIndex(threshold=0.5).fit(labels, owners)
+    queries = [" ".join(rng.sample(words, rng.randint(1, 3))) + rng.choice(["", "s", "x"])
+               for _ in range(150)]  # fmt: skip
+    for query, found in zip(queries, index.search(queries), strict=True):
+        expected: dict[int, float] = {}
+        for label, owner in zip(labels, owners, strict=True):
+            value = jaccard(query, label)
+            if value >= 0.5 - 1e-9:
+                expected[owner] = max(expected.get(owner, 0.0), value)
+        assert found.keys() == expected.keys(), query
+        for owner, value in expected.items():
+            assert abs(found[owner] - value) < 1e-6
