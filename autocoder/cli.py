@@ -11,6 +11,7 @@ from autocoder import api
 from autocoder.cli_common import echo_json as _echo_json
 from autocoder.cli_common import fail as _fail
 from autocoder.cli_common import settings_from as _settings
+from autocoder.cli_examples import examples_app
 from autocoder.cli_paraphrase import paraphrase_cmd, paraphraser_app
 from autocoder.cli_review import retrain_cmd, review_app
 from autocoder.cli_skills import skills_app
@@ -32,8 +33,7 @@ app.command("retrain")(retrain_cmd)
 app.add_typer(paraphraser_app, name="paraphraser")
 app.command("paraphrase")(paraphrase_cmd)
 app.add_typer(skills_app, name="skills")
-
-
+app.add_typer(examples_app, name="examples")
 
 
 #: Exit codes: 2 = bad usage or input (nothing was done), 1 = a fault (index unreachable or
@@ -214,9 +214,7 @@ def code_cmd(
     address: Annotated[
         str | None, typer.Option(help="Ray cluster address (--engine ray); none: a local Ray.")
     ] = None,
-    workers: Annotated[
-        int, typer.Option(min=1, help="Model replicas on Ray (--engine ray).")
-    ] = 2,
+    workers: Annotated[int, typer.Option(min=1, help="Model replicas on Ray (--engine ray).")] = 2,
 ) -> None:
     """Code a file of records; resumes an interrupted run of the same job.
 
