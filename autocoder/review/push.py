@@ -60,7 +60,13 @@ class PushResult:
     ls_project_id: int | None = None
     model_version: str = ""
     strategy: str = ""
+    settles: int = 0  # input records the queued tasks stand for (same text: one answer each)
     errors: list[str] = field(default_factory=list)
+
+    @property
+    def settled_per_answer(self) -> float:
+        """Records one answer settles, on average over the tasks queued now."""
+        return self.settles / self.queued if self.queued else 0.0
 
 
 def read_records(path: str | Path, settings: Settings) -> pd.DataFrame:
@@ -138,8 +144,9 @@ def choose(
     strategy: str,
     limit: int,
     seed: int = 0,
-) -> tuple[list[queue.QueuedTask], str]:
-    """Code ``records`` and pick ``limit`` with ``strategy``: (tasks best first, model version)."""
+) -> tuple[list[queue.QueuedTask], str, int]:
+    """Code ``records`` and pick ``limit`` with ``strategy``: (tasks best first, model version,
+    the input records they stand for)."""
     from autocoder.api import load_predictor
     from autocoder.review.strategies import make_strategy
 
@@ -148,11 +155,14 @@ def choose(
     chooser = make_strategy(strategy, threshold=settings.review.threshold, model=predictor)
     recs = [JobRecord(t, d) for t, d in zip(records["title"], records["description"], strict=True)]
     proba = predict_in_batches(predictor, recs, settings.coder.batch_size)
-    needs_embeddings = any(p in strategy.lower() for p in ("diversity", "kcenter"))
+    needs_embeddings = "embeddings" in chooser.needs
     emb = embeddings_of(predictor, recs) if needs_embeddings else None
     if needs_embeddings and emb is None:
         raise ValueError(f"strategy {strategy!r} needs embeddings; this model has no embedder")
-    idx = chooser.query(proba, emb, min(limit, len(recs)), rng=np.random.default_rng(seed))
+    texts = [r.query() for r in recs] if "texts" in chooser.needs else None
+    idx = chooser.query(proba, emb, min(limit, len(recs)), rng=np.random.default_rng(seed),
+                        texts=texts)  # fmt: skip
+    settled = getattr(chooser, "last_settled", None)
     scores = chooser.last_scores
     classes = np.asarray(predictor.classes_)
     titles = {c.code: c.title for c in taxonomy}
@@ -168,7 +178,7 @@ def choose(
         )
         for i in (int(j) for j in idx)
     ]
-    return tasks, version
+    return tasks, version, int(settled.sum()) if settled is not None else len(tasks)
 
 
 class TaskSkills:
@@ -332,7 +342,7 @@ def push(
         fresh = records[~records["id"].isin(seen)].reset_index(drop=True)
         result.considered = len(fresh)
         if len(fresh) and limit:
-            tasks, result.model_version = choose(
+            tasks, result.model_version, result.settles = choose(
                 settings, ws, fresh, taxonomy=taxonomy, model_dir=model_dir,
                 strategy=strategy, limit=limit, seed=seed,
             )  # fmt: skip

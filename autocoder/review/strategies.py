@@ -17,16 +17,24 @@ centers of ``Diversity``.
 * ``Diversity`` — k-center greedy (Sener & Savarese 2018) on the embeddings.
 * ``ClassBalanced`` — round-robin over the predicted codes, each code's rows in the order of a
   base strategy (least confidence by default).
+* ``PerAnswer`` — pays per answer: rows grouped by their normalised text, each distinct text
+  scored ``frequency × (1 - max p)`` (records it would settle times how unsure the model is),
+  one row per distinct text returned (texts below ``threshold`` first); ``last_settled`` says
+  how many input records each chosen row stands for.
 * ``Random`` — uniformly at random (the baseline).
 * ``Composite`` — a pre-filter (e.g. entropy) keeps the top ``factor * n`` rows, a second
   strategy (e.g. diversity) picks ``n`` of them.
 
 ``make_strategy("entropy+diversity", threshold=0.5, model=clf)`` builds any of them by name.
+What a strategy reads besides ``proba`` is declared in ``needs`` (``"embeddings"``,
+``"texts"``), never guessed from its name: a caller passes ``embeddings`` / ``texts`` when
+the strategy needs them.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +48,7 @@ __all__ = [
     "Entropy",
     "LeastConfidence",
     "Margin",
+    "PerAnswer",
     "QueryStrategy",
     "Random",
     "STRATEGIES",
@@ -83,12 +92,15 @@ class _Query:
     available: np.ndarray
     rng: np.random.Generator | None
     labeled: Any
+    texts: Sequence[str] | None = None
 
 
 class QueryStrategy:
     """Base class: subclasses implement ``scores``; ``query`` takes the top ``n``."""
 
     last_scores: np.ndarray | None = None
+    #: What ``query`` reads besides ``proba``: "embeddings", "texts".
+    needs: frozenset[str] = frozenset()
 
     @property
     def name(self) -> str:
@@ -105,11 +117,16 @@ class QueryStrategy:
         *,
         rng: np.random.Generator | None = None,
         labeled: Any = None,
+        texts: Sequence[str] | None = None,
     ) -> np.ndarray:
         """The ``n`` rows to review, best first; leaves ``last_scores`` (template method:
-        subclasses override ``scores`` or, for a selection other than top-n, ``_select``)."""
+        subclasses override ``scores`` or, for a selection other than top-n, ``_select``).
+        ``texts``: each row's text, for a strategy that ``needs`` them."""
         proba = _check(proba, n)
-        query = _Query(proba, embeddings, n, _available(len(proba), labeled), rng, labeled)
+        if texts is not None and len(texts) != len(proba):
+            raise ValueError(f"texts must have one entry per row ({len(proba)}), got {len(texts)}")
+        available = _available(len(proba), labeled)
+        query = _Query(proba, embeddings, n, available, rng, labeled, texts)
         chosen, self.last_scores = self._select(query)
         return chosen
 
@@ -196,6 +213,8 @@ class Diversity(QueryStrategy):
     their distance to the nearest center at the end.
     """
 
+    needs = frozenset({"embeddings"})
+
     def __init__(self, *, normalize: bool = True) -> None:
         self.normalize = normalize
 
@@ -280,19 +299,70 @@ class Composite(QueryStrategy):
         self.factor = factor
 
     @property
+    def needs(self) -> frozenset[str]:  # type: ignore[override]  # what either part reads
+        return self.first.needs | self.then.needs
+
+
+    @property
     def name(self) -> str:
         return f"{self.first.name}+{self.then.name}"
 
     def _select(self, q: _Query) -> tuple[np.ndarray, np.ndarray]:
         if self.factor < 1:
             raise ValueError(f"Composite factor must be >= 1, got {self.factor}")
-        keep = self.first.query(q.proba, q.embeddings, q.n * self.factor, rng=q.rng, labeled=q.labeled)
+        keep = self.first.query(q.proba, q.embeddings, q.n * self.factor, rng=q.rng,
+                                labeled=q.labeled, texts=q.texts)  # fmt: skip
         first_scores = self.first.last_scores
         if first_scores is None:  # a strategy whose query leaves no scores
             first_scores = np.zeros(len(q.proba))
         sub_emb = None if q.embeddings is None else np.asarray(q.embeddings)[keep]
-        picked = self.then.query(q.proba[keep], sub_emb, q.n, rng=q.rng)
+        sub_texts = None if q.texts is None else [q.texts[int(i)] for i in keep]
+        picked = self.then.query(q.proba[keep], sub_emb, q.n, rng=q.rng, texts=sub_texts)
         return keep[picked], first_scores
+
+
+class PerAnswer(QueryStrategy):
+    """One row per distinct (normalised) text, ranked by ``frequency × (1 - max p)``: an
+    answer to a title that recurs settles every record with that title (the examples store
+    codes them as answered from the next run), so frequent uncertain titles come first.
+
+    Texts whose confidence is below ``threshold`` lead (the review queue's uncertain records);
+    ``last_scores`` give every row its text's value, ``last_settled`` each chosen row's
+    number of records (``settled_per_answer`` their mean).
+    """
+
+    needs = frozenset({"texts"})
+
+    def __init__(self, threshold: float | None = 0.5) -> None:
+        self.threshold = threshold
+
+    def _select(self, q: _Query) -> tuple[np.ndarray, np.ndarray]:
+        if q.texts is None:
+            raise ValueError("PerAnswer needs the rows' texts (query(..., texts=...))")
+        from autocoder.records import normalize_text
+
+        keys = [normalize_text(t, keep_punctuation=False) for t in q.texts]
+        confidence = q.proba.max(axis=1) if q.proba.shape[1] else np.zeros(len(q.proba))
+        first: dict[str, int] = {}
+        count: dict[str, int] = {}
+        for i, key in enumerate(keys):
+            count[key] = count.get(key, 0) + 1
+            if q.available[i] and key not in first:
+                first[key] = i
+        value = np.asarray([count[k] * (1.0 - confidence[i]) for i, k in enumerate(keys)])
+        lead = value
+        if self.threshold is not None:
+            lead = value + (confidence < self.threshold) * (value.max(initial=0.0) + 1.0)
+        heads = np.zeros(len(keys), dtype=bool)
+        heads[list(first.values())] = True
+        chosen = top_by_score(lead, q.n, heads)
+        self.last_settled = np.asarray([count[keys[i]] for i in chosen], dtype=np.int64)
+        return chosen, value
+
+    @property
+    def settled_per_answer(self) -> float:
+        settled = getattr(self, "last_settled", None)
+        return float(settled.mean()) if settled is not None and len(settled) else 0.0
 
 
 STRATEGIES: dict[str, type[QueryStrategy]] = {
@@ -303,8 +373,14 @@ STRATEGIES: dict[str, type[QueryStrategy]] = {
     "diversity": Diversity,
     "class_balanced": ClassBalanced,
     "random": Random,
+    "per_answer": PerAnswer,
 }
-_ALIASES = {"lc": "least_confidence", "conformal_set_size": "conformal", "kcenter": "diversity"}
+_ALIASES = {
+    "lc": "least_confidence",
+    "conformal_set_size": "conformal",
+    "kcenter": "diversity",
+    "frequency": "per_answer",
+}
 
 
 def _one(name: str, kwargs: dict[str, Any]) -> QueryStrategy:
