@@ -149,7 +149,10 @@ def index_version(coder: RetrievalCoder) -> str:
 def predictor_index_version(predictor: Any) -> str:
     """The index version a predictor codes with ("" for a model alone)."""
     from autocoder.combine import CombinedPredictor
+    from autocoder.examples.vote import WithExamples
 
+    if isinstance(predictor, WithExamples):
+        predictor = predictor.base
     if isinstance(predictor, CombinedPredictor):
         predictor = predictor.retrieval
     return index_version(predictor) if isinstance(predictor, RetrievalCoder) else ""
@@ -254,7 +257,18 @@ def load_predictor(
     settings: Settings, ws: Workspace, taxonomy: Taxonomy, model_dir: str | Path | None
 ) -> tuple[Predictor, str]:
     """The trained model in ``model_dir`` (or config ``coder.model``; ``pretrained`` = the
-    packaged model), mixed with retrieval as the model says, else the retrieval coder."""
+    packaged model), mixed with retrieval as the model says, else the retrieval coder; the
+    taxonomy's coded examples vote on top (``[examples]``; their hash is in the id)."""
+    from autocoder.examples.loaded import with_examples
+
+    predictor, predictor_id = _base_predictor(settings, ws, taxonomy, model_dir)
+    embedder = make_embedder(settings, ws)
+    return with_examples(settings, ws, taxonomy, predictor, predictor_id, embedder)
+
+
+def _base_predictor(
+    settings: Settings, ws: Workspace, taxonomy: Taxonomy, model_dir: str | Path | None
+) -> tuple[Predictor, str]:
     model_dir = resolve_model_dir(model_dir or settings.coder.model)
     if model_dir:
         from autocoder.classify.model import load_model

@@ -47,6 +47,7 @@ DATA = REPO.parent / "shared" / "data"
 GRID = {
     "neighbours": (5, 10, 20, 40),
     "temperature": (0.02, 0.05, 0.1),
+    "min_similarity": (0.0, 0.5, 0.7),
     "exact_weight": (0.5, 0.8, 1.0),
     "weight": (0.3, 0.5, 0.7, 0.85),
     "exact_trust": (0.8, 0.95),
@@ -88,8 +89,10 @@ def tune(voter: ExampleVoter, p_base: np.ndarray, tune_df: pd.DataFrame) -> dict
     has_exact = np.asarray([bool(e) for e in exact])
     gold = list(tune_df["code"])
     best: tuple[tuple[float, float], dict[str, Any]] | None = None
-    for k, t in itertools.product(GRID["neighbours"], GRID["temperature"]):
-        knn = [knn_votes(c, s, w, k=k, temperature=t) for c, s, w in
+    for k, t, ms in itertools.product(
+        GRID["neighbours"], GRID["temperature"], GRID["min_similarity"]
+    ):
+        knn = [knn_votes(c, s, w, k=k, temperature=t, min_similarity=ms) for c, s, w in
                zip(found.codes, found.sims, found.weights, strict=True)]  # fmt: skip
         for ew in GRID["exact_weight"]:
             p_ex = voter.dense(
@@ -98,8 +101,8 @@ def tune(voter: ExampleVoter, p_base: np.ndarray, tune_df: pd.DataFrame) -> dict
             for w, trust in itertools.product(GRID["weight"], GRID["exact_trust"]):
                 p = blend(p_base, p_ex, has_exact, weight=w, exact_trust=trust)
                 s = scores(p, voter.classes_, gold)
-                params = dict(neighbours=k, temperature=t, exact_weight=ew, weight=w,
-                              exact_trust=trust)  # fmt: skip
+                params = dict(neighbours=k, temperature=t, min_similarity=ms, exact_weight=ew,
+                              weight=w, exact_trust=trust)  # fmt: skip
                 if best is None or (s["top1"], s["top5"]) > best[0]:
                     best = ((s["top1"], s["top5"]), {**params, **s})
     assert best is not None
@@ -126,9 +129,10 @@ def main() -> None:
     ap.add_argument("--home", default="/tmp/ac-ex-esco")
     ap.add_argument("--seed", type=int, default=18)
     ap.add_argument("--dev-share", type=float, default=0.25)
+    ap.add_argument("--kinds", default='["title","alt_title"]', help="ESCO texts indexed.")
     args = ap.parse_args()
     ws = Workspace.resolve(args.home)
-    settings = load_settings(overrides=['taxonomy.default="esco"'])
+    settings = load_settings(overrides=['taxonomy.default="esco"', f"index.kinds={args.kinds}"])
     api.import_taxonomy("esco", DATA / "esco_v1.1.1", ws)
     tax = load_taxonomy(ws, "esco")
     t0 = time.perf_counter()

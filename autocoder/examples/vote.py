@@ -1,8 +1,9 @@
 """Coded examples vote: a soft-vote kNN over the examples, an exact-match lookup, and the
 mixture of both with another predictor (retrieval over code texts, or a trained model).
 
-For a record, its ``neighbours`` nearest examples each give their code a vote
-``weight * exp((sim - best_sim) / temperature)`` (similarity-weighted soft voting); the votes,
+For a record, its ``neighbours`` nearest examples at least ``min_similarity`` close each give
+their code a vote ``weight * exp((sim - best_sim) / temperature)`` (similarity-weighted soft
+voting; examples farther away say nothing); the votes,
 normalised, are ``p_knn``. When examples with the record's very normalised title exist, their
 weighted votes, normalised, are ``p_exact`` and replace ``p_knn`` in proportion ``exact_weight``.
 The record's distribution is then
@@ -47,15 +48,24 @@ def exact_votes(table: pd.DataFrame) -> dict[str, dict[str, float]]:
 
 
 def knn_votes(
-    codes: list[str], sims: np.ndarray, weights: np.ndarray, *, k: int, temperature: float
+    codes: list[str],
+    sims: np.ndarray,
+    weights: np.ndarray,
+    *,
+    k: int,
+    temperature: float,
+    min_similarity: float = 0.0,
 ) -> dict[str, float]:
-    """Soft votes of the first ``k`` neighbours (best first), normalised to sum to 1."""
-    if not codes:
-        return {}
+    """Soft votes of the first ``k`` neighbours (best first) at least ``min_similarity``
+    close, normalised to sum to 1 (``{}`` when none is that close: far examples say nothing)."""
     sims, weights = np.asarray(sims[:k], np.float64), np.asarray(weights[:k], np.float64)
+    near = sims >= min_similarity
+    if not near.any():
+        return {}
+    sims, weights = sims[near], weights[near]
     votes = weights * np.exp((sims - sims.max()) / temperature)
     out: dict[str, float] = {}
-    for code, v in zip(codes[:k], votes, strict=True):
+    for code, v in zip([c for c, n in zip(codes[:k], near, strict=True) if n], votes, strict=True):
         out[code] = out.get(code, 0.0) + float(v)
     total = sum(out.values())
     return {c: v / total for c, v in out.items()} if total > 0 else {}
@@ -88,6 +98,7 @@ class ExampleVoter:
         neighbours: int = 10,
         temperature: float = 0.05,
         exact_weight: float = 0.9,
+        min_similarity: float = 0.5,
     ) -> None:
         self.index = index
         self.embedder = embedder
@@ -95,6 +106,7 @@ class ExampleVoter:
         self.neighbours = neighbours
         self.temperature = temperature
         self.exact_weight = exact_weight
+        self.min_similarity = min_similarity
 
     def fit(self, table: pd.DataFrame, content_hash: str) -> ExampleVoter:
         self.classes_ = np.asarray(sorted(self.classes))
@@ -124,7 +136,8 @@ class ExampleVoter:
                 votes = self.exact_.get(example_key(rec.title))
                 exact[start + i] = bool(votes)
                 knn = knn_votes(found.codes[i], found.sims[i], found.weights[i],
-                                k=self.neighbours, temperature=self.temperature)  # fmt: skip
+                                k=self.neighbours, temperature=self.temperature,
+                                min_similarity=self.min_similarity)  # fmt: skip
                 out.append(example_distribution(knn, votes, self.exact_weight))
         return out, exact
 
