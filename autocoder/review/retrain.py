@@ -377,12 +377,15 @@ def retrain(
     embedder: Any = None,
     cache_dir: str | Path | None = None,
 ) -> RetrainResult:
-    """Warm-start DIR on its training data plus ``feedback``; save to ``output_dir``.
+    """Warm-start DIR (``pretrained``: the packaged model) on its training data plus
+    ``feedback``; save to ``output_dir``.
 
     ``lr`` defaults to ``DEFAULT_LR_SCALE`` times the model's own learning rate."""
+    from autocoder.api import PRETRAINED, resolve_model_dir
     from autocoder.classify.model import load_model
 
-    model_dir, output_dir = Path(model_dir), Path(output_dir)
+    packaged = str(model_dir) == PRETRAINED
+    model_dir, output_dir = Path(resolve_model_dir(model_dir) or model_dir), Path(output_dir)
     if epochs < 1 or (lr is not None and lr <= 0):
         raise ValueError(f"epochs must be >= 1 and lr > 0, got epochs={epochs}, lr={lr}")
     if output_dir.resolve() == model_dir.resolve():
@@ -403,7 +406,7 @@ def retrain(
     seen = {**fb.summary(), "weight": float(feedback_weight), "epochs": epochs, "lr": lr}
     model.metadata_ = {
         **model.metadata_,
-        "retrained_from": str(model_dir.resolve()),
+        "retrained_from": PRETRAINED if packaged else str(model_dir.resolve()),
         "feedback": seen,
     }
     model.save(output_dir)
