@@ -1,42 +1,44 @@
-"""Plain functions behind the CLI commands; tests and notebooks call these directly.
+"""The workflows behind the CLI commands (import, index, code, label, synth, train,
+quickstart, paraphrase); tests and notebooks call these directly.
 
-This is the layer that turns ``Settings`` and a ``Workspace`` into parts (embedder, index,
-retrieval coder, trained model, LLM client and cache) and hands them to the modules below, which
-never read settings themselves: taxonomy -> index -> (labeler, augment) -> classify -> coder.
+Each turns ``Settings`` and a ``Workspace`` into the parts it needs and hands them to the
+modules below, which never read settings themselves. The coder comes from one factory,
+``autocoder.coding.load_coder``; model resolution, fingerprints and job keys live there.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from autocoder.coding.loaded import (
+    PRETRAINED,
+    index_version,
+    load_coder,
+    make_embedder,
+    pretrained_fits,
+    retrieval_coder,
+)
+from autocoder.coding.retrieval import RetrievalCoder
 from autocoder.config import CoderConfig, ConfigError, Settings, describe_errors
-from autocoder.embed import Embedder
 from autocoder.index import (
     CodeIndex,
     IndexConnectionError,
     IndexNotBuiltError,
-    MemoryIndex,
-    index_name,
+    build_locked,
+    index_in_use,
     make_index,
-    next_version,
-    record_version,
 )
-from autocoder.predictor import Predictor
-from autocoder.retrieval import RetrievalCoder
-from autocoder.taxonomy.model import Taxonomy
 from autocoder.taxonomy.store import load_taxonomy, save_taxonomy
-from autocoder.workspace import Workspace, file_lock
+from autocoder.workspace import Workspace
 
 if TYPE_CHECKING:
-    from autocoder.coder import CodingSummary
+    from autocoder.coding.batch import CodingSummary
     from autocoder.llm.cache import LLMCache
     from autocoder.llm.client import LLMModel
 
@@ -91,37 +93,6 @@ def import_taxonomy(
     )
 
 
-def make_embedder(settings: Settings, ws: Workspace) -> Embedder:
-    return Embedder.from_settings(settings.embedder, ws.embedding_cache)
-
-
-@contextlib.contextmanager
-def index_in_use(ws: Workspace) -> Iterator[None]:
-    """A shared lock on the workspace's index: jobs reading it run together, a rebuild waits
-    for none of them and fails clearly instead (``LockedError``)."""
-    with file_lock(
-        ws.index_lock,
-        exclusive=False,
-        busy="the index is being rebuilt (autocoder index build); run this again when it is done",
-    ):
-        yield
-
-
-def build_locked(
-    ws: Workspace, index: CodeIndex, taxonomy: Taxonomy, embedder: Embedder, *, show_progress: bool
-) -> int:
-    """Rebuild ``index`` under the workspace's exclusive index lock as its next version."""
-    with file_lock(
-        ws.index_lock,
-        exclusive=True,
-        busy="the index is in use by a running job or another build; try again when it is done",
-    ):
-        version = next_version(ws, index)
-        n = index.build(taxonomy, embedder, show_progress=show_progress, version=version)
-        record_version(ws, index, version)
-    return n
-
-
 def build_index(
     settings: Settings,
     ws: Workspace,
@@ -133,163 +104,6 @@ def build_index(
     embedder = make_embedder(settings, ws)
     index = make_index(settings, ws, taxonomy, embedder)
     return index, build_locked(ws, index, taxonomy, embedder, show_progress=show_progress)
-
-
-def index_version(coder: RetrievalCoder) -> str:
-    """``<collection>:v<build>`` of the coder's index; fails at once (``IndexNotBuiltError``,
-    ``IndexConnectionError``) when the index is missing, empty or unreachable."""
-    index = coder.index
-    if index.count() == 0:
-        raise IndexNotBuiltError(
-            f"the index {index_name(index)} is empty; run `autocoder index build`"
-        )
-    return f"{index_name(index)}:v{index.version()}"
-
-
-def predictor_index_version(predictor: Any) -> str:
-    """The index version a predictor codes with ("" for a model alone)."""
-    from autocoder.combine import CombinedPredictor
-    from autocoder.examples.vote import WithExamples
-
-    if isinstance(predictor, WithExamples):
-        predictor = predictor.base
-    if isinstance(predictor, CombinedPredictor):
-        predictor = predictor.retrieval
-    return index_version(predictor) if isinstance(predictor, RetrievalCoder) else ""
-
-
-def _model_fingerprint(path: Path) -> dict[str, Any]:
-    config = path / "config.json"
-    files = sorted(
-        (str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns)
-        for p in path.rglob("*")
-        if p.is_file()
-    )
-    return {"config_sha256": hashlib.sha256(config.read_bytes()).hexdigest(), "files": files}
-
-
-def predictor_fingerprint(
-    settings: Settings, taxonomy: Taxonomy, model_dir: str | Path | None
-) -> dict[str, Any]:
-    """The settings behind a predictor that change its output (part of a coding job's key)."""
-    out: dict[str, Any] = {"taxonomy": [taxonomy.name, taxonomy.version, len(taxonomy)]}
-    if model_dir:
-        out["model"] = _model_fingerprint(Path(model_dir))
-    else:
-        out["embedder"] = settings.embedder.model_dump(exclude={"cache"})
-        out["index"] = settings.index.model_dump(exclude={"connect_timeout", "timeout"})
-    return out
-
-
-def retrieval_coder(
-    settings: Settings, ws: Workspace, taxonomy: Taxonomy, *, top_k: int | None = None
-) -> RetrievalCoder:
-    """A fitted RetrievalCoder over the configured index (an in-memory index is built here)."""
-    embedder = make_embedder(settings, ws)
-    index = make_index(settings, ws, taxonomy, embedder)
-    if isinstance(index, MemoryIndex):
-        index.build(taxonomy, embedder)
-    return RetrievalCoder(
-        index,
-        embedder,
-        classes=taxonomy.leaf_codes(),
-        top_k=top_k if top_k is not None else max(settings.coder.top_n, 20),
-        temperature=settings.index.temperature,
-    ).fit()
-
-
-PRETRAINED = "pretrained"
-
-
-def pretrained_dir() -> Path:
-    """The model that ships inside the package (``--model pretrained``): the default recipe
-    trained on O*NET 29.2 + BLS + ESCO titles with the packaged MiniLM (README, "Coding
-    quality")."""
-    return Path(__file__).resolve().parent / "pretrained" / "onet-29.2"
-
-
-def resolve_model_dir(model_dir: str | Path | None) -> Path | None:
-    """``pretrained`` -> the packaged model; a path stays a path; None stays None."""
-    if model_dir is None or str(model_dir) == "":
-        return None
-    return pretrained_dir() if str(model_dir) == PRETRAINED else Path(model_dir)
-
-
-def model_taxonomy(model_dir: str | Path | None) -> str | None:
-    """The name of the taxonomy a model directory was trained on (None when unknown), so an
-    ESCO model codes against ESCO without ``--taxonomy``."""
-    config = Path(model_dir) / "config.json" if model_dir else None
-    if config is None or not config.is_file():
-        return None
-    name = json.loads(config.read_text()).get("metadata", {}).get("taxonomy", {}).get("name")
-    return str(name) if name else None
-
-
-def pretrained_fits(taxonomy: Taxonomy) -> bool:
-    """Whether the packaged model codes ``taxonomy`` (the same O*NET-SOC leaf codes)."""
-    config = pretrained_dir() / "config.json"
-    if not config.is_file() or taxonomy.name != "onet":
-        return False
-    return sorted(json.loads(config.read_text())["classes"]) == sorted(taxonomy.leaf_codes())
-
-
-def mixture_params(model: Any, settings: Settings) -> dict[str, Any]:
-    """How retrieval is mixed into ``model``'s scores (``autocoder.combine``): what was fitted
-    when it was trained (metadata ``combine``), else its recipe's weight, else none; a set
-    ``coder.retrieval_weight`` overrides the weight (and drops the fitted calibration)."""
-    meta = getattr(model, "metadata_", {})
-    fitted = dict(meta.get("combine") or {})
-    params = {
-        "retrieval_weight": float(
-            fitted["retrieval_weight"]
-            if "retrieval_weight" in fitted
-            else meta.get("recipe", {}).get("combine", {}).get("retrieval_weight", 0.0)
-        ),
-        "temperature": float(fitted.get("temperature", 1.0)),
-        "conformal_threshold": fitted.get("conformal_threshold"),
-    }
-    if settings.coder.retrieval_weight is not None:
-        params = {"retrieval_weight": float(settings.coder.retrieval_weight)}
-    return params
-
-
-def load_predictor(
-    settings: Settings, ws: Workspace, taxonomy: Taxonomy, model_dir: str | Path | None
-) -> tuple[Predictor, str]:
-    """The trained model in ``model_dir`` (or config ``coder.model``; ``pretrained`` = the
-    packaged model), mixed with retrieval as the model says, else the retrieval coder; the
-    taxonomy's coded examples vote on top (``[examples]``; their hash is in the id)."""
-    from autocoder.examples.loaded import with_examples
-
-    predictor, predictor_id = _base_predictor(settings, ws, taxonomy, model_dir)
-    embedder = make_embedder(settings, ws)
-    return with_examples(settings, ws, taxonomy, predictor, predictor_id, embedder)
-
-
-def _base_predictor(
-    settings: Settings, ws: Workspace, taxonomy: Taxonomy, model_dir: str | Path | None
-) -> tuple[Predictor, str]:
-    model_dir = resolve_model_dir(model_dir or settings.coder.model)
-    if model_dir:
-        from autocoder.classify.model import load_model
-
-        path = Path(model_dir)
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"{path} is not a model directory (no config.json)")
-        model = load_model(path, cache_dir=ws.embedding_cache if settings.embedder.cache else None)
-        # the config's mtime: a model retrained into the same directory starts a new job
-        model_id = f"model:{path.resolve()}:{(path / 'config.json').stat().st_mtime_ns}"
-        params = mixture_params(model, settings)
-        if not params["retrieval_weight"]:
-            return model, model_id
-        from autocoder.combine import CombinedPredictor
-
-        retrieval = retrieval_coder(settings, ws, taxonomy)
-        combined = CombinedPredictor(model, retrieval, **params).fit()
-        tag = ":".join(str(v) for v in params.values())
-        return combined, f"{model_id}+retrieval:{tag}:{index_version(retrieval)}"
-    coder = retrieval_coder(settings, ws, taxonomy)
-    return coder, f"retrieval:{taxonomy.name}:{taxonomy.version}:{coder.embedder.model_id}"
 
 
 def _coder_options(
@@ -322,91 +136,26 @@ def code(
 ) -> CodingSummary:
     """Code a file with the ``local`` engine (checkpointed, resumable) or on ``ray``
     (``address`` of a running cluster, else a local one; ``workers`` model replicas)."""
-    from autocoder.coder import check_paths, code_file
+    from autocoder.coding.batch import check_paths, code_file
 
     if engine not in ("local", "ray"):
         raise ConfigError(f"unknown engine {engine!r}; use 'local' or 'ray'")
     options = _coder_options(settings, top_n=top_n, threshold=threshold)
     check_paths(Path(input_path), Path(output_path))
-    model_dir = resolve_model_dir(model_dir or settings.coder.model)
-    name = taxonomy_name or model_taxonomy(model_dir) or settings.taxonomy.default
-    taxonomy = load_taxonomy(ws, name)
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(index_in_use(ws))  # also a model mixes in retrieval's scores
-        predictor, predictor_id = load_predictor(settings, ws, taxonomy, model_dir)
-        version = predictor_index_version(predictor)
-        labels = {c.code: c.title for c in taxonomy}
-        fingerprint = predictor_fingerprint(settings, taxonomy, model_dir)
+    settings = settings.model_copy(update={"coder": options})
+    with index_in_use(ws):  # also a model mixes in retrieval's scores
+        coder = load_coder(settings, ws, model=model_dir, taxonomy_name=taxonomy_name)
         if engine == "ray":
-            return _code_on_ray(
-                settings.model_copy(update={"coder": options}),
-                ws,
-                (Path(input_path), Path(output_path)),
-                taxonomy,
-                model_dir,
-                predictor,
-                predictor_id=predictor_id,
-                fingerprint=fingerprint,
-                index_version=version,
-                address=address,
-                workers=workers,
-            )
+            from autocoder.coding.engine_ray import RayOptions, code_file_ray
+
+            return code_file_ray(
+                Path(input_path), Path(output_path), coder=coder, options=options,
+                ray_options=RayOptions(address=address, workers=workers),
+            )  # fmt: skip
         return code_file(
-            input_path,
-            output_path,
-            predictor=predictor,
-            labels=labels,
-            runs_dir=ws.runs,
-            predictor_id=predictor_id,
-            fingerprint=fingerprint,
-            index_version=version,
-            options=options,
+            input_path, output_path, coder=coder, runs_dir=ws.runs, options=options,
             show_progress=show_progress,
-            uris={c.code: c.uri for c in taxonomy if c.uri},
-        )
-
-
-def _code_on_ray(
-    settings: Settings,
-    ws: Workspace,
-    paths: tuple[Path, Path],
-    taxonomy: Taxonomy,
-    model_dir: str | Path | None,
-    predictor: Predictor,
-    *,
-    predictor_id: str,
-    fingerprint: dict[str, Any],
-    index_version: str,
-    address: str | None,
-    workers: int,
-) -> CodingSummary:
-    from autocoder.coder import job_settings, output_columns
-    from autocoder.engine_ray import code_file_ray
-    from autocoder.predictor import SetPredictor
-
-    with_sets = isinstance(predictor, SetPredictor)
-    uris = {c.code: c.uri for c in taxonomy if c.uri}
-    return code_file_ray(
-        *paths,
-        settings=settings,
-        home=ws.root,
-        taxonomy_name=taxonomy.name,
-        model_dir=str(model_dir) if model_dir else None,
-        labels={c.code: c.title for c in taxonomy},
-        uris=uris,
-        index_version=index_version,
-        job_settings=job_settings(
-            settings.coder,
-            predictor_id=predictor_id,
-            fingerprint=fingerprint,
-            index_version=index_version,
-            with_sets=with_sets,
-        )
-        | ({"with_uris": True} if uris else {}),
-        columns=output_columns(settings.coder.top_n, with_sets=with_sets, with_uris=bool(uris)),
-        address=address,
-        workers=workers,
-    )
+        )  # fmt: skip
 
 
 def llm_model(settings: Settings, ws: Workspace) -> LLMModel:
@@ -437,7 +186,7 @@ def label(
     show_progress: bool = True,
 ) -> dict[str, Any]:
     """RAG-label ``input_path`` (``autocoder label``); see ``autocoder.labeler.label_file``."""
-    from autocoder.coder import check_paths
+    from autocoder.coding.batch import check_paths
     from autocoder.labeler import label_file
 
     check_paths(Path(input_path), Path(output_path))
@@ -615,22 +364,18 @@ def paraphrase_file(
     """``autocoder paraphrase``: read, paraphrase (filtered by the current coder), write."""
     from autocoder.augment.paraphrase import Paraphraser, paraphrase_table
     from autocoder.io import read_table, write_table
-    from autocoder.taxonomy.store import load_taxonomy
 
     df = read_table(input_path, string_columns=("id", label_column))
-    needs_coder = filter_outputs or label_column not in df.columns
-    taxonomy = load_taxonomy(workspace, taxonomy_name or settings.taxonomy.default)
-    predictor = None
-    if needs_coder:
-        predictor, _ = load_predictor(settings, workspace, taxonomy, coder_model)
+    coder = None
+    if filter_outputs or label_column not in df.columns:  # the current coder is needed
+        coder = load_coder(settings, workspace, model=coder_model, taxonomy_name=taxonomy_name)
     model_dir = Path(model_dir) if model_dir else workspace.models / "paraphraser"
     paraphraser = Paraphraser.load(model_dir, workspace.models, threads=threads)
     out, stats = paraphrase_table(
         df,
         paraphraser,
         per_record=per_record,
-        predictor=predictor,
-        taxonomy=taxonomy,
+        coder=coder,
         filter_outputs=filter_outputs,
         label_column=label_column,
         seed=seed,

@@ -176,11 +176,12 @@ def index_query(
     taxonomy: Annotated[str | None, typer.Option()] = None,
 ) -> None:
     """Show the top-k candidate codes for one text."""
+    from autocoder.coding.loaded import retrieval_coder
     from autocoder.taxonomy.store import load_taxonomy
 
     settings, ws = _settings(ctx)
     tax = load_taxonomy(ws, taxonomy or settings.taxonomy.default)
-    coder = api.retrieval_coder(settings, ws, tax)
+    coder = retrieval_coder(settings, ws, tax)
     codes, probs, evidence = coder.rank([text])
     for c, p, e in zip(codes[0][:k], probs[0][:k], evidence[0][:k], strict=False):
         typer.echo(f"{c}\t{p:.3f}\t{tax.get(c).title}\t(matched: {e[:80]})")
@@ -199,9 +200,7 @@ def code_cmd(
     ] = None,
     model: Annotated[
         Path | None,
-        typer.Option(
-            "--model", help="Trained model directory, or 'pretrained' (the packaged O*NET model)."
-        ),
+        typer.Option(help="Model directory, 'pretrained' (packaged) or 'retrieval' (index only)."),
     ] = None,
     threshold: Annotated[
         float | None,

@@ -200,14 +200,16 @@ def emerging_cmd(
     llm: Annotated[bool, typer.Option("--llm/--no-llm", help="Name clusters with the LLM.")] = True,
 ) -> None:
     """Cluster records flagged as new occupations, or far from every code; Markdown + CSV."""
+    from autocoder.coding.loaded import RETRIEVAL, load_coder
     from autocoder.review.emerging import emerging_report
     from autocoder.review.push import read_records
 
     settings, ws = _settings(ctx)
     records = _run(read_records, input_path, settings) if input_path is not None else None
+    coder = _run(load_coder, settings, ws, model=RETRIEVAL)
     _echo(
         _run(
-            emerging_report, settings, ws, output, project=project, records=records,
+            emerging_report, coder, settings, ws, output, project=project, records=records,
             min_similarity=min_similarity, min_cluster_size=min_cluster_size, use_llm=llm,
         )  # fmt: skip
     )

@@ -98,7 +98,7 @@ class CoderConfig(_Section):
         ge=0,
         le=1,
         description="With a model: weight of retrieval's probabilities mixed into the model's "
-        "(autocoder.combine); None = the weight the model was trained with, 0 = model alone.",
+        "(autocoder.coding.mixture); None = the weight the model was trained with, 0 = model alone.",
     )
     normalize_titles: bool = Field(
         True,

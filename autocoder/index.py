@@ -8,6 +8,7 @@ per code, so ``search`` returns codes, not documents.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -23,7 +24,7 @@ from autocoder.config import Settings
 from autocoder.embed import Embedder
 from autocoder.records import normalize_text
 from autocoder.taxonomy.model import TEXT_KINDS, Taxonomy
-from autocoder.workspace import Workspace
+from autocoder.workspace import Workspace, file_lock
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -503,3 +504,30 @@ def record_version(ws: Workspace, index: CodeIndex, version: int) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(counters, indent=2))
     tmp.replace(path)
+
+
+@contextlib.contextmanager
+def index_in_use(ws: Workspace) -> Iterator[None]:
+    """A shared lock on the workspace's index: jobs reading it run together, a rebuild waits
+    for none of them and fails clearly instead (``LockedError``)."""
+    with file_lock(
+        ws.index_lock,
+        exclusive=False,
+        busy="the index is being rebuilt (autocoder index build); run this again when it is done",
+    ):
+        yield
+
+
+def build_locked(
+    ws: Workspace, index: CodeIndex, taxonomy: Taxonomy, embedder: Embedder, *, show_progress: bool
+) -> int:
+    """Rebuild ``index`` under the workspace's exclusive index lock as its next version."""
+    with file_lock(
+        ws.index_lock,
+        exclusive=True,
+        busy="the index is in use by a running job or another build; try again when it is done",
+    ):
+        version = next_version(ws, index)
+        n = index.build(taxonomy, embedder, show_progress=show_progress, version=version)
+        record_version(ws, index, version)
+    return n

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from autocoder.coding.predictor import Retriever
 from autocoder.io import read_table, write_table
 from autocoder.llm.cache import LLMCache
 from autocoder.llm.prompts import PromptTemplate, load_prompt
@@ -34,7 +35,6 @@ from autocoder.llm.tasks import (
     rag_pick_request,
     run_requests,
 )
-from autocoder.predictor import Retriever
 from autocoder.records import JobRecord, RecordsLike, as_records, clean_text, table_texts
 from autocoder.taxonomy.model import Taxonomy
 

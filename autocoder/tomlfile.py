@@ -2,18 +2,22 @@
 
 ``read_toml`` parses one file, ``apply_overrides`` sets dotted keys in the parsed dict, and
 ``load_toml_model`` does both and validates the result with a pydantic model; every failure is
-raised as the caller's own error class (``RecipeError``, ``ConfigError``, ...).
+raised as the caller's own error class (``RecipeError``, ``ConfigError``, ...). ``dump_toml``
+writes a settings-shaped dict (scalars and lists, one table per section) back as TOML.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-__all__ = ["apply_overrides", "load_toml_model", "read_toml"]
+__all__ = ["apply_overrides", "dump_toml", "load_toml_model", "read_toml"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -57,3 +61,32 @@ def load_toml_model(
         return model.model_validate(raw)
     except ValidationError as exc:
         raise error(f"invalid {what} {path}:\n{exc}") from exc
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # a TOML basic string
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{json.dumps(str(k))} = {_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"cannot write {type(value).__name__} {value!r} as TOML")
+
+
+def dump_toml(data: Mapping[str, Any], *, header: str = "") -> str:
+    """TOML text of ``data``: its scalars first, then a ``[table]`` per mapping (deeper
+    mappings inline). None values are left out (TOML has no null); ``header`` becomes
+    comment lines on top."""
+    lines = [f"# {line}".rstrip() for line in header.splitlines()]
+    tables = {k: v for k, v in data.items() if isinstance(v, Mapping)}
+    lines += [f"{k} = {_value(v)}" for k, v in data.items() if k not in tables and v is not None]
+    for name, table in tables.items():
+        lines += ["", f"[{name}]"]
+        lines += [f"{k} = {_value(v)}" for k, v in table.items() if v is not None]
+    return "\n".join(lines) + "\n"

@@ -34,6 +34,7 @@ from autocoder.classify.recipe import (
     make_classifier,
     prepare_training_data,
 )
+from autocoder.coding.retrieval import RetrievalCoder
 from autocoder.config import Settings, load_settings
 from autocoder.devsplit import apply_holdout, holdout_titles
 from autocoder.embed import Embedder
@@ -46,7 +47,6 @@ from autocoder.metrics import (
     top_k_accuracy,
 )
 from autocoder.records import JobRecord
-from autocoder.retrieval import RetrievalCoder
 from autocoder.taxonomy.model import Taxonomy
 from autocoder.taxonomy.onet import import_onet
 from autocoder.workspace import Workspace

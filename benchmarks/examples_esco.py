@@ -26,13 +26,13 @@ import numpy as np
 import pandas as pd
 
 from autocoder import api
+from autocoder.coding.examples import WithExamples
 from autocoder.config import load_settings
 from autocoder.examples.index import ChromaExampleIndex, MemoryExampleIndex
 from autocoder.examples.ops import add_file
 from autocoder.examples.store import AddSpec, ExampleStore, example_key
 from autocoder.examples.vote import (
     ExampleVoter,
-    WithExamples,
     blend,
     example_distribution,
     knn_votes,

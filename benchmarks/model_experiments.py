@@ -62,7 +62,8 @@ import numpy as np
 import pandas as pd
 
 from autocoder.classify.dev_eval import dev_gold
-from autocoder.classify.finetune import finetune_embedder, round_robin_order
+from autocoder.classify.finetune import Pairs, finetune_embedder, round_robin_order
+from autocoder.classify.recipe import FinetuneSection
 from autocoder.embed import Embedder, resolve_model
 from autocoder.metrics import top_k_accuracy
 from autocoder.taxonomy.model import Code, Taxonomy
@@ -362,16 +363,11 @@ def finetune_variant(
     shutil.rmtree(target, ignore_errors=True)
     start = time.perf_counter()
     finetune_embedder(
-        anchors,
-        positives,
-        codes,
+        Pairs(anchors, positives, codes, negatives),
         base_model=MINILM,
         output_dir=target,
-        epochs=1,
-        batch_size=32,
-        lr=3e-5,
+        options=FinetuneSection(epochs=1, batch_size=32, lr=3e-5),
         seed=setup.seed,
-        hard_negatives=negatives,
     )
     meta = json.loads((target / "autocoder_finetune.json").read_text())
     return {

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from autocoder.augment.paraphrase import Paraphraser, _Item, filter_candidates, paraphrase_table
-from autocoder.augment.synth import _existing_data, _key, taxonomy_titles
+from autocoder.augment.synth import duplicate_key, existing_data, taxonomy_titles
 from autocoder.classify.model import load_model
 from autocoder.classify.recipe import train_from_recipe
 from autocoder.devsplit import apply_holdout, holdout_titles, make_dev_split
@@ -81,7 +81,7 @@ def rare_records(
     held: Taxonomy, min_per_code: int, max_titles: int
 ) -> tuple[pd.DataFrame, set[str]]:
     rare = {c.code for c in held.leaves()
-            if len({_key(t) for t in taxonomy_titles(held, c.code)}) < min_per_code}
+            if len({duplicate_key(t) for t in taxonomy_titles(held, c.code)}) < min_per_code}
     rows = []
     for code in sorted(rare):
         node = held.get(code)
@@ -110,8 +110,8 @@ def quality(raw: pd.DataFrame, records: pd.DataFrame, held: Taxonomy, base: Path
                                                           strict=True)])
     orig = model.predict([JobRecord(t, d) for t, d in zip(records["title"], records["duties"],
                                                           strict=True)])
-    known = _existing_data(held, None)
-    novel = [_key(p) != _key(s) and _key(p) not in (known.titles if k == "title" else known.duties)
+    known = existing_data(held, None)
+    novel = [duplicate_key(p) != duplicate_key(s) and duplicate_key(p) not in (known.titles if k == "title" else known.duties)
              for p, s, k in zip(raw["paraphrase"], raw["source_text"], raw["kind"], strict=True)]
     return {
         "raw_paraphrases": int(len(raw)),
@@ -124,7 +124,7 @@ def quality(raw: pd.DataFrame, records: pd.DataFrame, held: Taxonomy, base: Path
 
 def filtered(raw: pd.DataFrame, held: Taxonomy, base: Path) -> pd.DataFrame:
     items = [(_Item(r.id, r.code, r.kind, r.source_text), r.paraphrase) for r in raw.itertuples()]
-    kept, _ = filter_candidates(items, _existing_data(held, None), load_model(base))
+    kept, _ = filter_candidates(items, existing_data(held, None), load_model(base))
     keys = {(it.id, it.kind, text) for it, text in kept}
     mask = [(r.id, r.kind, r.paraphrase) in keys for r in raw.itertuples()]
     return raw[mask].drop_duplicates(["code", "kind", "paraphrase"])

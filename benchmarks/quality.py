@@ -6,9 +6,9 @@ held out at import (clean, and with posting noise appended, both through the tit
 as ``autocoder code`` does): top-1/3/5, macro top-1, top-1 on rare codes (dev titles whose
 code has <= 20 titles in the training taxonomy), ECE, training minutes and records/s at coding
 time (dev titles, embedding cache off). Rows marked "+ retrieval" are the model mixed with
-retrieval's probabilities (``autocoder.combine``) as ``autocoder train`` fits the mixture
+retrieval's probabilities (``autocoder.coding.mixture``) as ``autocoder train`` fits the mixture
 (weight and temperature on the dev titles, figures cross-fitted over two halves of the dev
-split, ``autocoder.classify.mixture``); the retrieval row is the index alone.
+split, ``autocoder.coding.mixture``); the retrieval row is the index alone.
 
 Setup (the workspace of ``benchmarks/baseline.sh``: taxonomy imported with ``--holdout``, index
 built)::
@@ -33,11 +33,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from autocoder import api
 from autocoder.classify.dev_eval import dev_gold, dev_inputs, score_proba
 from autocoder.classify.model import load_model
 from autocoder.classify.recipe import train_from_recipe
-from autocoder.combine import CombinedPredictor, mix
+from autocoder.coding.loaded import retrieval_coder
+from autocoder.coding.mixture import CombinedPredictor, mix
 from autocoder.config import load_settings
 from autocoder.taxonomy.store import load_taxonomy
 from autocoder.workspace import Workspace
@@ -101,7 +101,7 @@ def run_variant(name: str, out: Path, ws: Workspace, settings: Any, ctx: dict) -
         w, t = meta["combine"]["retrieval_weight"], meta["combine"]["temperature"]
         cols = CombinedPredictor(model, ctx["retrieval"], retrieval_weight=1.0).fit()
         mixed = {  # the shipped parameters, for the rare-code column
-            k: mix(proba[k], ctx["ret_proba"][k][:, cols._retrieval_columns], w, t) for k in proba
+            k: mix(proba[k], ctx["ret_proba"][k][:, cols.retrieval_columns_], w, t) for k in proba
         }
         row = {"config": f"{name} + retrieval (w={w}, T={t:.2f})", "train_minutes": minutes}
         row |= {k: dict(meta["dev_combined"][k]) for k in ("clean", "noisy")}  # cross-fitted
@@ -139,7 +139,7 @@ def main() -> None:
     if not taxonomy.holdout_file:
         raise SystemExit("import the taxonomy with --holdout DEV (benchmarks/baseline.sh)")
     dev = pd.read_csv(taxonomy.holdout_file, dtype=str)
-    retrieval = api.retrieval_coder(settings, ws, taxonomy)
+    retrieval = retrieval_coder(settings, ws, taxonomy)
     inputs = dev_inputs(dev)
     ctx = {"inputs": inputs, "gold": dev_gold(dev), "rare": rare_mask(dev, taxonomy)}
     ctx |= {"retrieval": retrieval}

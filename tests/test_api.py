@@ -17,15 +17,6 @@ from tests.fakes import (
 )
 
 
-def test_retrieval_coder_on_the_memory_backend_needs_no_index_build(tmp_path: Path) -> None:
-    settings = load_settings(overrides=['index.backend="memory"'])
-    ws = Workspace.resolve(tmp_path)
-    coder = api.retrieval_coder(settings, ws, tiny_taxonomy(), top_k=2)
-    codes, probs, _ = coder.rank(["hgv truck driver"])
-    assert codes[0][0] == "53-3032.00" and len(codes[0]) == 2
-    assert abs(float(probs[0].sum()) - 1.0) < 1e-6
-
-
 def _llm_settings(base_url: str, *extra: str):  # type: ignore[no-untyped-def]
     return load_settings(
         overrides=[

@@ -5,11 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from autocoder.coding.retrieval import RetrievalCoder
 from autocoder.index import MemoryIndex
 from autocoder.labeler import OUTPUT_COLUMNS, RAGLabeler, label_file
 from autocoder.llm.cache import LLMCache
 from autocoder.llm.client import LLMModel
-from autocoder.retrieval import RetrievalCoder
 from tests.fakes import FakeOpenAIServer, FakeReply, HashingEmbedder, mini_taxonomy, user_prompt
 
 KEYWORDS = {

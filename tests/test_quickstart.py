@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from autocoder import api
 from autocoder.cli import app
+from autocoder.coding.loaded import pretrained_dir
 
 # example vacancy -> the O*NET-SOC code a coder should give it
 EXPECTED = {
@@ -32,10 +32,8 @@ EXPECTED = {
 
 
 def test_the_pretrained_model_fits_the_o_net_codes() -> None:
-    config = json.loads((api.pretrained_dir() / "config.json").read_text())
+    config = json.loads((pretrained_dir() / "config.json").read_text())
     assert len(config["classes"]) == 1016 and config["metadata"]["taxonomy"]["version"] == "29.2"
-    assert api.resolve_model_dir("pretrained") == api.pretrained_dir()
-    assert api.resolve_model_dir(None) is None
 
 
 @pytest.mark.slow

@@ -15,7 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from autocoder.cli import app
-from autocoder.coder import code_file, ranked
+from autocoder.coding.batch import code_file, ranked
+from autocoder.coding.loaded import LoadedCoder
 from autocoder.config import CoderConfig
 from autocoder.embed import Embedder
 from autocoder.io import iter_table, write_table
@@ -150,13 +151,13 @@ def test_rewritten_input_of_the_same_size_is_not_resumed(tmp_path: Path) -> None
     keywords = {"nurse": "29-1141.00", "java": "15-1252.00"}
     src, out, runs = tmp_path / "in.csv", tmp_path / "out.csv", tmp_path / "runs"
     opts = CoderConfig(top_n=1, batch_size=2)
-    kw = {"labels": {}, "runs_dir": runs, "options": opts, "show_progress": False, "window_rows": 2}
+    kw = {"runs_dir": runs, "options": opts, "show_progress": False, "window_rows": 2}
     ids = ["1", "2", "3", "4"]
     write_table(pd.DataFrame({"id": ids, "title": [f"nurse {i}" for i in ids]}), src)
     with pytest.raises(KeyboardInterrupt):
-        code_file(src, out, predictor=Stop(keywords), **kw)  # type: ignore[arg-type]
+        code_file(src, out, coder=LoadedCoder.from_predictor(Stop(keywords)), **kw)  # type: ignore[arg-type]
     write_table(pd.DataFrame({"id": ids, "title": [f"javas {i}" for i in ids]}), src)
-    summary = code_file(src, out, predictor=KeywordPredictor(keywords), **kw)  # type: ignore[arg-type]
+    summary = code_file(src, out, coder=LoadedCoder.from_predictor(KeywordPredictor(keywords)), **kw)  # type: ignore[arg-type]
     assert summary.resumed_batches == 0 and "starting a new job" in summary.note
     assert pd.read_csv(out)["code_1"].tolist() == ["15-1252.00"] * 4
 
@@ -267,7 +268,10 @@ def test_second_job_on_the_same_output_fails(tmp_path: Path) -> None:
         """Starts a second job on the same output while the first one codes."""
 
         def predict_proba(self, X: object) -> np.ndarray:
-            code_file(src, out, predictor=predictor, labels={}, runs_dir=runs, show_progress=False)
+            code_file(
+                src, out, coder=LoadedCoder.from_predictor(predictor), runs_dir=runs,
+                show_progress=False,
+            )  # fmt: skip
             return super().predict_proba(X)
 
     from autocoder.workspace import LockedError
@@ -276,8 +280,7 @@ def test_second_job_on_the_same_output_fails(tmp_path: Path) -> None:
         code_file(
             src,
             out,
-            predictor=Nested({"nurse": "29-1141.00"}),
-            labels={},
+            coder=LoadedCoder.from_predictor(Nested({"nurse": "29-1141.00"})),
             runs_dir=runs,
             show_progress=False,
         )

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from autocoder.coder import code_file
+from autocoder.coding.batch import code_file
+from autocoder.coding.loaded import LoadedCoder
 from autocoder.config import CoderConfig
 from autocoder.records import as_records
 from autocoder.titles import ParsedTitle, clean_title, parse_title
@@ -156,8 +157,7 @@ def _code(tmp_path: Path, normalize: bool) -> tuple[list[str], str]:
     summary = code_file(
         inp,
         tmp_path / f"out-{normalize}.csv",
-        predictor=predictor,
-        labels={},
+        coder=LoadedCoder.from_predictor(predictor),
         runs_dir=tmp_path / "runs",
         options=CoderConfig(normalize_titles=normalize),
         show_progress=False,

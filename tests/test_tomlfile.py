@@ -49,3 +49,26 @@ def test_load_toml_model_applies_overrides(tmp_path: Path) -> None:
     good.write_text('name = "r"\n[train]\nepochs = 3\n')
     recipe = load_toml_model(good, _Recipe, overrides={"train.epochs": 7})
     assert (recipe.name, recipe.train.epochs) == ("r", 7)
+
+
+def test_dump_toml_round_trips_a_recipe_shaped_dict() -> None:
+    import tomllib
+
+    from autocoder.tomlfile import dump_toml
+
+    data = {
+        "name": 'a "quoted" name',
+        "weight": 0.4,
+        "big": float("inf"),
+        "n": 3,
+        "on": True,
+        "unset": None,
+        "data": {"kinds": ["title", "task"], "path": "dev.csv", "empty": []},
+        "loss": {"name": "cdb", "params": {"tau": 1.0, "momentum": 0.5}},
+    }
+    text = dump_toml(data, header="first line\nsecond")
+    assert text.startswith("# first line\n# second\n")
+    expected = {k: v for k, v in data.items() if k != "unset"}
+    assert tomllib.loads(text) == expected
+    with pytest.raises(TypeError, match="cannot write"):
+        dump_toml({"x": object()})

@@ -33,15 +33,16 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from autocoder.augment.gemma import ensure_base_model
-from autocoder.augment.synth import _existing_data, _key, taxonomy_titles
+from autocoder.augment.synth import duplicate_key, existing_data, taxonomy_titles
 from autocoder.io import InputError
 from autocoder.llm.prompts import PromptTemplate, load_prompt
 from autocoder.records import JobRecord, clean_text, duties_column
 from autocoder.taxonomy.model import Taxonomy
-from autocoder.tomlfile import load_toml_model
+from autocoder.tomlfile import dump_toml, load_toml_model
 
 if TYPE_CHECKING:
-    from autocoder.predictor import Predictor
+    from autocoder.coding.loaded import LoadedCoder
+    from autocoder.coding.predictor import Predictor
     from autocoder.workspace import Workspace
 
 log = logging.getLogger("autocoder.paraphrase")
@@ -165,8 +166,8 @@ def _unique(texts: Iterable[str]) -> list[str]:
     seen: dict[str, str] = {}
     for text in texts:
         text = clean_text(text)
-        if text and _key(text) not in seen:
-            seen[_key(text)] = text
+        if text and duplicate_key(text) not in seen:
+            seen[duplicate_key(text)] = text
     return list(seen.values())
 
 
@@ -225,8 +226,8 @@ def task_groups(taxonomy: Taxonomy, mode: str) -> tuple[dict[str, list[list[str]
         if linked is not None:
             groups = {}
             for code, own in tasks.items():
-                keys = {_key(t) for t in own}
-                kept = [[t for t in g if _key(t) in keys] for g in linked.get(code, [])]
+                keys = {duplicate_key(t) for t in own}
+                kept = [[t for t in g if duplicate_key(t) in keys] for g in linked.get(code, [])]
                 groups[code] = [g for g in kept if len(g) > 1]
             return groups, "dwa"
     if mode == "dwa":
@@ -475,7 +476,8 @@ def train_paraphraser(
         "recipe": recipe.model_dump(),
     }
     (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
-    shutil.copyfile(recipe_path or default_recipe_path(), tmp / "recipe.toml")
+    header = f"The paraphraser recipe {recipe.name!r} as applied to this model (overrides included)."
+    (tmp / "recipe.toml").write_text(dump_toml(recipe.model_dump(), header=header))
     shutil.rmtree(output_dir, ignore_errors=True)
     tmp.rename(output_dir)
     return meta
@@ -610,11 +612,11 @@ def filter_candidates(
     stats = Counter[str]()
     fresh = []
     for item, text in rows:
-        key = _key(text)
+        key = duplicate_key(text)
         seen = known.titles if item.kind == "title" else known.duties
         if not key:
             stats["dropped_empty"] += 1
-        elif key == _key(item.text) or key in seen:
+        elif key == duplicate_key(item.text) or key in seen:
             stats["dropped_copies"] += 1
         else:
             seen.add(key)
@@ -632,16 +634,18 @@ def paraphrase_table(
     paraphraser: Paraphraser,
     *,
     per_record: int,
-    predictor: Predictor | None = None,
-    taxonomy: Taxonomy | None = None,
+    coder: LoadedCoder | None = None,
     filter_outputs: bool = True,
     label_column: str = "code",
     seed: int = 0,
     source: str = "input",
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """K paraphrases per record text; filtered unless ``filter_outputs`` is False."""
+    """K paraphrases per record text; filtered unless ``filter_outputs`` is False. ``coder``
+    (the current one, with its taxonomy) labels unlabeled records and filters the outputs."""
     if per_record < 1:
         raise ParaphraserError("per_record must be at least 1")
+    predictor = coder.predictor if coder is not None else None
+    taxonomy = coder.taxonomy if coder is not None else None
     if filter_outputs and (predictor is None or taxonomy is None):
         raise ParaphraserError("filtering needs the current coder and the taxonomy")
     items = _items(df, _labels(df, label_column, predictor, source), source)
@@ -652,7 +656,7 @@ def paraphrase_table(
         rows += [(it, s) for it, texts in zip(part, samples, strict=True) for s in texts]
     stats: dict[str, Any] = {"records": len(df), "texts": len(items), "generated": len(rows)}
     if filter_outputs:
-        rows, dropped = filter_candidates(rows, _existing_data(taxonomy, None), predictor)  # type: ignore[arg-type]
+        rows, dropped = filter_candidates(rows, existing_data(taxonomy, None), predictor)  # type: ignore[arg-type]
         stats.update(dropped)
     out = pd.DataFrame(
         [

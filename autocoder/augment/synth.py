@@ -22,11 +22,11 @@ from typing import Any
 
 import pandas as pd
 
+from autocoder.coding.predictor import Retriever
 from autocoder.io import InputError, read_table, write_table
 from autocoder.llm.cache import LLMCache
 from autocoder.llm.prompts import PromptTemplate, load_prompt
 from autocoder.llm.tasks import AnswerError, Model, parse_synth, run_requests, synth_request
-from autocoder.predictor import Retriever
 from autocoder.records import JobRecord, clean_text, duties_column, normalize_text, table_texts
 from autocoder.taxonomy.model import Taxonomy
 
@@ -35,7 +35,7 @@ log = logging.getLogger("autocoder.synth")
 SYNTH_COLUMNS = ["code", "title", "duties", "source", "prompt_version", "model", "retrieved_rank"]
 
 
-def _key(text: str) -> str:
+def duplicate_key(text: str) -> str:
     """The duplicate-check key: case, punctuation and spacing ignored."""
     return normalize_text(text, keep_punctuation=False)
 
@@ -58,7 +58,7 @@ def count_examples(taxonomy: Taxonomy, training: pd.DataFrame | None = None) -> 
                 counts[code] = n
         return counts
     for code in counts:
-        counts[code] = len({_key(t) for t in taxonomy_titles(taxonomy, code)})
+        counts[code] = len({duplicate_key(t) for t in taxonomy_titles(taxonomy, code)})
     return counts
 
 
@@ -78,7 +78,7 @@ def rare_codes(
     return below[:max_codes] if max_codes is not None else below
 
 
-class _Existing:
+class ExistingTexts:
     """Normalised texts already known: (title, duties) pairs, titles and duties."""
 
     def __init__(self) -> None:
@@ -87,7 +87,7 @@ class _Existing:
         self.duties: set[str] = set()
 
     def add(self, title: str, duties: str) -> None:
-        t, d = _key(title), _key(duties)
+        t, d = duplicate_key(title), duplicate_key(duties)
         self.pairs.add((t, d))
         if t:
             self.titles.add(t)
@@ -95,7 +95,7 @@ class _Existing:
             self.duties.add(d)
 
     def is_duplicate(self, title: str, duties: str) -> bool:
-        t, d = _key(title), _key(duties)
+        t, d = duplicate_key(title), duplicate_key(duties)
         if (t, d) in self.pairs:
             return True
         if not d:
@@ -105,8 +105,8 @@ class _Existing:
         return False
 
 
-def _existing_data(taxonomy: Taxonomy, training: pd.DataFrame | None) -> _Existing:
-    known = _Existing()
+def existing_data(taxonomy: Taxonomy, training: pd.DataFrame | None) -> ExistingTexts:
+    known = ExistingTexts()
     for node in taxonomy.leaves():
         for title in taxonomy_titles(taxonomy, node.code):
             known.add(title, "")
@@ -180,7 +180,7 @@ def _generate(
         model, requests, cache=cache, show_progress=show_progress, desc="synth"
     )
     out = _Generated(requests=stats.requests, cache_hits=stats.cache_hits)
-    known = _existing_data(plan.taxonomy, plan.training)
+    known = existing_data(plan.taxonomy, plan.training)
     for code, answer in zip(plan.targets, answers, strict=True):
         if isinstance(answer, Exception):
             out.failed[code] = f"{type(answer).__name__}: {answer}"

@@ -20,12 +20,16 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sentence_transformers.base.sampler import DefaultBatchSampler
 
 from autocoder.embed import resolve_model
+
+if TYPE_CHECKING:
+    from autocoder.classify.recipe import FinetuneSection
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +144,21 @@ class CodeDistinctBatchSampler(DefaultBatchSampler):
         return len(self.plan())
 
 
+@dataclass(frozen=True)
+class Pairs:
+    """Training pairs: ``codes[i]`` is the code of ``(anchors[i], positives[i])`` (no two pairs
+    of a batch share one); ``hard_negatives[i]``, when given, is ``(text, code)`` of a wrong
+    code's text for pair ``i`` (MNRL on triplets)."""
+
+    anchors: Sequence[str]
+    positives: Sequence[str]
+    codes: Sequence[str]
+    hard_negatives: Sequence[tuple[str, str]] | None = None
+
+    def check(self) -> None:
+        _check_pairs(self.anchors, self.positives, self.codes, self.hard_negatives)
+
+
 def _check_pairs(
     anchors: Sequence[str],
     positives: Sequence[str],
@@ -196,27 +215,18 @@ def _training_args(
     )
 
 
-def _train(
-    model: Any,
-    anchors: Sequence[str],
-    positives: Sequence[str],
-    codes: Sequence[str],
-    *,
-    scale: float,
-    args: Any,
-    hard_negatives: Sequence[tuple[str, str]] | None = None,
-) -> list[float]:
+def _train(model: Any, pairs: Pairs, *, scale: float, args: Any) -> list[float]:
     """Run ``SentenceTransformerTrainer`` with MNRL; returns the per-step training losses."""
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from transformers import PrinterCallback
 
-    columns = {"anchor": list(anchors), "positive": list(positives)}
-    negative_codes = None
-    if hard_negatives is not None:
-        columns["negative"] = [text for text, _ in hard_negatives]
-        negative_codes = [code for _, code in hard_negatives]
+    columns = {"anchor": list(pairs.anchors), "positive": list(pairs.positives)}
+    codes, negative_codes = pairs.codes, None
+    if pairs.hard_negatives is not None:
+        columns["negative"] = [text for text, _ in pairs.hard_negatives]
+        negative_codes = [code for _, code in pairs.hard_negatives]
 
     def sampler(dataset: Any, **kwargs: Any) -> CodeDistinctBatchSampler:
         return CodeDistinctBatchSampler(
@@ -235,63 +245,46 @@ def _train(
     return [float(e["loss"]) for e in trainer.state.log_history if "loss" in e]
 
 
+#: Share of the training steps the learning rate warms up over.
+WARMUP_FRACTION = 0.1
+
+
 def finetune_embedder(
-    anchors: Sequence[str],
-    positives: Sequence[str],
-    codes: Sequence[str],
+    pairs: Pairs,
     *,
     base_model: str,
     output_dir: str | Path,
-    epochs: int = 1,
-    batch_size: int = 64,
-    lr: float = 3e-5,
-    scale: float = 20.0,
-    warmup_fraction: float = 0.1,
-    max_seq_length: int | None = 64,
+    options: FinetuneSection,
     seed: int = 0,
     show_progress: bool = False,
     meta: dict[str, Any] | None = None,
-    hard_negatives: Sequence[tuple[str, str]] | None = None,
 ) -> Path:
-    """Fine-tune ``base_model`` on ``(anchor, positive)`` pairs; save to ``output_dir``.
-
-    ``codes[i]`` is the code of pair ``i`` (no two pairs of a batch share one). With
-    ``hard_negatives``, ``hard_negatives[i]`` is ``(text, code)`` of a wrong code's text for
-    pair ``i`` (MNRL on triplets). The model directory gets ``autocoder_finetune.json`` with
-    the settings, first/last loss and time.
-    """
+    """Fine-tune ``base_model`` on ``pairs`` with the recipe's ``[finetune]`` section
+    (``options``: epochs, batch size, learning rate, MNRL scale, sequence length); save to
+    ``output_dir``. The model directory gets ``autocoder_finetune.json`` with the settings,
+    first/last loss and time."""
     from sentence_transformers import SentenceTransformer
 
-    _check_pairs(anchors, positives, codes, hard_negatives)
+    ft = options
+    pairs.check()
     started = time.perf_counter()
     model = SentenceTransformer(resolve_model(base_model), device="cpu")
     original_length = model.max_seq_length
-    if max_seq_length:  # titles and task statements are short; shorter batches train faster
-        model.max_seq_length = min(max_seq_length, original_length or max_seq_length)
+    # titles and task statements are short; shorter batches train faster
+    model.max_seq_length = min(ft.max_seq_length, original_length or ft.max_seq_length)
     with tempfile.TemporaryDirectory(prefix="autocoder-finetune-") as scratch:
         args = _training_args(
-            scratch,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            warmup_fraction=warmup_fraction,
-            seed=seed,
-            show_progress=show_progress,
-        )
-        losses = _train(
-            model, anchors, positives, codes, scale=scale, args=args, hard_negatives=hard_negatives
-        )
+            scratch, epochs=ft.epochs, batch_size=ft.batch_size, lr=ft.lr,
+            warmup_fraction=WARMUP_FRACTION, seed=seed, show_progress=show_progress,
+        )  # fmt: skip
+        losses = _train(model, pairs, scale=ft.scale, args=args)
     model.max_seq_length = original_length
     info = {
         "base_model": base_model,
-        "pairs": len(anchors),
-        "hard_negatives": hard_negatives is not None,
-        "codes": len(set(codes)),
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "lr": lr,
-        "scale": scale,
-        "max_seq_length": max_seq_length,
+        "pairs": len(pairs.anchors),
+        "hard_negatives": pairs.hard_negatives is not None,
+        "codes": len(set(pairs.codes)),
+        **ft.model_dump(include={"epochs", "batch_size", "lr", "scale", "max_seq_length"}),
         **_loss_summary(losses),
         "seconds": round(time.perf_counter() - started, 2),
         **(meta or {}),

@@ -34,6 +34,7 @@ from autocoder.classify.calibrate import (
 from autocoder.classify.data import parse_mom, stratified_indices
 from autocoder.classify.losses import make_loss
 from autocoder.classify.train import MLP, Monitor, TrainHistory, predict_logits, train_network
+from autocoder.coding.predictor import Capabilities
 from autocoder.mathx import softmax
 from autocoder.records import InputFormat, JobRecord, as_records
 
@@ -147,6 +148,13 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self.seed = seed
         self.verbose = verbose
         self.warm_start = warm_start
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Embeddings always; conformal sets once fitted (or loaded) with a threshold."""
+        return Capabilities(
+            sets=getattr(self, "conformal_threshold_", None) is not None, embeddings=True
+        )
 
     # --- embedding ----------------------------------------------------------------------------
     def _get_embedder(self) -> Any:
@@ -463,13 +471,15 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         *,
         embedder: Any = None,
         cache_dir: str | Path | None = None,
+        config: dict[str, Any] | None = None,
     ) -> EmbeddingClassifier:
-        """Rebuild a saved classifier; ``embedder`` overrides the configured one."""
+        """Rebuild a saved classifier; ``embedder`` overrides the configured one; ``config``:
+        the directory's ``config.json`` when the caller has read it already."""
         directory = Path(directory)
         path = directory / CONFIG_FILE
-        if not path.exists():
+        if config is None and not path.exists():
             raise FileNotFoundError(f"no classifier at {directory} (missing {CONFIG_FILE})")
-        cfg = json.loads(path.read_text())
+        cfg = config if config is not None else json.loads(path.read_text())
         if cfg.get("kind") != "embedding_classifier":
             raise ValueError(f"{path}: kind is {cfg.get('kind')!r}, not 'embedding_classifier'")
         if cfg.get("format_version", 0) > FORMAT_VERSION:
@@ -499,7 +509,12 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
 
 def load_model(
-    directory: str | Path, *, cache_dir: str | Path | None = None, embedder: Any = None
+    directory: str | Path,
+    *,
+    cache_dir: str | Path | None = None,
+    embedder: Any = None,
+    config: dict[str, Any] | None = None,
 ) -> EmbeddingClassifier:
-    """Load a trained model directory (``autocoder code --model DIR``)."""
-    return EmbeddingClassifier.load(directory, cache_dir=cache_dir, embedder=embedder)
+    """Load a trained model directory (``autocoder code --model DIR``); ``config``: its
+    ``config.json``, when already read."""
+    return EmbeddingClassifier.load(directory, cache_dir=cache_dir, embedder=embedder, config=config)

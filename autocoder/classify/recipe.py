@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Literal
@@ -34,6 +35,7 @@ from autocoder.workspace import Workspace
 log = logging.getLogger(__name__)
 
 DEFAULT_RECIPE = "classifier.toml"
+RECIPE_FILE = "recipe.toml"  # the recipe applied, saved next to a trained model
 
 
 class _Section(BaseModel):
@@ -162,7 +164,7 @@ class CombineSection(_Section):
         ge=0,
         le=1,
         description="`autocoder code --model` mixes this much of retrieval's probabilities "
-        "into the model's (autocoder.combine); 0 = the model alone.",
+        "into the model's (autocoder.coding.mixture); 0 = the model alone.",
     )
 
 
@@ -438,7 +440,7 @@ def finetune_for_recipe(
     show_progress: bool = False,
 ) -> Path:
     """Fine-tune the recipe's embedder on the train split (reused when already done)."""
-    from autocoder.classify.finetune import META_FILE, finetune_embedder, round_robin_order
+    from autocoder.classify.finetune import META_FILE, Pairs, finetune_embedder, round_robin_order
 
     ft = recipe.finetune
     titles = {c.code: c.title for c in taxonomy.leaves()}
@@ -464,16 +466,10 @@ def finetune_for_recipe(
     tmp = target.with_name(target.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     finetune_embedder(
-        anchors,
-        positives,
-        [codes[i] for i in order],
+        Pairs(anchors, positives, [codes[i] for i in order]),
         base_model=recipe.embedder.model,
         output_dir=tmp,
-        epochs=ft.epochs,
-        batch_size=ft.batch_size,
-        lr=ft.lr,
-        scale=ft.scale,
-        max_seq_length=ft.max_seq_length,
+        options=ft,
         seed=recipe.train.seed,
         show_progress=show_progress,
         meta={"train_fingerprint": D.fingerprint(train)},
@@ -563,18 +559,13 @@ def _fit(clf: EmbeddingClassifier, splits: Any, recipe: Recipe) -> EmbeddingClas
 MIN_MIXTURE_ROWS = 200
 
 
-def _mixture_params(fitted: dict[str, Any]) -> dict[str, Any]:
-    keys = ("retrieval_weight", "temperature", "conformal_threshold")
-    return {k: fitted[k] for k in keys}
-
-
 def fit_combination(
     clf: EmbeddingClassifier, retrieval: Any, val: Any, recipe: Recipe
 ) -> dict[str, Any]:
     """Fit the model + retrieval mixture on the validation titles from the extra sources (in
     neither the network's training rows nor the index) and their noisy copies; with fewer than
     ``MIN_MIXTURE_ROWS`` of them, the recipe's weight uncalibrated."""
-    from autocoder.classify.mixture import fit_on
+    from autocoder.coding.mixture import fit_on
 
     held = [i for i, p in enumerate(val["provenance"]) if p.startswith("source:")]
     if len(held) < MIN_MIXTURE_ROWS:
@@ -622,7 +613,7 @@ def evaluate_first_fit(
     if retrieval is None or recipe.combine.retrieval_weight <= 0:
         return meta
     if dev is not None and not dev_in_index:
-        from autocoder.classify.mixture import fit_on_dev
+        from autocoder.coding.mixture import fit_on_dev
 
         meta["combine"], meta["dev_combined"] = fit_on_dev(
             clf, retrieval, dev, **_conformal(recipe)
@@ -630,11 +621,11 @@ def evaluate_first_fit(
         meta["combine"]["fitted_on"] = f"{len(dev)} dev titles + their noisy copies"
         meta["dev_combined"]["cross_fitted"] = True
     else:
-        from autocoder.combine import CombinedPredictor
+        from autocoder.coding.mixture import CombinedPredictor, mixture_params
 
         meta["combine"] = fit_combination(clf, retrieval, val, recipe)
         if dev is not None:
-            mixed = CombinedPredictor(clf, retrieval, **_mixture_params(meta["combine"])).fit()
+            mixed = CombinedPredictor(clf, retrieval, **mixture_params(meta["combine"])).fit()
             meta["dev_combined"] = dev_figures(mixed, dev)
     log.info("model + retrieval mixture: %s; dev: %s", meta["combine"], meta.get("dev_combined"))
     return meta
@@ -682,10 +673,51 @@ def refit_on_all(
     return final
 
 
-def _dataset_info(splits: Any, data_dir: Path) -> dict[str, Any]:
+def portable_path(value: str) -> str:
+    """``value`` as a saved model may record it: a path that names this machine (absolute,
+    from the home directory or above the working directory) becomes its file name."""
+    path = Path(value)
+    if path.is_absolute() or value.startswith("~") or ".." in path.parts:
+        return path.name
+    return value
+
+
+def portable_text(text: str) -> str:
+    """``text`` with every absolute path in it shortened to its file name."""
+    return re.sub(r"(?<!\S)[/~]\S*", lambda m: Path(m.group()).name, text)
+
+
+def applied_recipe(recipe: Recipe, fitted: dict[str, Any] | None) -> Recipe:
+    """The recipe as the trained model applies it: overrides included, and ``[combine]`` gives
+    the retrieval weight fitted at train time (what ``autocoder code`` mixes with). Input
+    table paths stay as given (``review retrain`` rebuilds the training data from them)."""
+    if not fitted or "retrieval_weight" not in fitted:
+        return recipe
+    weight = float(fitted["retrieval_weight"])
+    return recipe.model_copy(
+        update={"combine": recipe.combine.model_copy(update={"retrieval_weight": weight})}
+    )
+
+
+def save_recipe(recipe: Recipe, directory: Path) -> Path:
+    """``directory/recipe.toml``: the recipe applied (``applied_recipe``), as TOML."""
+    from autocoder.tomlfile import dump_toml
+
+    header = (
+        f"The recipe {recipe.name!r} as applied to this model (overrides included; [combine]\n"
+        "retrieval_weight: the weight fitted at train time). `autocoder train --recipe` reads it."
+    )
+    path = directory / RECIPE_FILE
+    path.write_text(dump_toml(recipe.model_dump(), header=header))
+    return path
+
+
+def _dataset_info(splits: Any, data_dir: Path, workspace: Workspace) -> dict[str, Any]:
     train, val = splits["train"], splits["validation"]
+    root = Path(workspace.root).resolve()
+    inside = data_dir.resolve().is_relative_to(root)
     return {
-        "path": str(data_dir),
+        "path": str(data_dir.resolve().relative_to(root)) if inside else data_dir.name,
         "train_fingerprint": D.fingerprint(train),
         "validation_fingerprint": D.fingerprint(val),
         "train_rows": len(train),
@@ -753,20 +785,23 @@ def train_from_recipe(
     )
     _fit(clf, splits, recipe)
     meta: dict[str, Any] = {
-        "recipe": recipe.model_dump(),
         "taxonomy": {"name": taxonomy.name, "version": taxonomy.version},
-        "holdout": {"source": holdout_info, "titles": len(titles), "removed": removed},
-        "dataset": _dataset_info(splits, data_dir),
-        "embedder": embedder_name,
+        "holdout": {
+            "source": portable_text(holdout_info), "titles": len(titles), "removed": removed
+        },
+        "dataset": _dataset_info(splits, data_dir, workspace),
+        "embedder": portable_path(embedder_name),
     }
     first = evaluate_first_fit(
         clf, recipe, splits["validation"], dev, retrieval, dev_in_index=not taxonomy.holdout
     )
     meta.update(first)
+    applied = applied_recipe(recipe, first.get("combine"))
+    meta = {"recipe": applied.model_dump(), **meta}
     if recipe.train.refit:
         clf = refit_on_all(clf, recipe, everything, dev)
         meta["refit"] = clf.refit_
     clf.metadata_ = meta
-    out = clf.save(output_dir)
-    shutil.copyfile(resolve_recipe(recipe_path), Path(out) / "recipe.toml")
-    return Path(out)
+    out = Path(clf.save(output_dir))
+    save_recipe(applied, out)
+    return out

@@ -34,7 +34,7 @@ ESCO_OCCUPATIONS_FILE = "occupations_en.csv"
 MATCH_WEIGHTS: Mapping[str, float] = {"exactMatch": 1.0, "closeMatch": 0.6}
 
 
-def _finish(rows: pd.DataFrame, source: str, holdout: Collection[str]) -> pd.DataFrame:
+def finish_source_rows(rows: pd.DataFrame, source: str, holdout: Collection[str]) -> pd.DataFrame:
     """Clean texts, drop held-out titles and duplicates (keep the highest weight)."""
     rows = rows.assign(text=rows["text"].map(clean_text), source=source)
     keys = rows["text"].map(normalize_text)
@@ -75,7 +75,7 @@ def bls_titles(
     rows = pd.DataFrame(
         {"text": table["2018 SOC Direct Match Title"], "code": soc.map(mapping), "weight": 1.0}
     ).dropna(subset=["text", "code"])
-    return _finish(rows, BLS_SOURCE, holdout)
+    return finish_source_rows(rows, BLS_SOURCE, holdout)
 
 
 def read_crosswalk(path: str | Path) -> pd.DataFrame:
@@ -127,7 +127,7 @@ def esco_titles(
     links = links.assign(weight=links["weight"] / fan_out)
     labels = esco_labels(Path(esco_folder) / ESCO_OCCUPATIONS_FILE)
     rows = labels.merge(links, on="esco_uri").rename(columns={"onet_code": "code"})
-    return _finish(rows[["text", "code", "weight"]], ESCO_SOURCE, holdout)
+    return finish_source_rows(rows[["text", "code", "weight"]], ESCO_SOURCE, holdout)
 
 
 def source_summary(

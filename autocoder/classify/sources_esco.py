@@ -31,7 +31,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from autocoder.classify.sources import CROSSWALK_FILE, SOURCE_COLUMNS, _finish, read_crosswalk
+from autocoder.classify.sources import (
+    CROSSWALK_FILE,
+    SOURCE_COLUMNS,
+    finish_source_rows,
+    read_crosswalk,
+)
 from autocoder.taxonomy.model import Taxonomy
 from autocoder.taxonomy.onet import OCCUPATION_DATA, import_onet
 
@@ -101,6 +106,6 @@ def onet_titles_for_esco(
     links = esco_links(crosswalk_folder, uri_to_code, match_weights=match_weights)
     titles = onet_titles(import_onet(onet_release), kinds)
     rows = titles.merge(links, on="onet_code")[["text", "code", "weight"]]
-    table = _finish(rows, ONET_SOURCE, holdout)
+    table = finish_source_rows(rows, ONET_SOURCE, holdout)
     code_to_uri = {code: uri for uri, code in uri_to_code.items()}
     return table.assign(uri=table["code"].map(code_to_uri))[[*SOURCE_COLUMNS, "uri"]]

@@ -19,7 +19,7 @@ changed is read on the next job.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -165,36 +165,3 @@ def blend(
     has = p_examples.sum(axis=1) > 0
     a = np.where(exact, exact_trust, weight) * has
     return (1.0 - a)[:, None] * np.asarray(p_base, np.float64) + a[:, None] * p_examples
-
-
-class WithExamples:
-    """A ``Predictor`` (and ``SetPredictor`` when ``base`` is one) whose probabilities are
-    ``base``'s blended with the examples' votes (``blend``); columns follow ``base.classes_``."""
-
-    def __init__(
-        self, base: Any, voter: ExampleVoter, *, weight: float = 0.5, exact_trust: float = 0.95
-    ) -> None:
-        self.base = base
-        self.voter = voter
-        self.weight = weight
-        self.exact_trust = exact_trust
-
-    def fit(self, X: Any = None, y: Any = None) -> WithExamples:
-        base_codes = [str(c) for c in self.base.classes_]
-        pos = {str(c): j for j, c in enumerate(self.voter.classes_)}
-        if set(base_codes) != set(pos):
-            raise ValueError("the examples' taxonomy and the predictor's codes differ")
-        self._columns = np.asarray([pos[c] for c in base_codes])
-        self.classes_ = np.asarray(self.base.classes_)
-        return self
-
-    def predict_proba(self, X: RecordsLike) -> np.ndarray:
-        records = as_records(X)
-        p_base = np.asarray(self.base.predict_proba(records), np.float64)
-        dists, exact = self.voter.distributions(records)
-        p_ex = self.voter.dense(dists)[:, self._columns]
-        p = blend(p_base, p_ex, exact, weight=self.weight, exact_trust=self.exact_trust)
-        return p.astype(np.float32)
-
-    def predict(self, X: RecordsLike) -> np.ndarray:
-        return np.asarray(self.classes_)[self.predict_proba(X).argmax(axis=1)]

@@ -17,7 +17,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,9 @@ import pandas as pd
 from autocoder.config import Settings
 from autocoder.records import JobRecord, clean_text, normalize_text
 from autocoder.workspace import Workspace
+
+if TYPE_CHECKING:
+    from autocoder.coding.loaded import LoadedCoder
 
 log = logging.getLogger(__name__)
 
@@ -400,6 +403,7 @@ def queued_records(ws: Workspace, project: str | None = None) -> pd.DataFrame:
 
 
 def emerging_report(
+    coder: LoadedCoder,
     settings: Settings,
     ws: Workspace,
     output: str | Path,
@@ -410,28 +414,29 @@ def emerging_report(
     min_cluster_size: int = DEFAULT_MIN_CLUSTER_SIZE,
     use_llm: bool = True,
 ) -> dict[str, Any]:
-    """Flagged feedback + far records (``records``, else the review queue) -> report files."""
-    from autocoder import api
+    """Flagged feedback + far records (``records``, else the review queue) -> report files.
+
+    Similarities are searched in ``coder``'s code index with its retrieval embeddings (a
+    coder without retrieval, a model alone, cannot say what is far from every code)."""
     from autocoder.index import IndexConnectionError, IndexNotBuiltError
     from autocoder.review.queue import load_feedback
-    from autocoder.taxonomy.store import load_taxonomy
 
-    taxonomy = load_taxonomy(ws, settings.taxonomy.default)
-    coder = api.retrieval_coder(settings, ws, taxonomy)
+    retrieval = coder.retrieval
+    if retrieval is None or coder.taxonomy is None:
+        raise ValueError(
+            f"emerging occupations need a coder with the code index; {coder.predictor_id} "
+            "has none (use --model retrieval)"
+        )
     flagged = flagged_records(load_feedback(ws, project))
     scan = records if records is not None else queued_records(ws, project)
-
-    def embed(recs: list[JobRecord]) -> np.ndarray:
-        return np.asarray(coder.embedder.encode([r.query() for r in recs], is_query=True))
-
-    titles = {c.code: c.title for c in taxonomy}
     try:
         result = find_emerging(
-            flagged, scan, embed, coder.index, titles,
+            flagged, scan, retrieval.embed, retrieval.index, dict(coder.labels),
             min_similarity=min_similarity, min_cluster_size=min_cluster_size,
         )  # fmt: skip
     except (IndexNotBuiltError, IndexConnectionError) as exc:
         raise ValueError(f"emerging occupations need the code index: {exc}") from exc
+    taxonomy = coder.taxonomy
     result.params["llm"] = _name_with_llm(result, settings, ws, taxonomy) if use_llm else "off"
     md, csv = write_report(result, output)
     return {**result.summary(), "markdown": str(md), "csv": str(csv)}

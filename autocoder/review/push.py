@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from autocoder.coding.loaded import LoadedCoder, load_coder
 from autocoder.config import Settings
 from autocoder.io import InputError, read_table
 from autocoder.records import JobRecord, clean_text
@@ -76,7 +77,9 @@ def read_records(path: str | Path, settings: Settings) -> pd.DataFrame:
     if cfg.id_column not in df.columns:
         raise InputError(f"{path}: no {cfg.id_column!r} column (record ids are needed to review)")
     if cfg.title_column not in df.columns and cfg.description_column not in df.columns:
-        raise InputError(f"{path}: needs a {cfg.title_column!r} or {cfg.description_column!r} column")
+        raise InputError(
+            f"{path}: needs a {cfg.title_column!r} or {cfg.description_column!r} column"
+        )
     out = pd.DataFrame(
         {
             "id": df[cfg.id_column].map(clean_text),
@@ -106,16 +109,6 @@ def model_version_of(predictor_id: str) -> str:
     return f"{predictor_id[: MODEL_VERSION_MAX - 13]}#{digest}"
 
 
-def embeddings_of(predictor: Any, records: list[JobRecord]) -> np.ndarray | None:
-    """The records' embeddings from the predictor's own embedder, or None if it has none."""
-    if hasattr(predictor, "embed"):
-        return np.asarray(predictor.embed(records), dtype=np.float32)
-    embedder = getattr(predictor, "embedder", None)
-    if embedder is not None and hasattr(embedder, "encode"):
-        return np.asarray(embedder.encode([r.query() for r in records]), dtype=np.float32)
-    return None
-
-
 def predict_in_batches(predictor: Any, records: list[JobRecord], batch: int) -> np.ndarray:
     parts = [
         np.asarray(predictor.predict_proba(records[i : i + batch]), dtype=np.float32)
@@ -129,43 +122,47 @@ def top_candidates(
 ) -> list[dict[str, Any]]:
     order = np.argsort(-proba_row, kind="stable")[:k]
     return [
-        {"code": str(classes[j]), "title": titles.get(str(classes[j]), ""), "score": float(proba_row[j])}
+        {
+            "code": str(classes[j]),
+            "title": titles.get(str(classes[j]), ""),
+            "score": float(proba_row[j]),
+        }
         for j in order
     ]
 
 
 def choose(
-    settings: Settings,
-    ws: Workspace,
+    coder: LoadedCoder,
     records: pd.DataFrame,
+    settings: Settings,
     *,
-    taxonomy: Taxonomy,
-    model_dir: str | Path | None,
     strategy: str,
     limit: int,
     seed: int = 0,
 ) -> tuple[list[queue.QueuedTask], str, int]:
-    """Code ``records`` and pick ``limit`` with ``strategy``: (tasks best first, model version,
-    the input records they stand for)."""
-    from autocoder.api import load_predictor
+    """Code ``records`` with ``coder`` and pick ``limit`` with ``strategy``: (tasks best first,
+    model version, the input records they stand for). A strategy that declares
+    ``needs_embeddings`` gets the records' embeddings from the coder's embedder (a coder that
+    declares no embeddings fails clearly); one that declares ``needs_texts``, their texts."""
     from autocoder.review.strategies import make_strategy
 
-    predictor, predictor_id = load_predictor(settings, ws, taxonomy, model_dir)
-    version = model_version_of(predictor_id)
+    predictor = coder.predictor
+    version = model_version_of(coder.predictor_id)
     chooser = make_strategy(strategy, threshold=settings.review.threshold, model=predictor)
+    if chooser.needs_embeddings and not coder.capabilities.embeddings:
+        raise ValueError(
+            f"strategy {strategy!r} needs embeddings; the coder {coder.predictor_id} has none"
+        )
     recs = [JobRecord(t, d) for t, d in zip(records["title"], records["description"], strict=True)]
     proba = predict_in_batches(predictor, recs, settings.coder.batch_size)
-    needs_embeddings = "embeddings" in chooser.needs
-    emb = embeddings_of(predictor, recs) if needs_embeddings else None
-    if needs_embeddings and emb is None:
-        raise ValueError(f"strategy {strategy!r} needs embeddings; this model has no embedder")
-    texts = [r.query() for r in recs] if "texts" in chooser.needs else None
+    emb = coder.embed(recs) if chooser.needs_embeddings else None
+    texts = [r.query() for r in recs] if chooser.needs_texts else None
     idx = chooser.query(proba, emb, min(limit, len(recs)), rng=np.random.default_rng(seed),
                         texts=texts)  # fmt: skip
     settled = getattr(chooser, "last_settled", None)
     scores = chooser.last_scores
-    classes = np.asarray(predictor.classes_)
-    titles = {c.code: c.title for c in taxonomy}
+    classes = coder.classes
+    titles = dict(coder.labels)
     tasks = [
         queue.QueuedTask(
             record_id=records["id"].iloc[i],
@@ -342,13 +339,15 @@ def push(
         fresh = records[~records["id"].isin(seen)].reset_index(drop=True)
         result.considered = len(fresh)
         if len(fresh) and limit:
+            coder = load_coder(settings, ws, model=model_dir, taxonomy_name=taxonomy.name)
             tasks, result.model_version, result.settles = choose(
-                settings, ws, fresh, taxonomy=taxonomy, model_dir=model_dir,
-                strategy=strategy, limit=limit, seed=seed,
-            )  # fmt: skip
+                coder, fresh, settings, strategy=strategy, limit=limit, seed=seed
+            )
             result.queued = queue.enqueue(ws, project, tasks)
     try:
-        client = LabelStudioClient(resolve_connection(settings, ws), timeout=settings.review.timeout)
+        client = LabelStudioClient(
+            resolve_connection(settings, ws), timeout=settings.review.timeout
+        )
         send_pending(
             client, ws, project, taxonomy, result, settings.review.labeling_config,
             skills if skills is not None else task_skills(settings, ws),

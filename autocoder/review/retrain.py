@@ -148,9 +148,9 @@ def base_training_data(model: Any, workspace: Workspace, settings: Settings | No
     from autocoder.classify import data as D
 
     meta = getattr(model, "metadata_", {}) or {}
-    path = (meta.get("dataset") or {}).get("path")
-    if path and (Path(path) / "dataset_dict.json").exists():
-        return D.load_training_data(path)
+    path = (meta.get("dataset") or {}).get("path")  # relative to the workspace (older: absolute)
+    if path and (Path(workspace.root) / path / "dataset_dict.json").exists():
+        return D.load_training_data(Path(workspace.root) / path)
     recipe = _recipe_of(model)
     if recipe is None:
         raise ValueError(
@@ -202,7 +202,9 @@ def _imported_holdout(note: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def _recipe_dev(model: Any, workspace: Workspace, settings: Settings | None) -> tuple[pd.DataFrame, str] | None:
+def _recipe_dev(
+    model: Any, workspace: Workspace, settings: Settings | None
+) -> tuple[pd.DataFrame, str] | None:
     """The dev split of the model's recipe (held out of its training), if it can be found."""
     from autocoder.classify.recipe import dev_table, load_recipe_taxonomy
     from autocoder.io import InputError
@@ -225,7 +227,11 @@ def _recipe_dev(model: Any, workspace: Workspace, settings: Settings | None) -> 
 
 
 def dev_split(
-    model: Any, workspace: Workspace, dev: str | Path | None, splits: Any, settings: Settings | None = None
+    model: Any,
+    workspace: Workspace,
+    dev: str | Path | None,
+    splits: Any,
+    settings: Settings | None = None,
 ) -> tuple[pd.DataFrame, str]:
     """Rows ``title, description, codes`` to measure on, and where they came from: ``dev``,
     else the recipe's holdout, else the validation split of the training data."""
@@ -381,8 +387,8 @@ def retrain(
     ``feedback``; save to ``output_dir``.
 
     ``lr`` defaults to ``DEFAULT_LR_SCALE`` times the model's own learning rate."""
-    from autocoder.api import PRETRAINED, resolve_model_dir
     from autocoder.classify.model import load_model
+    from autocoder.coding.loaded import PRETRAINED, resolve_model_dir
 
     packaged = str(model_dir) == PRETRAINED
     model_dir, output_dir = Path(resolve_model_dir(model_dir) or model_dir), Path(output_dir)
@@ -406,7 +412,8 @@ def retrain(
     seen = {**fb.summary(), "weight": float(feedback_weight), "epochs": epochs, "lr": lr}
     model.metadata_ = {
         **model.metadata_,
-        "retrained_from": PRETRAINED if packaged else str(model_dir.resolve()),
+        # no machine path in a saved model
+        "retrained_from": PRETRAINED if packaged else model_dir.resolve().name,
         "feedback": seen,
     }
     model.save(output_dir)

@@ -26,9 +26,8 @@ centers of ``Diversity``.
   strategy (e.g. diversity) picks ``n`` of them.
 
 ``make_strategy("entropy+diversity", threshold=0.5, model=clf)`` builds any of them by name.
-What a strategy reads besides ``proba`` is declared in ``needs`` (``"embeddings"``,
-``"texts"``), never guessed from its name: a caller passes ``embeddings`` / ``texts`` when
-the strategy needs them.
+What a strategy reads besides ``proba`` is declared (``needs_embeddings``, ``needs_texts``),
+never guessed from its name: a caller passes ``embeddings`` / ``texts`` when it needs them.
 """
 
 from __future__ import annotations
@@ -39,6 +38,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from autocoder.coding.predictor import capabilities_of
 
 __all__ = [
     "ClassBalanced",
@@ -96,11 +97,21 @@ class _Query:
 
 
 class QueryStrategy:
-    """Base class: subclasses implement ``scores``; ``query`` takes the top ``n``."""
+    """Base class: subclasses implement ``scores``; ``query`` takes the top ``n``.
+
+    ``needs_embeddings`` declares whether ``query`` reads the rows' embeddings (callers embed
+    the records only then)."""
 
     last_scores: np.ndarray | None = None
-    #: What ``query`` reads besides ``proba``: "embeddings", "texts".
-    needs: frozenset[str] = frozenset()
+
+    @property
+    def needs_embeddings(self) -> bool:
+        return False
+
+    @property
+    def needs_texts(self) -> bool:
+        """Whether ``query`` reads the rows' texts (``texts=``)."""
+        return False
 
     @property
     def name(self) -> str:
@@ -121,7 +132,7 @@ class QueryStrategy:
     ) -> np.ndarray:
         """The ``n`` rows to review, best first; leaves ``last_scores`` (template method:
         subclasses override ``scores`` or, for a selection other than top-n, ``_select``).
-        ``texts``: each row's text, for a strategy that ``needs`` them."""
+        ``texts``: each row's text, for a strategy that ``needs_texts``."""
         proba = _check(proba, n)
         if texts is not None and len(texts) != len(proba):
             raise ValueError(f"texts must have one entry per row ({len(proba)}), got {len(texts)}")
@@ -180,8 +191,8 @@ class Entropy(QueryStrategy):
 class ConformalSetSize(QueryStrategy):
     """Score = conformal set size (+ a tie-break below 1 by least confidence).
 
-    Sets come from ``model.predict_sets(None, proba=proba)`` when a fitted model with a
-    conformal threshold is given, else from ``qhat`` with LAC: every code with
+    Sets come from ``model.predict_sets(None, proba=proba)`` when a fitted model that declares
+    sets (``capabilities.sets``: a conformal threshold) is given, else from ``qhat`` with LAC: every code with
     ``p >= 1 - qhat`` (never empty: the top code is always in the set).
     """
 
@@ -191,7 +202,7 @@ class ConformalSetSize(QueryStrategy):
 
     def set_sizes(self, proba: np.ndarray) -> np.ndarray:
         model = self.model
-        if model is not None and getattr(model, "conformal_threshold_", None) is not None:
+        if model is not None and capabilities_of(model).sets:
             return np.asarray([len(s) for s in model.predict_sets(None, proba=proba)])
         if self.qhat is None:
             raise ValueError(
@@ -213,10 +224,12 @@ class Diversity(QueryStrategy):
     their distance to the nearest center at the end.
     """
 
-    needs = frozenset({"embeddings"})
-
     def __init__(self, *, normalize: bool = True) -> None:
         self.normalize = normalize
+
+    @property
+    def needs_embeddings(self) -> bool:
+        return True
 
     def _points(self, embeddings: np.ndarray | None, rows: int) -> np.ndarray:
         if embeddings is None:
@@ -259,10 +272,19 @@ class ClassBalanced(QueryStrategy):
     def __init__(self, base: QueryStrategy | None = None) -> None:
         self.base = base
 
+    @property
+    def needs_embeddings(self) -> bool:
+        return self.base is not None and self.base.needs_embeddings
+
+    @property
+    def needs_texts(self) -> bool:
+        return self.base is not None and self.base.needs_texts
+
     def _select(self, q: _Query) -> tuple[np.ndarray, np.ndarray]:
         base = self.base if self.base is not None else LeastConfidence(None)
         proba, n = q.proba, q.n
-        ranked = base.query(proba, q.embeddings, int(q.available.sum()), rng=q.rng, labeled=q.labeled)
+        ranked = base.query(proba, q.embeddings, int(q.available.sum()), rng=q.rng,
+                            labeled=q.labeled, texts=q.texts)  # fmt: skip
         scores = base.last_scores if base.last_scores is not None else np.zeros(len(proba))
         predicted = proba.argmax(axis=1) if proba.shape[1] else np.zeros(len(proba), np.int64)
         queues: dict[int, list[int]] = {}
@@ -299,13 +321,16 @@ class Composite(QueryStrategy):
         self.factor = factor
 
     @property
-    def needs(self) -> frozenset[str]:  # type: ignore[override]  # what either part reads
-        return self.first.needs | self.then.needs
-
-
-    @property
     def name(self) -> str:
         return f"{self.first.name}+{self.then.name}"
+
+    @property
+    def needs_embeddings(self) -> bool:
+        return self.first.needs_embeddings or self.then.needs_embeddings
+
+    @property
+    def needs_texts(self) -> bool:
+        return self.first.needs_texts or self.then.needs_texts
 
     def _select(self, q: _Query) -> tuple[np.ndarray, np.ndarray]:
         if self.factor < 1:
@@ -331,10 +356,12 @@ class PerAnswer(QueryStrategy):
     number of records (``settled_per_answer`` their mean).
     """
 
-    needs = frozenset({"texts"})
-
     def __init__(self, threshold: float | None = 0.5) -> None:
         self.threshold = threshold
+
+    @property
+    def needs_texts(self) -> bool:
+        return True
 
     def _select(self, q: _Query) -> tuple[np.ndarray, np.ndarray]:
         if q.texts is None:

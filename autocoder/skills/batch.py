@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from autocoder.coder import check_paths, errors_in, job_key, row_error
+from autocoder.coding.batch import check_paths, errors_in, job_key, row_error
 from autocoder.io import (
     ROW_ERROR_COLUMN,
     InputError,

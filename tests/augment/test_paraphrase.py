@@ -24,6 +24,7 @@ from autocoder.augment.paraphrase import (
     task_groups,
 )
 from autocoder.classify.data import paraphrase_rows
+from autocoder.coding.loaded import LoadedCoder
 from autocoder.llm.prompts import load_prompt
 from autocoder.taxonomy.model import Code, Taxonomy
 from tests.fakes import KeywordPredictor
@@ -194,8 +195,9 @@ def test_filter_drops_copies_known_texts_and_label_changes():
     df = pd.DataFrame({"id": ["r1"], "title": ["Charge Nurse"],
                        "duties": ["Give prescribed drugs to patients."], "code": ["29-1141.00"]})
     fake = ScriptedParaphraser(SAMPLES)
-    out, stats = paraphrase_table(df, fake, per_record=5, predictor=KeywordPredictor(KEYWORDS),
-                                  taxonomy=taxonomy(), seed=7)
+    out, stats = paraphrase_table(df, fake, per_record=5, seed=7,
+                                  coder=LoadedCoder.from_predictor(KeywordPredictor(KEYWORDS),
+                                                                   taxonomy=taxonomy()))
     assert list(out.columns) == PARAPHRASE_COLUMNS
     assert out["paraphrase"].tolist() == ["Ward Nurse", "Hand out the prescribed medicine to patients."]
     assert out["kind"].tolist() == ["title", "duties"]
@@ -210,8 +212,9 @@ def test_filter_drops_copies_known_texts_and_label_changes():
 def test_no_filter_keeps_raw_samples_and_unlabeled_records_take_the_coders_code():
     df = pd.DataFrame({"id": ["r1"], "title": ["Charge Nurse"]})
     fake = ScriptedParaphraser(SAMPLES)
-    out, stats = paraphrase_table(df, fake, per_record=3, predictor=KeywordPredictor(KEYWORDS),
-                                  taxonomy=taxonomy(), filter_outputs=False)
+    out, stats = paraphrase_table(df, fake, per_record=3, filter_outputs=False,
+                                  coder=LoadedCoder.from_predictor(KeywordPredictor(KEYWORDS),
+                                                                   taxonomy=taxonomy()))
     assert out["paraphrase"].tolist() == SAMPLES["Charge Nurse"][:3]
     assert set(out["code"]) == {"29-1141.00"}  # predicted for the original
     assert stats["kept"] == 3 and fake.calls[0][2] == 3

@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 
 from autocoder.augment import SYNTH_COLUMNS, count_examples, plan_synth, rare_codes, synth_file
+from autocoder.coding.retrieval import RetrievalCoder
 from autocoder.index import MemoryIndex
 from autocoder.llm.cache import LLMCache
 from autocoder.llm.client import LLMModel
-from autocoder.retrieval import RetrievalCoder
 from tests.fakes import FakeOpenAIServer, FakeReply, HashingEmbedder, mini_taxonomy, user_prompt
 
 DENTAL = {

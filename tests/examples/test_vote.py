@@ -6,18 +6,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from autocoder.coding.examples import WithExamples
+from autocoder.coding.retrieval import RetrievalCoder
 from autocoder.examples.index import ChromaExampleIndex, MemoryExampleIndex
 from autocoder.examples.ops import add_rows, frame_rows
 from autocoder.examples.store import AddSpec, ExampleStore
 from autocoder.examples.vote import (
     ExampleVoter,
-    WithExamples,
     blend,
     example_distribution,
     knn_votes,
 )
 from autocoder.index import MemoryIndex
-from autocoder.retrieval import RetrievalCoder
 from tests.fakes import HashingEmbedder, tiny_taxonomy
 from tests.test_index_server import chroma_server  # noqa: F401  (the real `chroma run` fixture)
 

@@ -166,3 +166,15 @@ def test_name_clusters_with_a_model_answer_and_a_failure() -> None:
     assert bad.name == ""
     assert "- drone pilot" in seen[0] and "53-3032.00 - Truck Drivers" in seen[0]
     assert "O*NET-SOC 2019" in seen[0]
+
+
+def test_emerging_report_needs_a_coder_with_the_code_index(tmp_path) -> None:
+    from autocoder.coding.loaded import LoadedCoder
+    from autocoder.config import load_settings
+    from autocoder.review.emerging import emerging_report
+    from autocoder.workspace import Workspace
+    from tests.fakes import KeywordPredictor
+
+    model_alone = LoadedCoder.from_predictor(KeywordPredictor({"nurse": "29-1141.00"}))
+    with pytest.raises(ValueError, match="--model retrieval"):
+        emerging_report(model_alone, load_settings(), Workspace.resolve(tmp_path), tmp_path / "r")

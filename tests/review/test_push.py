@@ -153,3 +153,44 @@ def test_task_skills_with_plain_minilm_on_the_esco_fixture(esco_ws: Workspace) -
     assert set(top[:2]) == {"develop software", "computer programming"}
     assert lines[1].split(" · ")[0] in {"lead a team", "theatre techniques"}
     assert lines[2] == NO_SKILLS
+
+
+def test_choose_asks_the_strategy_and_the_coders_declared_capabilities() -> None:
+    from autocoder.coding.loaded import LoadedCoder
+    from autocoder.review.push import choose
+    from tests.fakes import KeywordPredictor
+
+    records = read_records(RECORDS, load_settings())
+    coder = LoadedCoder.from_predictor(KeywordPredictor({"nurse": "29-1141.00", "cook": "c"}))
+    tasks, _ = choose(coder, records, load_settings(), strategy="entropy", limit=3)
+    assert len(tasks) == 3  # needs no embeddings: none asked for
+    with pytest.raises(ValueError, match="needs embeddings; the coder .* has none"):
+        choose(coder, records, load_settings(), strategy="entropy+diversity", limit=3)
+
+
+@pytest.mark.slow
+def test_push_with_the_pretrained_model_and_diversity(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`review push --model pretrained --strategy diversity`: the packaged model mixed with
+    retrieval over the offline O*NET starter (real MiniLM, real Chroma); embeddings from the
+    model's embedder. No server is configured, so the tasks wait in the queue."""
+    from autocoder.api import build_index, import_taxonomy
+    from autocoder.review import queue
+    from autocoder.taxonomy.starter import build_onet_starter
+
+    monkeypatch.delenv("AUTOCODER_REVIEW_URL", raising=False)
+    ws = Workspace.resolve(tmp_path)
+    import_taxonomy("onet", build_onet_starter(ws.downloads / "onet-starter"), ws)
+    settings = load_settings()
+    build_index(settings, ws, "onet", show_progress=False)
+    with pytest.raises(ReviewUnavailable):
+        push(settings, ws, RECORDS, project="p", model_dir="pretrained", strategy="diversity",
+             limit=4)  # fmt: skip
+    tasks = queue.pending_tasks(ws, "p")
+    assert len(tasks) == 4 and len({t.record_id for t in tasks}) == 4
+    assert all(t.strategy == "diversity" for t in tasks)
+    assert "+retrieval:" in tasks[0].model_version  # the packaged model mixed with retrieval
+    scores = [t.strategy_score for t in tasks]
+    assert all(s is not None and s > 0 for s in scores[1:])  # k-center distances
+    assert len(tasks[0].candidates) == settings.review.top_k

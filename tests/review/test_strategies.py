@@ -68,13 +68,31 @@ def test_conformal_set_size_with_qhat() -> None:
 
 
 def test_conformal_set_size_uses_the_models_sets() -> None:
+    from autocoder.coding.predictor import Capabilities
+
     class Model:
-        conformal_threshold_ = 0.1
+        capabilities = Capabilities(sets=True)  # declared; a name is not enough
+
+        @property
+        def classes_(self) -> np.ndarray:
+            return np.asarray(["a", "b", "c"])
+
+        def predict(self, X: object) -> np.ndarray:
+            raise NotImplementedError
+
+        def predict_proba(self, X: object) -> np.ndarray:
+            raise NotImplementedError
 
         def predict_sets(self, X: object, *, proba: np.ndarray) -> list[list[str]]:
             return [["a"] * k for k in (3, 1, 1, 2)]
 
     assert ConformalSetSize(Model()).query(PROBA, None, 2).tolist() == [0, 3]
+
+    class Undeclared(Model):
+        capabilities = Capabilities()
+
+    with pytest.raises(ValueError, match="qhat"):
+        ConformalSetSize(Undeclared()).query(PROBA, None, 1)
     with pytest.raises(ValueError, match="qhat"):
         ConformalSetSize().query(PROBA, None, 1)
 
@@ -165,7 +183,7 @@ def test_per_answer_ranks_distinct_texts_by_frequency_times_uncertainty() -> Non
         [[0.6, 0.4], [0.6, 0.4], [0.6, 0.4], [0.3, 0.7], [0.9, 0.1], [0.9, 0.1]]
     )  # uncertainty 0.4 x 3, 0.3 x 1, 0.1 x 2
     s = make_strategy("per_answer", threshold=0.95)
-    assert s.needs == frozenset({"texts"})
+    assert s.needs_texts and not s.needs_embeddings
     idx = s.query(proba, None, 3, texts=texts)
     assert idx.tolist() == [0, 3, 4]  # one row per distinct text, most records settled first
     assert s.last_settled.tolist() == [3, 1, 2]  # type: ignore[attr-defined]
@@ -182,7 +200,25 @@ def test_per_answer_ranks_distinct_texts_by_frequency_times_uncertainty() -> Non
         s.query(proba, None, 1, texts=texts[:2])
 
 
-def test_needs_are_declared() -> None:
-    assert make_strategy("diversity").needs == frozenset({"embeddings"})
-    assert make_strategy("entropy").needs == frozenset()
-    assert make_strategy("per_answer+diversity").needs == frozenset({"texts", "embeddings"})
+def test_needs_texts_is_declared() -> None:
+    assert not make_strategy("diversity").needs_texts and not make_strategy("entropy").needs_texts
+    both = make_strategy("per_answer+diversity")
+    assert both.needs_texts and both.needs_embeddings
+
+
+def test_strategies_declare_whether_they_need_embeddings() -> None:
+    from autocoder.review.strategies import make_strategy
+
+    needs = {
+        name: make_strategy(name).needs_embeddings
+        for name in ("least_confidence", "entropy", "diversity", "kcenter", "random",
+                     "entropy+diversity", "diversity+margin", "margin+entropy")
+    }  # fmt: skip
+    assert needs == {
+        "least_confidence": False, "entropy": False, "diversity": True, "kcenter": True,
+        "random": False, "entropy+diversity": True, "diversity+margin": True,
+        "margin+entropy": False,
+    }  # fmt: skip
+    from autocoder.review.strategies import ClassBalanced, Diversity
+
+    assert ClassBalanced(Diversity()).needs_embeddings and not ClassBalanced().needs_embeddings

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from autocoder.classify.model import EmbeddingClassifier
+from autocoder.coding.predictor import Predictor, Retriever, SetPredictor, top_n
+from autocoder.coding.retrieval import RetrievalCoder
 from autocoder.index import MemoryIndex
 from autocoder.labeler import RAGLabeler
 from autocoder.mathx import softmax
-from autocoder.predictor import Predictor, Retriever, SetPredictor, top_n
 from autocoder.records import JobRecord
-from autocoder.retrieval import RetrievalCoder
 from tests.fakes import HashingEmbedder, mini_taxonomy
 
 

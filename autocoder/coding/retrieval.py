@@ -3,7 +3,8 @@
 Follows the scikit-learn contract: ``fit`` (records the classes), ``predict_proba`` over
 ``classes_`` and ``predict``. Probabilities are a softmax over the aggregated similarities of the
 retrieved codes (codes not retrieved get 0); the top-1 probability is the confidence. It is a
-``Predictor`` and a ``Retriever`` (``rank``), see :mod:`autocoder.predictor`.
+``Predictor``, an ``EmbeddingPredictor`` (``embed``: the index's query embeddings) and a
+``Retriever`` (``rank``), see :mod:`autocoder.coding.predictor`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from autocoder.coding.predictor import Capabilities
 from autocoder.embed import Embedder
 from autocoder.index import CodeIndex
 from autocoder.mathx import softmax
@@ -23,6 +25,9 @@ QUERY_CHUNK = 200
 
 
 class RetrievalCoder:
+    #: No conformal sets; embeddings are the index embedder's query vectors.
+    capabilities = Capabilities(sets=False, embeddings=True)
+
     def __init__(
         self,
         index: CodeIndex,
@@ -54,11 +59,15 @@ class RetrievalCoder:
         if not hasattr(self, "classes_"):
             raise RuntimeError("RetrievalCoder is not fitted; call fit() first")
 
+    def embed(self, X: RecordsLike) -> np.ndarray:
+        """The records' query embeddings, as the index is searched with them."""
+        queries = [r.query() for r in as_records(X)]
+        return np.asarray(self.embedder.encode(queries, is_query=True), dtype=np.float32)
+
     def rank(self, X: RecordsLike) -> tuple[list[list[str]], list[np.ndarray], list[list[str]]]:
         """Top ``top_k`` codes per record with their probabilities and matched evidence text."""
         self._check_fitted()
-        records = as_records(X)
-        vectors = self.embedder.encode([r.query() for r in records], is_query=True)
+        vectors = self.embed(X)
         codes: list[list[str]] = []
         scores: list[np.ndarray] = []
         evidence: list[list[str]] = []

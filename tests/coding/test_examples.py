@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from autocoder import api
+from autocoder.coding.retrieval import RetrievalCoder
 from autocoder.config import load_settings
 from autocoder.examples.ops import add_file
 from autocoder.examples.store import AddSpec, ExampleStore
 from autocoder.io import read_table
-from autocoder.retrieval import RetrievalCoder
 from autocoder.taxonomy.store import load_taxonomy
 from autocoder.workspace import Workspace
 
@@ -48,7 +48,9 @@ def test_examples_take_effect_and_change_the_job_key(
             raise KeyboardInterrupt
         return real(self, X)  # type: ignore[arg-type]
 
-    monkeypatch.setattr("autocoder.coder.WINDOW_ROWS", 2)  # one batch of 2 rows per model pass
+    monkeypatch.setattr(
+        "autocoder.coding.batch.WINDOW_ROWS", 2
+    )  # one batch of 2 rows per model pass
     monkeypatch.setattr(RetrievalCoder, "predict_proba", stop_after_one)
     with pytest.raises(KeyboardInterrupt):  # interrupted with part of the job checkpointed
         api.code(settings, ws, inp, tmp_path / "out.csv", show_progress=False)

@@ -10,6 +10,9 @@ A job is keyed on the SHA-256 of the input's bytes and every setting that change
 a changed input or setting starts a new job and never mixes with old results. The output is
 deterministic: scores are rounded to ``DECIMALS`` places and ties are broken by code. While a
 job runs it holds a lock on its output, so a second job writing the same file fails at once.
+
+``code_frame`` codes an in-memory table through the same path (validation, title cleaning,
+``BatchCoder``) and returns exactly the rows ``code_file`` writes for it.
 """
 
 from __future__ import annotations
@@ -20,16 +23,18 @@ import json
 import os
 import shutil
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from autocoder.coding.loaded import LoadedCoder
+from autocoder.coding.predictor import SetPredictor
 from autocoder.config import CoderConfig
 from autocoder.index import IndexConnectionError, IndexNotBuiltError
 from autocoder.io import (
@@ -43,7 +48,6 @@ from autocoder.io import (
     table_format,
     temporary_path,
 )
-from autocoder.predictor import Predictor, SetPredictor
 from autocoder.records import JobRecord, clean_text, table_texts
 from autocoder.titles import clean_title
 from autocoder.workspace import LockedError, file_lock
@@ -242,7 +246,7 @@ MEMO_SIZE = 200_000
 
 
 @dataclass
-class _Pending:
+class Pending:
     """One checkpoint batch read from the input, waiting to be coded."""
 
     b: int
@@ -282,36 +286,27 @@ def _lookup(codes: np.ndarray, names: Mapping[str, str]) -> np.ndarray:
 
 
 class BatchCoder:
-    """Codes batches of prepared records with one predictor: each distinct record once per job
-    (a memo fans the result out to its repeats), one model pass per window of batches."""
+    """Codes batches of prepared records with one loaded coder: each distinct record once per
+    job (a memo fans the result out to its repeats), one model pass per window of batches;
+    ``options`` gives the width ``top_n`` and the review ``threshold``."""
 
-    def __init__(
-        self,
-        predictor: Predictor,
-        *,
-        labels: Mapping[str, str],
-        width: int,
-        threshold: float,
-        with_sets: bool,
-        index_version: str = "",
-        uris: Mapping[str, str] | None = None,
-    ) -> None:
-        self.predictor = predictor
-        self.labels = labels
-        self.uris = uris or {}
-        self.width = width
-        self.threshold = threshold
-        self.with_sets = with_sets
-        self.index_version = index_version
-        self.memo = _Memo(width)
+    def __init__(self, coder: LoadedCoder, options: CoderConfig) -> None:
+        self.predictor = coder.predictor
+        self.labels = coder.labels
+        self.uris = coder.uris
+        self.width = options.top_n
+        self.threshold = options.threshold
+        self.with_sets = coder.capabilities.sets
+        self.index_version = coder.index_version
+        self.memo = _Memo(self.width)
         self.predicted = 0
 
     def _predict(self, records: list[JobRecord]) -> dict[str, np.ndarray]:
         """The output cells of ``records`` (one model pass)."""
         proba = np.asarray(self.predictor.predict_proba(records))
         sets = (
-            self.predictor.predict_sets(records, proba=proba)
-            if self.with_sets and isinstance(self.predictor, SetPredictor)
+            cast(SetPredictor, self.predictor).predict_sets(records, proba=proba)
+            if self.with_sets
             else None
         )
         codes, scores = ranked(proba, np.asarray(self.predictor.classes_), self.width)
@@ -329,7 +324,7 @@ class BatchCoder:
             cells["set_sizes"][:] = [len(s.split(";")) if s else 0 for s in cells["set_codes"]]
         return cells
 
-    def _learn(self, pending: list[_Pending]) -> None:
+    def _learn(self, pending: list[Pending]) -> None:
         """Predict the distinct records of ``pending`` not yet in the memo (one model pass)."""
         if len(self.memo) > MEMO_SIZE:
             self.memo = _Memo(self.width)
@@ -338,7 +333,7 @@ class BatchCoder:
         if new:
             self.memo.add(new, self._predict(new))
 
-    def code(self, pending: list[_Pending]) -> list[pd.DataFrame]:
+    def code(self, pending: list[Pending]) -> list[pd.DataFrame]:
         """The output table of every batch in ``pending``; a failing model pass is retried
         batch by batch, and only the rows of a batch that still fails are flagged."""
         failed: dict[int, str] = {}
@@ -352,7 +347,7 @@ class BatchCoder:
             failed[pending[0].b] = failure_status(exc)
         return [self._table(p, failed.get(p.b)) for p in pending]
 
-    def _table(self, p: _Pending, failure: str | None) -> pd.DataFrame:
+    def _table(self, p: Pending, failure: str | None) -> pd.DataFrame:
         batch = _Batch(len(p.ids), self.width, [e or "" for e in p.errors], self.index_version)
         ok = p.ok
         if failure is not None:
@@ -484,39 +479,62 @@ class _Sink:
 
 @dataclass
 class _Run:
-    """What one pass over the input needs besides the predictor."""
+    """What one pass over the input needs besides the coder."""
 
     input_path: Path
     job: _Job
-    labels: Mapping[str, str]
     opts: CoderConfig
-    with_sets: bool
-    index_version: str
 
 
-def iter_pending(input_path: Path, opts: CoderConfig, size: int) -> Iterator[_Pending]:
-    """The input's checkpoint batches of ``size`` rows, validated (ids checked across batches)."""
-    seen: set[str] = set()
-    clean = functools.lru_cache(maxsize=MEMO_SIZE)(clean_title)  # repeated titles: once
-    chunks = iter_table(input_path, chunk_rows=size, string_columns=(opts.id_column,))
-    for b, chunk in enumerate(chunks):
+@dataclass
+class BatchReader:
+    """Turns tables of input rows into validated batches, as ``autocoder code`` reads them:
+    ids checked across every batch it reads, titles cleaned (``coder.normalize_titles``)."""
+
+    opts: CoderConfig
+    source: str = "table"
+    seen: set[str] = field(default_factory=set)
+    clean: Callable[[str], str] = field(
+        default_factory=lambda: functools.lru_cache(maxsize=MEMO_SIZE)(clean_title)
+    )  # repeated titles: once
+
+    def pending(self, chunk: pd.DataFrame, b: int, offset: int) -> Pending:
+        """Batch ``b`` (its first row is row ``offset`` of the input)."""
+        opts = self.opts
         ids, records, errors = prepare_records(
             chunk,
             id_column=opts.id_column,
             title_column=opts.title_column,
             description_column=opts.description_column,
-            source=str(input_path),
-            seen=seen,
+            source=self.source,
+            seen=self.seen,
             require_columns=b == 0 and not all(errors_in(chunk)),
         )
         if opts.normalize_titles:  # the occupation part only; seniority is not coded text
-            records = [JobRecord(clean(r.title), r.duties) for r in records]
-        yield _Pending(b, ids, records, errors, b * size)
+            records = [JobRecord(self.clean(r.title), r.duties) for r in records]
+        return Pending(b, ids, records, errors, offset)
 
 
-def windows(pending: Iterator[_Pending], rows: int) -> Iterator[list[_Pending]]:
+def iter_pending(input_path: Path, opts: CoderConfig, size: int) -> Iterator[Pending]:
+    """The input's checkpoint batches of ``size`` rows, validated (ids checked across batches)."""
+    reader = BatchReader(opts, source=str(input_path))
+    chunks = iter_table(input_path, chunk_rows=size, string_columns=(opts.id_column,))
+    for b, chunk in enumerate(chunks):
+        yield reader.pending(chunk, b, b * size)
+
+
+def code_frame(
+    coder: LoadedCoder, df: pd.DataFrame, options: CoderConfig, *, source: str = "table"
+) -> pd.DataFrame:
+    """The rows ``autocoder code`` writes for the records of ``df`` (same columns, statuses,
+    rounding, and an ``error:<reason>`` row for each bad record); ``df`` is not changed."""
+    pending = BatchReader(options, source=source).pending(df.copy(), 0, 0)
+    return BatchCoder(coder, options).code([pending])[0]
+
+
+def windows(pending: Iterator[Pending], rows: int) -> Iterator[list[Pending]]:
     """Consecutive batches grouped until they hold at least ``rows`` records."""
-    group: list[_Pending] = []
+    group: list[Pending] = []
     for p in pending:
         group.append(p)
         if sum(len(g.ids) for g in group) >= rows:
@@ -586,47 +604,51 @@ def _code_all(
         raise
 
 
-def _summary(
-    input_path: Path, output_path: Path, job: _Job, status: Counter[str], resumed: int
-) -> CodingSummary:
+def error_counts(status: Mapping[str, int]) -> dict[str, int]:
+    """Rows per error reason (``predict_failed``, ``empty_text``, ...) of status counts."""
     errors: Counter[str] = Counter()
     for s, c in status.items():
         if s.startswith("error:"):
             errors[error_reason(s)] += c
+    return dict(sorted(errors.items()))
+
+
+def summarize(
+    input_path: Path, output_path: Path, status: Mapping[str, int], **fields: Any
+) -> CodingSummary:
+    """The summary of a job that wrote ``status`` counts (``fields``: the job's own)."""
+    errors = error_counts(status)
     return CodingSummary(
         str(input_path),
         str(output_path),
         sum(status.values()),
         {s: int(c) for s, c in sorted(status.items())},
-        resumed,
-        str(job.run_dir),
-        job=job.key,
         failed=sum(errors.values()),
-        errors=dict(sorted(errors.items())),
-        note=job.note,
+        errors=errors,
+        **fields,
     )
 
 
-def job_settings(
-    opts: CoderConfig,
-    *,
-    predictor_id: str,
-    fingerprint: Mapping[str, Any] | None,
-    index_version: str,
-    with_sets: bool,
-) -> dict[str, Any]:
+def job_settings(coder: LoadedCoder, opts: CoderConfig) -> dict[str, Any]:
     """Every setting that changes the output (``batch_size`` does not)."""
     return {
-        "predictor": predictor_id,
-        "fingerprint": dict(fingerprint or {}),
-        "index_version": index_version,
+        "predictor": coder.predictor_id,
+        "fingerprint": dict(coder.fingerprint),
+        "index_version": coder.index_version,
         "top_n": opts.top_n,
         "threshold": opts.threshold,
         "normalize_titles": opts.normalize_titles,
         "columns": [opts.id_column, opts.title_column, opts.description_column],
-        "with_sets": with_sets,
+        "with_sets": coder.capabilities.sets,
         "decimals": DECIMALS,
-    }
+    } | ({"with_uris": True} if coder.uris else {})
+
+
+def coder_columns(coder: LoadedCoder, opts: CoderConfig) -> list[str]:
+    """The output columns of ``coder`` with the options' ``top_n``."""
+    return output_columns(
+        opts.top_n, with_sets=coder.capabilities.sets, with_uris=bool(coder.uris)
+    )
 
 
 def check_paths(input_path: Path, output_path: Path) -> None:
@@ -641,66 +663,47 @@ def code_file(
     input_path: str | Path,
     output_path: str | Path,
     *,
-    predictor: Predictor,
-    labels: Mapping[str, str],
+    coder: LoadedCoder,
     runs_dir: str | Path,
-    predictor_id: str = "",
-    fingerprint: Mapping[str, Any] | None = None,
-    index_version: str = "",
     options: CoderConfig | None = None,
     keep_checkpoints: bool = False,
     show_progress: bool = True,
     window_rows: int | None = None,
-    uris: Mapping[str, str] | None = None,
 ) -> CodingSummary:
-    """Code every row of ``input_path`` into ``output_path``; resumes an interrupted run.
+    """Code every row of ``input_path`` into ``output_path`` with ``coder``; resumes an
+    interrupted run.
 
     ``options`` (the ``[coder]`` config section; its ``model`` is not read here) names the input
-    columns, the output width ``top_n``, the review ``threshold`` and the ``batch_size``.
-    ``predictor_id``, ``fingerprint`` (settings behind the predictor) and ``index_version``
-    enter the job key and ``index_version`` is written in every row. The input is streamed;
-    each batch is checkpointed as it finishes and appended to the output, which is moved into
-    place once every batch is done. Rerunning the same job skips the batches already done; a second job writing the same
-    output while this one runs raises ``LockedError``. Each distinct record is predicted once
-    per job, ``window_rows`` records (default ``WINDOW_ROWS``) per model pass. ``uris`` (code ->
-    concept URI) adds a ``uri_i`` column per candidate.
+    columns, the output width ``top_n``, the review ``threshold`` and the ``batch_size``. The
+    coder's id, fingerprint and index version enter the job key (``job_settings``) and the
+    index version is written in every row; its URIs add a ``uri_i`` column per candidate. The
+    input is streamed; each batch is checkpointed as it finishes and appended to the output,
+    which is moved into place once every batch is done. Rerunning the same job skips the
+    batches already done; a second job writing the same output while this one runs raises
+    ``LockedError``. Each distinct record is predicted once per job, ``window_rows`` records
+    (default ``WINDOW_ROWS``) per model pass.
     """
     input_path, output_path = Path(input_path), Path(output_path)
     opts = options or CoderConfig()
     check_paths(input_path, output_path)
     runs_dir = Path(runs_dir)
-    with_sets = isinstance(predictor, SetPredictor)
     lock = runs_dir / "locks" / f"{_path_key(output_path)}.lock"
     with file_lock(lock, exclusive=True, busy=f"another job is writing {output_path}"):
-        settings = job_settings(
-            opts,
-            predictor_id=predictor_id,
-            fingerprint=fingerprint,
-            index_version=index_version,
-            with_sets=with_sets,
-        ) | ({"with_uris": True} if uris else {})
-        job = _start_job(input_path, output_path, runs_dir, settings, opts.batch_size)
-        run = _Run(input_path, job, labels, opts, with_sets, index_version)
-        coder = BatchCoder(
-            predictor,
-            labels=labels,
-            width=opts.top_n,
-            threshold=opts.threshold,
-            with_sets=with_sets,
-            index_version=index_version,
-            uris=uris,
+        job = _start_job(
+            input_path, output_path, runs_dir, job_settings(coder, opts), opts.batch_size
         )
-        columns = output_columns(opts.top_n, with_sets=with_sets, with_uris=bool(uris))
         n_batches, resumed, status = _code_all(
-            coder,
-            run,
+            BatchCoder(coder, opts),
+            _Run(input_path, job, opts),
             output_path,
-            columns,
+            coder_columns(coder, opts),
             window_rows=window_rows or WINDOW_ROWS,
             show_progress=show_progress,
         )
-    summary = _summary(input_path, output_path, job, status, resumed)
-    summary.index_version = index_version
+    summary = summarize(
+        input_path, output_path, status, resumed_batches=resumed, run_dir=str(job.run_dir),
+        job=job.key, index_version=coder.index_version, note=job.note,
+    )  # fmt: skip
     _finish(job.run_dir, summary, n_batches, keep_checkpoints=keep_checkpoints)
     return summary
 

@@ -3,7 +3,8 @@
 ``autocoder code INPUT -o OUT --engine ray [--address ADDR]``. The driver streams and validates
 the input exactly as the local engine does (ids checked across the whole file, unreadable JSONL
 lines kept as error rows), hands the rows to a Ray Dataset, and ``map_batches`` runs
-``CoderReplica`` actors: each loads the predictor once and codes its batches with the same
+``CoderReplica`` actors: each loads the coder once (``LoadedCoder.reload``: the driver's
+``load_coder`` call, made again on the replica) and codes its batches with the same
 ``BatchCoder`` as the local engine (each distinct record once per replica, one model pass per
 batch). Rows come back in input order and are written as CSV, JSONL or Parquet; the output equals
 the local engine's record for record. There is no checkpoint: a failed Ray job is run again.
@@ -16,21 +17,26 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from autocoder.coder import (
+from autocoder.coding.batch import (
     WINDOW_ROWS,
     BatchCoder,
     CodingSummary,
-    _Pending,
+    Pending,
+    coder_columns,
     iter_pending,
     job_key,
+    job_settings,
+    summarize,
 )
-from autocoder.config import CoderConfig, Settings
+from autocoder.coding.loaded import CoderSource, LoadedCoder
+from autocoder.config import CoderConfig
 from autocoder.io import TableWriter, file_sha256
 from autocoder.records import JobRecord
 
@@ -41,7 +47,7 @@ if TYPE_CHECKING:
 ROW_COLUMNS = ("row", "id", "title", "duties", "error")
 
 
-def _rows(p: _Pending) -> pd.DataFrame:
+def _rows(p: Pending) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "row": np.arange(p.offset, p.offset + len(p.ids), dtype=np.int64),
@@ -54,43 +60,40 @@ def _rows(p: _Pending) -> pd.DataFrame:
     )
 
 
+def identity(coder: LoadedCoder) -> dict[str, Any]:
+    """What must be equal between the driver's coder and a replica's: the taxonomy, the
+    index version and the model's config (file times may differ between nodes)."""
+    model = coder.fingerprint.get("model") or {}
+    return {
+        "taxonomy": list(coder.fingerprint.get("taxonomy") or []),
+        "index_version": coder.index_version,
+        "model_config": model.get("config_sha256", ""),
+    }
+
+
 class CoderReplica:
-    """A Ray actor: loads the predictor once, then codes batches of prepared rows."""
+    """A Ray actor: loads the coder once from its source, then codes batches of prepared rows.
+
+    Fails at once when the replica's coder is not the driver's (another index version or
+    model: the workspace differs on this node, or the index was rebuilt meanwhile)."""
 
     def __init__(
-        self,
-        settings: dict[str, Any],
-        home: str,
-        taxonomy_name: str,
-        model_dir: str | None,
-        labels: Mapping[str, str],
-        index_version: str,
-        uris: Mapping[str, str] | None = None,
+        self, source: Mapping[str, Any], options: Mapping[str, Any], expected: Mapping[str, Any]
     ) -> None:
-        from autocoder.api import load_predictor
-        from autocoder.predictor import SetPredictor
-        from autocoder.taxonomy.store import load_taxonomy
-        from autocoder.workspace import Workspace
-
-        cfg = Settings.model_validate(settings)
-        ws = Workspace.resolve(home)
-        predictor, _ = load_predictor(cfg, ws, load_taxonomy(ws, taxonomy_name), model_dir)
-        self.coder = BatchCoder(
-            predictor,
-            labels=labels,
-            width=cfg.coder.top_n,
-            threshold=cfg.coder.threshold,
-            with_sets=isinstance(predictor, SetPredictor),
-            index_version=index_version,
-            uris=uris,
-        )
+        coder = CoderSource(**source).load()
+        if identity(coder) != dict(expected):
+            raise RuntimeError(
+                f"the coder loaded on this Ray node ({identity(coder)}) is not the driver's "
+                f"({dict(expected)}): same workspace, model and index on every node"
+            )
+        self.coder = BatchCoder(coder, CoderConfig.model_validate(options))
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         titles, duties = batch["title"].tolist(), batch["duties"].tolist()
         records = [JobRecord(str(t), str(d)) for t, d in zip(titles, duties, strict=True)]
         errors = [str(e) or None for e in batch["error"]]
         rows = batch["row"].to_numpy(dtype=np.int64)
-        pending = _Pending(0, [str(i) for i in batch["id"]], records, errors, int(rows[0]))
+        pending = Pending(0, [str(i) for i in batch["id"]], records, errors, int(rows[0]))
         table = self.coder.code([pending])[0]
         table["row"] = rows
         return table
@@ -119,73 +122,57 @@ def _ordered(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         yield df
 
 
+@dataclass(frozen=True)
+class RayOptions:
+    """Where and how wide ``--engine ray`` runs."""
+
+    address: str | None = None  #: a running cluster; None starts a local one
+    workers: int = 2  #: model replicas
+    window_rows: int = WINDOW_ROWS  #: rows per replica call
+
+
 def code_file_ray(
     input_path: Path,
     output_path: Path,
     *,
-    settings: Settings,
-    home: Path,
-    taxonomy_name: str,
-    model_dir: str | None,
-    labels: Mapping[str, str],
-    index_version: str,
-    job_settings: Mapping[str, Any],
-    columns: list[str],
-    address: str | None = None,
-    workers: int = 2,
-    window_rows: int = WINDOW_ROWS,
-    uris: Mapping[str, str] | None = None,
+    coder: LoadedCoder,
+    options: CoderConfig,
+    ray_options: RayOptions | None = None,
 ) -> CodingSummary:
-    """Code ``input_path`` on Ray (``address``: a running cluster; None starts a local one)."""
+    """Code ``input_path`` on Ray with replicas of ``coder`` (each reloads it from its source)."""
     import ray
 
+    if coder.source is None:
+        raise ValueError("the Ray engine needs a coder made by load_coder (replicas reload it)")
+    run = ray_options or RayOptions()
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        ray.init(address=run.address, include_dashboard=False, log_to_driver=False)
     try:
         ctx = ray.data.DataContext.get_current()
         ctx.execution_options.preserve_order = True
-        ds = _dataset(input_path, settings.coder).map_batches(
+        ds = _dataset(input_path, options).map_batches(
             CoderReplica,
             fn_constructor_kwargs={
-                "settings": settings.model_dump(mode="json"),
-                "home": str(home),
-                "taxonomy_name": taxonomy_name,
-                "model_dir": model_dir,
-                "labels": dict(labels),
-                "index_version": index_version,
-                "uris": dict(uris or {}),
+                "source": asdict(coder.source),
+                "options": options.model_dump(mode="json"),
+                "expected": identity(coder),
             },
-            batch_size=window_rows,
+            batch_size=run.window_rows,
             batch_format="pandas",
-            concurrency=workers,
+            concurrency=run.workers,
             num_cpus=1,
         )
         coded: Iterator[pd.DataFrame] = iter(ds.iter_batches(batch_format="pandas"))  # type: ignore[arg-type]
-        status = _write(_ordered(coded), output_path, columns)
+        status = _write(_ordered(coded), output_path, coder_columns(coder, options))
     finally:
         if started:
             ray.shutdown()
-    return CodingSummary(
-        str(input_path),
-        str(output_path),
-        sum(status.values()),
-        {s: int(c) for s, c in sorted(status.items())},
-        job=job_key(file_sha256(input_path), job_settings),
-        index_version=index_version,
-        failed=sum(c for s, c in status.items() if s.startswith("error:")),
-        errors=_reasons(status),
-    )
-
-
-def _reasons(status: Counter[str]) -> dict[str, int]:
-    from autocoder.coder import error_reason
-
-    out: Counter[str] = Counter()
-    for s, c in status.items():
-        if s.startswith("error:"):
-            out[error_reason(s)] += c
-    return dict(sorted(out.items()))
+    return summarize(
+        input_path, output_path, status,
+        job=job_key(file_sha256(input_path), job_settings(coder, options)),
+        index_version=coder.index_version,
+    )  # fmt: skip
 
 
 def _write(batches: Iterator[pd.DataFrame], output_path: Path, columns: list[str]) -> Counter[str]:

@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from autocoder.coder import code_file, failure_status, output_columns
+from autocoder.coding.batch import code_file, failure_status, output_columns
+from autocoder.coding.loaded import LoadedCoder
+from autocoder.coding.predictor import Capabilities
 from autocoder.config import CoderConfig
 from autocoder.io import InputError, read_table, write_table
 from tests.fakes import KeywordPredictor
@@ -47,8 +49,7 @@ def _run(inp: Path, out: Path, runs: Path, predictor: KeywordPredictor, **kw: ob
     return code_file(
         inp,
         out,
-        predictor=predictor,
-        labels=LABELS,
+        coder=LoadedCoder.from_predictor(predictor, labels=LABELS),
         runs_dir=runs,
         options=OPTIONS,
         show_progress=False,
@@ -151,7 +152,8 @@ def test_hard_killed_process_resumes(tmp_path: Path) -> None:
     write_table(_records(12, unique=True), inp)
     script = f"""
 import os
-from autocoder.coder import code_file
+from autocoder.coding.batch import code_file
+from autocoder.coding.loaded import LoadedCoder
 from autocoder.config import CoderConfig
 from tests.fakes import KeywordPredictor
 
@@ -161,7 +163,8 @@ class Dying(KeywordPredictor):
             os._exit(9)  # like SIGKILL: no cleanup, no finally blocks
         return super().predict_proba(X)
 
-code_file({str(inp)!r}, {str(out)!r}, predictor=Dying({KEYWORDS!r}), labels={LABELS!r},
+code_file({str(inp)!r}, {str(out)!r},
+          coder=LoadedCoder.from_predictor(Dying({KEYWORDS!r}), labels={LABELS!r}),
           runs_dir={str(runs)!r}, options=CoderConfig(top_n=2, batch_size=3), show_progress=False,
           window_rows=3)
 """
@@ -171,8 +174,7 @@ code_file({str(inp)!r}, {str(out)!r}, predictor=Dying({KEYWORDS!r}), labels={LAB
     summary = code_file(
         inp,
         out,
-        predictor=second,
-        labels=LABELS,
+        coder=LoadedCoder.from_predictor(second, labels=LABELS),
         runs_dir=runs,
         options=CoderConfig(top_n=2, batch_size=3),
         show_progress=False,
@@ -193,6 +195,8 @@ def test_failure_status_keeps_the_message_on_one_line_and_short() -> None:
 
 def test_conformal_sets_are_written_for_a_set_predictor(tmp_path: Path) -> None:
     class WithSets(KeywordPredictor):
+        capabilities = Capabilities(sets=True)  # declared: the coder writes the set columns
+
         def predict_sets(self, X: object, *, proba: np.ndarray | None = None) -> list[list[str]]:
             assert proba is not None  # the coder passes the probabilities it already has
             return [[str(self.classes_[j]) for j in np.flatnonzero(p > 0.3)] for p in proba]
@@ -266,12 +270,10 @@ def test_uri_columns_follow_the_codes(tmp_path: Path) -> None:
     code_file(
         inp,
         out,
-        predictor=KeywordPredictor(KEYWORDS),
-        labels=LABELS,
+        coder=LoadedCoder.from_predictor(KeywordPredictor(KEYWORDS), labels=LABELS, uris=uris),
         runs_dir=tmp_path / "runs",
         options=OPTIONS,
         show_progress=False,
-        uris=uris,
     )
     res = read_table(out)
     assert list(res.columns) == output_columns(2, with_uris=True)

@@ -1,5 +1,5 @@
-"""The examples as part of a loaded coder: the configured example index, and a predictor
-wrapped so the taxonomy's coded examples vote (``[examples]`` settings).
+"""Coded examples in the loaded coder: the configured example index, and the predictor
+wrapped so the taxonomy's coded examples vote (``[examples]`` settings, ``load_coder``).
 
 The wrapped predictor's id names the store's content hash and the vote settings, so a coding
 job resumed after ``examples add``/``remove`` or ``review pull`` is a new job (its key
@@ -10,13 +10,58 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+from autocoder.coding.predictor import Capabilities, capabilities_of
 from autocoder.config import Settings
 from autocoder.embed import Embedder
 from autocoder.examples.index import ChromaExampleIndex, MemoryExampleIndex
 from autocoder.examples.store import ExampleStore
-from autocoder.examples.vote import ExampleIndex, ExampleVoter, WithExamples
+from autocoder.examples.vote import ExampleIndex, ExampleVoter, blend
+from autocoder.records import RecordsLike, as_records
 from autocoder.taxonomy.model import Taxonomy
 from autocoder.workspace import Workspace
+
+
+class WithExamples:
+    """A ``Predictor`` (and ``SetPredictor`` when ``base`` is one) whose probabilities are
+    ``base``'s blended with the examples' votes (``blend``); columns follow ``base.classes_``."""
+
+    def __init__(
+        self, base: Any, voter: ExampleVoter, *, weight: float = 0.5, exact_trust: float = 0.95
+    ) -> None:
+        self.base = base
+        self.voter = voter
+        self.weight = weight
+        self.exact_trust = exact_trust
+
+    def fit(self, X: Any = None, y: Any = None) -> WithExamples:
+        base_codes = [str(c) for c in self.base.classes_]
+        pos = {str(c): j for j, c in enumerate(self.voter.classes_)}
+        if set(base_codes) != set(pos):
+            raise ValueError("the examples' taxonomy and the predictor's codes differ")
+        self._columns = np.asarray([pos[c] for c in base_codes])
+        self.classes_ = np.asarray(self.base.classes_)
+        return self
+
+    def predict_proba(self, X: RecordsLike) -> np.ndarray:
+        records = as_records(X)
+        p_base = np.asarray(self.base.predict_proba(records), np.float64)
+        dists, exact = self.voter.distributions(records)
+        p_ex = self.voter.dense(dists)[:, self._columns]
+        p = blend(p_base, p_ex, exact, weight=self.weight, exact_trust=self.exact_trust)
+        return p.astype(np.float32)
+
+    def predict(self, X: RecordsLike) -> np.ndarray:
+        return np.asarray(self.classes_)[self.predict_proba(X).argmax(axis=1)]
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """The base's embeddings; no conformal sets (the blend is not what they were fitted on)."""
+        return Capabilities(sets=False, embeddings=capabilities_of(self.base).embeddings)
+
+    def embed(self, X: RecordsLike) -> np.ndarray:
+        return np.asarray(self.base.embed(X), dtype=np.float32)
 
 
 def make_example_index(

@@ -1,22 +1,16 @@
-"""The classifier + retrieval mixture (autocoder.combine) and how `autocoder code` picks it."""
+"""The classifier + retrieval mixture (autocoder.coding.mixture) and how `autocoder code` picks it."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from autocoder import api
 from autocoder.classify.model import EmbeddingClassifier
-from autocoder.combine import CombinedPredictor
-from autocoder.config import load_settings
+from autocoder.coding.mixture import CombinedPredictor
+from autocoder.coding.predictor import SetPredictor
+from autocoder.coding.retrieval import RetrievalCoder
 from autocoder.index import MemoryIndex
-from autocoder.predictor import SetPredictor
 from autocoder.records import JobRecord
-from autocoder.retrieval import RetrievalCoder
-from autocoder.taxonomy.store import save_taxonomy
-from autocoder.workspace import Workspace
 from tests.fakes import HashingEmbedder, mini_taxonomy
 
 
@@ -59,24 +53,8 @@ def test_mixture_refuses_mismatched_codes_and_bad_weights() -> None:
         CombinedPredictor(clf, retrieval, retrieval_weight=0.5).predict_proba(["x"])
 
 
-def test_load_predictor_mixes_in_retrieval_as_the_model_says(tmp_path: Path) -> None:
-    clf, _ = _parts()
-    ws = Workspace.resolve(tmp_path / "home")
-    tax = mini_taxonomy()
-    save_taxonomy(ws, tax)
-    clf.metadata_ = {"recipe": {"combine": {"retrieval_weight": 0.4}}}
-    model_dir = clf.save(tmp_path / "model")
-    settings = load_settings(overrides=['index.backend="memory"', "embedder.cache=false"])
-    predictor, pid = api.load_predictor(settings, ws, tax, model_dir)
-    assert isinstance(predictor, CombinedPredictor) and predictor.retrieval_weight == 0.4
-    assert "+retrieval:0.4:" in pid
-    off = load_settings(overrides=['index.backend="memory"', "coder.retrieval_weight=0"])
-    alone, _ = api.load_predictor(off, ws, tax, model_dir)
-    assert isinstance(alone, EmbeddingClassifier)
-
-
 def test_fit_mixture_picks_the_weight_that_helps_and_calibrates() -> None:
-    from autocoder.combine import fit_mixture, mix
+    from autocoder.coding.mixture import fit_mixture, mix
 
     rng = np.random.default_rng(0)
     n, c = 400, 6
@@ -107,7 +85,7 @@ def test_fit_mixture_picks_the_weight_that_helps_and_calibrates() -> None:
 def test_fit_on_dev_cross_fits_the_dev_figures() -> None:
     import pandas as pd
 
-    from autocoder.classify.mixture import fit_on_dev
+    from autocoder.coding.mixture import fit_on_dev
 
     clf, retrieval = _parts()
     tax = mini_taxonomy()

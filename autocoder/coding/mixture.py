@@ -1,4 +1,7 @@
-"""A trained classifier's scores combined with retrieval's, for ``autocoder code --model``.
+"""A trained classifier's scores combined with retrieval's, for ``autocoder code --model``:
+the mixture itself (``mix``, ``CombinedPredictor``), and its fitting when a model is trained
+(``fit_mixture`` on probabilities; ``fit_on`` / ``fit_on_dev`` from a classifier, a retrieval
+coder and held-out titles).
 
 The classifier generalises from many texts per code; retrieval finds the one code text (an
 alternate title, a task) that a record matches almost word for word. Their mixture ranks better
@@ -14,13 +17,23 @@ that neither the network nor the index has seen; ``autocoder train`` does that o
 validation titles from the extra sources and their noisy copies and stores the result in the
 model's metadata (``combine``). Retrieval probabilities are a softmax over the top-k index
 hits, so the mixture stays a distribution over the classifier's codes.
+
+The weight and temperature must come from titles that neither the network nor the index has
+seen, and that look like what users send. With a dev split held out of the index (taxonomy
+imported with ``--holdout``) those are the dev titles, clean and noisy: the parameters the model
+ships with are fitted on all of them, and the dev figures of the mixture are cross-fitted (each
+half scored with the parameters fitted on the other half), so they stay held-out figures.
+Without such a dev split, the validation titles from the extra sources (and their noisy copies)
+are used; they are official titles rather than postings, so the fitted weight is conservative.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from autocoder.classify.calibrate import (
     DEFAULT_CONFORMAL_METHOD,
@@ -28,7 +41,11 @@ from autocoder.classify.calibrate import (
     conformal_threshold,
     prediction_set_indices,
 )
-from autocoder.records import RecordsLike, as_records
+from autocoder.coding.predictor import Capabilities, capabilities_of
+from autocoder.records import JobRecord, RecordsLike, as_records
+
+#: The keys of a model's metadata ``combine`` that parameterise ``CombinedPredictor``.
+PARAM_KEYS = ("retrieval_weight", "temperature", "conformal_threshold")
 
 #: Retrieval weights ``fit_mixture`` tries.
 WEIGHT_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
@@ -102,6 +119,25 @@ def fit_mixture(
     }
 
 
+def retrieval_columns(model_classes: Sequence[Any], retrieval_classes: Sequence[Any]) -> np.ndarray:
+    """Per model code, the column of the same code in retrieval's ``predict_proba``; fails
+    clearly when the two code lists differ."""
+    model_codes = [str(c) for c in model_classes]
+    ret_pos = {str(c): j for j, c in enumerate(retrieval_classes)}
+    differ = sorted(set(model_codes) ^ set(ret_pos))
+    if differ:
+        raise ValueError(
+            f"the model's and the index's codes differ ({len(differ)}, e.g. {differ[:3]}): "
+            "rebuild the index for the taxonomy the model was trained on"
+        )
+    return np.asarray([ret_pos[c] for c in model_codes])
+
+
+def mixture_params(fitted: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``CombinedPredictor`` keywords of a fitted mixture (metadata ``combine``)."""
+    return {k: fitted[k] for k in PARAM_KEYS}
+
+
 class CombinedPredictor:
     """``Predictor`` (and ``SetPredictor`` when the model has sets) over a fitted classifier
     and a fitted retrieval coder with the same codes (in any order; columns follow the
@@ -126,17 +162,21 @@ class CombinedPredictor:
         """Check the parts: both fitted, same codes, a weight in [0, 1]."""
         if not 0.0 <= self.retrieval_weight <= 1.0:
             raise ValueError(f"retrieval_weight must be in [0, 1], got {self.retrieval_weight}")
-        model_codes = [str(c) for c in self.model.classes_]
-        ret_pos = {str(c): j for j, c in enumerate(self.retrieval.classes_)}
-        differ = sorted(set(model_codes) ^ set(ret_pos))
-        if differ:
-            raise ValueError(
-                f"the model's and the index's codes differ ({len(differ)}, e.g. {differ[:3]}): "
-                "rebuild the index for the taxonomy the model was trained on"
-            )
-        self._retrieval_columns = np.asarray([ret_pos[c] for c in model_codes])
+        self.retrieval_columns_ = retrieval_columns(self.model.classes_, self.retrieval.classes_)
         self.classes_ = np.asarray(self.model.classes_)
         return self
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Sets when fitted with a threshold or the model has them; the model's embeddings."""
+        model = capabilities_of(self.model)
+        return Capabilities(
+            sets=self.conformal_threshold is not None or model.sets, embeddings=model.embeddings
+        )
+
+    def embed(self, X: RecordsLike) -> np.ndarray:
+        """The model's embeddings of the records."""
+        return np.asarray(self.model.embed(as_records(X)), dtype=np.float32)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "classes_"):
@@ -152,7 +192,7 @@ class CombinedPredictor:
         p_ret = np.zeros_like(p_model)
         if w > 0.0:
             p_ret = np.asarray(self.retrieval.predict_proba(records), dtype=np.float64)
-            p_ret = p_ret[:, self._retrieval_columns]
+            p_ret = p_ret[:, self.retrieval_columns_]
         return mix(p_model, p_ret, w, self.temperature).astype(np.float32)
 
     def predict(self, X: RecordsLike) -> np.ndarray:
@@ -167,3 +207,61 @@ class CombinedPredictor:
         method = getattr(self.model, "conformal_method", DEFAULT_CONFORMAL_METHOD)
         sets = prediction_set_indices(proba, self.conformal_threshold, method=method)
         return [[str(self.classes_[j]) for j in s] for s in sets]
+
+
+# --- fitting from a classifier and a retrieval coder (``autocoder train``) ---------------------
+def probabilities(clf: Any, retrieval: Any, records: list[JobRecord]) -> tuple[np.ndarray, ...]:
+    """The model's and retrieval's probabilities, retrieval's columns in the model's order."""
+    columns = retrieval_columns(clf.classes_, retrieval.classes_)
+    p_model = np.asarray(clf.predict_proba(records), dtype=np.float64)
+    p_ret = np.asarray(retrieval.predict_proba(records), dtype=np.float64)
+    return p_model, p_ret[:, columns]
+
+
+def targets(classes: Any, gold: list[tuple[str, ...]]) -> tuple[np.ndarray, np.ndarray]:
+    """Per row the column of its first known code and the boolean mask of all right codes."""
+    pos = {str(c): j for j, c in enumerate(classes)}
+    mask = np.zeros((len(gold), len(pos)), dtype=bool)
+    for i, codes in enumerate(gold):
+        mask[i, [pos[c] for c in codes if c in pos]] = True
+    y = np.asarray([pos.get(next((c for c in g if c in pos), ""), 0) for g in gold])
+    return y, mask
+
+
+def fit_on(
+    clf: Any, retrieval: Any, records: list[JobRecord], gold: list[tuple[str, ...]], **kw: Any
+) -> dict[str, Any]:
+    p_model, p_ret = probabilities(clf, retrieval, records)
+    y, mask = targets(clf.classes_, gold)
+    return fit_mixture(p_model, p_ret, y, acceptable=mask, **kw)
+
+
+def fit_on_dev(
+    clf: Any, retrieval: Any, dev: pd.DataFrame, **kw: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Parameters fitted on every dev title (clean + noisy), and the cross-fitted dev figures
+    (``{"n", "clean", "noisy"}`` as ``dev_eval.dev_figures``)."""
+    from autocoder.classify.dev_eval import dev_gold, dev_inputs, score_proba
+
+    inputs, gold = dev_inputs(dev), dev_gold(dev)
+    probs = {k: probabilities(clf, retrieval, v) for k, v in inputs.items()}
+    y, mask = targets(clf.classes_, gold)
+    folds = np.arange(len(dev)) % 2
+
+    def fitted(rows: np.ndarray) -> dict[str, Any]:
+        stack = [np.concatenate([probs[k][part][rows] for k in probs]) for part in (0, 1)]
+        ys = np.concatenate([y[rows]] * len(probs))
+        masks = np.concatenate([mask[rows]] * len(probs))
+        return fit_mixture(stack[0], stack[1], ys, acceptable=masks, **kw)
+
+    figures: dict[str, Any] = {"n": len(dev)}
+    for name, (p_model, p_ret) in probs.items():
+        out = np.zeros_like(p_model)
+        for fold in (0, 1):
+            params = fitted(folds != fold)
+            rows = folds == fold
+            out[rows] = mix(
+                p_model[rows], p_ret[rows], params["retrieval_weight"], params["temperature"]
+            )
+        figures[name] = score_proba(out, clf.classes_, gold)
+    return fitted(np.ones(len(dev), dtype=bool)), figures

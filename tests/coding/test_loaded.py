@@ -1,0 +1,145 @@
+"""The loaded coder: one factory (`load_coder`), declared capabilities, and `code_frame`, which
+returns exactly the rows `autocoder code` writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from autocoder import api
+from autocoder.classify.model import EmbeddingClassifier
+from autocoder.coding import code_frame, load_coder
+from autocoder.coding.batch import code_file
+from autocoder.coding.loaded import (
+    PRETRAINED,
+    RETRIEVAL,
+    LoadedCoder,
+    pretrained_dir,
+    resolve_model_dir,
+    retrieval_coder,
+)
+from autocoder.coding.mixture import CombinedPredictor
+from autocoder.coding.predictor import Capabilities
+from autocoder.coding.retrieval import RetrievalCoder
+from autocoder.config import CoderConfig, load_settings
+from autocoder.io import read_table, write_table
+from autocoder.taxonomy.store import save_taxonomy
+from autocoder.workspace import Workspace
+from tests.coding.test_mixture import _parts
+from tests.fakes import KeywordPredictor, mini_taxonomy, tiny_taxonomy
+
+KEYWORDS = {"nurse": "29-1141.00", "java": "15-1252.00", "truck": "53-3032.00"}
+LABELS = {"29-1141.00": "Registered Nurses", "15-1252.00": "Software Developers"}
+
+
+def _bad_and_good_records() -> pd.DataFrame:
+    """Good rows, repeats, and one of each bad record (no id, a repeated id, no text)."""
+    return pd.DataFrame(
+        {
+            "id": ["a", "b", "", "d", "b", "f", "g", "h"],
+            "title": ["Staff nurse", "Java developer", "Nurse", "", "Truck driver",
+                      "Sr. Truck Driver - Dallas, TX", "Astronaut", "staff NURSE"],  # fmt: skip
+            "description": ["", "", "", "", "", "", "", "cares for patients"],
+        }
+    )
+
+
+def test_retrieval_coder_on_the_memory_backend_needs_no_index_build(tmp_path: Path) -> None:
+    settings = load_settings(overrides=['index.backend="memory"'])
+    ws = Workspace.resolve(tmp_path)
+    coder = retrieval_coder(settings, ws, tiny_taxonomy(), top_k=2)
+    codes, probs, _ = coder.rank(["hgv truck driver"])
+    assert codes[0][0] == "53-3032.00" and len(codes[0]) == 2
+    assert abs(float(probs[0].sum()) - 1.0) < 1e-6
+
+
+def test_model_resolution() -> None:
+    assert resolve_model_dir(PRETRAINED) == pretrained_dir()
+    assert resolve_model_dir(None) is None and resolve_model_dir("") is None
+    assert resolve_model_dir("some/dir") == Path("some/dir")
+
+
+def test_code_frame_equals_the_file_output_row_for_row(tmp_path: Path) -> None:
+    df = _bad_and_good_records()
+    src, out = tmp_path / "in.parquet", tmp_path / "out.parquet"
+    write_table(df, src)
+    opts = CoderConfig(top_n=2, threshold=0.5, batch_size=3)  # several batches in the file
+    coder = LoadedCoder.from_predictor(KeywordPredictor(KEYWORDS), labels=LABELS)
+    code_file(src, out, coder=coder, runs_dir=tmp_path / "runs", options=opts, show_progress=False)
+    frame = code_frame(coder, df, opts)
+    pd.testing.assert_frame_equal(frame, pd.read_parquet(out))
+    assert frame["status"].tolist() == [
+        "coded", "coded", "error:missing_id", "error:empty_text", "error:duplicate_id",
+        "coded", "review", "coded",
+    ]  # fmt: skip
+    assert frame.loc[0, "label_1"] == "Registered Nurses" and frame.loc[5, "label_1"] == ""
+    assert df["title"].tolist() == _bad_and_good_records()["title"].tolist()  # not changed
+
+
+def test_code_frame_equals_what_autocoder_code_writes(tmp_path: Path) -> None:
+    """The real retrieval coder (MiniLM, memory index) through `api.code` and `code_frame`."""
+    settings = load_settings(overrides=['index.backend="memory"', "coder.top_n=3"])
+    ws = Workspace.resolve(tmp_path / "home")
+    save_taxonomy(ws, tiny_taxonomy())
+    df = _bad_and_good_records()
+    src, out, again = tmp_path / "in.csv", tmp_path / "out.csv", tmp_path / "frame.csv"
+    write_table(df, src)
+    api.code(settings, ws, src, out, taxonomy_name="onet", show_progress=False)
+    coder = load_coder(settings, ws, taxonomy_name="onet")
+    write_table(code_frame(coder, read_table(src, string_columns=("id",)), settings.coder), again)
+    assert again.read_bytes() == out.read_bytes()
+    assert coder.index_version and coder.index_version in out.read_text()
+
+
+def test_load_coder_mixes_in_retrieval_as_the_model_says(tmp_path: Path) -> None:
+    clf, _ = _parts()
+    ws = Workspace.resolve(tmp_path / "home")
+    tax = mini_taxonomy()
+    save_taxonomy(ws, tax)
+    clf.metadata_ = {
+        "recipe": {"combine": {"retrieval_weight": 0.4}},
+        "taxonomy": {"name": tax.name},
+    }
+    model_dir = clf.save(tmp_path / "model")
+    settings = load_settings(overrides=['index.backend="memory"', "embedder.cache=false"])
+    coder = load_coder(settings, ws, model=model_dir)  # the taxonomy from the model
+    assert isinstance(coder.predictor, CombinedPredictor)
+    assert coder.predictor.retrieval_weight == 0.4 and coder.retrieval is coder.predictor.retrieval
+    assert "+retrieval:0.4:" in coder.predictor_id and coder.index_version
+    assert coder.taxonomy is not None and coder.taxonomy.name == tax.name
+    assert coder.model_dir == model_dir and coder.fingerprint["model"]["config_sha256"]
+    assert coder.labels[tax.leaf_codes()[0]] == tax.get(tax.leaf_codes()[0]).title
+    assert coder.capabilities == Capabilities(sets=True, embeddings=True)
+
+    off = load_settings(overrides=['index.backend="memory"', "coder.retrieval_weight=0"])
+    alone = load_coder(off, ws, model=model_dir)
+    assert isinstance(alone.predictor, EmbeddingClassifier) and alone.retrieval is None
+    assert alone.index_version == ""
+
+    configured = settings.model_copy(
+        update={"coder": settings.coder.model_copy(update={"model": str(model_dir)})}
+    )
+    plain = load_coder(configured, ws, model=RETRIEVAL, taxonomy_name=tax.name)
+    assert isinstance(plain.predictor, RetrievalCoder)
+    assert plain.capabilities == Capabilities(sets=False, embeddings=True)
+    assert plain.reload().predictor_id == plain.predictor_id  # the source says retrieval too
+    vectors = plain.embed(["staff nurse", "software developer"])
+    assert vectors.shape == (2, 384) and vectors.dtype == np.float32
+
+
+def test_capabilities_are_declared_not_guessed() -> None:
+    bare = LoadedCoder.from_predictor(KeywordPredictor(KEYWORDS))
+    assert bare.capabilities == Capabilities()  # it declares nothing
+    with pytest.raises(ValueError, match="declares no embeddings"):
+        bare.embed(["nurse"])
+    with pytest.raises(ValueError, match="not made by load_coder"):
+        bare.reload()
+
+    class Liar(KeywordPredictor):
+        capabilities = Capabilities(sets=True)  # but no predict_sets
+
+    with pytest.raises(TypeError, match="declares sets"):
+        LoadedCoder.from_predictor(Liar(KEYWORDS))
