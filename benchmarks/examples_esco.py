@@ -10,6 +10,8 @@ top-1 / top-5 / ECE, overall and on the dev titles whose normalised title is not
 The O*NET side maps gold and predicted ESCO codes to O*NET-SOC through the official crosswalk.
 
     HF_HUB_OFFLINE=1 PYTHONPATH=. .venv/bin/python benchmarks/examples_esco.py --home /tmp/ac-ex-esco
+    # a seeded sample of the rows (less history: a lower bound on the full figure)
+    ... benchmarks/examples_esco.py --home /tmp/ac-ex-esco --sample 6000
 """
 
 from __future__ import annotations
@@ -54,9 +56,15 @@ GRID = {
 }
 
 
-def split(titles_csv: Path, tax: Any, seed: int, dev_share: float) -> tuple[pd.DataFrame, ...]:
+def split(
+    titles_csv: Path, tax: Any, seed: int, dev_share: float, sample: int
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """(dev, history, n_tune): a seeded shuffle of the rows (of ``sample`` of them when > 0);
+    the first ``n_tune`` history rows are the tuning split."""
     raw = pd.read_csv(titles_csv, dtype=str, keep_default_na=False)
     raw = raw[raw["conceptUri"].map(tax.has_uri)].reset_index(drop=True)
+    if sample:
+        raw = raw.sample(n=min(sample, len(raw)), random_state=seed).reset_index(drop=True)
     df = pd.DataFrame(
         {"title": raw["vacancyTitle"], "code": [tax.by_uri(u).code for u in raw["conceptUri"]]}
     )
@@ -129,6 +137,7 @@ def main() -> None:
     ap.add_argument("--home", default="/tmp/ac-ex-esco")
     ap.add_argument("--seed", type=int, default=18)
     ap.add_argument("--dev-share", type=float, default=0.25)
+    ap.add_argument("--sample", type=int, default=0, help="Use N JobBERT rows (0 = all).")
     ap.add_argument("--kinds", default='["title","alt_title"]', help="ESCO texts indexed.")
     args = ap.parse_args()
     ws = Workspace.resolve(args.home)
@@ -139,7 +148,8 @@ def main() -> None:
     api.build_index(settings, ws, "esco")
     print(f"ESCO code-text index built in {time.perf_counter() - t0:.0f} s")
     dev, history, n_tune = split(DATA / "jobbert_validation" / "titles.csv", tax, args.seed,
-                                 args.dev_share)  # fmt: skip
+                                 args.dev_share, args.sample)  # fmt: skip
+    print(f"{len(dev)} dev rows, {len(history)} history rows ({n_tune} of them tune)")
     out = Path(args.home) / "bench"
     out.mkdir(parents=True, exist_ok=True)
     history.iloc[n_tune:].to_csv(out / "history-tune.csv", index=False)
