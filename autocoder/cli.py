@@ -12,6 +12,7 @@ from autocoder.cli_common import AutocoderGroup
 from autocoder.cli_common import echo_json as _echo_json
 from autocoder.cli_common import fail as _fail
 from autocoder.cli_common import settings_from as _settings
+from autocoder.cli_examples import examples_app
 from autocoder.cli_paraphrase import paraphrase_cmd, paraphraser_app
 from autocoder.cli_review import retrain_cmd, review_app
 from autocoder.cli_serve import serve_app
@@ -37,6 +38,7 @@ app.add_typer(paraphraser_app, name="paraphraser")
 app.command("paraphrase")(paraphrase_cmd)
 app.add_typer(skills_app, name="skills")
 app.add_typer(serve_app, name="serve")
+app.add_typer(examples_app, name="examples")
 
 
 #: Exit codes: 2 = bad usage or input (nothing was done), 1 = a fault (index unreachable or

@@ -6,6 +6,7 @@ command again later); 2 bad input, configuration or a request Label Studio refus
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -96,7 +97,8 @@ def push_cmd(
     ] = None,
     strategy: Annotated[
         str, typer.Option(help="least_confidence, margin, entropy, conformal, diversity, "
-                               "class_balanced, random, or 'a+b'.")
+                               "class_balanced, per_answer (distinct titles by frequency x "
+                               "uncertainty), random, or 'a+b'.")
     ] = "least_confidence",
     limit: Annotated[int, typer.Option(help="How many records to choose.")] = 100,
     taxonomy: Annotated[str | None, typer.Option(help="Taxonomy (first push only).")] = None,
@@ -110,7 +112,7 @@ def push_cmd(
         push, settings, ws, input_path, project=project, model_dir=model,
         strategy=strategy, limit=limit, taxonomy_name=taxonomy, seed=seed,
     )  # fmt: skip
-    _echo(result)
+    _echo({**asdict(result), "settled_per_answer": round(result.settled_per_answer, 2)})
 
 
 @review_app.command("pull")

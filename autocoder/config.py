@@ -270,6 +270,29 @@ class ServeConfig(_Section):
     )
 
 
+class ExamplesConfig(_Section):
+    """How coded examples (``autocoder examples add``, ``review pull``) vote when coding."""
+
+    enabled: bool = Field(True, description="Blend the examples' votes in when there are any.")
+    neighbours: int = Field(10, gt=0, le=200, description="Nearest examples that vote (k).")
+    candidates: int = Field(50, gt=0, le=500, description="Examples fetched per query.")
+    temperature: float = Field(
+        0.05, gt=0, description="Vote weight exp((sim - best) / T): lower = nearest counts more."
+    )
+    exact_weight: float = Field(
+        0.8, ge=0, le=1, description="Share of the examples' vote given to exact-title matches."
+    )
+    min_similarity: float = Field(
+        0.5, ge=-1, le=1, description="Examples less similar (cosine) than this do not vote."
+    )
+    weight: float = Field(
+        0.5, ge=0, le=1, description="Mixture weight of the examples when only neighbours match."
+    )
+    exact_trust: float = Field(
+        0.95, ge=0, le=1, description="Mixture weight of the examples on an exact-title match."
+    )
+
+
 class Settings(_Section):
     workspace: WorkspaceConfig = Field(default_factory=WorkspaceConfig)
     taxonomy: TaxonomyConfig = Field(default_factory=TaxonomyConfig)
@@ -282,6 +305,7 @@ class Settings(_Section):
     review: ReviewConfig = Field(default_factory=ReviewConfig)
     skills: SkillsConfig = Field(default_factory=SkillsConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    examples: ExamplesConfig = Field(default_factory=ExamplesConfig)
 
 
 class ConfigError(ValueError):

@@ -126,6 +126,11 @@ class Workspace:
         return self._dir("index", "chroma")
 
     @property
+    def examples(self) -> Path:
+        """Coded examples, one folder per taxonomy (``autocoder examples add``)."""
+        return self._dir("examples")
+
+    @property
     def embedding_cache(self) -> Path:
         return self._dir("cache", "embeddings")
 

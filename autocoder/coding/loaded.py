@@ -255,7 +255,9 @@ def load_coder(
     """The coder ``autocoder code`` uses: the trained model in ``model`` (or config
     ``coder.model``; ``pretrained`` = the packaged model) mixed with retrieval as the model
     says, else (or with ``model="retrieval"``) the retrieval coder; the taxonomy is ``taxonomy_name``, else the model's, else
-    ``taxonomy.default``. Fails at once when the index a coder needs is empty or unreachable."""
+    ``taxonomy.default``; the taxonomy's coded examples vote on top (``autocoder.coding.examples``,
+    their content hash in the predictor id). Fails at once when the index a coder needs is
+    empty or unreachable."""
     wanted = model or settings.coder.model
     path = None if str(wanted) == RETRIEVAL else resolve_model_dir(wanted)
     files = ModelFiles.read(path) if path is not None else None
@@ -268,6 +270,11 @@ def load_coder(
         retrieval = retrieval_coder(settings, ws, taxonomy)
         predictor = retrieval
         predictor_id = f"retrieval:{taxonomy.name}:{taxonomy.version}:{retrieval.embedder.model_id}"
+    from autocoder.coding.examples import with_examples
+
+    predictor, predictor_id = with_examples(
+        settings, ws, taxonomy, predictor, predictor_id, make_embedder(settings, ws)
+    )
     source = CoderSource(
         settings.model_dump(mode="json"), str(ws.root), str(path) if path else RETRIEVAL, name
     )

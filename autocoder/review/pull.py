@@ -3,11 +3,14 @@
 Pull reads every task of the project with its annotations and stores each completed (not
 skipped) annotation in the feedback store, keyed by its Label Studio id: pulling twice stores
 nothing twice, an answer edited in Label Studio is updated, and every annotator's answer is kept.
+Every usable answer (a code, not "cannot code" or only "emerging") then becomes a coded example
+of source ``review:<project>`` (``autocoder.examples``; each annotator's vote kept), so the next
+``autocoder code`` codes an answered title as answered.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from autocoder.config import Settings
@@ -33,6 +36,33 @@ class PullResult:
     unchanged: int = 0
     skipped: int = 0  # cancelled ("skip") annotations, not answers
     foreign: int = 0  # tasks without a record_id from this queue (imported by hand)
+    examples: int = 0  # usable answers now in the examples store (source review:<project>)
+    examples_rejected: list[dict[str, Any]] = field(default_factory=list)  # row, title, reason
+    conflicting_titles: int = 0  # answered titles whose answers disagree
+
+
+def answers_to_examples(ws: Workspace, project: str, result: PullResult) -> None:
+    """Make the project's usable answers the examples of source ``review:<project>``."""
+    from autocoder.examples.ops import frame_rows, replace_source
+    from autocoder.examples.store import AddSpec, ExampleStore
+
+    info = queue.project_info(ws, project) or {}
+    if not info.get("taxonomy"):
+        return
+    taxonomy = load_taxonomy(ws, info["taxonomy"])
+    feedback = queue.load_feedback(ws, project)
+    usable = feedback[(feedback["code"].fillna("") != "") & ~feedback["cannot_code"]]
+    source = f"review:{project}"
+    rows = frame_rows(usable.reset_index(drop=True), AddSpec(code_column="code"),
+                      source=source, file="")  # fmt: skip
+    store = ExampleStore.of(ws, taxonomy.name)
+    if not len(rows):
+        store.remove_source(source)
+        return
+    report = replace_source(store, taxonomy, rows)
+    result.examples = report.added
+    result.examples_rejected = report.rejected
+    result.conflicting_titles = len(report.conflicts)
 
 
 def project_id(ws: Workspace, project: str) -> int:
@@ -107,6 +137,7 @@ def pull(settings: Settings, ws: Workspace, *, project: str) -> PullResult:
         queue.mark_sent(ws, project, late)
     result.new, result.updated = queue.store_answers(ws, project, answers)
     result.unchanged = len(answers) - result.new - result.updated
+    answers_to_examples(ws, project, result)
     return result
 
 

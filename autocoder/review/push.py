@@ -62,7 +62,13 @@ class PushResult:
     ls_project_id: int | None = None
     model_version: str = ""
     strategy: str = ""
+    settles: int = 0  # input records the queued tasks stand for (same text: one answer each)
     errors: list[str] = field(default_factory=list)
+
+    @property
+    def settled_per_answer(self) -> float:
+        """Records one answer settles, on average over the tasks queued now."""
+        return self.settles / self.queued if self.queued else 0.0
 
 
 def read_records(path: str | Path, settings: Settings) -> pd.DataFrame:
@@ -171,10 +177,11 @@ def choose(
     strategy: str,
     limit: int,
     seed: int = 0,
-) -> tuple[list[queue.QueuedTask], str]:
+) -> tuple[list[queue.QueuedTask], str, int]:
     """Code ``records`` with ``coder`` and pick ``limit`` with ``strategy``: (tasks best first,
-    model version). A strategy that declares ``needs_embeddings`` gets the records' embeddings
-    from the coder's embedder (a coder that declares no embeddings fails clearly)."""
+    model version, the input records they stand for). A strategy that declares
+    ``needs_embeddings`` gets the records' embeddings from the coder's embedder (a coder that
+    declares no embeddings fails clearly); one that declares ``needs_texts``, their texts."""
     from autocoder.review.strategies import make_strategy
 
     predictor = coder.predictor
@@ -187,7 +194,10 @@ def choose(
     recs = [JobRecord(t, d) for t, d in zip(records["title"], records["description"], strict=True)]
     proba = predict_in_batches(predictor, recs, settings.coder.batch_size)
     emb = coder.embed(recs) if chooser.needs_embeddings else None
-    idx = chooser.query(proba, emb, min(limit, len(recs)), rng=np.random.default_rng(seed))
+    texts = [r.query() for r in recs] if chooser.needs_texts else None
+    idx = chooser.query(proba, emb, min(limit, len(recs)), rng=np.random.default_rng(seed),
+                        texts=texts)  # fmt: skip
+    settled = getattr(chooser, "last_settled", None)
     scores = chooser.last_scores
     classes = coder.classes
     titles = dict(coder.labels)
@@ -207,7 +217,7 @@ def choose(
         )
         for i in picked
     ]
-    return tasks, version
+    return tasks, version, int(settled.sum()) if settled is not None else len(tasks)
 
 
 class TaskSkills:
@@ -374,7 +384,7 @@ def push(
         result.considered = len(fresh)
         if len(fresh) and limit:
             coder = load_coder(settings, ws, model=model_dir, taxonomy_name=taxonomy.name)
-            tasks, result.model_version = choose(
+            tasks, result.model_version, result.settles = choose(
                 coder, fresh, settings, strategy=strategy, limit=limit, seed=seed
             )
             result.queued = queue.enqueue(ws, project, tasks)

@@ -202,7 +202,9 @@ def _imported_holdout(note: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def _recipe_dev(model: Any, workspace: Workspace, settings: Settings | None) -> tuple[pd.DataFrame, str] | None:
+def _recipe_dev(
+    model: Any, workspace: Workspace, settings: Settings | None
+) -> tuple[pd.DataFrame, str] | None:
     """The dev split of the model's recipe (held out of its training), if it can be found."""
     from autocoder.classify.recipe import dev_table, load_recipe_taxonomy
     from autocoder.io import InputError
@@ -225,7 +227,11 @@ def _recipe_dev(model: Any, workspace: Workspace, settings: Settings | None) -> 
 
 
 def dev_split(
-    model: Any, workspace: Workspace, dev: str | Path | None, splits: Any, settings: Settings | None = None
+    model: Any,
+    workspace: Workspace,
+    dev: str | Path | None,
+    splits: Any,
+    settings: Settings | None = None,
 ) -> tuple[pd.DataFrame, str]:
     """Rows ``title, description, codes`` to measure on, and where they came from: ``dev``,
     else the recipe's holdout, else the validation split of the training data."""
@@ -377,12 +383,15 @@ def retrain(
     embedder: Any = None,
     cache_dir: str | Path | None = None,
 ) -> RetrainResult:
-    """Warm-start DIR on its training data plus ``feedback``; save to ``output_dir``.
+    """Warm-start DIR (``pretrained``: the packaged model) on its training data plus
+    ``feedback``; save to ``output_dir``.
 
     ``lr`` defaults to ``DEFAULT_LR_SCALE`` times the model's own learning rate."""
     from autocoder.classify.model import load_model
+    from autocoder.coding.loaded import PRETRAINED, resolve_model_dir
 
-    model_dir, output_dir = Path(model_dir), Path(output_dir)
+    packaged = str(model_dir) == PRETRAINED
+    model_dir, output_dir = Path(resolve_model_dir(model_dir) or model_dir), Path(output_dir)
     if epochs < 1 or (lr is not None and lr <= 0):
         raise ValueError(f"epochs must be >= 1 and lr > 0, got epochs={epochs}, lr={lr}")
     if output_dir.resolve() == model_dir.resolve():
@@ -403,7 +412,8 @@ def retrain(
     seen = {**fb.summary(), "weight": float(feedback_weight), "epochs": epochs, "lr": lr}
     model.metadata_ = {
         **model.metadata_,
-        "retrained_from": model_dir.resolve().name,  # no machine path in a saved model
+        # no machine path in a saved model
+        "retrained_from": PRETRAINED if packaged else model_dir.resolve().name,
         "feedback": seen,
     }
     model.save(output_dir)

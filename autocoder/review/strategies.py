@@ -17,16 +17,23 @@ centers of ``Diversity``.
 * ``Diversity`` — k-center greedy (Sener & Savarese 2018) on the embeddings.
 * ``ClassBalanced`` — round-robin over the predicted codes, each code's rows in the order of a
   base strategy (least confidence by default).
+* ``PerAnswer`` — pays per answer: rows grouped by their normalised text, each distinct text
+  scored ``frequency × (1 - max p)`` (records it would settle times how unsure the model is),
+  one row per distinct text returned (texts below ``threshold`` first); ``last_settled`` says
+  how many input records each chosen row stands for.
 * ``Random`` — uniformly at random (the baseline).
 * ``Composite`` — a pre-filter (e.g. entropy) keeps the top ``factor * n`` rows, a second
   strategy (e.g. diversity) picks ``n`` of them.
 
 ``make_strategy("entropy+diversity", threshold=0.5, model=clf)`` builds any of them by name.
+What a strategy reads besides ``proba`` is declared (``needs_embeddings``, ``needs_texts``),
+never guessed from its name: a caller passes ``embeddings`` / ``texts`` when it needs them.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +49,7 @@ __all__ = [
     "Entropy",
     "LeastConfidence",
     "Margin",
+    "PerAnswer",
     "QueryStrategy",
     "Random",
     "STRATEGIES",
@@ -85,6 +93,7 @@ class _Query:
     available: np.ndarray
     rng: np.random.Generator | None
     labeled: Any
+    texts: Sequence[str] | None = None
 
 
 class QueryStrategy:
@@ -97,6 +106,11 @@ class QueryStrategy:
 
     @property
     def needs_embeddings(self) -> bool:
+        return False
+
+    @property
+    def needs_texts(self) -> bool:
+        """Whether ``query`` reads the rows' texts (``texts=``)."""
         return False
 
     @property
@@ -114,11 +128,16 @@ class QueryStrategy:
         *,
         rng: np.random.Generator | None = None,
         labeled: Any = None,
+        texts: Sequence[str] | None = None,
     ) -> np.ndarray:
         """The ``n`` rows to review, best first; leaves ``last_scores`` (template method:
-        subclasses override ``scores`` or, for a selection other than top-n, ``_select``)."""
+        subclasses override ``scores`` or, for a selection other than top-n, ``_select``).
+        ``texts``: each row's text, for a strategy that ``needs_texts``."""
         proba = _check(proba, n)
-        query = _Query(proba, embeddings, n, _available(len(proba), labeled), rng, labeled)
+        if texts is not None and len(texts) != len(proba):
+            raise ValueError(f"texts must have one entry per row ({len(proba)}), got {len(texts)}")
+        available = _available(len(proba), labeled)
+        query = _Query(proba, embeddings, n, available, rng, labeled, texts)
         chosen, self.last_scores = self._select(query)
         return chosen
 
@@ -257,10 +276,15 @@ class ClassBalanced(QueryStrategy):
     def needs_embeddings(self) -> bool:
         return self.base is not None and self.base.needs_embeddings
 
+    @property
+    def needs_texts(self) -> bool:
+        return self.base is not None and self.base.needs_texts
+
     def _select(self, q: _Query) -> tuple[np.ndarray, np.ndarray]:
         base = self.base if self.base is not None else LeastConfidence(None)
         proba, n = q.proba, q.n
-        ranked = base.query(proba, q.embeddings, int(q.available.sum()), rng=q.rng, labeled=q.labeled)
+        ranked = base.query(proba, q.embeddings, int(q.available.sum()), rng=q.rng,
+                            labeled=q.labeled, texts=q.texts)  # fmt: skip
         scores = base.last_scores if base.last_scores is not None else np.zeros(len(proba))
         predicted = proba.argmax(axis=1) if proba.shape[1] else np.zeros(len(proba), np.int64)
         queues: dict[int, list[int]] = {}
@@ -304,16 +328,68 @@ class Composite(QueryStrategy):
     def needs_embeddings(self) -> bool:
         return self.first.needs_embeddings or self.then.needs_embeddings
 
+    @property
+    def needs_texts(self) -> bool:
+        return self.first.needs_texts or self.then.needs_texts
+
     def _select(self, q: _Query) -> tuple[np.ndarray, np.ndarray]:
         if self.factor < 1:
             raise ValueError(f"Composite factor must be >= 1, got {self.factor}")
-        keep = self.first.query(q.proba, q.embeddings, q.n * self.factor, rng=q.rng, labeled=q.labeled)
+        keep = self.first.query(q.proba, q.embeddings, q.n * self.factor, rng=q.rng,
+                                labeled=q.labeled, texts=q.texts)  # fmt: skip
         first_scores = self.first.last_scores
         if first_scores is None:  # a strategy whose query leaves no scores
             first_scores = np.zeros(len(q.proba))
         sub_emb = None if q.embeddings is None else np.asarray(q.embeddings)[keep]
-        picked = self.then.query(q.proba[keep], sub_emb, q.n, rng=q.rng)
+        sub_texts = None if q.texts is None else [q.texts[int(i)] for i in keep]
+        picked = self.then.query(q.proba[keep], sub_emb, q.n, rng=q.rng, texts=sub_texts)
         return keep[picked], first_scores
+
+
+class PerAnswer(QueryStrategy):
+    """One row per distinct (normalised) text, ranked by ``frequency × (1 - max p)``: an
+    answer to a title that recurs settles every record with that title (the examples store
+    codes them as answered from the next run), so frequent uncertain titles come first.
+
+    Texts whose confidence is below ``threshold`` lead (the review queue's uncertain records);
+    ``last_scores`` give every row its text's value, ``last_settled`` each chosen row's
+    number of records (``settled_per_answer`` their mean).
+    """
+
+    def __init__(self, threshold: float | None = 0.5) -> None:
+        self.threshold = threshold
+
+    @property
+    def needs_texts(self) -> bool:
+        return True
+
+    def _select(self, q: _Query) -> tuple[np.ndarray, np.ndarray]:
+        if q.texts is None:
+            raise ValueError("PerAnswer needs the rows' texts (query(..., texts=...))")
+        from autocoder.records import normalize_text
+
+        keys = [normalize_text(t, keep_punctuation=False) for t in q.texts]
+        confidence = q.proba.max(axis=1) if q.proba.shape[1] else np.zeros(len(q.proba))
+        first: dict[str, int] = {}
+        count: dict[str, int] = {}
+        for i, key in enumerate(keys):
+            count[key] = count.get(key, 0) + 1
+            if q.available[i] and key not in first:
+                first[key] = i
+        value = np.asarray([count[k] * (1.0 - confidence[i]) for i, k in enumerate(keys)])
+        lead = value
+        if self.threshold is not None:
+            lead = value + (confidence < self.threshold) * (value.max(initial=0.0) + 1.0)
+        heads = np.zeros(len(keys), dtype=bool)
+        heads[list(first.values())] = True
+        chosen = top_by_score(lead, q.n, heads)
+        self.last_settled = np.asarray([count[keys[i]] for i in chosen], dtype=np.int64)
+        return chosen, value
+
+    @property
+    def settled_per_answer(self) -> float:
+        settled = getattr(self, "last_settled", None)
+        return float(settled.mean()) if settled is not None and len(settled) else 0.0
 
 
 STRATEGIES: dict[str, type[QueryStrategy]] = {
@@ -324,8 +400,14 @@ STRATEGIES: dict[str, type[QueryStrategy]] = {
     "diversity": Diversity,
     "class_balanced": ClassBalanced,
     "random": Random,
+    "per_answer": PerAnswer,
 }
-_ALIASES = {"lc": "least_confidence", "conformal_set_size": "conformal", "kcenter": "diversity"}
+_ALIASES = {
+    "lc": "least_confidence",
+    "conformal_set_size": "conformal",
+    "kcenter": "diversity",
+    "frequency": "per_answer",
+}
 
 
 def _one(name: str, kwargs: dict[str, Any]) -> QueryStrategy:

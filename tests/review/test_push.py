@@ -162,8 +162,8 @@ def test_choose_asks_the_strategy_and_the_coders_declared_capabilities() -> None
 
     records = read_records(RECORDS, load_settings())
     coder = LoadedCoder.from_predictor(KeywordPredictor({"nurse": "29-1141.00", "cook": "c"}))
-    tasks, _ = choose(coder, records, load_settings(), strategy="entropy", limit=3)
-    assert len(tasks) == 3  # needs no embeddings: none asked for
+    tasks, _, settles = choose(coder, records, load_settings(), strategy="entropy", limit=3)
+    assert len(tasks) == 3 and settles == 3  # needs no embeddings: none asked for
     with pytest.raises(ValueError, match="needs embeddings; the coder .* has none"):
         choose(coder, records, load_settings(), strategy="entropy+diversity", limit=3)
 

@@ -260,6 +260,15 @@ def test_retrain_errors(mini_model, tmp_path: Path) -> None:
         retrain(model_dir, tmp_path / "m2", ok, workspace=ws, embedder=emb, lr=0.0)
 
 
+def test_retrain_pretrained_loads_the_packaged_model(tmp_path: Path) -> None:
+    """``--model pretrained`` is the packaged model (it used to be read as a directory named
+    "pretrained"): it loads, and the next check (usable feedback) is what stops it here."""
+    ws = Workspace.resolve(tmp_path / "home")
+    nothing = _feedback([{"id": "1", "title": "x", "code": "", "cannot_code": True}])
+    with pytest.raises(ValueError, match="no usable feedback"):
+        retrain("pretrained", tmp_path / "m2", nothing, workspace=ws)
+
+
 # --- the dev split retrain measures on (the recipe's holdout, never ``recipe.data.release``) ---
 def _recipe_model(holdout: str) -> object:
     from types import SimpleNamespace

@@ -176,6 +176,36 @@ def test_n_larger_than_rows_and_bad_input() -> None:
         Entropy().query(PROBA, None, -1)
 
 
+def test_per_answer_ranks_distinct_texts_by_frequency_times_uncertainty() -> None:
+    texts = ["Cake decorator", "cake  decorator", "CAKE DECORATOR", "Night porter", "Welder",
+             "welder"]  # fmt: skip
+    proba = np.array(
+        [[0.6, 0.4], [0.6, 0.4], [0.6, 0.4], [0.3, 0.7], [0.9, 0.1], [0.9, 0.1]]
+    )  # uncertainty 0.4 x 3, 0.3 x 1, 0.1 x 2
+    s = make_strategy("per_answer", threshold=0.95)
+    assert s.needs_texts and not s.needs_embeddings
+    idx = s.query(proba, None, 3, texts=texts)
+    assert idx.tolist() == [0, 3, 4]  # one row per distinct text, most records settled first
+    assert s.last_settled.tolist() == [3, 1, 2]  # type: ignore[attr-defined]
+    assert s.settled_per_answer == pytest.approx(2.0)  # type: ignore[attr-defined]
+    assert s.last_scores is not None and s.last_scores[1] == pytest.approx(1.2)
+    # below the threshold first: the frequent confident title waits behind an uncertain one
+    s = make_strategy("frequency", threshold=0.8)
+    assert s.query(proba, None, 2, texts=texts).tolist() == [0, 3]
+    # a labeled row's text is still reachable through its other rows
+    assert s.query(proba, None, 1, texts=texts, labeled=[0]).tolist() == [1]
+    with pytest.raises(ValueError, match="needs the rows' texts"):
+        s.query(proba, None, 1)
+    with pytest.raises(ValueError, match="one entry per row"):
+        s.query(proba, None, 1, texts=texts[:2])
+
+
+def test_needs_texts_is_declared() -> None:
+    assert not make_strategy("diversity").needs_texts and not make_strategy("entropy").needs_texts
+    both = make_strategy("per_answer+diversity")
+    assert both.needs_texts and both.needs_embeddings
+
+
 def test_strategies_declare_whether_they_need_embeddings() -> None:
     from autocoder.review.strategies import make_strategy
 

@@ -1,0 +1,126 @@
+"""Coded examples in the loaded coder: the configured example index, and the predictor
+wrapped so the taxonomy's coded examples vote (``[examples]`` settings, ``load_coder``).
+
+The wrapped predictor's id names the store's content hash and the vote settings, so a coding
+job resumed after ``examples add``/``remove`` or ``review pull`` is a new job (its key
+changes) instead of one that mixes output from before and after.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from autocoder.coding.predictor import Capabilities, capabilities_of
+from autocoder.config import Settings
+from autocoder.embed import Embedder
+from autocoder.examples.index import ChromaExampleIndex, MemoryExampleIndex
+from autocoder.examples.store import ExampleStore
+from autocoder.examples.vote import ExampleIndex, ExampleVoter, blend
+from autocoder.records import RecordsLike, as_records
+from autocoder.taxonomy.model import Taxonomy
+from autocoder.workspace import Workspace
+
+
+class WithExamples:
+    """A ``Predictor`` (and ``SetPredictor`` when ``base`` is one) whose probabilities are
+    ``base``'s blended with the examples' votes (``blend``); columns follow ``base.classes_``."""
+
+    def __init__(
+        self, base: Any, voter: ExampleVoter, *, weight: float = 0.5, exact_trust: float = 0.95
+    ) -> None:
+        self.base = base
+        self.voter = voter
+        self.weight = weight
+        self.exact_trust = exact_trust
+
+    def fit(self, X: Any = None, y: Any = None) -> WithExamples:
+        base_codes = [str(c) for c in self.base.classes_]
+        pos = {str(c): j for j, c in enumerate(self.voter.classes_)}
+        if set(base_codes) != set(pos):
+            raise ValueError("the examples' taxonomy and the predictor's codes differ")
+        self._columns = np.asarray([pos[c] for c in base_codes])
+        self.classes_ = np.asarray(self.base.classes_)
+        return self
+
+    def predict_proba(self, X: RecordsLike) -> np.ndarray:
+        records = as_records(X)
+        p_base = np.asarray(self.base.predict_proba(records), np.float64)
+        dists, exact = self.voter.distributions(records)
+        p_ex = self.voter.dense(dists)[:, self._columns]
+        p = blend(p_base, p_ex, exact, weight=self.weight, exact_trust=self.exact_trust)
+        return p.astype(np.float32)
+
+    def predict(self, X: RecordsLike) -> np.ndarray:
+        return np.asarray(self.classes_)[self.predict_proba(X).argmax(axis=1)]
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """The base's embeddings; no conformal sets (the blend is not what they were fitted on)."""
+        return Capabilities(sets=False, embeddings=capabilities_of(self.base).embeddings)
+
+    def embed(self, X: RecordsLike) -> np.ndarray:
+        return np.asarray(self.base.embed(X), dtype=np.float32)
+
+
+def make_example_index(
+    settings: Settings, ws: Workspace, taxonomy: Taxonomy, embedder: Embedder
+) -> ExampleIndex:
+    """The examples' index beside the code texts: same backend, store or server."""
+    cfg, index = settings.examples, settings.index
+    if index.backend == "memory":
+        return MemoryExampleIndex(candidates=cfg.candidates)
+    return ChromaExampleIndex(
+        taxonomy_name=taxonomy.name,
+        model_id=embedder.model_id,
+        path=None if index.host else ws.chroma,
+        host=index.host,
+        port=index.port,
+        prefix=index.collection_prefix,
+        candidates=cfg.candidates,
+        hnsw={
+            "construction_ef": index.hnsw_construction_ef,
+            "search_ef": index.hnsw_search_ef,
+            "M": index.hnsw_m,
+        },
+    )
+
+
+def examples_tag(settings: Settings, store: ExampleStore) -> str:
+    """What the examples add to a predictor id: store hash and vote settings ("" = none)."""
+    content = store.content_hash()
+    if not settings.examples.enabled or not content:
+        return ""
+    cfg = settings.examples
+    params = (cfg.neighbours, cfg.temperature, cfg.exact_weight, cfg.min_similarity, cfg.weight,
+              cfg.exact_trust)  # fmt: skip
+    return f"+examples:{content}:{':'.join(str(v) for v in params)}"
+
+
+def with_examples(
+    settings: Settings,
+    ws: Workspace,
+    taxonomy: Taxonomy,
+    predictor: Any,
+    predictor_id: str,
+    embedder: Embedder,
+) -> tuple[Any, str]:
+    """``predictor`` with the taxonomy's coded examples voting, and its id; unchanged when
+    examples are off or there are none."""
+    store = ExampleStore.of(ws, taxonomy.name)
+    tag = examples_tag(settings, store)
+    if not tag:
+        return predictor, predictor_id
+    cfg = settings.examples
+    voter = ExampleVoter(
+        make_example_index(settings, ws, taxonomy, embedder),
+        embedder,
+        classes=[str(c) for c in predictor.classes_],
+        neighbours=cfg.neighbours,
+        temperature=cfg.temperature,
+        exact_weight=cfg.exact_weight,
+        min_similarity=cfg.min_similarity,
+    ).fit(store.table(), store.content_hash())
+    model = WithExamples(predictor, voter, weight=cfg.weight, exact_trust=cfg.exact_trust).fit()
+    return model, predictor_id + tag

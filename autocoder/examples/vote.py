@@ -1,0 +1,167 @@
+"""Coded examples vote: a soft-vote kNN over the examples, an exact-match lookup, and the
+mixture of both with another predictor (retrieval over code texts, or a trained model).
+
+For a record, its ``neighbours`` nearest examples at least ``min_similarity`` close each give
+their code a vote ``weight * exp((sim - best_sim) / temperature)`` (similarity-weighted soft
+voting; examples farther away say nothing); the votes,
+normalised, are ``p_knn``. When examples with the record's very normalised title exist, their
+weighted votes, normalised, are ``p_exact`` and replace ``p_knn`` in proportion ``exact_weight``.
+The record's distribution is then
+
+    p = (1 - a) * p_base + a * p_examples,   a = exact_trust (exact match) or weight (else)
+
+so examples that agree on the very title make the code near-certain (``exact_trust`` = 0.95
+gives at least 0.95), examples that disagree split that mass by their votes, and neighbours
+that are only similar move the base ranking by ``weight``. Nothing is trained: a store that
+changed is read on the next job.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from autocoder.embed import Embedder
+from autocoder.examples.index import Neighbours
+from autocoder.examples.store import example_key
+from autocoder.records import JobRecord, RecordsLike, as_records
+
+#: Records embedded and searched per request.
+QUERY_CHUNK = 200
+
+
+class ExampleIndex(Protocol):
+    def ensure(self, table: pd.DataFrame, content_hash: str, embedder: Embedder) -> int: ...
+
+    def neighbours(self, vectors: np.ndarray) -> Neighbours: ...
+
+
+def exact_votes(table: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """``{normalised title: {code: summed weight}}`` over the stored examples."""
+    votes: dict[str, dict[str, float]] = defaultdict(dict)
+    for key, code, weight in zip(table["key"], table["code"], table["weight"], strict=True):
+        votes[str(key)][str(code)] = votes[str(key)].get(str(code), 0.0) + float(weight)
+    return dict(votes)
+
+
+def knn_votes(
+    codes: list[str],
+    sims: np.ndarray,
+    weights: np.ndarray,
+    *,
+    k: int,
+    temperature: float,
+    min_similarity: float = 0.0,
+) -> dict[str, float]:
+    """Soft votes of the first ``k`` neighbours (best first) at least ``min_similarity``
+    close, normalised to sum to 1 (``{}`` when none is that close: far examples say nothing)."""
+    sims, weights = np.asarray(sims[:k], np.float64), np.asarray(weights[:k], np.float64)
+    near = sims >= min_similarity
+    if not near.any():
+        return {}
+    sims, weights = sims[near], weights[near]
+    votes = weights * np.exp((sims - sims.max()) / temperature)
+    out: dict[str, float] = {}
+    for code, v in zip([c for c, n in zip(codes[:k], near, strict=True) if n], votes, strict=True):
+        out[code] = out.get(code, 0.0) + float(v)
+    total = sum(out.values())
+    return {c: v / total for c, v in out.items()} if total > 0 else {}
+
+
+def example_distribution(
+    knn: dict[str, float], exact: dict[str, float] | None, exact_weight: float
+) -> dict[str, float]:
+    """``p_knn`` blended with the normalised exact-title votes (when there are any)."""
+    if not exact:
+        return knn
+    total = sum(exact.values())
+    out = {c: (1.0 - exact_weight) * p for c, p in knn.items()} if knn else {}
+    share = exact_weight if knn else 1.0
+    for code, v in exact.items():
+        out[code] = out.get(code, 0.0) + share * v / total
+    return out
+
+
+class ExampleVoter:
+    """``Predictor`` over the coded examples alone (scikit-learn contract); ``fit`` embeds the
+    examples into ``index`` (once per store content) and notes the exact-title votes."""
+
+    def __init__(
+        self,
+        index: ExampleIndex,
+        embedder: Embedder,
+        *,
+        classes: list[str],
+        neighbours: int = 10,
+        temperature: float = 0.05,
+        exact_weight: float = 0.9,
+        min_similarity: float = 0.5,
+    ) -> None:
+        self.index = index
+        self.embedder = embedder
+        self.classes = classes
+        self.neighbours = neighbours
+        self.temperature = temperature
+        self.exact_weight = exact_weight
+        self.min_similarity = min_similarity
+
+    def fit(self, table: pd.DataFrame, content_hash: str) -> ExampleVoter:
+        self.classes_ = np.asarray(sorted(self.classes))
+        self._pos = {c: i for i, c in enumerate(self.classes_)}
+        known = table["code"].isin(set(self.classes_))
+        self.n_examples_ = self.index.ensure(table[known], content_hash, self.embedder)
+        self.exact_ = exact_votes(table[known])
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "classes_"):
+            raise RuntimeError("ExampleVoter is not fitted; call fit() first")
+
+    def distributions(self, records: list[JobRecord]) -> tuple[list[dict[str, float]], np.ndarray]:
+        """Per record its examples' distribution (``{}`` when there are no examples) and
+        whether its normalised title matched examples exactly."""
+        self._check_fitted()
+        exact = np.zeros(len(records), dtype=bool)
+        out: list[dict[str, float]] = []
+        if not self.n_examples_:
+            return [{} for _ in records], exact
+        for start in range(0, len(records), QUERY_CHUNK):
+            part = records[start : start + QUERY_CHUNK]
+            vectors = self.embedder.encode([r.query() for r in part], is_query=True)
+            found = self.index.neighbours(vectors)
+            for i, rec in enumerate(part):
+                votes = self.exact_.get(example_key(rec.title))
+                exact[start + i] = bool(votes)
+                knn = knn_votes(found.codes[i], found.sims[i], found.weights[i],
+                                k=self.neighbours, temperature=self.temperature,
+                                min_similarity=self.min_similarity)  # fmt: skip
+                out.append(example_distribution(knn, votes, self.exact_weight))
+        return out, exact
+
+    def dense(self, dists: list[dict[str, float]]) -> np.ndarray:
+        out = np.zeros((len(dists), len(self.classes_)), dtype=np.float64)
+        for i, dist in enumerate(dists):
+            for code, p in dist.items():
+                out[i, self._pos[code]] = p
+        return out
+
+    def predict_proba(self, X: RecordsLike) -> np.ndarray:
+        dists, _ = self.distributions(as_records(X))
+        return self.dense(dists).astype(np.float32)
+
+    def predict(self, X: RecordsLike) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+def blend(
+    p_base: np.ndarray, p_examples: np.ndarray, exact: np.ndarray, *, weight: float,
+    exact_trust: float,
+) -> np.ndarray:  # fmt: skip
+    """``(1 - a) p_base + a p_examples`` per row, ``a`` = ``exact_trust`` where the title
+    matched examples exactly, ``weight`` where examples are only neighbours, 0 without any."""
+    has = p_examples.sum(axis=1) > 0
+    a = np.where(exact, exact_trust, weight) * has
+    return (1.0 - a)[:, None] * np.asarray(p_base, np.float64) + a[:, None] * p_examples
