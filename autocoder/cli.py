@@ -312,7 +312,6 @@ def eval_cmd(
     typer.echo(f"report: {output / 'report.md'}")
 
 
-@app.command("quickstart")
 def describe_thresholds(calibration: dict) -> str:
     """One line per level: the threshold in use and the precision it was fitted to."""
     if not calibration.get("target_precision"):
@@ -330,6 +329,7 @@ def describe_thresholds(calibration: dict) -> str:
     return "\n".join(lines)
 
 
+@app.command("quickstart")
 def quickstart_cmd(
     ctx: typer.Context,
     output: Annotated[Path, typer.Option("--output", "-o")] = Path("coded_example.csv"),
