@@ -141,7 +141,9 @@ def test_real_sources_row_and_code_counts(shared_data_dir: Path, tmp_path: Path)
     )
     summary = source_summary([bls, esco], codes).set_index("source")
     assert summary.loc["bls_direct_match", ["rows", "codes"]].tolist() == [6215, 862]
-    assert summary.loc["esco_crosswalk", ["rows", "codes"]].tolist() == [21643, 765]
+    # 21,642: ESCO's "\u200bpublic relations consultant" is one title with its clean twin since
+    # text cleaning drops zero-width characters
+    assert summary.loc["esco_crosswalk", ["rows", "codes"]].tolist() == [21642, 765]
     dev = tmp_path / "dev.csv"
     pd.DataFrame({"title": bls["text"].head(10)}).to_csv(dev, index=False)
     held = bls_titles(
