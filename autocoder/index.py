@@ -187,6 +187,64 @@ def _batches(n: int, size: int) -> Iterator[slice]:
         yield slice(start, min(start + size, n))
 
 
+def chroma_location(path: str | Path | None, host: str | None, port: int) -> str:
+    """Where a Chroma store lives, for messages: the server's host:port or the store's path."""
+    return f"Chroma server {host}:{port}" if host is not None else f"Chroma store {path}"
+
+
+def _check_server(host: str, port: int, connect_timeout: float) -> None:
+    """One quick request with ``connect_timeout``: an unreachable or silent server fails here
+    with a clear message instead of hanging (chromadb's client has no timeout)."""
+    import httpx
+
+    try:
+        httpx.get(f"http://{host}:{port}/api/v2/heartbeat", timeout=connect_timeout)
+    except httpx.HTTPError as exc:
+        raise IndexConnectionError(
+            f"cannot reach the {chroma_location(None, host, port)} within {connect_timeout:g}s "
+            f"(index.connect_timeout): {type(exc).__name__}: {redact(exc) or 'no answer'}"
+        ) from exc
+
+
+def _set_timeout(client: ClientAPI, timeout: float, connect_timeout: float) -> None:
+    import httpx
+
+    session = getattr(getattr(client, "_server", None), "_session", None)
+    if isinstance(session, httpx.Client):
+        session.timeout = httpx.Timeout(timeout, connect=connect_timeout)
+
+
+def open_chroma(
+    *,
+    path: str | Path | None,
+    host: str | None,
+    port: int,
+    connect_timeout: float,
+    timeout: float,
+) -> ClientAPI:
+    """A Chroma client: the server at ``host:port`` (checked with ``connect_timeout``, requests
+    bounded by ``timeout``) when a host is set, else the embedded store at ``path``; any failure
+    is an ``IndexConnectionError`` with a redacted message. The code index and the examples'
+    collection both open their store here."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    settings = ChromaSettings(anonymized_telemetry=False)
+    try:
+        if host is not None:
+            _check_server(host, port, connect_timeout)
+            client = chromadb.HttpClient(host=host, port=port, settings=settings)
+            _set_timeout(client, timeout, connect_timeout)
+            return client
+        assert path is not None
+        Path(path).mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(path), settings=settings)
+    except (ValueError, OSError) as exc:  # HttpClient raises ValueError when unreachable
+        raise IndexConnectionError(
+            f"cannot open the {chroma_location(path, host, port)}: {redact(exc)}"
+        ) from exc
+
+
 class ChromaIndex:
     """Code index in Chroma: embedded ``PersistentClient`` by default, ``HttpClient`` with a host."""
 
@@ -241,53 +299,18 @@ class ChromaIndex:
     @property
     def location(self) -> str:
         """Where the index lives, for messages: the server's host:port or the store's path."""
-        if self.host is not None:
-            return f"Chroma server {self.host}:{self.port}"
-        return f"Chroma store {self.path}"
-
-    def _check_server(self) -> None:
-        """One quick request with ``connect_timeout``: an unreachable or silent server fails
-        here with a clear message instead of hanging (chromadb's client has no timeout)."""
-        import httpx
-
-        url = f"http://{self.host}:{self.port}/api/v2/heartbeat"
-        try:
-            httpx.get(url, timeout=self.connect_timeout)
-        except httpx.HTTPError as exc:
-            raise IndexConnectionError(
-                f"cannot reach the {self.location} within {self.connect_timeout:g}s "
-                f"(index.connect_timeout): {type(exc).__name__}: {redact(exc) or 'no answer'}"
-            ) from exc
-
-    def _set_timeout(self, client: ClientAPI) -> None:
-        import httpx
-
-        session = getattr(getattr(client, "_server", None), "_session", None)
-        if isinstance(session, httpx.Client):
-            session.timeout = httpx.Timeout(self.timeout, connect=self.connect_timeout)
+        return chroma_location(self.path, self.host, self.port)
 
     @property
     def client(self) -> ClientAPI:
         if self._client is None:
-            import chromadb
-            from chromadb.config import Settings as ChromaSettings
-
-            settings = ChromaSettings(anonymized_telemetry=False)
-            try:
-                if self.host is not None:
-                    self._check_server()
-                    self._client = chromadb.HttpClient(
-                        host=self.host, port=self.port, settings=settings
-                    )
-                    self._set_timeout(self._client)
-                else:
-                    assert self.path is not None
-                    Path(self.path).mkdir(parents=True, exist_ok=True)
-                    self._client = chromadb.PersistentClient(path=str(self.path), settings=settings)
-            except (ValueError, OSError) as exc:  # HttpClient raises ValueError when unreachable
-                raise IndexConnectionError(
-                    f"cannot open the {self.location}: {redact(exc)}"
-                ) from exc
+            self._client = open_chroma(
+                path=self.path,
+                host=self.host,
+                port=self.port,
+                connect_timeout=self.connect_timeout,
+                timeout=self.timeout,
+            )
         return self._client
 
     def _collection(self) -> Collection:

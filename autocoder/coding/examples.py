@@ -79,6 +79,8 @@ def make_example_index(
         port=index.port,
         prefix=index.collection_prefix,
         candidates=cfg.candidates,
+        connect_timeout=index.connect_timeout,
+        timeout=index.timeout,
         hnsw={
             "construction_ef": index.hnsw_construction_ef,
             "search_ef": index.hnsw_search_ef,

@@ -21,7 +21,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from autocoder.embed import Embedder
-from autocoder.index import GET_CHUNK, IndexConnectionError
+from autocoder.index import GET_CHUNK, chroma_location, open_chroma
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -100,6 +100,8 @@ class ChromaExampleIndex:
         prefix: str = "autocoder",
         candidates: int = 50,
         hnsw: dict[str, int] | None = None,
+        connect_timeout: float = 5.0,
+        timeout: float = 120.0,
     ) -> None:
         if path is None and host is None:
             raise ValueError("ChromaExampleIndex needs a path (embedded store) or a host (server)")
@@ -111,33 +113,26 @@ class ChromaExampleIndex:
         self.prefix = prefix
         self.candidates = candidates
         self.hnsw = hnsw
+        self.connect_timeout = connect_timeout
+        self.timeout = timeout
         self._client: ClientAPI | None = None
         self._name = ""
         self._meta: dict[str, tuple[str, float, str]] = {}
 
     @property
     def location(self) -> str:
-        return (
-            f"Chroma server {self.host}:{self.port}" if self.host else f"Chroma store {self.path}"
-        )
+        return chroma_location(self.path, self.host, self.port)
 
     @property
     def client(self) -> ClientAPI:
         if self._client is None:
-            import chromadb
-            from chromadb.config import Settings as ChromaSettings
-
-            settings = ChromaSettings(anonymized_telemetry=False)
-            try:
-                if self.host is not None:
-                    self._client = chromadb.HttpClient(
-                        host=self.host, port=self.port, settings=settings
-                    )
-                else:
-                    Path(str(self.path)).mkdir(parents=True, exist_ok=True)
-                    self._client = chromadb.PersistentClient(path=str(self.path), settings=settings)
-            except (ValueError, OSError) as exc:
-                raise IndexConnectionError(f"cannot open the {self.location}: {exc}") from exc
+            self._client = open_chroma(
+                path=self.path,
+                host=self.host,
+                port=self.port,
+                connect_timeout=self.connect_timeout,
+                timeout=self.timeout,
+            )
         return self._client
 
     def _stale(self, name: str) -> list[str]:
