@@ -38,6 +38,9 @@ PRETRAINED = "pretrained"
 RETRIEVAL = "retrieval"
 
 CONFIG_FILE = "config.json"
+#: The calibration sidecar's file name in a model directory (``autocoder.coding.trust``).
+SIDECAR = "calibration.json"
+CALIBRATION_FORMAT = 1
 
 
 def pretrained_dir() -> Path:
@@ -107,6 +110,17 @@ def model_mixture(metadata: Mapping[str, Any], settings: Settings) -> dict[str, 
         "temperature": float(fitted.get("temperature", 1.0)),
         "conformal_threshold": fitted.get("conformal_threshold"),
     }
+
+
+def load_trust(model_dir: str | Path) -> dict[str, Any] | None:
+    """The calibration sidecar of ``model_dir``, or None when it has none."""
+    path = Path(model_dir) / SIDECAR
+    if not path.is_file():
+        return None
+    trust = json.loads(path.read_text())
+    if trust.get("format_version") != CALIBRATION_FORMAT:
+        raise ValueError(f"{path}: calibration format {trust.get('format_version')} unknown")
+    return dict(trust)
 
 
 @dataclass(frozen=True)
@@ -193,13 +207,18 @@ class LoadedCoder:
     #: the trained model's metadata (``config.json`` ``metadata``), {} for retrieval alone
     metadata: Mapping[str, Any] = field(default_factory=dict)
     source: CoderSource | None = None
+    #: the model's calibration sidecar (``SIDECAR``), read once with the model; None without
+    calibration: Mapping[str, Any] | None = None
 
     @classmethod
     def from_predictor(
         cls, predictor: Predictor, *, taxonomy: Taxonomy | None = None, **fields: Any
     ) -> LoadedCoder:
         """A coder around a ready predictor (tests, notebooks): labels and URIs from
-        ``taxonomy`` unless given, capabilities as the predictor declares them."""
+        ``taxonomy`` unless given, capabilities as the predictor declares them, the calibration
+        sidecar read from ``model_dir`` unless given."""
+        if fields.get("model_dir") is not None:
+            fields.setdefault("calibration", load_trust(fields["model_dir"]))
         if taxonomy is not None:
             fields.setdefault("labels", {c.code: c.title for c in taxonomy})
             fields.setdefault("uris", {c.code: c.uri for c in taxonomy if c.uri})

@@ -21,17 +21,13 @@ import numpy as np
 
 from autocoder import segments as seg
 from autocoder.coding import calibration as cal
-from autocoder.coding.loaded import LoadedCoder
+from autocoder.coding.loaded import CALIBRATION_FORMAT, SIDECAR, LoadedCoder
 from autocoder.coding.mixture import CombinedPredictor, mix
 from autocoder.coding.retrieval import QUERY_CHUNK, RetrievalCoder
 from autocoder.config import CoderConfig
 from autocoder.mathx import softmax
 from autocoder.records import JobRecord
 from autocoder.taxonomy.model import Taxonomy
-
-#: The calibration sidecar's file name in a model directory.
-SIDECAR = "calibration.json"
-FORMAT_VERSION = 1
 
 #: Target precisions whose thresholds are fitted and stored with the calibration.
 STORED_TARGETS = (0.8, 0.85, 0.9, 0.95, 0.97, 0.99)
@@ -330,7 +326,7 @@ def fit_trust(
         fitted.append({"name": name, "calibrator": params})
         confidence.append(cal.calibrate(params, x))
     return {
-        "format_version": FORMAT_VERSION,
+        "format_version": CALIBRATION_FORMAT,
         "segments": {"whole_bonus": options.whole_bonus, "first_bonus": options.first_bonus},
         "levels": fitted,
         "thresholds": {
@@ -410,17 +406,6 @@ def save_trust(trust: Mapping[str, Any], model_dir: str | Path) -> Path:
     path = Path(model_dir) / SIDECAR
     path.write_text(json.dumps(trust, separators=(",", ":")))
     return path
-
-
-def load_trust(model_dir: str | Path) -> dict[str, Any] | None:
-    """The calibration sidecar of ``model_dir``, or None when it has none."""
-    path = Path(model_dir) / SIDECAR
-    if not path.is_file():
-        return None
-    trust = json.loads(path.read_text())
-    if trust.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: calibration format {trust.get('format_version')} unknown")
-    return dict(trust)
 
 
 def segment_options(trust: Mapping[str, Any] | None) -> SegmentOptions:
@@ -519,7 +504,7 @@ def coder_assigner(coder: LoadedCoder, options: CoderConfig) -> Assigner:
     calibrated confidence with a sidecar, on the top probability without)."""
     predictor = coder.predictor
     calibrated = coder.model_dir is not None and supports_segments(predictor)
-    sidecar = load_trust(coder.model_dir) if calibrated and coder.model_dir is not None else None
+    sidecar = coder.calibration if calibrated else None
     classes = [str(c) for c in predictor.classes_]
     if coder.taxonomy is not None:
         levels = tuple(hierarchy(coder.taxonomy, classes))

@@ -90,6 +90,9 @@ def test_output_contract_for_each_status(tmp_path: Path) -> None:
     coder = _loaded(predictor, tmp_path / "model")
     assert tr.coder_assigner(coder, options).trust is None
     _calibrate(predictor, tmp_path / "model")
+    # the coder holds the sidecar it was loaded with: load it again to see the calibration
+    assert tr.coder_assigner(coder, options).trust is None
+    coder = _loaded(predictor, tmp_path / "model")
     assigner = tr.coder_assigner(coder, options)
     assert assigner.trust is not None and assigner.target == 0.9
     summary, df = _code(tmp_path, coder, options, "out.csv")

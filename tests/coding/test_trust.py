@@ -10,6 +10,7 @@ import pytest
 
 from autocoder.classify.model import EmbeddingClassifier
 from autocoder.coding import trust as tr
+from autocoder.coding.loaded import load_trust
 from autocoder.coding.mixture import CombinedPredictor
 from autocoder.coding.retrieval import RetrievalCoder
 from autocoder.index import MemoryIndex
@@ -82,9 +83,9 @@ def test_calibration_refit_changes_with_the_data_and_round_trips(
     assert again["levels"][0]["calibrator"]["kind"] == "logistic"
     assert again["levels"][0]["calibrator"] != trust["levels"][0]["calibrator"]
     tr.save_trust(again, tmp_path)
-    loaded = tr.load_trust(tmp_path)
+    loaded = load_trust(tmp_path)
     assert loaded is not None and loaded["fitted_on"] == {"n": 2}
-    assert tr.load_trust(tmp_path / "nowhere") is None
+    assert load_trust(tmp_path / "nowhere") is None
 
 
 def test_target_precision_threshold_on_the_fitted_model(fitted: tuple) -> None:
@@ -154,7 +155,7 @@ def test_partial_codes_on_the_esco_hierarchy(fixtures_dir: Path) -> None:
 def test_the_packaged_model_ships_its_calibration() -> None:
     from autocoder.coding.loaded import pretrained_dir
 
-    trust = tr.load_trust(pretrained_dir())
+    trust = load_trust(pretrained_dir())
     assert trust is not None
     assert [e["name"] for e in trust["levels"]] == ["onet", "detailed", "broad", "minor", "major"]
     fitted = tr.thresholds_for(trust, 0.95)
