@@ -18,7 +18,7 @@ from autocoder.embed import Embedder
 from autocoder.examples.index import ChromaExampleIndex, MemoryExampleIndex
 from autocoder.examples.store import ExampleStore
 from autocoder.examples.vote import ExampleIndex, ExampleVoter, blend
-from autocoder.records import RecordsLike, as_records
+from autocoder.records import JobRecord, RecordsLike, as_records
 from autocoder.taxonomy.model import Taxonomy
 from autocoder.workspace import Workspace
 
@@ -47,10 +47,23 @@ class WithExamples:
     def predict_proba(self, X: RecordsLike) -> np.ndarray:
         records = as_records(X)
         p_base = np.asarray(self.base.predict_proba(records), np.float64)
+        return self.blend_into(p_base, records).astype(np.float32)
+
+    def blend_into(self, p_base: np.ndarray, records: list[JobRecord]) -> np.ndarray:
+        """``p_base`` (rows of ``records``, columns ``classes_``) blended with the examples'
+        votes: the same mixture as :meth:`predict_proba`, over another scoring of the base
+        (the calibrated path scores title segments)."""
         dists, exact = self.voter.distributions(records)
         p_ex = self.voter.dense(dists)[:, self._columns]
-        p = blend(p_base, p_ex, exact, weight=self.weight, exact_trust=self.exact_trust)
-        return p.astype(np.float32)
+        return blend(p_base, p_ex, exact, weight=self.weight, exact_trust=self.exact_trust)
+
+    def exact_confidence(self, records: list[JobRecord]) -> tuple[list[str], np.ndarray]:
+        """Per record the code of its exact-title examples and the confidence the office's
+        own coding gives it: ``exact_trust`` x the share of those examples that agree (0 and
+        ``""`` without an exact match). One answered title is trusted as answered; examples
+        that disagree are not near-certain."""
+        codes, share = self.voter.exact_agreement(records)
+        return codes, self.exact_trust * share
 
     def predict(self, X: RecordsLike) -> np.ndarray:
         return np.asarray(self.classes_)[self.predict_proba(X).argmax(axis=1)]

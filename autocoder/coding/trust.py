@@ -21,6 +21,7 @@ import numpy as np
 
 from autocoder import segments as seg
 from autocoder.coding import calibration as cal
+from autocoder.coding.examples import WithExamples
 from autocoder.coding.loaded import CALIBRATION_FORMAT, SIDECAR, LoadedCoder
 from autocoder.coding.mixture import CombinedPredictor, mix
 from autocoder.coding.retrieval import QUERY_CHUNK, RetrievalCoder
@@ -372,14 +373,18 @@ def assign_rows(
     *,
     target: float | None = None,
     threshold: float | None = None,
+    floor: np.ndarray | None = None,
 ) -> Assigned:
     """Statuses at a target precision (partial codes allowed), or at a bare ``threshold`` on
-    the detailed confidence (``coded`` / ``review`` only)."""
+    the detailed confidence (``coded`` / ``review`` only). ``floor``: per row a lower bound on
+    the detailed confidence (the trust coded examples of the very title give their code)."""
     ls = level_scores(scores, levels)
     names = [entry["name"] for entry in trust["levels"]]
     if names != ls.names:
         raise ValueError(f"calibration levels {names} differ from the taxonomy's {ls.names}")
     conf = [cal.calibrate(e["calibrator"], x) for e, x in zip(trust["levels"], ls.x, strict=True)]
+    if floor is not None and len(conf):
+        conf[0] = np.maximum(conf[0], np.asarray(floor, dtype=np.float64))
     if target is not None:
         thr = [t["threshold"] for t in thresholds_for(trust, target)]
     else:
@@ -417,10 +422,25 @@ def segment_options(trust: Mapping[str, Any] | None) -> SegmentOptions:
 
 def supports_segments(predictor: Any) -> bool:
     """Whether segments can be scored against the index: a retrieval coder, or a model
-    mixed with one."""
+    mixed with one (either with coded examples voting)."""
+    if isinstance(predictor, WithExamples):
+        predictor = predictor.base
     return isinstance(predictor, RetrievalCoder) or (
         isinstance(predictor, CombinedPredictor) and isinstance(predictor.retrieval, RetrievalCoder)
     )
+
+
+def exact_floor(predictor: Any, records: list[JobRecord], proba: np.ndarray) -> np.ndarray | None:
+    """Per row the confidence coded examples of the very title give the row's top code
+    (``WithExamples.exact_confidence``; 0 where they vote for another code or there are
+    none); None for a predictor without examples."""
+    if not isinstance(predictor, WithExamples):
+        return None
+    codes, exact = predictor.exact_confidence(records)
+    if not len(proba):
+        return np.zeros(0)
+    top = np.asarray(predictor.classes_, dtype=object)[np.asarray(proba).argmax(axis=1)]
+    return np.where(top == np.asarray(codes, dtype=object), exact, 0.0)
 
 
 @dataclass(frozen=True)
@@ -443,15 +463,17 @@ class Assigner:
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """The ranking distribution over ``predictor.classes_`` and the per-row cells
         ``confidence, status, assigned_code, assigned_level, assigned_confidence``."""
-        if self.segments and supports_segments(predictor):
-            options = segment_options(self.trust)
-            scores = score_records(predictor, list(records), options=options)
-        else:
-            scores = None
+        records = list(records)
+        scores = self._scores(predictor, records)
+        if scores is not None and isinstance(predictor, WithExamples):
+            scores.proba = predictor.blend_into(scores.proba, records)
+        proba = scores.proba if scores is not None else np.asarray(predictor.predict_proba(records))
+        floor = exact_floor(predictor, records, proba)
         if scores is not None and self.trust is not None:
             a = assign_rows(
-                self.trust, scores, self.levels, target=self.target, threshold=self.threshold
-            )
+                self.trust, scores, self.levels, target=self.target, threshold=self.threshold,
+                floor=floor,
+            )  # fmt: skip
             return scores.proba, {
                 "confidence": a.confidence,
                 "status": a.status,
@@ -459,9 +481,10 @@ class Assigner:
                 "assigned_level": a.level_name,
                 "assigned_confidence": a.assigned_confidence,
             }
-        proba = scores.proba if scores is not None else np.asarray(predictor.predict_proba(records))
         classes = np.asarray(predictor.classes_, dtype=object)
         conf = proba.max(axis=1) if len(proba) else np.zeros(0)
+        if floor is not None:
+            conf = np.maximum(conf, floor)
         coded = conf >= self.threshold
         top = classes[proba.argmax(axis=1)] if len(proba) else np.zeros(0, dtype=object)
         return proba, {
@@ -471,6 +494,14 @@ class Assigner:
             "assigned_level": np.where(coded, self.levels[0][0], "").tolist(),
             "assigned_confidence": np.where(coded, conf, np.nan),
         }
+
+    def _scores(self, predictor: Any, records: list[JobRecord]) -> Scores | None:
+        """The segment scoring of ``records`` by the predictor's base (None: not scored by
+        segments; the predictor's own probabilities are used)."""
+        if not (self.segments and supports_segments(predictor)):
+            return None
+        base = predictor.base if isinstance(predictor, WithExamples) else predictor
+        return score_records(base, records, options=segment_options(self.trust))
 
     def settings(self) -> dict[str, Any]:
         """What enters the coding job's key."""

@@ -141,6 +141,23 @@ class ExampleVoter:
                 out.append(example_distribution(knn, votes, self.exact_weight))
         return out, exact
 
+    def exact_agreement(self, records: list[JobRecord]) -> tuple[list[str], np.ndarray]:
+        """Per record the code its exact-title examples vote for most (``""`` without an exact
+        match) and that code's share of their summed weight (0 without one): 1.0 when every
+        example of the very title agrees."""
+        self._check_fitted()
+        codes, share = [], np.zeros(len(records))
+        for i, rec in enumerate(records):
+            votes = self.exact_.get(example_key(rec.title)) or {}
+            total = sum(votes.values())
+            if not votes or total <= 0:
+                codes.append("")
+                continue
+            code = max(sorted(votes), key=lambda c: votes[c])
+            codes.append(code)
+            share[i] = votes[code] / total
+        return codes, share
+
     def dense(self, dists: list[dict[str, float]]) -> np.ndarray:
         out = np.zeros((len(dists), len(self.classes_)), dtype=np.float64)
         for i, dist in enumerate(dists):

@@ -6,13 +6,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from autocoder.classify.model import EmbeddingClassifier
 from autocoder.coding import trust as tr
+from autocoder.coding.examples import WithExamples
 from autocoder.coding.loaded import load_trust
 from autocoder.coding.mixture import CombinedPredictor
 from autocoder.coding.retrieval import RetrievalCoder
+from autocoder.examples.index import MemoryExampleIndex
+from autocoder.examples.ops import add_rows, frame_rows
+from autocoder.examples.store import AddSpec, ExampleStore
+from autocoder.examples.vote import ExampleVoter
 from autocoder.index import MemoryIndex
 from autocoder.records import JobRecord
 from autocoder.taxonomy.esco import import_esco
@@ -161,3 +167,51 @@ def test_the_packaged_model_ships_its_calibration() -> None:
     fitted = tr.thresholds_for(trust, 0.95)
     assert fitted[0]["threshold"] is not None and fitted[0]["precision"] >= 0.95
     assert not any(p in (pretrained_dir() / tr.SIDECAR).read_text() for p in ("/tmp/", "/work/"))
+
+
+def _with_examples(
+    predictor: CombinedPredictor, tax: Taxonomy, tmp_path: Path, rows: list[tuple[str, str, str]]
+) -> WithExamples:
+    store = ExampleStore(tmp_path / "ex")
+    df = pd.DataFrame(rows, columns=["title", "code", "annotator"])
+    add_rows(store, tax, frame_rows(df, AddSpec("code"), source="s", file="f.csv"))
+    voter = ExampleVoter(MemoryExampleIndex(), HashingEmbedder(128), classes=tax.leaf_codes())
+    voter.fit(store.table(), store.content_hash())
+    return WithExamples(predictor, voter, weight=0.5, exact_trust=0.95).fit()
+
+
+def test_coded_examples_are_trusted_under_a_target_precision(
+    fitted: tuple, tmp_path: Path
+) -> None:
+    predictor, tax, trust, _, _ = fitted
+    levels = tuple(tr.hierarchy(tax, [str(c) for c in predictor.classes_]))
+    titles = ["pastry froster", "night porter", "zz unknown words"]
+    records = [JobRecord(t) for t in titles]
+    base_proba = predictor.predict_proba(records)
+    classes = [str(c) for c in predictor.classes_]
+    # the code the model finds least likely for the first title; the second title split
+    unlikely = classes[int(np.argmin(base_proba[0]))]
+    a, b = classes[0], classes[1]
+    model = _with_examples(
+        predictor, tax, tmp_path,
+        [("Pastry Froster", unlikely, "ann"), ("Night porter", a, "ann"),
+         ("Night porter", b, "bob")],
+    )  # fmt: skip
+    assigner = tr.Assigner(levels=levels, threshold=0.5, target=0.95, trust=trust)
+    proba, cells = assigner.predict(model, records)
+    assert proba.shape == (3, len(classes))
+    # an answered title comes back as answered, coded at the detailed level
+    assert classes[int(proba[0].argmax())] == unlikely
+    assert cells["status"][0] == "coded" and cells["assigned_code"][0] == unlikely
+    assert cells["confidence"][0] >= 0.95
+    # annotators who disagree do not make the title certain: half the trust at most
+    assert proba[1].max() < 0.6
+    floor = tr.exact_floor(model, records, proba)
+    assert floor is not None and floor[0] == pytest.approx(0.95)
+    assert floor[1] <= 0.95 * 0.5 and floor[2] == 0.0
+    # what no example covers is assigned exactly as without examples
+    alone = tr.Assigner(levels=levels, threshold=0.5, target=0.95, trust=trust)
+    _, base = alone.predict(predictor, records[2:])
+    assert cells["status"][2] == base["status"][0]
+    assert cells["confidence"][2] == pytest.approx(base["confidence"][0])
+    assert tr.supports_segments(model)
