@@ -83,15 +83,16 @@ def main() -> None:
     if store.remove_source(SOURCE):
         print(f"removed the earlier {SOURCE} examples")
     table = realdev.clean_dev(args.dev)
-    fit = table[table["part"] == realdev.FIT].sample(args.queue_sample, random_state=args.seed)
+    fit_part = table[table["part"] == realdev.FIT]
+    fit = fit_part.sample(min(args.queue_sample, len(fit_part)), random_state=args.seed)
     data = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
     messy = realdev.jobbert_onet(
         data / "jobbert_validation" / "titles.csv",
         data / "esco_onet_crosswalk" / "crosswalk_esco_onet.csv",
     )
     others = {
-        "clean": table[table["part"] == realdev.DEV].sample(args.others, random_state=args.seed),
-        "messy": messy[messy["part"] == realdev.DEV].sample(args.others, random_state=args.seed),
+        name: t[t["part"] == realdev.DEV].sample(args.others, random_state=args.seed)
+        for name, t in (("clean", table), ("messy", messy))
     }
 
     before_fit = code_rows(settings, ws, fit, args.out / "queue.csv", args.target)
