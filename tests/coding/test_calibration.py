@@ -81,3 +81,34 @@ def test_level_thresholds_fitted_on_rows_no_finer_level_took() -> None:
     assert right_fine[level == 0].mean() >= 0.9 and right_coarse[level == 1].mean() >= 0.9
     assert fitted[0]["share"] == pytest.approx((level == 0).mean())
     assert fitted[1]["share"] == pytest.approx((level == 1).mean())
+
+
+def _interacting(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows whose rightness depends on two features together (what a logistic model misses)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, len(cal.FEATURES)))
+    logit = 2.0 * x[:, 0] * (x[:, 7] > 0) - 1.0 * (x[:, 7] <= 0)
+    return x, (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+
+
+def test_boosted_calibrator_is_plain_json_and_what_scikit_learn_predicts() -> None:
+    import json
+
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    x, y = _interacting(3000, 0)
+    params = cal.fit_calibrator(x, y)
+    assert params["kind"] == "boosted"  # enough rows: trees
+    again = json.loads(json.dumps(params))
+    xt, yt = _interacting(2000, 1)
+    ref = GradientBoostingClassifier(random_state=0, **cal.BOOSTED).fit(x, y)  # type: ignore[arg-type]
+    assert np.allclose(cal.calibrate(again, xt), ref.predict_proba(xt)[:, 1], atol=1e-9)
+    # on held-out rows the trees calibrate better than the logistic regression
+    logistic = cal.fit_calibrator(x, y, kind="logistic")
+    assert expected_calibration_error(cal.calibrate(again, xt), yt) < expected_calibration_error(
+        cal.calibrate(logistic, xt), yt
+    )
+    few_x, few_y = _interacting(200, 2)
+    assert cal.fit_calibrator(few_x, few_y)["kind"] == "logistic"  # too few rows for trees
+    with pytest.raises(ValueError, match="unknown calibrator kind"):
+        cal.fit_calibrator(x, y, kind="forest")
