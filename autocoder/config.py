@@ -283,7 +283,7 @@ class ExamplesConfig(_Section):
         0.8, ge=0, le=1, description="Share of the examples' vote given to exact-title matches."
     )
     min_similarity: float = Field(
-        0.5, ge=-1, le=1, description="Examples less similar (cosine) than this do not vote."
+        0.9, ge=-1, le=1, description="Examples less similar (cosine) than this do not vote."
     )
     weight: float = Field(
         0.5, ge=0, le=1, description="Mixture weight of the examples when only neighbours match."

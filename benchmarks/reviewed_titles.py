@@ -76,9 +76,10 @@ def main() -> None:
     ap.add_argument("--others", type=int, default=1000)
     ap.add_argument("--target", type=float, default=0.95)
     ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--set", action="append", default=[], help="section.key=value override")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    settings, ws = load_settings(), Workspace.resolve()
+    settings, ws = load_settings(overrides=args.set), Workspace.resolve()
     store = ExampleStore.of(ws, "onet")
     if store.remove_source(SOURCE):
         print(f"removed the earlier {SOURCE} examples")
@@ -127,6 +128,7 @@ def main() -> None:
         ),
         "others": {k: {"before": figures(before[k]), "after": figures(after[k])} for k in others},
         "target_precision": args.target,
+        "settings_overrides": list(args.set),
     }
     store.remove_source(SOURCE)  # leave the workspace as it was
     (args.out / "reviewed.json").write_text(json.dumps(results, indent=2))
