@@ -377,7 +377,8 @@ def train_cmd(
     ] = None,
 ) -> None:
     """Train the classifier from a recipe; writes a model directory for `autocoder code --model`
-    and prints its dev figures (clean and noisy held-out titles, before any refit)."""
+    and prints its dev figures (clean and noisy held-out titles, before any refit) and the
+    stored examples it trained on (rows, those left out, the store's hash)."""
     import json
     import logging
 
@@ -390,7 +391,7 @@ def train_cmd(
     except (RecipeError, FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
     meta = json.loads((out / "config.json").read_text()).get("metadata", {})
-    keys = ("dev", "dev_combined", "refit")
+    keys = ("dev", "dev_combined", "examples", "refit")
     _echo_json({"model": str(out), **{k: meta[k] for k in keys if k in meta}})
 
 

@@ -233,15 +233,24 @@ def retrain_cmd(
     dev: Annotated[
         Path | None, typer.Option(help="Dev table (title, codes); default: the model's holdout.")
     ] = None,
+    examples: Annotated[
+        bool | None,
+        typer.Option(
+            "--examples/--no-examples",
+            help="Train on the stored coded examples too (default: the model's recipe, "
+            "data.examples).",
+        ),
+    ] = None,
 ) -> None:
-    """Retrain MODEL warm on all pulled feedback; print dev top-1/top-5/ECE before and after."""
+    """Retrain MODEL warm on all pulled feedback and the stored examples; print dev
+    top-1/top-5/ECE before and after."""
     from autocoder.review.queue import load_feedback
     from autocoder.review.retrain import retrain
 
     settings, ws = _settings(ctx)
     result = _run(
         retrain, model, output, load_feedback(ws, project), workspace=ws, settings=settings,
-        feedback_weight=feedback_weight, epochs=epochs, lr=lr, dev=dev,
+        feedback_weight=feedback_weight, epochs=epochs, lr=lr, dev=dev, use_examples=examples,
         cache_dir=ws.embedding_cache if settings.embedder.cache else None,
     )  # fmt: skip
     b, a = result.before, result.after

@@ -4,12 +4,14 @@ Each row is one job record with its code: ``text`` (the MOM rendering ``job_titl
 job_duties=…`` / ``job_title=…`` / ``job_duties=…``), ``title``, ``duties``, ``input_format``
 (``title_duties`` | ``title`` | ``duties``), ``code`` and ``provenance`` (where it came from:
 ``taxonomy:alt_title``, ``labeled:<name>``, ``synthetic:<model>:<prompt_version>``,
-``feedback:<name>``…). Sources:
+``feedback:<name>``, ``examples:<source>``…) and ``weight`` (its sample weight). Sources:
 
 * the taxonomy (apply the dev holdout first!): titles, alternate and reported titles, tasks,
   descriptions, and a few title + duties combinations per code;
 * labeled records (``code, title, duties``), synthetic / paraphrased records from the LLM
-  (``code, title, duties, source, prompt_version, model``) and human feedback.
+  (``code, title, duties, source, prompt_version, model``) and human feedback;
+* the taxonomy's coded-examples store (``autocoder.examples``), one row per stored example
+  weighing its stored weight (``example_rows``).
 
 Training sets are Hugging Face ``datasets`` saved to disk, so a run can be reproduced from
 exactly what it trained on.
@@ -23,13 +25,14 @@ import random
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from autocoder.records import InputFormat, JobRecord, clean_text
+from autocoder.records import InputFormat, JobRecord, clean_text, normalize_text
 from autocoder.taxonomy.model import Taxonomy
 
 COLUMNS = ["text", "title", "duties", "input_format", "code", "codes", "provenance", "weight"]
@@ -342,3 +345,131 @@ def paraphrase_rows(
         picked.append({"code": code, "title": title, "duties": duties})
     table = pd.DataFrame(picked, columns=["code", "title", "duties"])
     return table_rows(table, provenance=provenance, classes=classes, source_name=source_name)
+
+
+#: The provenance prefix of rows from the coded-examples store.
+EXAMPLES_PREFIX = "examples:"
+
+
+@dataclass
+class ExampleRows:
+    """Stored coded examples as training rows (``example_rows``), and what was left out.
+
+    ``held_out``: examples whose title is a dev title; ``unknown_code``: examples whose code is
+    not a class (``unknown_codes`` lists those codes); ``merged``: examples with the same text
+    and code as an earlier one, folded into its row (their weights add, as their votes do);
+    ``in_feedback``: examples the caller left out as already in the feedback (``retrain``).
+    """
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    stored: int = 0
+    held_out: int = 0
+    unknown_code: int = 0
+    unknown_codes: list[str] = field(default_factory=list)
+    merged: int = 0
+    empty: int = 0
+    in_feedback: int = 0
+    weight: float = 1.0  # the multiplier of the stored weights
+    content_hash: str = ""
+
+    def records(self) -> list[JobRecord]:
+        return [JobRecord(r["title"], r["duties"]) for r in self.rows]
+
+    def codes(self) -> list[str]:
+        return [r["code"] for r in self.rows]
+
+    def weights(self) -> np.ndarray:
+        return np.asarray([r["weight"] for r in self.rows], dtype=np.float64)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts for a model's metadata (no paths): stored, rows made, each reason left out,
+        rows per provenance and the store's content hash."""
+        return {
+            "content_hash": self.content_hash,
+            "weight": self.weight,
+            "stored": self.stored,
+            "rows": len(self.rows),
+            "held_out": self.held_out,
+            "unknown_code": self.unknown_code,
+            "unknown_codes": list(self.unknown_codes),
+            "merged": self.merged,
+            "empty": self.empty,
+            "in_feedback": self.in_feedback,
+            "provenance": dict(sorted(Counter(r["provenance"] for r in self.rows).items())),
+        }
+
+
+def _stored_weight(value: Any) -> float:
+    try:
+        weight = float(value)
+    except (TypeError, ValueError):
+        return 1.0
+    return weight if weight == weight else 1.0  # NaN: the default weight
+
+
+def example_rows(
+    table: pd.DataFrame,
+    *,
+    classes: Iterable[str],
+    weight: float = 1.0,
+    holdout: Iterable[str] = (),
+) -> ExampleRows:
+    """Training rows from a coded-examples store table (``title, description, code, source,
+    weight``): provenance ``examples:<source>``, weight the stored weight times ``weight``.
+
+    An example whose normalised title (punctuation ignored) is in ``holdout`` (normalised dev
+    titles) or whose code is not in ``classes`` is counted, not made a row.
+    """
+    known = set(classes)
+    held = {normalize_text(t, keep_punctuation=False) for t in holdout}
+    out = ExampleRows(stored=len(table), weight=float(weight))
+    unknown: Counter[str] = Counter()
+    made: dict[tuple[str, str], dict[str, Any]] = {}
+    for item in table.to_dict("records"):
+        record = JobRecord(clean_text(item.get("title")), clean_text(item.get("description")))
+        code = clean_text(item.get("code"))
+        if not record.title and not record.duties:
+            out.empty += 1
+        elif record.title and normalize_text(record.title, keep_punctuation=False) in held:
+            out.held_out += 1
+        elif code not in known:
+            unknown[code] += 1
+        else:
+            source = clean_text(item.get("source")) or "?"
+            w = _stored_weight(item.get("weight")) * float(weight)
+            row = _row(record, code, f"{EXAMPLES_PREFIX}{source}", w)
+            key = (row["text"], code)
+            if key in made:
+                made[key]["weight"] += row["weight"]
+                out.merged += 1
+            else:
+                made[key] = row
+    out.rows = list(made.values())
+    out.unknown_code, out.unknown_codes = sum(unknown.values()), sorted(unknown)
+    return out
+
+
+def example_counts(splits: Any) -> dict[str, int]:
+    """Rows from the examples store in each split (``examples:`` provenance)."""
+    return {
+        name: sum(str(p).startswith(EXAMPLES_PREFIX) for p in ds["provenance"])
+        for name, ds in splits.items()
+    }
+
+
+def without_examples(splits: Any) -> Any:
+    """``splits`` without the rows from the examples store (each split filtered)."""
+    from datasets import DatasetDict
+
+    return DatasetDict(
+        {
+            name: ds.select(
+                [
+                    i
+                    for i, p in enumerate(ds["provenance"])
+                    if not str(p).startswith(EXAMPLES_PREFIX)
+                ]
+            )
+            for name, ds in splits.items()
+        }
+    )

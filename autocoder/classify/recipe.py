@@ -70,6 +70,15 @@ class DataSection(_Section):
         description="Folder whose subfolders hold the source files; '' = the folder of the "
         "O*NET release the taxonomy was imported from. A missing source is logged and skipped.",
     )
+    examples: bool = Field(
+        True,
+        description="Train on the taxonomy's coded-examples store (`autocoder examples add`, "
+        "`review pull`): one row per stored example (provenance examples:<source>), dev titles "
+        "kept out, codes that are not classes counted and left out.",
+    )
+    examples_weight: float = Field(
+        1.0, gt=0, description="An example row weighs its stored weight times this."
+    )
     paraphrases: list[str] = Field(
         default_factory=list, description="`autocoder paraphrase` output tables (balancing)."
     )
@@ -339,11 +348,58 @@ def source_tables(recipe: Recipe, taxonomy: Taxonomy, holdout: set[str]) -> list
     return tables
 
 
+def stored_examples(
+    recipe: Recipe, taxonomy: Taxonomy, workspace: Workspace, *, holdout: set[str] | None = None
+) -> D.ExampleRows | None:
+    """The taxonomy's coded examples (the workspace's examples store) as training rows, without
+    the ``holdout`` titles; None when the recipe says ``data.examples = false``."""
+    from autocoder.examples.store import ExampleStore
+
+    if not recipe.data.examples:
+        return None
+    store = ExampleStore.of(workspace, taxonomy.name)
+    found = D.example_rows(
+        store.table(),
+        classes=taxonomy.leaf_codes(),
+        weight=recipe.data.examples_weight,
+        holdout=holdout or set(),
+    )
+    found.content_hash = store.content_hash()
+    if found.unknown_code:
+        log.warning(
+            "recipe %s: %d stored examples left out, their codes are not leaf codes of %s %s: %s",
+            recipe.name,
+            found.unknown_code,
+            taxonomy.name,
+            taxonomy.version,
+            ", ".join(found.unknown_codes[:10]),
+        )
+    return found
+
+
+def examples_meta(examples: D.ExampleRows | None, splits: Any) -> dict[str, Any]:
+    """What a model records of the stored examples it trained on: the store's content hash,
+    the counts (``ExampleRows.summary``) and the example rows in each split."""
+    if examples is None:
+        return {"enabled": False}
+    used = D.example_counts(splits)
+    return {
+        "enabled": True,
+        **examples.summary(),
+        "train_rows": used.get("train", 0),
+        "validation_rows": used.get("validation", 0),
+    }
+
+
 def build_rows(
-    recipe: Recipe, taxonomy: Taxonomy, *, holdout: set[str] | None = None
+    recipe: Recipe,
+    taxonomy: Taxonomy,
+    *,
+    holdout: set[str] | None = None,
+    examples: D.ExampleRows | None = None,
 ) -> list[dict[str, Any]]:
     """Every training row the recipe names (taxonomy first, then the extra sources without
-    the ``holdout`` titles, then the extra tables)."""
+    the ``holdout`` titles, then the extra tables, then the stored ``examples`` rows)."""
     from autocoder.io import read_table
 
     rows = D.taxonomy_rows(
@@ -364,6 +420,8 @@ def build_rows(
                 classes=classes,
                 source_name=str(path),
             )
+    if examples is not None:
+        rows += examples.rows
     if recipe.data.paraphrases:
         from collections import Counter
 
@@ -392,10 +450,12 @@ def prepare_training_data(
     *,
     holdout_info: str = "",
     holdout: set[str] | None = None,
+    examples: D.ExampleRows | None = None,
 ) -> tuple[Any, Path]:
     """Build, split, resample and save the training set; returns ``(DatasetDict, dir)``.
-    ``holdout`` (normalised dev titles) is kept out of the extra sources."""
-    full = D.build_dataset(build_rows(recipe, taxonomy, holdout=holdout))
+    ``holdout`` (normalised dev titles) is kept out of the extra sources; ``examples`` (from
+    ``stored_examples``, the holdout already applied) are added as rows."""
+    full = D.build_dataset(build_rows(recipe, taxonomy, holdout=holdout, examples=examples))
     splits = D.stratified_split(
         full,
         val_fraction=recipe.data.val_fraction,
@@ -422,6 +482,7 @@ def prepare_training_data(
                 "taxonomy": taxonomy.name,
                 "taxonomy_version": taxonomy.version,
                 "holdout": holdout_info,
+                "examples": examples.summary() if examples is not None else None,
             },
         )
     return splits, target
@@ -647,13 +708,16 @@ def refit_on_all(
     recipe: Recipe,
     taxonomy: Taxonomy,
     dev: pd.DataFrame | None,
+    workspace: Workspace | None = None,
 ) -> EmbeddingClassifier:
     """A copy of ``clf`` trained anew on every row of the full ``taxonomy`` (no holdout), the
-    sources and tables, and the dev titles, for ``clf``'s best epoch count, with ``clf``'s
-    temperature and conformal threshold (there is nothing left to calibrate on)."""
+    sources and tables, the ``workspace``'s stored examples (dev titles too) and the dev
+    titles, for ``clf``'s best epoch count, with ``clf``'s temperature and conformal threshold
+    (there is nothing left to calibrate on)."""
     from sklearn.base import clone
 
-    rows = build_rows(recipe, taxonomy)
+    examples = stored_examples(recipe, taxonomy, workspace) if workspace is not None else None
+    rows = build_rows(recipe, taxonomy, examples=examples)
     if dev is not None:
         rows += dev_rows(dev, taxonomy.leaf_codes())
     full = D.build_dataset(rows)
@@ -665,7 +729,12 @@ def refit_on_all(
     final.temperature_ = clf.temperature_
     final.conformal_threshold_ = clf.conformal_threshold_
     final.set_params(calibrate=clf.calibrate, conformal_alpha=clf.conformal_alpha)
-    final.refit_ = {"rows": len(full), "epochs": epochs, "fingerprint": D.fingerprint(full)}
+    final.refit_ = {
+        "rows": len(full),
+        "epochs": epochs,
+        "fingerprint": D.fingerprint(full),
+        "example_rows": D.example_counts({"all": full})["all"],
+    }
     return final
 
 
@@ -738,6 +807,17 @@ def _embedder_name(
     return recipe.embedder.model
 
 
+def _holdout_meta(info: str, titles: set[str], removed: int) -> dict[str, Any]:
+    """Where the dev titles came from (no machine path), how many, how many were removed."""
+    return {"source": portable_text(info), "titles": len(titles), "removed": removed}
+
+
+def _cache_dir(recipe: Recipe, settings: Settings, workspace: Workspace) -> Path | None:
+    """The workspace's embedding cache when both the recipe's and the settings' cache are on."""
+    use_cache = recipe.embedder.cache and settings.embedder.cache
+    return Path(workspace.embedding_cache) if use_cache else None
+
+
 def train_from_recipe(
     recipe_path: str | Path | None,
     output_dir: str | Path,
@@ -765,26 +845,26 @@ def train_from_recipe(
     dev, titles, holdout_info = dev_holdout(recipe, taxonomy)
     everything = copy.deepcopy(taxonomy) if recipe.train.refit else taxonomy
     removed = apply_holdout(taxonomy, titles) if titles else 0
+    examples = stored_examples(recipe, taxonomy, workspace, holdout=titles)
     splits, data_dir = prepare_training_data(
-        recipe, taxonomy, workspace, holdout_info=holdout_info, holdout=titles
+        recipe, taxonomy, workspace, holdout_info=holdout_info, holdout=titles, examples=examples
     )
     embedder_name = _embedder_name(recipe, embedder, splits, taxonomy, workspace, show_progress)
-    use_cache = recipe.embedder.cache and settings.embedder.cache
     clf = make_classifier(
         recipe,
         embedder=embedder if embedder is not None else embedder_name,
         classes=taxonomy.leaf_codes(),
-        cache_dir=workspace.embedding_cache if use_cache else None,
+        cache_dir=_cache_dir(recipe, settings, workspace),
         verbose=show_progress,
     )
     _fit(clf, splits, recipe)
     meta: dict[str, Any] = {
         "taxonomy": {"name": taxonomy.name, "version": taxonomy.version},
-        "holdout": {"source": portable_text(holdout_info), "titles": len(titles)},
+        "holdout": _holdout_meta(holdout_info, titles, removed),
         "dataset": _dataset_info(splits, data_dir, workspace),
         "embedder": portable_path(embedder_name),
+        "examples": examples_meta(examples, splits),
     }
-    meta["holdout"]["removed"] = removed
     first = evaluate_first_fit(
         clf, recipe, splits["validation"], dev, retrieval, dev_in_index=not taxonomy.holdout
     )
@@ -792,7 +872,7 @@ def train_from_recipe(
     applied = applied_recipe(recipe, first.get("combine"))
     meta = {"recipe": applied.model_dump(), **meta}
     if recipe.train.refit:
-        clf = refit_on_all(clf, recipe, everything, dev)
+        clf = refit_on_all(clf, recipe, everything, dev, workspace)
         meta["refit"] = clf.refit_
     clf.metadata_ = meta
     out = Path(clf.save(output_dir))

@@ -49,6 +49,11 @@ IDENTITY = ("source", "annotator", "key", "description", "code")
 IMPORT = "import"
 
 
+def review_source(project: str) -> str:
+    """The source of the examples ``review pull`` makes from a project's answers."""
+    return f"review:{project}"
+
+
 def example_key(title: Any) -> str:
     """The normalised title exact matches compare: lower case, punctuation as spaces."""
     return normalize_text(title, keep_punctuation=False)

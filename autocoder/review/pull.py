@@ -44,7 +44,7 @@ class PullResult:
 def answers_to_examples(ws: Workspace, project: str, result: PullResult) -> None:
     """Make the project's usable answers the examples of source ``review:<project>``."""
     from autocoder.examples.ops import frame_rows, replace_source
-    from autocoder.examples.store import AddSpec, ExampleStore
+    from autocoder.examples.store import AddSpec, ExampleStore, review_source
 
     info = queue.project_info(ws, project) or {}
     if not info.get("taxonomy"):
@@ -52,7 +52,7 @@ def answers_to_examples(ws: Workspace, project: str, result: PullResult) -> None
     taxonomy = load_taxonomy(ws, info["taxonomy"])
     feedback = queue.load_feedback(ws, project)
     usable = feedback[(feedback["code"].fillna("") != "") & ~feedback["cannot_code"]]
-    source = f"review:{project}"
+    source = review_source(project)
     rows = frame_rows(usable.reset_index(drop=True), AddSpec(code_column="code"),
                       source=source, file="")  # fmt: skip
     store = ExampleStore.of(ws, taxonomy.name)

@@ -9,6 +9,13 @@ annotators of one record vote (ties: the latest answer). A reviewed real record 
 ``feedback_weight`` times a taxonomy text (``DEFAULT_FEEDBACK_WEIGHT``, chosen with
 ``benchmarks/active_learning.py``; pass more weight and epochs to make the answers stick).
 
+The taxonomy's coded-examples store (``autocoder examples add``) joins the base rows, each
+example weighing its stored weight times the recipe's ``data.examples_weight``: the store as
+it is now replaces the example rows of the model's own training set; an example ``review pull``
+made from the feedback used here (source ``review:<project>``, or the same normalised title and
+code as a feedback row) is left out, so no answer counts twice; a dev title's example is left
+out too (the after figures stay honest).
+
 Training starts from DIR's weights (``warm_start``) for a few epochs; temperature and conformal
 threshold are refitted on the validation split. DIR2 is a normal model directory whose
 ``config.json`` metadata records the feedback it saw (count, projects, a hash of the record ids
@@ -24,7 +31,7 @@ import logging
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -32,6 +39,9 @@ import pandas as pd
 from autocoder.config import Settings
 from autocoder.records import JobRecord, clean_text, normalize_text
 from autocoder.workspace import Workspace
+
+if TYPE_CHECKING:
+    from autocoder.classify.data import ExampleRows
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +176,9 @@ def base_training_data(model: Any, workspace: Workspace, settings: Settings | No
         apply_holdout(taxonomy, titles)
     splits, _ = prepare_training_data(recipe, taxonomy, workspace, holdout_info=info)
     expected = (meta.get("dataset") or {}).get("train_fingerprint")
-    if expected and D.fingerprint(splits["train"]) != expected:
+    if (meta.get("examples") or {}).get("train_rows"):
+        log.info("rebuilt without the stored examples the model trained on (retrain adds them)")
+    elif expected and D.fingerprint(splits["train"]) != expected:
         log.warning("rebuilt training data differ from the model's (fingerprint %s)", expected)
     return splits
 
@@ -292,9 +304,11 @@ def fit_with_feedback(
     X_val: Any = None,
     y_val: Any = None,
     val_acceptable: Any = None,
+    base_weight: Any = None,
 ) -> Any:
-    """Continue training a fitted ``EmbeddingClassifier`` on base rows (weight 1) plus feedback
-    rows (weight ``feedback_weight``) from its current weights, for ``epochs`` epochs.
+    """Continue training a fitted ``EmbeddingClassifier`` on base rows (weight 1, or
+    ``base_weight`` per row) plus feedback rows (weight ``feedback_weight``) from its current
+    weights, for ``epochs`` epochs.
 
     No early stopping: the warm model already scores best on the taxonomy validation split at
     its first epoch, so stopping on it would throw the answers away. The validation rows then
@@ -307,7 +321,10 @@ def fit_with_feedback(
     model.warm_start, model.epochs, model.val_fraction = True, epochs, 0.0
     if lr is not None:
         model.lr = lr
-    weights = np.concatenate([np.ones(n_base), np.full(n_fb, float(feedback_weight))])
+    base = np.ones(n_base) if base_weight is None else np.asarray(base_weight, dtype=np.float64)
+    if base.shape != (n_base,):
+        raise ValueError(f"base_weight has {base.size} values for {n_base} base rows")
+    weights = np.concatenate([base, np.full(n_fb, float(feedback_weight))])
     temperature, threshold = model.temperature_, model.conformal_threshold_
     try:
         model.fit(
@@ -332,34 +349,126 @@ class RetrainResult:
     dev_excluded: int
     before: dict[str, float]
     after: dict[str, float]
+    examples: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "output": str(self.output),
             "feedback": self.feedback,
             "feedback_weight": self.feedback_weight,
+            "examples": self.examples,
             "dev": {"source": self.dev_source, "excluded_reviewed_titles": self.dev_excluded},
             "before": self.before,
             "after": self.after,
         }
 
 
-def _fit_on_splits(model: Any, splits: Any, fb: FeedbackRows, **options: Any) -> Any:
+def _fit_on_splits(
+    model: Any, splits: Any, fb: FeedbackRows, examples: ExampleRows | None, **options: Any
+) -> Any:
+    """``fit_with_feedback`` on the train split plus the ``examples`` rows (their weights) as
+    base rows and the feedback; the validation split recalibrates."""
     from autocoder.classify import data as D
 
     train, val = splits["train"], splits["validation"]
     has_val = len(val) > 0
+    X_base, y_base, base_weight = D.dataset_records(train), list(train["code"]), None
+    if examples is not None and examples.rows:
+        X_base, y_base = X_base + examples.records(), y_base + examples.codes()
+        base_weight = np.concatenate([np.ones(len(train)), examples.weights()])
     return fit_with_feedback(
         model,
-        D.dataset_records(train),
-        list(train["code"]),
+        X_base,
+        y_base,
         fb.records(),
         list(fb.rows["code"]),
         X_val=D.dataset_records(val) if has_val else None,
         y_val=list(val["code"]) if has_val else None,
         val_acceptable=D.acceptable_codes(val) if has_val else None,
+        base_weight=base_weight,
         **options,
     )
+
+
+# --- the examples store -------------------------------------------------------------------------
+def beside_feedback(table: pd.DataFrame, fb: FeedbackRows) -> tuple[pd.DataFrame, int]:
+    """The store rows ``fb`` does not already hold, and how many it does: rows of source
+    ``review:<project>`` for a project of ``fb`` (``review pull`` made them from its answers)
+    and rows with the normalised title and code of a feedback row are left out."""
+    from autocoder.examples.store import example_key, review_source
+
+    sources = {review_source(p) for p in fb.projects}
+    answered = {(example_key(t), c) for t, c in zip(fb.rows["title"], fb.rows["code"], strict=True)}
+    pairs = zip(table["title"].map(example_key), table["code"], strict=True)
+    same = np.fromiter((p in answered for p in pairs), dtype=bool, count=len(table))
+    left_out = table["source"].isin(sources).to_numpy(dtype=bool) | same
+    return table[~left_out].reset_index(drop=True), int(left_out.sum())
+
+
+def _examples_taxonomy(model: Any, settings: Settings | None) -> str:
+    """The taxonomy whose examples store goes with ``model``: the one it records, else its
+    recipe's, else the settings' default."""
+    recorded = ((getattr(model, "metadata_", {}) or {}).get("taxonomy") or {}).get("name")
+    recipe = _recipe_of(model)
+    named = recipe.data.taxonomy if recipe is not None else None
+    return str(recorded or named or (settings or Settings()).taxonomy.default)
+
+
+def retrain_examples(
+    model: Any,
+    workspace: Workspace,
+    fb: FeedbackRows,
+    dev_rows: pd.DataFrame,
+    *,
+    use: bool | None = None,
+    settings: Settings | None = None,
+) -> ExampleRows | None:
+    """The stored examples ``retrain`` adds: not those in ``fb`` (``beside_feedback``), nor a
+    title of ``dev_rows``; codes that are not classes of ``model`` counted and left out. None
+    when off: ``use``, else the model's recipe's ``data.examples`` (on without a recipe)."""
+    from autocoder.classify import data as D
+    from autocoder.examples.store import ExampleStore
+
+    recipe = _recipe_of(model)
+    if not (use if use is not None else recipe is None or recipe.data.examples):
+        return None
+    store = ExampleStore.of(workspace, _examples_taxonomy(model, settings))
+    stored = store.table()
+    table, in_feedback = beside_feedback(stored, fb)
+    found = D.example_rows(
+        table,
+        classes=[str(c) for c in model.classes_],
+        weight=recipe.data.examples_weight if recipe is not None else 1.0,
+        holdout=list(dev_rows["title"]),
+    )
+    found.stored, found.in_feedback = len(stored), in_feedback
+    found.content_hash = store.content_hash()
+    for code in found.unknown_codes:
+        log.warning("example code %s is not a class of the model; its examples are skipped", code)
+    return found
+
+
+def _with_examples(
+    model: Any,
+    workspace: Workspace,
+    splits: Any,
+    fb: FeedbackRows,
+    dev_rows: pd.DataFrame,
+    *,
+    use: bool | None,
+    settings: Settings | None,
+) -> tuple[Any, ExampleRows | None, dict[str, Any]]:
+    """The base splits, the stored examples to add and what the model records of them: with
+    examples on, the store's current examples replace those in the model's training set
+    (``replaced_rows``: how many of its rows went)."""
+    from autocoder.classify import data as D
+
+    examples = retrain_examples(model, workspace, fb, dev_rows, use=use, settings=settings)
+    if examples is None:
+        return splits, None, {"enabled": False}
+    replaced = sum(D.example_counts(splits).values())
+    seen = {"enabled": True, **examples.summary(), "replaced_rows": replaced}
+    return (D.without_examples(splits) if replaced else splits), examples, seen
 
 
 def _without_reviewed(dev_rows: pd.DataFrame, fb: FeedbackRows) -> tuple[pd.DataFrame, int]:
@@ -367,6 +476,13 @@ def _without_reviewed(dev_rows: pd.DataFrame, fb: FeedbackRows) -> tuple[pd.Data
     reviewed = {normalize_text(t) for t in fb.rows["title"]}
     keep = ~dev_rows["title"].map(normalize_text).isin(reviewed)
     return dev_rows[keep].reset_index(drop=True), int((~keep).sum())
+
+
+def _check_options(model_dir: Path, output_dir: Path, epochs: int, lr: float | None) -> None:
+    if epochs < 1 or (lr is not None and lr <= 0):
+        raise ValueError(f"epochs must be >= 1 and lr > 0, got epochs={epochs}, lr={lr}")
+    if output_dir.resolve() == model_dir.resolve():
+        raise ValueError(f"--output {output_dir} must differ from --model {model_dir}")
 
 
 def retrain(
@@ -382,9 +498,10 @@ def retrain(
     settings: Settings | None = None,
     embedder: Any = None,
     cache_dir: str | Path | None = None,
+    use_examples: bool | None = None,
 ) -> RetrainResult:
-    """Warm-start DIR (``pretrained``: the packaged model) on its training data plus
-    ``feedback``; save to ``output_dir``.
+    """Warm-start DIR (``pretrained``: the packaged model) on its training data, the stored
+    examples (``retrain_examples``; ``use_examples``) and ``feedback``; save to ``output_dir``.
 
     ``lr`` defaults to ``DEFAULT_LR_SCALE`` times the model's own learning rate."""
     from autocoder.classify.model import load_model
@@ -392,10 +509,7 @@ def retrain(
 
     packaged = str(model_dir) == PRETRAINED
     model_dir, output_dir = Path(resolve_model_dir(model_dir) or model_dir), Path(output_dir)
-    if epochs < 1 or (lr is not None and lr <= 0):
-        raise ValueError(f"epochs must be >= 1 and lr > 0, got epochs={epochs}, lr={lr}")
-    if output_dir.resolve() == model_dir.resolve():
-        raise ValueError(f"--output {output_dir} must differ from --model {model_dir}")
+    _check_options(model_dir, output_dir, epochs, lr)
     model = load_model(model_dir, cache_dir=cache_dir, embedder=embedder)
     fb = feedback_rows(feedback, model.classes_)
     if not len(fb.rows):
@@ -405,9 +519,13 @@ def retrain(
     splits = base_training_data(model, workspace, settings)
     dev_rows, dev_source = dev_split(model, workspace, dev, splits, settings)
     dev_rows, excluded = _without_reviewed(dev_rows, fb)
+    splits, examples, examples_seen = _with_examples(
+        model, workspace, splits, fb, dev_rows, use=use_examples, settings=settings
+    )
     before = score_model(model, dev_rows)
     lr = lr if lr is not None else model.lr * DEFAULT_LR_SCALE
-    _fit_on_splits(model, splits, fb, feedback_weight=feedback_weight, epochs=epochs, lr=lr)
+    options = {"feedback_weight": feedback_weight, "epochs": epochs, "lr": lr}
+    _fit_on_splits(model, splits, fb, examples, **options)
     after = score_model(model, dev_rows)
     seen = {**fb.summary(), "weight": float(feedback_weight), "epochs": epochs, "lr": lr}
     model.metadata_ = {
@@ -415,12 +533,14 @@ def retrain(
         # no machine path in a saved model
         "retrained_from": PRETRAINED if packaged else model_dir.resolve().name,
         "feedback": seen,
+        "retrain_examples": examples_seen,
     }
     model.save(output_dir)
     if (model_dir / "recipe.toml").exists():
         shutil.copyfile(model_dir / "recipe.toml", output_dir / "recipe.toml")
     result = RetrainResult(
-        output_dir, fb.summary(), float(feedback_weight), dev_source, excluded, before, after
-    )
+        output_dir, fb.summary(), float(feedback_weight), dev_source, excluded, before, after,
+        examples_seen,
+    )  # fmt: skip
     (output_dir / "retrain.json").write_text(json.dumps(result.to_dict(), indent=2, default=str))
     return result

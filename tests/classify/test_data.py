@@ -166,3 +166,60 @@ def test_build_dataset_lists_every_code_of_a_shared_title() -> None:
     ]
     ds = D.build_dataset(rows)
     assert D.acceptable_codes(ds) == [["a", "b"], ["a", "b"], ["a"]]
+
+
+def _store_table(rows: list[dict]) -> pd.DataFrame:
+    base = {"source": "wave1", "annotator": "import", "weight": 1.0, "description": ""}
+    return pd.DataFrame([{**base, **r} for r in rows])
+
+
+def test_example_rows_are_weighted_and_count_what_they_leave_out() -> None:
+    table = _store_table(
+        [
+            {"title": "Staff Nurse", "code": "11-1", "weight": 2.0},
+            {"title": "Staff Nurse", "code": "11-1", "source": "review:p", "annotator": "b"},
+            {"title": "Staff Nurse", "code": "11-2", "source": "review:p", "annotator": "c"},
+            {"title": "Sous chef", "description": "Cooks sauces.", "code": "11-2"},
+            {"title": "Dev. Title", "code": "11-1"},  # a dev title, punctuation aside
+            {"title": "Astronaut", "code": "99-9"},
+            {"title": "Moon miner", "code": "99-9"},
+            {"title": "", "code": "11-1"},
+        ]
+    )
+    found = D.example_rows(table, classes=["11-1", "11-2"], weight=1.5, holdout={"dev title"})
+    rows = {(r["title"], r["code"]): r for r in found.rows}
+    nurse = rows[("Staff Nurse", "11-1")]
+    assert nurse["weight"] == 4.5  # (2 + 1) x 1.5: the two votes for one code add up
+    assert nurse["provenance"] == "examples:wave1" and nurse["input_format"] == "title"
+    assert rows[("Staff Nurse", "11-2")]["provenance"] == "examples:review:p"
+    chef = next(r for r in found.rows if r["title"] == "Sous chef")
+    assert chef["input_format"] == "title_duties" and chef["duties"] == "Cooks sauces."
+    summary = found.summary()
+    assert {k: summary[k] for k in ("stored", "rows", "held_out", "unknown_code", "merged")} == {
+        "stored": 8,
+        "rows": 3,
+        "held_out": 1,
+        "unknown_code": 2,
+        "merged": 1,
+    }
+    assert summary["unknown_codes"] == ["99-9"] and summary["empty"] == 1
+    assert summary["provenance"] == {"examples:review:p": 1, "examples:wave1": 2}
+    assert summary["weight"] == 1.5
+    assert list(found.weights()) == [r["weight"] for r in found.rows]
+    assert found.codes() == [r["code"] for r in found.rows]
+
+
+def test_example_rows_in_a_dataset_are_counted_and_can_be_taken_out() -> None:
+    from datasets import DatasetDict
+
+    rows = D.taxonomy_rows(_taxonomy(), title_duties_pairs=0)
+    examples = D.example_rows(
+        _store_table([{"title": "Big boss", "code": "11-1", "weight": 3.0}]), classes=["11-1"]
+    )
+    full = D.build_dataset(rows + examples.rows)
+    splits = DatasetDict(train=full, validation=full.select([0]))
+    assert D.example_counts(splits) == {"train": 1, "validation": 0}
+    assert D.row_weights(full) is not None and 3.0 in list(full["weight"])
+    kept = D.without_examples(splits)
+    assert D.example_counts(kept) == {"train": 0, "validation": 0}
+    assert len(kept["train"]) == len(full) - 1 and len(kept["validation"]) == 1

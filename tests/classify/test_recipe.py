@@ -309,3 +309,71 @@ def test_noisy_validation_copies_title_rows_as_the_coder_sees_them() -> None:
         original = next(r for r in rows if r["title"].lower() in record.title.lower())
         assert code == original["code"] and not record.duties
     assert validation_rows(val, noisy_share=0.0, seed=3)[0] == records[:5]
+
+
+def _store_examples(ws: Workspace, rows: list[dict]) -> str:
+    """Write the toy taxonomy's examples store as given (codes unchecked, as an older store
+    whose taxonomy has since lost a code); returns its content hash."""
+    from autocoder.examples.store import COLUMNS, ExampleStore, example_key
+
+    base = {"file": "history.csv", "added_at": "2026-01-01", "annotator": "import"}
+    base |= {"weight": 1.0, "description": "", "source": "history"}
+    table = pd.DataFrame([{**base, **r} for r in rows])
+    table["row"] = range(1, len(table) + 1)
+    table["key"] = table["title"].map(example_key)
+    store = ExampleStore.of(ws, "toy")
+    store.write(table[list(COLUMNS)])
+    return store.content_hash()
+
+
+def test_stored_examples_are_weighted_training_rows_recorded_in_the_model(tmp_path) -> None:
+    ws = Workspace.resolve(tmp_path / "home")
+    save_taxonomy(ws, _toy_taxonomy())
+    holdout = tmp_path / "dev.csv"
+    pd.DataFrame({"id": ["d1"], "title": ["Night Nurse"], "codes": ["11-1"]}).to_csv(
+        holdout, index=False
+    )
+    digest = _store_examples(
+        ws,
+        [
+            # only the example says so: an airship captain cooks here
+            {"title": "sky captain", "description": "flies the airship", "code": "11-2",
+             "weight": 3.0},
+            {"title": "zeppelin steward", "code": "11-3"},
+            {"title": "night  nurse", "code": "11-1"},  # the dev title: never a training row
+            {"title": "moon miner", "code": "11-9"},  # no longer a code of the taxonomy
+        ],
+    )  # fmt: skip
+    recipe = tmp_path / "toy.toml"
+    recipe.write_text(RECIPE.format(holdout=holdout))
+    emb = HashEmbedder()
+    overrides = {"data.examples_weight": 2.0}
+    out = train_from_recipe(recipe, tmp_path / "m", workspace=ws, embedder=emb, overrides=overrides)
+    meta = json.loads((out / "config.json").read_text())["metadata"]
+    seen = meta["examples"]
+    assert seen["enabled"] and seen["content_hash"] == digest and len(digest) == 16
+    assert (seen["stored"], seen["rows"], seen["held_out"]) == (4, 2, 1)
+    assert seen["unknown_code"] == 1 and seen["unknown_codes"] == ["11-9"]
+    assert seen["train_rows"] + seen["validation_rows"] == 2 and seen["weight"] == 2.0
+    assert seen["provenance"] == {"examples:history": 2}
+    assert str(tmp_path) not in json.dumps(seen)
+    assert meta["recipe"]["data"]["examples"] is True
+    assert meta["recipe"]["data"]["examples_weight"] == 2.0
+    data = load_training_data(ws.root / meta["dataset"]["path"])
+    from_store = {
+        t: w
+        for s in data.values()
+        for t, p, w in zip(s["title"], s["provenance"], s["weight"], strict=True)
+        if p == "examples:history"
+    }
+    assert from_store == {"sky captain": 6.0, "zeppelin steward": 2.0}  # stored weight x 2
+    assert "night nurse" not in {t.lower() for s in data.values() for t in s["title"]}
+    sky = JobRecord("sky captain", "flies the airship")
+    assert list(load_model(out, embedder=emb).predict([sky])) == ["11-2"]
+    # examples = false: the store is not read, and the model says so
+    off = {"data.examples": False}
+    out = train_from_recipe(recipe, tmp_path / "m2", workspace=ws, embedder=emb, overrides=off)
+    meta = json.loads((out / "config.json").read_text())["metadata"]
+    assert meta["examples"] == {"enabled": False}
+    data = load_training_data(ws.root / meta["dataset"]["path"])
+    assert not any(p.startswith("examples:") for s in data.values() for p in s["provenance"])

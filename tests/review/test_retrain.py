@@ -323,3 +323,59 @@ def test_dev_split_taxonomy_holdout_dev_file_and_fallbacks(
     # the recipe's dev table is gone: warn and measure on the validation split
     rows, source = dev_split(_recipe_model(str(tmp_path / "gone.csv")), ws, None, VAL_SPLIT)
     assert source.startswith("validation split")
+
+
+def test_retrain_adds_the_stored_examples_once_beside_the_feedback(
+    mini_model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store holds what `review pull` made of the feedback (source review:p1) and an
+    office's history: the pulled answers are not counted twice, a dev title is no training row,
+    the rest are base rows with their stored weights, and the model records it all."""
+    from autocoder.examples.ops import add_rows, frame_rows
+    from autocoder.examples.store import AddSpec, ExampleStore
+    from autocoder.review import retrain as R
+    from autocoder.taxonomy.store import load_taxonomy
+
+    model_dir, ws, emb = mini_model
+    answers = {"kindergarten doctor": "29-1221.00", "bedside carer": "29-1141.00"}
+    fb = _feedback(
+        [{"id": f"r{i}", "title": t, "code": c} for i, (t, c) in enumerate(answers.items())]
+    )
+    taxonomy, store = load_taxonomy(ws, "onet"), ExampleStore.of(ws, "onet")
+
+    def add(source: str, rows: list[dict], weight: float = 1.0) -> None:
+        spec = AddSpec("code", weight=weight)
+        add_rows(store, taxonomy, frame_rows(pd.DataFrame(rows), spec, source=source, file=""))
+
+    add("review:p1", [{"title": t, "code": c} for t, c in answers.items()])  # as review pull does
+    add("review:p2", [{"title": "ward clerk nurse", "code": "29-1141.00"}])  # another project
+    add("wave1", [
+        {"title": "Bedside Carer!", "code": "29-1141.00"},  # a feedback answer again
+        {"title": "data plumber", "code": "15-1243.01"},
+        {"title": "staff nurse", "code": "29-1141.00"},  # a dev title
+    ], weight=2.0)  # fmt: skip
+    calls: list[dict] = []
+    real = R.fit_with_feedback
+
+    def spy(model, X_base, y_base, X_fb, y_fb, **kw):  # type: ignore[no-untyped-def]
+        calls.append({"X": [*X_base, *X_fb], "y_base": list(y_base), "w": kw["base_weight"]})
+        return real(model, X_base, y_base, X_fb, y_fb, **kw)
+
+    monkeypatch.setattr(R, "fit_with_feedback", spy)
+    result = retrain(model_dir, tmp_path / "m2", fb, workspace=ws, embedder=emb, epochs=2)
+    seen = result.examples
+    assert (seen["stored"], seen["in_feedback"], seen["held_out"], seen["rows"]) == (6, 3, 1, 2)
+    assert seen["provenance"] == {"examples:review:p2": 1, "examples:wave1": 1}
+    assert seen["content_hash"] == store.content_hash() and seen["replaced_rows"] == 0
+    cfg = json.loads((tmp_path / "m2" / "config.json").read_text())
+    assert cfg["metadata"]["retrain_examples"] == seen
+    (call,) = calls
+    titles = [r.title.lower() for r in call["X"]]
+    assert titles.count("kindergarten doctor") == 1 and titles.count("bedside carer") == 1
+    assert "staff nurse" not in titles
+    assert call["y_base"][-2:] == ["29-1141.00", "15-1243.01"]
+    assert list(call["w"][-2:]) == [1.0, 2.0] and set(call["w"][:-2]) == {1.0}
+    # --no-examples: the store is left alone
+    off = retrain(model_dir, tmp_path / "m3", fb, workspace=ws, embedder=emb, epochs=1,
+                  use_examples=False)  # fmt: skip
+    assert off.examples == {"enabled": False} and calls[-1]["w"] is None
