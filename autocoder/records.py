@@ -32,6 +32,10 @@ DUTIES_COLUMNS = ("duties", "description")
 class JobRecord:
     title: str
     duties: str = ""
+    #: The title as the input wrote it, when ``title`` is a cleaned form of it ("" = the
+    #: same): coded examples match what people wrote ("Manager II - Subcon Operations"), not
+    #: what the cleaner kept of it.
+    written: str = ""
 
     def text(self, fmt: InputFormat = "title_duties") -> str:
         """Render as ``job_title=… job_duties=…``, ``job_title=…`` or ``job_duties=…``."""

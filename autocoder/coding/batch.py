@@ -641,7 +641,7 @@ class BatchReader:
             require_columns=b == 0 and not all(errors_in(chunk)),
         )
         if opts.normalize_titles:  # the occupation part only; seniority is not coded text
-            records = [JobRecord(self.clean(r.title), r.duties) for r in records]
+            records = [JobRecord(self.clean(r.title), r.duties, written=r.title) for r in records]
         return Pending(b, ids, records, errors, offset)
 
 

@@ -133,13 +133,22 @@ class ExampleVoter:
             vectors = self.embedder.encode([r.query() for r in part], is_query=True)
             found = self.index.neighbours(vectors)
             for i, rec in enumerate(part):
-                votes = self.exact_.get(example_key(rec.title))
+                votes = self.exact_votes_of(rec)
                 exact[start + i] = bool(votes)
                 knn = knn_votes(found.codes[i], found.sims[i], found.weights[i],
                                 k=self.neighbours, temperature=self.temperature,
                                 min_similarity=self.min_similarity)  # fmt: skip
                 out.append(example_distribution(knn, votes, self.exact_weight))
         return out, exact
+
+    def exact_votes_of(self, record: JobRecord) -> dict[str, float] | None:
+        """The exact-title votes for ``record``: of its title as written when examples hold
+        it, else of its (cleaned) title."""
+        if record.written:
+            votes = self.exact_.get(example_key(record.written))
+            if votes:
+                return votes
+        return self.exact_.get(example_key(record.title))
 
     def exact_agreement(self, records: list[JobRecord]) -> tuple[list[str], np.ndarray]:
         """Per record the code its exact-title examples vote for most (``""`` without an exact
@@ -148,7 +157,7 @@ class ExampleVoter:
         self._check_fitted()
         codes, share = [], np.zeros(len(records))
         for i, rec in enumerate(records):
-            votes = self.exact_.get(example_key(rec.title)) or {}
+            votes = self.exact_votes_of(rec) or {}
             total = sum(votes.values())
             if not votes or total <= 0:
                 codes.append("")

@@ -18,6 +18,7 @@ from autocoder.examples.vote import (
     knn_votes,
 )
 from autocoder.index import MemoryIndex
+from autocoder.records import JobRecord
 from tests.fakes import HashingEmbedder, tiny_taxonomy
 from tests.test_index_server import chroma_server  # noqa: F401  (the real `chroma run` fixture)
 
@@ -102,3 +103,25 @@ def test_examples_on_a_real_chroma_server(tmp_path: Path, chroma_server: int) ->
     index = ChromaExampleIndex(taxonomy_name="onet", model_id="hashing-512",
                                host="127.0.0.1", port=chroma_server)  # fmt: skip
     _check_learns(index, tmp_path)
+
+
+def test_exact_match_on_the_title_as_written_then_the_cleaned_one(tmp_path: Path) -> None:
+    store = _store(tmp_path, [("Manager II - Subcon Operations", TRUCK, "ann"),
+                              ("Cake decorator", NURSE, "ann")])  # fmt: skip
+    voter = ExampleVoter(MemoryExampleIndex(), HashingEmbedder(), classes=tiny_taxonomy().leaf_codes())
+    voter.fit(store.table(), store.content_hash())
+    written = JobRecord("manager", written="Manager II - Subcon Operations")
+    cleaned_only = JobRecord("cake decorator", written="Cake decorator, Hy-Vee")
+    neither = JobRecord("manager", written="Manager III")
+    codes, share = voter.exact_agreement([written, cleaned_only, neither])
+    assert codes == [TRUCK, NURSE, ""] and share.tolist() == [1.0, 1.0, 0.0]
+
+
+def test_the_batch_reader_keeps_the_title_as_written() -> None:
+    from autocoder.coding.batch import BatchReader
+    from autocoder.config import CoderConfig
+
+    chunk = pd.DataFrame({"id": ["a"], "title": ["Manager II - Subcon Operations"]})
+    record = BatchReader(CoderConfig()).pending(chunk, 0, 0).records[0]
+    assert record.written == "Manager II - Subcon Operations"
+    assert record.title != record.written  # what is coded is the cleaned title
