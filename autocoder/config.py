@@ -289,8 +289,11 @@ class ExamplesConfig(_Section):
         0.5, ge=0, le=1, description="Mixture weight of the examples when only neighbours match."
     )
     exact_trust: float = Field(
-        0.95, ge=0, le=1, description="Mixture weight of the examples on an exact-title match, and the confidence "
-        "an exact match to agreeing examples gives their code (times the share that agrees)."
+        0.95,
+        ge=0,
+        le=1,
+        description="Mixture weight of the examples on an exact-title match, and the confidence "
+        "an exact match to agreeing examples gives their code (times the share that agrees).",
     )
 
 

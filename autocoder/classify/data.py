@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from autocoder.records import InputFormat, JobRecord, clean_text, normalize_text
+from autocoder.examples.store import example_key
+from autocoder.records import InputFormat, JobRecord, clean_text
 from autocoder.taxonomy.model import Taxonomy
 
 COLUMNS = ["text", "title", "duties", "input_format", "code", "codes", "provenance", "weight"]
@@ -417,11 +418,11 @@ def example_rows(
     """Training rows from a coded-examples store table (``title, description, code, source,
     weight``): provenance ``examples:<source>``, weight the stored weight times ``weight``.
 
-    An example whose normalised title (punctuation ignored) is in ``holdout`` (normalised dev
-    titles) or whose code is not in ``classes`` is counted, not made a row.
+    An example whose normalised title (``example_key``, the key exact matches use) is in
+    ``holdout`` (dev titles) or whose code is not in ``classes`` is counted, not made a row.
     """
     known = set(classes)
-    held = {normalize_text(t, keep_punctuation=False) for t in holdout}
+    held = {example_key(t) for t in holdout}
     out = ExampleRows(stored=len(table), weight=float(weight))
     unknown: Counter[str] = Counter()
     made: dict[tuple[str, str], dict[str, Any]] = {}
@@ -430,7 +431,7 @@ def example_rows(
         code = clean_text(item.get("code"))
         if not record.title and not record.duties:
             out.empty += 1
-        elif record.title and normalize_text(record.title, keep_punctuation=False) in held:
+        elif record.title and example_key(record.title) in held:
             out.held_out += 1
         elif code not in known:
             unknown[code] += 1
