@@ -73,6 +73,17 @@ def resolve_model(name: str) -> str:
     return name  # a hub name: loads only if it is in the local Hugging Face cache
 
 
+def directory_digest(path: Path) -> str:
+    """A digest of a model directory's files (relative names and contents), 12 hex digits."""
+    digest = hashlib.sha1()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(file.relative_to(path).as_posix().encode() + b"\x00")
+        with file.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:12]
+
+
 def _export_onnx(st: Any, path: Path, *, normalize: bool) -> None:
     """Write the model (pooling and normalisation included) as ONNX with free batch and length."""
     import torch
@@ -182,6 +193,7 @@ class Embedder:
         self._st: Any = None
         self._onnx: Any = None
         self._cache: EmbeddingCache | None = None
+        self._dir_digest: str | None = None
 
     @classmethod
     def from_settings(cls, cfg: EmbedderConfig, cache_dir: str | Path | None) -> Embedder:
@@ -200,7 +212,17 @@ class Embedder:
         """Identifies the model in caches and saved artifacts (and the ONNX backend, whose
         vectors differ from torch's in the last digits)."""
         suffix = "|onnx" if self.backend == "onnx" else ""
-        return f"{self.model}|norm={int(self.normalize)}{suffix}"
+        return f"{self.model_name()}|norm={int(self.normalize)}{suffix}"
+
+    def model_name(self) -> str:
+        """The configured name; for a local model directory (a fine-tuned embedder) its folder
+        name and a digest of its files, so vectors cached for one training never answer for
+        another written to the same path, and no machine path is recorded."""
+        if self.model in PACKAGED_MODELS or not Path(self.model).expanduser().is_dir():
+            return self.model
+        if self._dir_digest is None:
+            self._dir_digest = directory_digest(Path(self.model).expanduser())
+        return f"{Path(self.model).name}@{self._dir_digest}"
 
     def _load(self) -> Any:
         if self._st is None:
@@ -236,7 +258,8 @@ class Embedder:
             st = self._load()
             folder = Path(self.cache_dir) if self.cache_dir is not None else None
             target = resolve_model(self.model)
-            name = hashlib.sha1(f"{target}|{self.normalize}".encode()).hexdigest()[:16]
+            key = f"{target}|{self.model_name()}|{self.normalize}"  # a rewritten dir: new export
+            name = hashlib.sha1(key.encode()).hexdigest()[:16]
             self._onnx = onnx_session(st, folder, name, normalize=self.normalize)
         return self._onnx
 

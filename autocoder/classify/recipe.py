@@ -115,6 +115,11 @@ class FinetuneSection(_Section):
     lr: float = Field(3e-5, gt=0)
     scale: float = 20.0
     max_seq_length: int = Field(64, gt=0)
+    pairs_from: Literal["all", "examples"] = Field(
+        "all",
+        description="Train rows that become (record, code title) pairs: every row, or only the "
+        "rows from the coded-examples store (an office's coded history, `data.examples`).",
+    )
 
 
 class ModelSection(_Section):
@@ -502,7 +507,16 @@ def finetune_for_recipe(
     ft = recipe.finetune
     titles = {c.code: c.title for c in taxonomy.leaves()}
     codes = list(train["code"])
-    order = round_robin_order(codes, seed=ft.epochs + recipe.data.seed)[: ft.max_pairs]
+    order = round_robin_order(codes, seed=ft.epochs + recipe.data.seed)
+    if ft.pairs_from == "examples":
+        provenance = list(train["provenance"])
+        order = [i for i in order if str(provenance[i]).startswith(D.EXAMPLES_PREFIX)]
+        if len(order) < 2:
+            raise ValueError(
+                f"recipe {recipe.name}: finetune.pairs_from = 'examples' but the train split "
+                f"holds {len(order)} example rows (add examples with `autocoder examples add`)"
+            )
+    order = order[: ft.max_pairs]
     records = D.dataset_records(train)
     anchors = [
         render(

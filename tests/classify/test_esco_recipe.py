@@ -67,3 +67,48 @@ def test_train_recipe_esco_by_name_and_code_with_uris(
     assert list(coded["code_1"]) == ["2512.4", "0110.1"]
     for i in (1, 2, 3):  # every candidate's URI is the ESCO URI of its code
         assert [esco.get(c).uri for c in coded[f"code_{i}"]] == list(coded[f"uri_{i}"])
+
+
+@pytest.mark.slow
+def test_esco_history_recipe_fine_tunes_on_the_examples_and_codes_on_that_embedder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fixtures_dir: Path
+) -> None:
+    """The documented coded-history recipe end to end on the small ESCO fixture: the embedder
+    is fine-tuned on the stored examples only, the index and the coding use it."""
+    from autocoder.classify.recipe import train_from_recipe
+    from autocoder.workspace import Workspace
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("AUTOCODER_HOME", str(home))
+    _ok(["taxonomy", "import", "esco", str(fixtures_dir / "esco_mini")])
+    with pytest.raises(ValueError, match="pairs_from = 'examples' but the train split holds 0"):
+        train_from_recipe("esco-history", tmp_path / "none", workspace=Workspace.resolve(home))
+    history = pd.DataFrame(
+        {
+            "title": ["Java coder", "backend engineer", "platoon leader", "infantry captain"],
+            "code": ["2512.4", "2512.4", "0110.1", "0110.1"],
+        }
+    )
+    history.to_csv(tmp_path / "history.csv", index=False)
+    _ok(["examples", "add", str(tmp_path / "history.csv"), "--code-column", "code",
+         "--taxonomy", "esco", "--source", "history"])  # fmt: skip
+    out = json.loads(
+        _ok(["train", "--recipe", "esco-history", "--output", str(tmp_path / "model")])
+    )
+    model = Path(out["model"])
+    tuned = json.loads((model / "embedder" / "autocoder_finetune.json").read_text())
+    assert tuned["pairs"] == len(history)  # the examples only, not the label rows
+    cfg = json.loads((model / "config.json").read_text())
+    assert cfg["metadata"]["recipe"]["name"] == "esco-history"
+    assert cfg["metadata"]["examples"]["train_rows"] + cfg["metadata"]["examples"][
+        "validation_rows"
+    ] == len(history)
+    emb = f'embedder.model="{model / "embedder"}"'
+    _ok(["--set", emb, "--set", 'taxonomy.default="esco"', "index", "build"])
+    pd.DataFrame({"id": ["a", "b"], "title": ["Java coder", "army officer"]}).to_csv(
+        tmp_path / "in.csv", index=False
+    )
+    _ok(["--set", emb, "code", str(tmp_path / "in.csv"), "-o", str(tmp_path / "out.csv"),
+         "--model", str(model)])  # fmt: skip
+    coded = pd.read_csv(tmp_path / "out.csv", dtype=str)
+    assert list(coded["code_1"]) == ["2512.4", "0110.1"]
