@@ -67,6 +67,10 @@ def distinct_batches(
 ) -> list[list[int]]:
     """Cut ``order`` into batches, pushing a repeated code to a later batch.
 
+    No batch holds a code twice: the rows of codes too frequent to spread over the full batches
+    end in smaller batches of distinct codes; rows of a single code left at the end (no
+    in-batch negative) are dropped.
+
     With ``negative_codes`` (the code of each row's hard negative) a row's code and its
     negative's code must both be new to the batch, so no negative is another row's positive.
     """
@@ -95,8 +99,18 @@ def distinct_batches(
                     current.append(j)
                     seen |= keys(j)
     rest = current + carry
-    if len(rest) >= 2:
-        batches.append(rest)
+    while rest:  # the rows of codes too frequent to spread: smaller distinct batches
+        batch, seen, left = [], set(), []
+        for j in rest:
+            if keys(j) & seen or len(batch) >= batch_size:
+                left.append(j)
+            else:
+                batch.append(j)
+                seen |= keys(j)
+        if len(batch) < 2:  # one code left: no in-batch negative, nothing to learn
+            break
+        batches.append(batch)
+        rest = left
     return batches
 
 
