@@ -100,7 +100,9 @@ def distinct_batches(
                     seen |= keys(j)
     rest = current + carry
     while rest:  # the rows of codes too frequent to spread: smaller distinct batches
-        batch, seen, left = [], set(), []
+        batch: list[int] = []
+        left: list[int] = []
+        seen = set()
         for j in rest:
             if keys(j) & seen or len(batch) >= batch_size:
                 left.append(j)
