@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,32 +88,33 @@ def distinct_batches(
             continue
         current.append(i)
         seen |= keys(i)
-        if len(current) == batch_size:
+        while len(current) == batch_size:  # a refill from the carry can fill a batch too
             batches.append(current)
-            current, seen = [], set()
-            pending, carry = carry, []
-            for j in pending:
-                if keys(j) & seen or len(current) >= batch_size:
-                    carry.append(j)
-                else:
-                    current.append(j)
-                    seen |= keys(j)
+            current, carry, seen = _take(carry, keys, batch_size)
     rest = current + carry
     while rest:  # the rows of codes too frequent to spread: smaller distinct batches
-        batch: list[int] = []
-        left: list[int] = []
-        seen = set()
-        for j in rest:
-            if keys(j) & seen or len(batch) >= batch_size:
-                left.append(j)
-            else:
-                batch.append(j)
-                seen |= keys(j)
+        batch, rest, _ = _take(rest, keys, batch_size)
         if len(batch) < 2:  # one code left: no in-batch negative, nothing to learn
             break
         batches.append(batch)
-        rest = left
     return batches
+
+
+def _take(
+    rows: list[int], keys: Callable[[int], set[str]], batch_size: int
+) -> tuple[list[int], list[int], set[str]]:
+    """(batch, left, keys in batch): ``rows`` in order into one batch while their keys are new
+    to it and it has room; the others are left, in order."""
+    batch: list[int] = []
+    left: list[int] = []
+    seen: set[str] = set()
+    for j in rows:
+        if keys(j) & seen or len(batch) >= batch_size:
+            left.append(j)
+        else:
+            batch.append(j)
+            seen |= keys(j)
+    return batch, left, seen
 
 
 class CodeDistinctBatchSampler(DefaultBatchSampler):

@@ -160,3 +160,14 @@ def test_finetune_minilm_with_hard_negatives_separates_neighbours(tmp_path) -> N
         return float(sum(s[i, i] - s[i, (i + 1) % 3] for i in range(3)))
 
     assert margin(tuned) > margin(base)
+
+
+def test_a_batch_refilled_from_the_carry_is_cut_at_batch_size() -> None:
+    """Many rows of a few codes first (they pile up in the carry), then many codes: a refill
+    that fills a batch by itself closes it, no batch grows past the size."""
+    codes = [f"h{i % 4}" for i in range(40)] + [f"c{i}" for i in range(60)]
+    order = list(range(len(codes)))  # not round robin: the carry grows
+    batches = distinct_batches(order, codes, 4)
+    assert all(len(b) <= 4 and len({codes[i] for i in b}) == len(b) for b in batches)
+    used = [i for b in batches for i in b]
+    assert len(used) == len(set(used)) == len(codes)
