@@ -54,7 +54,6 @@ from autocoder.workspace import Workspace
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data"
-VOTE_KEYS = ("neighbours", "temperature", "min_similarity", "exact_weight", "weight", "exact_trust")
 GRID = {
     "neighbours": (5, 10, 20, 40),
     "temperature": (0.02, 0.05, 0.1),
@@ -63,6 +62,7 @@ GRID = {
     "weight": (0.3, 0.5, 0.7, 0.85),
     "exact_trust": (0.8, 0.95),
 }
+VOTE_KEYS = tuple(GRID)  # the vote settings (`examples.*`)
 
 
 def split(
@@ -142,6 +142,21 @@ def onet_side(p: np.ndarray, classes: np.ndarray, gold: list[str], tax: Any) -> 
     return {"onet_top1": round(float(np.mean(hits)), 4), "onet_n": len(kept)}
 
 
+def dev_row(
+    p: np.ndarray, classes: np.ndarray, gold: list[str], unseen: np.ndarray, tax: Any,
+    seconds: float,
+) -> dict[str, Any]:  # fmt: skip
+    """One predictor's dev figures: overall, on titles not in the history, on the O*NET side."""
+    return {
+        **scores(p, classes, gold),
+        "unseen_titles": scores(
+            p[unseen], classes, [g for g, u in zip(gold, unseen, strict=True) if u]
+        ),
+        **onet_side(p, classes, gold, tax),
+        "seconds": round(seconds, 1),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--home", default="/tmp/ac-ex-esco")
@@ -212,14 +227,7 @@ def main() -> None:
                             ("retrieval + examples", model)):  # fmt: skip
         t0 = time.perf_counter()
         p = np.asarray(predictor.predict_proba(records), np.float64)
-        rows[name] = {
-            **scores(p, classes, gold),
-            "unseen_titles": scores(
-                p[unseen], classes, [g for g, u in zip(gold, unseen, strict=True) if u]
-            ),
-            **onet_side(p, classes, gold, tax),
-            "seconds": round(time.perf_counter() - t0, 1),
-        }
+        rows[name] = dev_row(p, classes, gold, unseen, tax, time.perf_counter() - t0)
         print(f"[{name}] dev:", json.dumps(rows[name]))
     if args.train:
         rows.update(trained(args, ws, settings, tax, best, records, gold, unseen))
@@ -270,15 +278,7 @@ def trained(
         t0 = time.perf_counter()
         coder = load_coder(cfg, ws, model=model, taxonomy_name="esco")
         p = np.asarray(coder.predictor.predict_proba(records), np.float64)
-        classes = coder.classes
-        rows[name] = {
-            **scores(p, classes, gold),
-            "unseen_titles": scores(
-                p[unseen], classes, [g for g, u in zip(gold, unseen, strict=True) if u]
-            ),
-            **onet_side(p, classes, gold, tax),
-            "seconds": round(time.perf_counter() - t0, 1),
-        }
+        rows[name] = dev_row(p, coder.classes, gold, unseen, tax, time.perf_counter() - t0)
         print(f"[{name}] dev:", json.dumps(rows[name]))
     return rows
 
