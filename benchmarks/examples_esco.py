@@ -214,6 +214,7 @@ def main() -> None:
         neighbours=best["neighbours"],
         temperature=best["temperature"],
         exact_weight=best["exact_weight"],
+        min_similarity=best["min_similarity"],
     )
     voter.fit(store.table(), store.content_hash())
     model = WithExamples(retrieval, voter, weight=best["weight"], exact_trust=best["exact_trust"])
