@@ -167,8 +167,7 @@ def resolve_code(taxonomy: Taxonomy, value: Any) -> tuple[str | None, str]:
         code = text
     else:
         return None, f"unknown code {text!r} (not in {taxonomy.name} {taxonomy.version})"
-    if taxonomy.get(code).level < taxonomy.leaf_level:  # an ESCO occupation with narrower
-        # occupations is still an occupation a coder assigns (``Taxonomy.leaves``)
+    if not taxonomy.is_leaf(code):
         return None, f"code {code!r} is a group, not a leaf code (occupation) of {taxonomy.name}"
     return code, ""
 

@@ -407,7 +407,7 @@ def occupation_graph(sets: dict[str, set[str]], *, max_step: float = 0.8) -> nx.
 
 def resolve_occupation(taxonomy: Taxonomy, query: str) -> str:
     """A code, or the occupation whose title (or alternate title) is closest to ``query``."""
-    if query in taxonomy and taxonomy.get(query).level >= taxonomy.leaf_level:
+    if query in taxonomy and taxonomy.is_leaf(query):
         return query
     best, best_score = "", 0.0
     needle = query.casefold()

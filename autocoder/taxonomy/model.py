@@ -125,9 +125,14 @@ class Taxonomy:
         except KeyError:
             raise KeyError(f"URI {uri!r} is not in taxonomy {self.name} {self.version}") from None
 
+    def is_leaf(self, code: str) -> bool:
+        """Whether ``code`` is a codable occupation: at the leaf level, even when narrower
+        occupations sit below it (nested ESCO occupations)."""
+        return self.get(code).level >= self.leaf_level
+
     def leaves(self) -> list[Code]:
-        """The codable occupations (deepest level), in stable order."""
-        return [c for c in self._codes.values() if c.level >= self.leaf_level]
+        """The codable occupations (``is_leaf``), in stable order."""
+        return [c for c in self._codes.values() if self.is_leaf(c.code)]
 
     def leaf_codes(self) -> list[str]:
         return [c.code for c in self.leaves()]
