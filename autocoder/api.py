@@ -332,6 +332,47 @@ def train(
     )
 
 
+def fit_examples(
+    settings: Settings,
+    ws: Workspace,
+    *,
+    model: str | Path | None = None,
+    taxonomy_name: str | None = None,
+    rows: int = 2000,
+    share: float = 0.2,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """``autocoder examples fit``: the vote settings and blend temperature for the coder
+    ``model`` (as ``code`` loads it) fitted on the taxonomy's examples store with examples held
+    out (``autocoder.examples.fit``); written beside the store and returned with the path."""
+    from autocoder.examples.fit import fit_examples as fit
+    from autocoder.examples.fit import save_fit
+    from autocoder.examples.store import ExampleStore
+
+    plain = settings.model_copy(
+        update={"examples": settings.examples.model_copy(update={"enabled": False})}
+    )
+    coder = load_coder(plain, ws, model=model, taxonomy_name=taxonomy_name)
+    if coder.taxonomy is None:  # load_coder always loads one
+        raise RuntimeError("the coder has no taxonomy")
+    store = ExampleStore.of(ws, coder.taxonomy.name)
+    table = store.table()
+    if table.empty:
+        raise ValueError(
+            f"no coded examples for {coder.taxonomy.name}; add some with `autocoder examples add`"
+        )
+    cfg = settings.examples
+    configured = {k: getattr(cfg, k) for k in (
+        "neighbours", "temperature", "min_similarity", "exact_weight", "weight", "exact_trust",
+        "blend_temperature")}  # fmt: skip
+    embedder = make_embedder(settings, ws)
+    result = fit(table, coder.predictor, embedder, configured=configured, rows=rows,
+                 share=share, seed=seed)  # fmt: skip
+    path = save_fit(store, result, predictor_id=coder.predictor_id,
+                    content_hash=store.content_hash())  # fmt: skip
+    return {**result, "path": str(path), "taxonomy": coder.taxonomy.name}
+
+
 def example_input() -> Path:
     import importlib.resources
 

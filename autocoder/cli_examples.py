@@ -121,3 +121,34 @@ def remove_cmd(
     if not removed:
         _fail(f"no examples from source {source!r} in the {store.directory.name} store")
     _echo({"source": source, "removed": removed, "content_hash": store.content_hash()})
+
+
+@examples_app.command("fit")
+def fit_cmd(
+    ctx: typer.Context,
+    taxonomy: TaxonomyOpt = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="The coder to fit for, as `code` takes it "
+                     "(default: coder.model; `retrieval` = retrieval alone)."),
+    ] = None,
+    rows: Annotated[int, typer.Option("--rows", min=1, help="Examples held out, at most.")] = 2000,
+    share: Annotated[
+        float, typer.Option("--share", min=0.01, max=0.9, help="Share of the store held out.")
+    ] = 0.2,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Fit the vote settings and blend temperature on examples held out of the store.
+
+    Prints the settings and cross-fitted figures (top-1, top-5, ECE of the confidence) of the
+    coder alone, with the configured settings and with the fitted ones; coding then votes with
+    the fitted settings for this coder (`examples.use_fit`)."""
+    from autocoder import api
+
+    settings, ws = _settings(ctx)
+    try:
+        result = api.fit_examples(settings, ws, model=model, taxonomy_name=taxonomy, rows=rows,
+                                  share=share, seed=seed)  # fmt: skip
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    _echo(result)

@@ -295,6 +295,17 @@ class ExamplesConfig(_Section):
         description="Mixture weight of the examples on an exact-title match, and the confidence "
         "an exact match to agreeing examples gives their code (times the share that agrees).",
     )
+    blend_temperature: float = Field(
+        1.0,
+        gt=0,
+        description="Temperature of the blend where examples vote (p ** (1/T), renormalised): "
+        "above 1 flattens an over-confident blend. `autocoder examples fit` fits it.",
+    )
+    use_fit: bool = Field(
+        True,
+        description="Vote with the settings `autocoder examples fit` chose for this taxonomy and "
+        "coder (the fit file in the examples store) instead of the ones above, when there is one.",
+    )
 
 
 class Settings(_Section):

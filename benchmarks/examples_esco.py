@@ -2,9 +2,10 @@
 
 A seeded 25 % of the JobBERT validation rows is the dev split; the other 75 % are an office's
 coded history, added to the ESCO examples store with `examples add` (the plain function).
-The vote parameters (neighbours k, vote temperature, exact-title weight, mixture weight and
-exact trust) are chosen on a tuning split carved from the history side (20 % of it, scored
-against a store of the other 80 %), never on dev. Dev is then coded by retrieval over the ESCO
+The vote settings (neighbours k, vote temperature, exact-title weight, mixture weight, exact
+trust) and the blend temperature are chosen as a user's `autocoder examples fit --model
+retrieval` chooses them: on examples held out of the store (2,000 of the history, scored against
+the other history titles), never on dev. Dev is then coded by retrieval over the ESCO
 code texts (Chroma) blended with the examples' votes (their own Chroma collection) and scored:
 top-1 / top-5 / ECE, overall and on the dev titles whose normalised title is not in the history.
 The O*NET side maps gold and predicted ESCO codes to O*NET-SOC through the official crosswalk.
@@ -14,18 +15,15 @@ The O*NET side maps gold and predicted ESCO codes to O*NET-SOC through the offic
     ... benchmarks/examples_esco.py --home /tmp/ac-ex-esco --sample 6000
     # + the coded history as training: the recipe training/esco-history.toml (embedder
     # fine-tuned on the history, classifier on labels + history, mixed with retrieval), then the
-    # index, the examples' votes and the model all on that embedder; vote settings given
-    ... benchmarks/examples_esco.py --home /tmp/ac-ex-esco --train \
-        --vote '{"neighbours": 40, "temperature": 0.1, "min_similarity": 0.0,
-                 "exact_weight": 0.5, "weight": 0.7, "exact_trust": 0.8}'
+    # index, the examples' votes and the model all on that embedder; each coder gets its own
+    # `examples fit` (or --vote '{"neighbours": 40, ...}' to vote with given settings)
+    ... benchmarks/examples_esco.py --home /tmp/ac-ex-esco --train
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -38,15 +36,8 @@ from autocoder.classify.recipe import train_from_recipe
 from autocoder.coding.examples import WithExamples
 from autocoder.coding.loaded import load_coder
 from autocoder.config import load_settings
-from autocoder.examples.index import ChromaExampleIndex, MemoryExampleIndex
 from autocoder.examples.ops import add_file
 from autocoder.examples.store import AddSpec, ExampleStore, example_key
-from autocoder.examples.vote import (
-    ExampleVoter,
-    blend,
-    example_distribution,
-    knn_votes,
-)
 from autocoder.metrics import expected_calibration_error
 from autocoder.records import as_records
 from autocoder.taxonomy.store import load_taxonomy
@@ -54,22 +45,12 @@ from autocoder.workspace import Workspace
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data"
-GRID = {
-    "neighbours": (5, 10, 20, 40),
-    "temperature": (0.02, 0.05, 0.1),
-    "min_similarity": (0.0, 0.5, 0.7),
-    "exact_weight": (0.5, 0.8, 1.0),
-    "weight": (0.3, 0.5, 0.7, 0.85),
-    "exact_trust": (0.8, 0.95),
-}
-VOTE_KEYS = tuple(GRID)  # the vote settings (`examples.*`)
 
 
 def split(
     titles_csv: Path, tax: Any, seed: int, dev_share: float, sample: int
-) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-    """(dev, history, n_tune): a seeded shuffle of the rows (of ``sample`` of them when > 0);
-    the first ``n_tune`` history rows are the tuning split."""
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(dev, history): a seeded shuffle of the rows (of ``sample`` of them when > 0)."""
     raw = pd.read_csv(titles_csv, dtype=str, keep_default_na=False)
     raw = raw[raw["conceptUri"].map(tax.has_uri)].reset_index(drop=True)
     if sample:
@@ -80,8 +61,7 @@ def split(
     order = np.random.default_rng(seed).permutation(len(df))
     n_dev = int(round(dev_share * len(df)))
     dev, history = df.iloc[order[:n_dev]], df.iloc[order[n_dev:]]
-    n_tune = int(round(0.2 * len(history)))
-    return dev.reset_index(drop=True), history.reset_index(drop=True), n_tune
+    return dev.reset_index(drop=True), history.reset_index(drop=True)
 
 
 def scores(p: np.ndarray, classes: np.ndarray, gold: list[str]) -> dict[str, float]:
@@ -96,35 +76,6 @@ def scores(p: np.ndarray, classes: np.ndarray, gold: list[str]) -> dict[str, flo
         "ece": round(expected_calibration_error(p.max(axis=1), hit1), 4),
         "n": len(g),
     }
-
-
-def tune(voter: ExampleVoter, p_base: np.ndarray, tune_df: pd.DataFrame) -> dict[str, Any]:
-    """Grid search of the vote parameters on the tuning split (top-1, then top-5)."""
-    records = as_records(tune_df[["title"]])
-    vectors = voter.embedder.encode([r.query() for r in records], is_query=True)
-    found = voter.index.neighbours(vectors)
-    exact = [voter.exact_.get(example_key(r.title)) for r in records]
-    has_exact = np.asarray([bool(e) for e in exact])
-    gold = list(tune_df["code"])
-    best: tuple[tuple[float, float], dict[str, Any]] | None = None
-    for k, t, ms in itertools.product(
-        GRID["neighbours"], GRID["temperature"], GRID["min_similarity"]
-    ):
-        knn = [knn_votes(c, s, w, k=k, temperature=t, min_similarity=ms) for c, s, w in
-               zip(found.codes, found.sims, found.weights, strict=True)]  # fmt: skip
-        for ew in GRID["exact_weight"]:
-            p_ex = voter.dense(
-                [example_distribution(a, e, ew) for a, e in zip(knn, exact, strict=True)]
-            )
-            for w, trust in itertools.product(GRID["weight"], GRID["exact_trust"]):
-                p = blend(p_base, p_ex, has_exact, weight=w, exact_trust=trust)
-                s = scores(p, voter.classes_, gold)
-                params = dict(neighbours=k, temperature=t, min_similarity=ms, exact_weight=ew,
-                              weight=w, exact_trust=trust)  # fmt: skip
-                if best is None or (s["top1"], s["top5"]) > best[0]:
-                    best = ((s["top1"], s["top5"]), {**params, **s})
-    assert best is not None
-    return best[1]
 
 
 def onet_side(p: np.ndarray, classes: np.ndarray, gold: list[str], tax: Any) -> dict[str, Any]:
@@ -168,36 +119,21 @@ def main() -> None:
     ap.add_argument("--train", action="store_true", help="Also train esco-history and code dev.")
     args = ap.parse_args()
     ws = Workspace.resolve(args.home)
-    settings = load_settings(overrides=['taxonomy.default="esco"', f"index.kinds={args.kinds}"])
+    base_overrides = ['taxonomy.default="esco"', f"index.kinds={args.kinds}"]
+    settings = load_settings(overrides=base_overrides)
     api.import_taxonomy("esco", DATA / "esco_v1.1.1", ws)
     tax = load_taxonomy(ws, "esco")
     t0 = time.perf_counter()
     api.build_index(settings, ws, "esco")
     print(f"ESCO code-text index built in {time.perf_counter() - t0:.0f} s")
-    dev, history, n_tune = split(DATA / "jobbert_validation" / "titles.csv", tax, args.seed,
-                                 args.dev_share, args.sample)  # fmt: skip
-    print(f"{len(dev)} dev rows, {len(history)} history rows ({n_tune} of them tune)")
+    dev, history = split(DATA / "jobbert_validation" / "titles.csv", tax, args.seed,
+                         args.dev_share, args.sample)  # fmt: skip
+    print(f"{len(dev)} dev rows, {len(history)} history rows")
     out = Path(args.home) / "bench"
     out.mkdir(parents=True, exist_ok=True)
-    history.iloc[n_tune:].to_csv(out / "history-tune.csv", index=False)
     history.to_csv(out / "history.csv", index=False)
     retrieval = api.retrieval_coder(settings, ws, tax)
-    embedder = retrieval.embedder
     classes = retrieval.classes_
-
-    shutil.rmtree(out / "tune-store", ignore_errors=True)
-    tune_store = ExampleStore(out / "tune-store")
-    add_file(tune_store, tax, out / "history-tune.csv", AddSpec(code_column="code"))
-    tune_df = history.iloc[:n_tune]
-    p_base_tune = retrieval.predict_proba(as_records(tune_df[["title"]])).astype(np.float64)
-    tune_voter = ExampleVoter(MemoryExampleIndex(candidates=max(GRID["neighbours"])), embedder,
-                              classes=list(classes)).fit(tune_store.table(), "tune")  # fmt: skip
-    if args.vote:
-        best = json.loads(args.vote)
-        print("vote settings given:", json.dumps(best))
-    else:
-        best = tune(tune_voter, p_base_tune, tune_df)
-        print("tuned on", n_tune, "history titles:", json.dumps(best))
 
     store = ExampleStore.of(ws, "esco")
     store.remove_source("jobbert-history")
@@ -205,64 +141,79 @@ def main() -> None:
                       AddSpec(code_column="code", source="jobbert-history"))  # fmt: skip
     print(f"examples add: {report.added} stored, {len(report.rejected)} rejected, "
           f"{len(report.conflicts)} conflicting titles")  # fmt: skip
-    index = ChromaExampleIndex(taxonomy_name="esco", model_id=embedder.model_id,
-                               path=ws.chroma, candidates=max(GRID["neighbours"]))  # fmt: skip
-    voter = ExampleVoter(
-        index,
-        embedder,
-        classes=list(classes),
-        neighbours=best["neighbours"],
-        temperature=best["temperature"],
-        exact_weight=best["exact_weight"],
-        min_similarity=best["min_similarity"],
-    )
-    voter.fit(store.table(), store.content_hash())
-    model = WithExamples(retrieval, voter, weight=best["weight"], exact_trust=best["exact_trust"])
-    model.fit()
+    if args.vote:
+        vote = [f"examples.{k}={v}" for k, v in json.loads(args.vote).items()]
+        settings = load_settings(overrides=[*base_overrides, *vote, "examples.use_fit=false"])
+        print("vote settings given:", args.vote)
+    else:  # what a user runs: `autocoder examples fit --model retrieval` (held out of the store)
+        fitted = api.fit_examples(settings, ws, model="retrieval", taxonomy_name="esco")
+        print("examples fit:", json.dumps({k: v for k, v in fitted.items() if k != "path"}))
+    coder = load_coder(settings, ws, model="retrieval", taxonomy_name="esco")
+    model = coder.predictor
+    assert isinstance(model, WithExamples)
+    best = {"neighbours": model.voter.neighbours, "temperature": model.voter.temperature,
+            "min_similarity": model.voter.min_similarity,
+            "exact_weight": model.voter.exact_weight, "weight": model.weight,
+            "exact_trust": model.exact_trust, "blend_temperature": model.temperature}  # fmt: skip
+    print("coding votes with:", json.dumps(best))
+    untempered = WithExamples(retrieval, model.voter, weight=model.weight,
+                              exact_trust=model.exact_trust).fit()  # fmt: skip
     records = as_records(dev[["title"]])
     gold = list(dev["code"])
     seen = set(store.table()["key"])
     unseen = np.asarray([example_key(t) not in seen for t in dev["title"]])
     rows = {}
-    for name, predictor in (("retrieval", retrieval), ("examples only", voter),
+    for name, predictor in (("retrieval", retrieval), ("examples only", model.voter),
+                            ("retrieval + examples, no blend temperature", untempered),
                             ("retrieval + examples", model)):  # fmt: skip
         t0 = time.perf_counter()
         p = np.asarray(predictor.predict_proba(records), np.float64)
         rows[name] = dev_row(p, classes, gold, unseen, tax, time.perf_counter() - t0)
+        if isinstance(predictor, WithExamples):
+            rows[name]["ece_coding"] = coding_ece(predictor, records, p, classes, gold)
         print(f"[{name}] dev:", json.dumps(rows[name]))
     if args.train:
-        rows.update(trained(args, ws, settings, tax, best, records, gold, unseen))
-    (out / "results.json").write_text(json.dumps({"tuned": best, "dev": rows}, indent=2))
+        rows.update(trained(args, ws, base_overrides, tax, records, gold, unseen))
+    (out / "results.json").write_text(json.dumps({"vote": best, "dev": rows}, indent=2))
+
+
+def coding_ece(
+    predictor: WithExamples, records: list[Any], p: np.ndarray, classes: np.ndarray,
+    gold: list[str],
+) -> float:  # fmt: skip
+    """The ECE of the confidence `autocoder code` reports without a calibration sidecar: the
+    top probability, raised to the exact-title floor where agreeing examples name the top code."""
+    from autocoder.coding.trust import exact_floor
+
+    floor = exact_floor(predictor, records, p)
+    conf = np.maximum(p.max(axis=1), floor if floor is not None else 0.0)
+    hit = classes[p.argmax(axis=1)] == np.asarray(gold)
+    return round(expected_calibration_error(conf, hit), 4)
 
 
 def trained(
     args: argparse.Namespace,
     ws: Workspace,
-    settings: Any,
+    base_overrides: list[str],
     tax: Any,
-    best: dict[str, Any],
     records: list[Any],
     gold: list[str],
     unseen: np.ndarray,
 ) -> dict[str, Any]:
     """Train ``esco-history`` on the workspace store (the history), switch the embedder to its
     fine-tuned one, rebuild the index and code dev: with and without the model, with and
-    without the examples' votes."""
+    without the examples' votes; each coder with its own `examples fit`."""
     model_dir = Path(args.home) / "models" / "esco-history"
     t0 = time.perf_counter()
+    settings = load_settings(overrides=base_overrides)
     # No retrieval given: a mixture fitted now would be fitted against the index of the base
     # embedder, not the fine-tuned one coding uses below; the recipe's weight (0.5) is used.
     train_from_recipe("esco-history", model_dir, settings=settings, workspace=ws,
                       show_progress=True)  # fmt: skip
     print(f"esco-history trained in {time.perf_counter() - t0:.0f} s")
-    vote = [f"examples.{k}={v}" for k, v in best.items() if k in VOTE_KEYS]
+    vote = [f"examples.{k}={v}" for k, v in json.loads(args.vote or "{}").items()]
     tuned = load_settings(
-        overrides=[
-            'taxonomy.default="esco"',
-            f"index.kinds={args.kinds}",
-            f'embedder.model="{model_dir / "embedder"}"',
-            *vote,
-        ]
+        overrides=[*base_overrides, f'embedder.model="{model_dir / "embedder"}"', *vote]
     )
     t0 = time.perf_counter()
     api.build_index(tuned, ws, "esco")
@@ -276,10 +227,17 @@ def trained(
         ("esco-history model + retrieval", plain, str(model_dir)),
         ("esco-history model + retrieval + examples", tuned, str(model_dir)),
     ):
+        if cfg is tuned and not args.vote:
+            fitted = api.fit_examples(cfg, ws, model=model, taxonomy_name="esco")
+            print(f"[{name}] examples fit:", json.dumps(fitted["settings"]),
+                  json.dumps(fitted["figures"]))  # fmt: skip
         t0 = time.perf_counter()
         coder = load_coder(cfg, ws, model=model, taxonomy_name="esco")
         p = np.asarray(coder.predictor.predict_proba(records), np.float64)
         rows[name] = dev_row(p, coder.classes, gold, unseen, tax, time.perf_counter() - t0)
+        if isinstance(coder.predictor, WithExamples):
+            rows[name]["ece_coding"] = coding_ece(coder.predictor, records, p, coder.classes,
+                                                  gold)  # fmt: skip
         print(f"[{name}] dev:", json.dumps(rows[name]))
     return rows
 

@@ -83,3 +83,47 @@ def test_add_esco_uris_and_all_bad_file_fails(home: Path, fixtures_dir: Path) ->
     result = runner.invoke(app, ["examples", "add", str(home / "b.csv"), "--code-column", "soc",
                                  "--taxonomy", "esco"])  # fmt: skip
     assert result.exit_code == 2 and "no column 'soc'" in result.output
+
+
+MINI_WORDS = {
+    "29-1141.00": ["ward", "sister", "matron", "clinic", "theatre", "midwifery", "icu", "night"],
+    "15-1252.00": ["python", "backend", "frontend", "kotlin", "devops", "fullstack", "web", "lead"],
+    "11-1011.00": ["ceo", "managing", "director", "president", "group", "chief", "board", "md"],
+}
+
+
+@pytest.mark.slow
+def test_fit_chooses_vote_settings_that_coding_then_uses(home: Path, fixtures_dir: Path) -> None:
+    """`examples fit` on a real MiniLM and embedded Chroma: settings and cross-fitted figures
+    printed, the fit file written beside the store, and the next coder votes with them."""
+    import numpy as np
+
+    from autocoder.coding.loaded import load_coder
+    from autocoder.config import load_settings
+    from autocoder.workspace import Workspace
+
+    _run(["taxonomy", "import", "onet", str(fixtures_dir / "onet_mini"), "--version", "mini"])
+    _run(["index", "build"])
+    rng = np.random.default_rng(3)
+    codes = list(MINI_WORDS)
+    rows = [(" ".join(rng.choice(MINI_WORDS[c], size=3, replace=False)), c)
+            for c in (codes[i % 3] for i in range(150))]  # fmt: skip
+    pd.DataFrame(rows, columns=["title", "soc"]).to_csv(home / "history.csv", index=False)
+    added = json.loads(_run(["examples", "add", str(home / "history.csv"), "--code-column",
+                             "soc"]))["added"]  # fmt: skip
+    assert added > 100  # (repeated titles of a code are duplicate rows)
+    out = json.loads(_run(["examples", "fit", "--model", "retrieval", "--share", "0.4"]))
+    assert out["held_out"] == round(0.4 * added) and out["voting_examples"] == added - out["held_out"]
+    figures = out["figures"]
+    assert figures["fitted (cross-fitted)"]["top1"] > figures["base"]["top1"]
+    assert Path(out["path"]).is_file() and Path(out["path"]).parent.parent.name == "onet"
+    ws = Workspace.resolve(home / "home")
+    coder = load_coder(load_settings(), ws, model="retrieval")
+    assert coder.predictor.temperature == pytest.approx(out["settings"]["blend_temperature"])  # type: ignore[attr-defined]
+    assert coder.predictor.voter.neighbours == out["settings"]["neighbours"]  # type: ignore[attr-defined]
+    # a store without enough examples is refused with the reason
+    _run(["examples", "remove", "--source", "history"])
+    pd.DataFrame({"title": ["ward sister"], "soc": [codes[0]]}).to_csv(home / "h.csv", index=False)
+    _run(["examples", "add", str(home / "h.csv"), "--code-column", "soc"])
+    fail = runner.invoke(app, ["examples", "fit", "--model", "retrieval"])
+    assert fail.exit_code == 2 and "too few examples to fit" in fail.output

@@ -1,20 +1,24 @@
 """Coded examples in the loaded coder: the configured example index, and the predictor
 wrapped so the taxonomy's coded examples vote (``[examples]`` settings, ``load_coder``).
 
-The wrapped predictor's id names the store's content hash and the vote settings, so a coding
-job resumed after ``examples add``/``remove`` or ``review pull`` is a new job (its key
-changes) instead of one that mixes output from before and after.
+The vote settings are ``[examples]``'s, or those ``autocoder examples fit`` chose for this
+coder (``vote_config``). The wrapped predictor's id names the store's content hash and the vote
+settings, so a coding job resumed after ``examples add``/``remove``, ``review pull`` or
+``examples fit`` is a new job (its key changes) instead of one that mixes output from before
+and after.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 
 from autocoder.coding.predictor import Capabilities, capabilities_of
-from autocoder.config import Settings
+from autocoder.config import ExamplesConfig, Settings
 from autocoder.embed import Embedder
+from autocoder.examples.fit import fit_count, load_fit
 from autocoder.examples.index import ChromaExampleIndex, MemoryExampleIndex
 from autocoder.examples.store import ExampleStore
 from autocoder.examples.vote import ExampleIndex, ExampleVoter, blend
@@ -22,18 +26,27 @@ from autocoder.records import JobRecord, RecordsLike, as_records
 from autocoder.taxonomy.model import Taxonomy
 from autocoder.workspace import Workspace
 
+log = logging.getLogger(__name__)
+
 
 class WithExamples:
     """A ``Predictor`` (and ``SetPredictor`` when ``base`` is one) whose probabilities are
     ``base``'s blended with the examples' votes (``blend``); columns follow ``base.classes_``."""
 
     def __init__(
-        self, base: Any, voter: ExampleVoter, *, weight: float = 0.5, exact_trust: float = 0.95
+        self,
+        base: Any,
+        voter: ExampleVoter,
+        *,
+        weight: float = 0.5,
+        exact_trust: float = 0.95,
+        temperature: float = 1.0,
     ) -> None:
         self.base = base
         self.voter = voter
         self.weight = weight
         self.exact_trust = exact_trust
+        self.temperature = temperature
 
     def fit(self, X: Any = None, y: Any = None) -> WithExamples:
         base_codes = [str(c) for c in self.base.classes_]
@@ -55,7 +68,8 @@ class WithExamples:
         (the calibrated path scores title segments)."""
         dists, exact = self.voter.distributions(records)
         p_ex = self.voter.dense(dists)[:, self._columns]
-        return blend(p_base, p_ex, exact, weight=self.weight, exact_trust=self.exact_trust)
+        return blend(p_base, p_ex, exact, weight=self.weight, exact_trust=self.exact_trust,
+                     temperature=self.temperature)  # fmt: skip
 
     def exact_confidence(self, records: list[JobRecord]) -> tuple[list[str], np.ndarray]:
         """Per record the code of its exact-title examples and the confidence the office's
@@ -102,15 +116,30 @@ def make_example_index(
     )
 
 
-def examples_tag(settings: Settings, store: ExampleStore) -> str:
+def examples_tag(cfg: ExamplesConfig, store: ExampleStore) -> str:
     """What the examples add to a predictor id: store hash and vote settings ("" = none)."""
     content = store.content_hash()
-    if not settings.examples.enabled or not content:
+    if not cfg.enabled or not content:
         return ""
-    cfg = settings.examples
     params = (cfg.neighbours, cfg.temperature, cfg.exact_weight, cfg.min_similarity, cfg.weight,
-              cfg.exact_trust)  # fmt: skip
+              cfg.exact_trust, cfg.blend_temperature)  # fmt: skip
     return f"+examples:{content}:{':'.join(str(v) for v in params)}"
+
+
+def vote_config(cfg: ExamplesConfig, store: ExampleStore, predictor_id: str) -> ExamplesConfig:
+    """The ``[examples]`` settings coding votes with: those ``autocoder examples fit`` chose
+    for this coder when there is such a fit and ``use_fit`` is on, else ``cfg`` as it is."""
+    if not cfg.use_fit:
+        return cfg
+    fit = load_fit(store, predictor_id)
+    if fit is None:
+        if fit_count(store):
+            log.warning(
+                "no examples fit in %s for this coder (there are fits for others); voting with "
+                "the [examples] settings: run `autocoder examples fit` for it", store.directory,
+            )  # fmt: skip
+        return cfg
+    return cfg.model_copy(update=fit["settings"])
 
 
 def with_examples(
@@ -124,10 +153,10 @@ def with_examples(
     """``predictor`` with the taxonomy's coded examples voting, and its id; unchanged when
     examples are off or there are none."""
     store = ExampleStore.of(ws, taxonomy.name)
-    tag = examples_tag(settings, store)
+    cfg = vote_config(settings.examples, store, predictor_id)
+    tag = examples_tag(cfg, store)
     if not tag:
         return predictor, predictor_id
-    cfg = settings.examples
     voter = ExampleVoter(
         make_example_index(settings, ws, taxonomy, embedder),
         embedder,
@@ -137,5 +166,8 @@ def with_examples(
         exact_weight=cfg.exact_weight,
         min_similarity=cfg.min_similarity,
     ).fit(store.table(), store.content_hash())
-    model = WithExamples(predictor, voter, weight=cfg.weight, exact_trust=cfg.exact_trust).fit()
+    model = WithExamples(
+        predictor, voter, weight=cfg.weight, exact_trust=cfg.exact_trust,
+        temperature=cfg.blend_temperature,
+    ).fit()  # fmt: skip
     return model, predictor_id + tag

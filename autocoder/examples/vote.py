@@ -10,6 +10,11 @@ The record's distribution is then
 
     p = (1 - a) * p_base + a * p_examples,   a = exact_trust (exact match) or weight (else)
 
+sharpened or flattened by ``blend_temperature`` (``p ** (1 / T)``, renormalised, rows with
+examples only): a mixture of two calibrated distributions is not calibrated itself.
+``autocoder examples fit`` (:mod:`autocoder.examples.fit`) chooses these settings and ``T`` on
+examples held out of the store.
+
 so examples that agree on the very title make the code near-certain (``exact_trust`` = 0.95
 gives at least 0.95), examples that disagree split that mass by their votes, and neighbours
 that are only similar move the base ranking by ``weight``. Nothing is trained: a store that
@@ -120,25 +125,44 @@ class ExampleVoter:
         if not hasattr(self, "classes_"):
             raise RuntimeError("ExampleVoter is not fitted; call fit() first")
 
-    def distributions(self, records: list[JobRecord]) -> tuple[list[dict[str, float]], np.ndarray]:
-        """Per record its examples' distribution (``{}`` when there are no examples) and
-        whether its normalised title matched examples exactly."""
+    def evidence(
+        self, records: list[JobRecord]
+    ) -> tuple[Neighbours, list[dict[str, float] | None]]:
+        """Per record its nearest examples (best first) and its exact-title votes (None
+        without an exact match): what ``distributions`` turns into votes."""
         self._check_fitted()
-        exact = np.zeros(len(records), dtype=bool)
-        out: list[dict[str, float]] = []
+        found = Neighbours([], [], [], [])
+        exact = [self.exact_votes_of(rec) for rec in records]
         if not self.n_examples_:
-            return [{} for _ in records], exact
+            return found, exact
         for start in range(0, len(records), QUERY_CHUNK):
             part = records[start : start + QUERY_CHUNK]
             vectors = self.embedder.encode([r.query() for r in part], is_query=True)
-            found = self.index.neighbours(vectors)
-            for i, rec in enumerate(part):
-                votes = self.exact_votes_of(rec)
-                exact[start + i] = bool(votes)
-                knn = knn_votes(found.codes[i], found.sims[i], found.weights[i],
-                                k=self.neighbours, temperature=self.temperature,
-                                min_similarity=self.min_similarity)  # fmt: skip
-                out.append(example_distribution(knn, votes, self.exact_weight))
+            got = self.index.neighbours(vectors)
+            found.codes += got.codes
+            found.sims += got.sims
+            found.weights += got.weights
+            found.keys += got.keys
+        return found, exact
+
+    def distributions(self, records: list[JobRecord]) -> tuple[list[dict[str, float]], np.ndarray]:
+        """Per record its examples' distribution (``{}`` when there are no examples) and
+        whether its normalised title matched examples exactly."""
+        found, votes = self.evidence(records)
+        exact = np.asarray([bool(v) for v in votes], dtype=bool)
+        if not self.n_examples_:
+            return [{} for _ in records], np.zeros(len(records), dtype=bool)
+        out = [
+            example_distribution(
+                knn_votes(codes, sims, weights, k=self.neighbours, temperature=self.temperature,
+                          min_similarity=self.min_similarity),
+                v,
+                self.exact_weight,
+            )
+            for codes, sims, weights, v in zip(
+                found.codes, found.sims, found.weights, votes, strict=True
+            )
+        ]  # fmt: skip
         return out, exact
 
     def exact_votes_of(self, record: JobRecord) -> dict[str, float] | None:
@@ -184,10 +208,18 @@ class ExampleVoter:
 
 def blend(
     p_base: np.ndarray, p_examples: np.ndarray, exact: np.ndarray, *, weight: float,
-    exact_trust: float,
+    exact_trust: float, temperature: float = 1.0,
 ) -> np.ndarray:  # fmt: skip
     """``(1 - a) p_base + a p_examples`` per row, ``a`` = ``exact_trust`` where the title
-    matched examples exactly, ``weight`` where examples are only neighbours, 0 without any."""
+    matched examples exactly, ``weight`` where examples are only neighbours, 0 without any;
+    then ``p ** (1 / temperature)`` renormalised (``temperature`` = 1 leaves it as it is).
+    Rows without examples are left as ``p_base`` is, whatever the temperature: the base is
+    calibrated on its own."""
+    p_examples = np.asarray(p_examples, np.float64)
     has = p_examples.sum(axis=1) > 0
     a = np.where(exact, exact_trust, weight) * has
-    return (1.0 - a)[:, None] * np.asarray(p_base, np.float64) + a[:, None] * p_examples
+    p = (1.0 - a)[:, None] * np.asarray(p_base, np.float64) + a[:, None] * p_examples
+    if temperature != 1.0 and has.any():
+        q = np.power(np.clip(p[has], 1e-12, None), 1.0 / temperature)
+        p[has] = q / q.sum(axis=1, keepdims=True)
+    return p

@@ -1,0 +1,166 @@
+"""``autocoder examples fit``: vote settings and blend temperature fitted on held-out examples."""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from autocoder.coding.examples import examples_tag, vote_config
+from autocoder.coding.retrieval import RetrievalCoder
+from autocoder.config import ExamplesConfig
+from autocoder.examples.fit import (
+    VOTE_GRID,
+    fit_blend_temperature,
+    fit_examples,
+    held_out_rows,
+    load_fit,
+    save_fit,
+)
+from autocoder.examples.ops import add_rows, frame_rows
+from autocoder.examples.store import AddSpec, ExampleStore
+from autocoder.examples.vote import blend
+from autocoder.index import MemoryIndex
+from autocoder.metrics import expected_calibration_error
+from tests.fakes import HashingEmbedder, tiny_taxonomy
+
+NURSE, DEV, TRUCK = "29-1141.00", "15-1252.00", "53-3032.00"
+#: Words the code texts do not hold: only the examples know these titles.
+WORDS = {
+    NURSE: ["ward", "sister", "matron", "clinic", "theatre", "midwifery", "icu", "night"],
+    DEV: ["python", "backend", "frontend", "kotlin", "devops", "fullstack", "web", "senior"],
+    TRUCK: ["lorry", "haulage", "tipper", "artic", "multidrop", "courier", "van", "night"],
+}
+SMALL_GRID = {
+    "neighbours": (5, 20),
+    "temperature": (0.05, 0.1),
+    "min_similarity": (0.0, 0.5),
+    "exact_weight": (0.5, 1.0),
+    "weight": (0.5, 0.85),
+    "exact_trust": (0.8, 0.95),
+}
+CONFIGURED = {"neighbours": 20, "temperature": 0.05, "min_similarity": 0.0, "exact_weight": 1.0,
+              "weight": 0.85, "exact_trust": 0.95, "blend_temperature": 1.0}  # fmt: skip
+
+
+def test_blend_temperature_leaves_rows_without_examples_alone() -> None:
+    p_base = np.array([[0.6, 0.3, 0.1], [0.6, 0.3, 0.1]])
+    p_ex = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    plain = blend(p_base, p_ex, np.array([False, False]), weight=0.5, exact_trust=0.95)
+    flat = blend(p_base, p_ex, np.array([False, False]), weight=0.5, exact_trust=0.95,
+                 temperature=2.0)  # fmt: skip
+    assert flat[1].tolist() == pytest.approx(p_base[1].tolist())  # no examples: the base
+    assert flat[0].sum() == pytest.approx(1.0) and flat[0].max() < plain[0].max()
+    assert flat[0].argmax() == plain[0].argmax()  # a temperature never changes the ranking
+
+
+def test_an_over_confident_blend_gets_a_temperature_above_one() -> None:
+    rng = np.random.default_rng(0)
+    n, c = 2000, 5
+    logits = rng.normal(size=(n, c)) * 3
+    p_true = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    gold = np.asarray([rng.choice(c, p=row) for row in p_true])
+    sharp = p_true**3 / (p_true**3).sum(axis=1, keepdims=True)  # over-confident
+
+    def tempered(t: float) -> np.ndarray:
+        q = sharp ** (1 / t)
+        return q / q.sum(axis=1, keepdims=True)
+
+    none = np.full(n, -1)
+    t = fit_blend_temperature(gold, floor_code=none, floor=np.zeros(n), tempered=tempered)
+    assert 2.0 < t < 4.5  # the sharpening was a power of 3
+
+    def ece(q: np.ndarray) -> float:
+        return expected_calibration_error(q.max(axis=1), q.argmax(axis=1) == gold)
+
+    assert ece(tempered(t)) < 0.5 * ece(sharp)
+
+
+def _noisy_store(tmp_path: Path, n: int = 240, noise: float = 0.3) -> ExampleStore:
+    """Titles of three codes from word pools; ``noise`` of the rows coded at random (people
+    disagree), a quarter of the titles repeated (titles recur)."""
+    rng = np.random.default_rng(1)
+    codes = list(WORDS)
+    rows = []
+    for i in range(n):
+        code = codes[i % 3]
+        title = " ".join(rng.choice(WORDS[code], size=3, replace=False))
+        if i % 4 == 3:
+            title = rows[i - 3][0]
+            code = rows[i - 3][1]
+        coded = codes[int(rng.integers(3))] if rng.random() < noise else code
+        rows.append((title, coded, f"ann{i % 5}"))
+    store = ExampleStore(tmp_path / "ex")
+    df = pd.DataFrame(rows, columns=["title", "code", "annotator"])
+    add_rows(store, tiny_taxonomy(), frame_rows(df, AddSpec("code"), source="s", file="f.csv"))
+    return store
+
+
+def _retrieval() -> RetrievalCoder:
+    tax, emb = tiny_taxonomy(), HashingEmbedder()
+    index = MemoryIndex()
+    index.build(tax, emb)
+    return RetrievalCoder(index, emb, classes=tax.leaf_codes()).fit()
+
+
+def test_fit_is_cross_fitted_and_calibrates_an_over_confident_blend(tmp_path: Path) -> None:
+    store = _noisy_store(tmp_path)
+    fit = fit_examples(store.table(), _retrieval(), HashingEmbedder(), configured=CONFIGURED,
+                       share=0.4, grid=SMALL_GRID)  # fmt: skip
+    s = fit["settings"]
+    assert set(s) == {*SMALL_GRID, "blend_temperature"}
+    assert all(s[k] in SMALL_GRID[k] for k in SMALL_GRID)
+    figures = fit["figures"]
+    assert fit["held_out"] == figures["configured"]["n"] == round(0.4 * len(store))
+    assert fit["held_out"] + fit["voting_examples"] == len(store)
+    assert 0 < fit["exact_matches"] < 1  # recurring titles match examples that were kept
+    # the configured blend trusts noisy examples at 0.95: over-confident; the fitted one is
+    # calibrated on the other half of the held-out rows
+    fitted, configured = figures["fitted (cross-fitted)"], figures["configured"]
+    assert fitted["ece"] < configured["ece"]
+    assert figures["base"]["top1"] < fitted["top1"]  # the examples help
+
+
+def test_too_few_examples_fail_clearly(tmp_path: Path) -> None:
+    table = _noisy_store(tmp_path, n=60).table()
+    with pytest.raises(ValueError, match="too few examples to fit.*at least 50"):
+        held_out_rows(table, rows=2000, share=0.2, seed=0)
+    assert len(held_out_rows(table, rows=50, share=0.9, seed=0)) == 50  # rows caps the share
+
+
+def test_coding_votes_with_the_fit_of_its_own_coder_only(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = _noisy_store(tmp_path, n=30)
+    cfg = ExamplesConfig()
+    assert vote_config(cfg, store, "retrieval:a") is cfg  # no fit yet
+    fitted = {**CONFIGURED, "neighbours": 5, "blend_temperature": 1.7}
+    path = save_fit(store, {"format_version": 1, "settings": fitted}, predictor_id="retrieval:a",
+                    content_hash=store.content_hash())  # fmt: skip
+    doc = load_fit(store, "retrieval:a")
+    assert doc is not None and doc["store"] == store.content_hash()
+    assert doc["settings"] == fitted
+    assert "retrieval:a" not in path.read_text()  # the coder by digest, not by id or path
+    used = vote_config(cfg, store, "retrieval:a")
+    assert used.neighbours == 5 and used.blend_temperature == 1.7
+    assert examples_tag(used, store) != examples_tag(cfg, store)  # a new job key
+    with caplog.at_level(logging.WARNING):
+        assert vote_config(cfg, store, "model:retrained") is cfg
+    assert "no examples fit" in caplog.text and "for others" in caplog.text
+    other = save_fit(store, {"format_version": 1, "settings": CONFIGURED},
+                     predictor_id="model:retrained", content_hash="x")  # fmt: skip
+    assert other != path and vote_config(cfg, store, "retrieval:a").neighbours == 5
+    assert vote_config(cfg.model_copy(update={"use_fit": False}), store, "retrieval:a").neighbours == 10
+    path.write_text('{"format_version": 99}')
+    with pytest.raises(ValueError, match="format 99 unknown"):
+        load_fit(store, "retrieval:a")
+    other.write_text(path.read_text().replace("99", "1"))
+    with pytest.raises(ValueError, match="names another coder"):
+        load_fit(store, "model:retrained")
+
+
+def test_the_default_grid_holds_the_defaults_a_review_store_needs() -> None:
+    cfg = ExamplesConfig()
+    assert cfg.min_similarity in VOTE_GRID["min_similarity"]
+    assert cfg.neighbours in VOTE_GRID["neighbours"] and cfg.exact_trust in VOTE_GRID["exact_trust"]
