@@ -3,15 +3,19 @@
 The defaults of ``[examples]`` suit a few hundred review answers (only near-copies vote); an
 office's coded history of thousands of titles wants other settings, and a blend of two
 calibrated distributions is not calibrated itself. ``fit_examples`` holds a seeded share of the
-stored examples out (``rows`` at most); the other examples vote for each held-out one as they
-would for a new record (nearest examples, exact-title votes: a title coded again is the usual
-case in a coding office), and the coder's own predictor without examples (retrieval, or a model
-mixed with retrieval) scores it. Over :data:`VOTE_GRID` the settings with the best top-1 (then
-top-5) are chosen, then the blend temperature whose confidence has the lowest ECE; the
-confidence read is what coding reports without a calibration sidecar: the top probability, or
-the exact-title floor when that is higher (``WithExamples.exact_confidence``).
+stored titles out (every row of a held-out normalised title; ``rows`` rows at most); the other
+examples vote for each held-out one as they would for a new title (its nearest examples), and
+the coder's own predictor without examples (retrieval, or a model mixed with retrieval) scores
+it. Over :data:`VOTE_GRID` the neighbour settings with the best top-1 (then top-5) are chosen,
+then the blend temperature whose top-1 confidence has the lowest ECE.
 
-The figures are cross-fitted: the held-out rows are split into two halves, each half scored
+Exact-title matches are not fitted: the store keeps one row per (title, code, source,
+annotator), so a held-out row's exact matches would be only the titles coded otherwise, a
+biased sample of how often a recurring title keeps its code. Their settings (``exact_weight``,
+``exact_trust``) stay as configured, the rule the office sets for its own coding, and the
+temperature is applied only where neighbours vote without an exact match.
+
+The figures are cross-fitted: the held-out titles are split into two halves, each half scored
 with the settings and temperature chosen on the other, so they are held-out figures. The
 settings stored are those chosen on every held-out row, in one file per coder beside the store
 (``fits/<digest of the coder's id>.json``, with the store content it was made on); coding uses
@@ -50,9 +54,7 @@ VOTE_GRID: dict[str, tuple[float, ...]] = {
     "neighbours": (5, 10, 20, 40),
     "temperature": (0.02, 0.05, 0.1),
     "min_similarity": (0.0, 0.5, 0.7, 0.8, 0.9),
-    "exact_weight": (0.5, 0.8, 1.0),
     "weight": (0.3, 0.5, 0.7, 0.85),
-    "exact_trust": (0.8, 0.95),
 }
 #: Blend temperatures tried (a log grid around 1).
 BLEND_TEMPERATURES = tuple(float(t) for t in np.geomspace(0.25, 4.0, 33))
@@ -176,38 +178,52 @@ class HeldOut:
 
 
 def grid_search(
-    held: HeldOut, parts: Sequence[np.ndarray], *, grid: Mapping[str, Sequence[float]] = VOTE_GRID
+    held: HeldOut,
+    parts: Sequence[np.ndarray],
+    *,
+    fixed: Mapping[str, float],
+    grid: Mapping[str, Sequence[float]] = VOTE_GRID,
 ) -> list[dict[str, float]]:
     """Per row set of ``parts``, the grid settings with the best top-1 there (then top-5;
-    ties: the first in grid order)."""
+    ties: the first in grid order); ``fixed``: the exact-title settings, not searched."""
     best: list[tuple[tuple[float, float], dict[str, float]] | None] = [None] * len(parts)
-    keys = list(grid)
-    vote_keys, mix_keys = keys[:4], keys[4:]
+    vote_keys = [k for k in grid if k != "weight"]
     combos = list(itertools.product(*(grid[k] for k in vote_keys)))
     for combo in tqdm(combos, desc="examples fit", unit="setting", leave=False):
-        s = dict(zip(vote_keys, combo, strict=True))
+        s = {**fixed, **dict(zip(vote_keys, combo, strict=True))}
         p_ex = held.p_examples(s)
-        for mix in itertools.product(*(grid[k] for k in mix_keys)):
-            m = dict(zip(mix_keys, mix, strict=True))
-            p = blend(held.p_base, p_ex, held.has_exact, weight=m["weight"],
-                      exact_trust=m["exact_trust"])  # fmt: skip
+        for weight in grid["weight"]:
+            p = blend(held.p_base, p_ex, held.has_exact, weight=weight,
+                      exact_trust=s["exact_trust"])  # fmt: skip
             hit1, hit5 = ranks(p, held.gold)
             for j, rows in enumerate(parts):
                 score = (round(float(hit1[rows].mean()), 6), round(float(hit5[rows].mean()), 6))
                 if best[j] is None or score > best[j][0]:  # type: ignore[index]
-                    best[j] = (score, {**s, **m})
+                    best[j] = (score, {**s, "weight": weight})
     return [b[1] for b in best if b is not None]
 
 
 def held_out_rows(table: pd.DataFrame, *, rows: int, share: float, seed: int) -> np.ndarray:
-    """The seeded positions of the held-out examples: ``share`` of the table, ``rows`` at most."""
+    """The seeded positions of the held-out examples: every row of a seeded order of the
+    normalised titles until ``share`` of the table (``rows`` at most) is reached."""
     n = min(int(rows), int(round(share * len(table))))
     if n < MIN_HELD_OUT:
         raise ValueError(
             f"too few examples to fit the vote settings: {len(table)} stored, {n} would be held "
             f"out, at least {MIN_HELD_OUT} are needed (add more examples or raise --share)"
         )
-    return np.sort(np.random.default_rng(seed).permutation(len(table))[:n])
+    keys = table["key"].astype(str).to_numpy()
+    unique = np.unique(keys)
+    taken: list[np.ndarray] = []
+    count = 0
+    by_key = pd.Series(np.arange(len(keys))).groupby(keys).apply(np.asarray)
+    for key in unique[np.random.default_rng(seed).permutation(len(unique))]:
+        if count >= n:
+            break
+        positions = by_key[key]
+        taken.append(positions)
+        count += len(positions)
+    return np.sort(np.concatenate(taken))
 
 
 def fit_examples(
@@ -221,10 +237,11 @@ def fit_examples(
     seed: int = 0,
     grid: Mapping[str, Sequence[float]] = VOTE_GRID,
 ) -> dict[str, Any]:
-    """Vote settings and blend temperature for ``base`` (a fitted predictor without examples)
-    and the stored ``table``, with cross-fitted figures of the base alone, the ``configured``
-    settings and the fitted ones (module docstring). The result is the fit file's content
-    less what names the coder and store (``save_fit`` adds them)."""
+    """Neighbour settings and blend temperature for ``base`` (a fitted predictor without
+    examples) and the stored ``table``, with cross-fitted figures of the base alone, the
+    ``configured`` settings and the fitted ones (module docstring); the exact-title settings
+    are ``configured``'s. The result is the fit file's content less what names the coder and
+    the store (``save_fit`` adds them)."""
     classes = [str(c) for c in base.classes_]
     known = table[table["code"].astype(str).isin(set(classes))].reset_index(drop=True)
     held_pos = held_out_rows(known, rows=rows, share=share, seed=seed)
@@ -244,47 +261,35 @@ def fit_examples(
     p_base = np.asarray(base.predict_proba(records), np.float64)[:, base_cols]
     found, exact = voter.evidence(records)
     held = HeldOut(p_base, found, exact, gold, voter)
+    fixed = {"exact_weight": float(configured["exact_weight"]),
+             "exact_trust": float(configured["exact_trust"])}  # fmt: skip
 
     order = np.random.default_rng(seed + 1).permutation(len(gold))
     halves = [np.sort(order[: len(gold) // 2]), np.sort(order[len(gold) // 2 :])]
     every = np.arange(len(gold))
-    on_a, on_b, on_all = grid_search(held, [halves[0], halves[1], every], grid=grid)
+    on_a, on_b, on_all = grid_search(held, [halves[0], halves[1], every], fixed=fixed, grid=grid)
     chosen = {0: on_b, 1: on_a}  # half j is scored with the settings chosen on the other half
     out_plain, out_fit = np.zeros_like(p_base), np.zeros_like(p_base)
-    trust = np.zeros(len(gold))
     for j, rows_j in enumerate(halves):
         s = chosen[j]
-        other = halves[1 - j]
-        t = held.temperature_for(s, other)
+        t = held.temperature_for(s, halves[1 - j])
         out_plain[rows_j] = held.proba({**s, "blend_temperature": 1.0}, rows_j)
         out_fit[rows_j] = held.proba({**s, "blend_temperature": t}, rows_j)
-        trust[rows_j] = s["exact_trust"]
     settings = {**on_all, "blend_temperature": held.temperature_for(on_all, every)}
-    configured_p = held.proba(configured)
-
-    def cross(p: np.ndarray) -> dict[str, float]:
-        hit1, hit5 = ranks(p, gold)
-        conf = confidence(p, held.floor_code, trust * held.floor_share)
-        return {
-            "top1": round(float(hit1.mean()), 4),
-            "top5": round(float(hit5.mean()), 4),
-            "ece": round(expected_calibration_error(conf, hit1), 4),
-            "n": int(len(gold)),
-        }
-
+    trust = fixed["exact_trust"]
     return {
         "format_version": FIT_FORMAT,
         "settings": {k: float(settings[k]) if k != "neighbours" else int(settings[k])
                      for k in FIT_KEYS},  # fmt: skip
         "held_out": int(len(gold)),
+        "held_out_titles": int(held_df["key"].nunique()),
         "voting_examples": int(len(rest)),
-        "exact_matches": round(float(held.has_exact.mean()), 4),
         "seed": int(seed),
         "figures": {
             "base": held.figures(p_base, every, 0.0),
-            "configured": held.figures(configured_p, every, float(configured["exact_trust"])),
-            "fitted, no temperature (cross-fitted)": cross(out_plain),
-            "fitted (cross-fitted)": cross(out_fit),
+            "configured": held.figures(held.proba(configured), every, trust),
+            "fitted, no temperature (cross-fitted)": held.figures(out_plain, every, trust),
+            "fitted (cross-fitted)": held.figures(out_fit, every, trust),
         },
     }
 

@@ -10,8 +10,8 @@ The record's distribution is then
 
     p = (1 - a) * p_base + a * p_examples,   a = exact_trust (exact match) or weight (else)
 
-sharpened or flattened by ``blend_temperature`` (``p ** (1 / T)``, renormalised, rows with
-examples only): a mixture of two calibrated distributions is not calibrated itself.
+sharpened or flattened by ``blend_temperature`` (``p ** (1 / T)``, renormalised, on rows where
+only neighbours vote): a mixture of two calibrated distributions is not calibrated itself.
 ``autocoder examples fit`` (:mod:`autocoder.examples.fit`) chooses these settings and ``T`` on
 examples held out of the store.
 
@@ -212,14 +212,16 @@ def blend(
 ) -> np.ndarray:  # fmt: skip
     """``(1 - a) p_base + a p_examples`` per row, ``a`` = ``exact_trust`` where the title
     matched examples exactly, ``weight`` where examples are only neighbours, 0 without any;
-    then ``p ** (1 / temperature)`` renormalised (``temperature`` = 1 leaves it as it is).
-    Rows without examples are left as ``p_base`` is, whatever the temperature: the base is
-    calibrated on its own."""
+    then, on the rows where only neighbours vote, ``p ** (1 / temperature)`` renormalised
+    (``temperature`` = 1 leaves them as they are). Rows without examples keep ``p_base`` (it is
+    calibrated on its own) and exact-title rows keep the blend (their confidence is the
+    ``exact_trust`` rule), whatever the temperature."""
     p_examples = np.asarray(p_examples, np.float64)
     has = p_examples.sum(axis=1) > 0
     a = np.where(exact, exact_trust, weight) * has
     p = (1.0 - a)[:, None] * np.asarray(p_base, np.float64) + a[:, None] * p_examples
-    if temperature != 1.0 and has.any():
-        q = np.power(np.clip(p[has], 1e-12, None), 1.0 / temperature)
-        p[has] = q / q.sum(axis=1, keepdims=True)
+    near = has & ~np.asarray(exact, dtype=bool)
+    if temperature != 1.0 and near.any():
+        q = np.power(np.clip(p[near], 1e-12, None), 1.0 / temperature)
+        p[near] = q / q.sum(axis=1, keepdims=True)
     return p
