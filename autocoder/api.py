@@ -18,10 +18,13 @@ from pydantic import ValidationError
 
 from autocoder.coding.loaded import (
     PRETRAINED,
+    RETRIEVAL,
+    ModelFiles,
     index_version,
     load_coder,
     make_embedder,
     pretrained_fits,
+    resolve_model_dir,
     retrieval_coder,
 )
 from autocoder.coding.retrieval import RetrievalCoder
@@ -371,6 +374,33 @@ def fit_examples(
     path = save_fit(store, result, predictor_id=coder.predictor_id,
                     content_hash=store.content_hash())  # fmt: skip
     return {**result, "path": str(path), "taxonomy": coder.taxonomy.name}
+
+
+def refit_examples_for(
+    settings: Settings, ws: Workspace, model: str | Path
+) -> dict[str, Any] | None:
+    """After ``train`` or ``retrain`` into ``model``: when the store of its taxonomy has been
+    fitted for some coder (``examples fit``), fit it for ``model`` too (a fit belongs to one
+    coder, and a new model is another), held out as the latest fit was (``rows``, ``share``,
+    ``seed``). None, logged, when the store has no fit, too few
+    examples or no index to fit against."""
+    import logging
+
+    from autocoder.examples.fit import latest_fit
+    from autocoder.examples.store import ExampleStore
+
+    name = settings.taxonomy.default
+    if str(model) != RETRIEVAL:
+        name = ModelFiles.read(Path(resolve_model_dir(model) or model)).taxonomy_name() or name
+    last = latest_fit(ExampleStore.of(ws, name))
+    if last is None:
+        return None
+    how = {k: last[k] for k in ("rows", "share", "seed") if k in last}  # as it was fitted
+    try:
+        return fit_examples(settings, ws, model=model, taxonomy_name=name, **how)
+    except (ValueError, IndexNotBuiltError, IndexConnectionError) as exc:
+        logging.getLogger(__name__).warning("examples not refitted for %s: %s", model, exc)
+        return None
 
 
 def example_input() -> Path:

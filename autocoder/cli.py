@@ -392,7 +392,11 @@ def train_cmd(
         _fail(str(exc))
     meta = json.loads((out / "config.json").read_text()).get("metadata", {})
     keys = ("dev", "dev_combined", "examples", "refit")
-    _echo_json({"model": str(out), **{k: meta[k] for k in keys if k in meta}})
+    shown = {"model": str(out), **{k: meta[k] for k in keys if k in meta}}
+    fitted = api.refit_examples_for(settings, ws, out)
+    if fitted is not None:
+        shown["examples_fit"] = {k: fitted[k] for k in ("settings", "figures")}
+    _echo_json(shown)
 
 
 # --- LLM: RAG labeler, synthetic data, local server ------------------------------------------

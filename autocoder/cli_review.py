@@ -259,4 +259,10 @@ def retrain_cmd(
         f"top-5 {b['top5']:.4f} -> {a['top5']:.4f}, ECE {b['ece']:.4f} -> {a['ece']:.4f}",
         err=True,
     )
-    _echo(result.to_dict())
+    shown = result.to_dict()
+    from autocoder import api
+
+    fitted = api.refit_examples_for(settings, ws, output)
+    if fitted is not None:
+        shown["examples_fit"] = {k: fitted[k] for k in ("settings", "figures")}
+    _echo(shown)

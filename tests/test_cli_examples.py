@@ -121,6 +121,17 @@ def test_fit_chooses_vote_settings_that_coding_then_uses(home: Path, fixtures_di
     coder = load_coder(load_settings(), ws, model="retrieval")
     assert coder.predictor.temperature == pytest.approx(out["settings"]["blend_temperature"])  # type: ignore[attr-defined]
     assert coder.predictor.voter.neighbours == out["settings"]["neighbours"]  # type: ignore[attr-defined]
+    # a store fitted for another coder (the model before a retrain) is fitted for the new one
+    from autocoder import api
+
+    fit_file = Path(out["path"])
+    other = fit_file.with_name("0" * 16 + ".json")
+    fit_file.rename(other)
+    refit = api.refit_examples_for(load_settings(), ws, "retrieval")
+    assert refit is not None and fit_file.is_file() and other.is_file()
+    other.unlink()
+    fit_file.unlink()
+    assert api.refit_examples_for(load_settings(), ws, "retrieval") is None  # never fitted
     # a store without enough examples is refused with the reason
     _run(["examples", "remove", "--source", "history"])
     pd.DataFrame({"title": ["ward sister"], "soc": [codes[0]]}).to_csv(home / "h.csv", index=False)

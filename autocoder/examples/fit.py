@@ -285,6 +285,8 @@ def fit_examples(
         "held_out_titles": int(held_df["key"].nunique()),
         "voting_examples": int(len(rest)),
         "seed": int(seed),
+        "rows": int(rows),
+        "share": float(share),
         "figures": {
             "base": held.figures(p_base, every, 0.0),
             "configured": held.figures(held.proba(configured), every, trust),
@@ -334,3 +336,9 @@ def load_fit(store: ExampleStore, predictor_id: str) -> dict[str, Any] | None:
 def fit_count(store: ExampleStore) -> int:
     """How many coders have a fit for this store."""
     return len(list((store.directory / FITS_DIR).glob("*.json")))
+
+
+def latest_fit(store: ExampleStore) -> dict[str, Any] | None:
+    """The store's most recent fit, for any coder (None without one)."""
+    docs = [json.loads(f.read_text()) for f in (store.directory / FITS_DIR).glob("*.json")]
+    return max(docs, key=lambda d: str(d.get("fitted_at", "")), default=None)
