@@ -117,6 +117,8 @@ def main() -> None:
     ap.add_argument("--kinds", default='["title","alt_title"]', help="ESCO texts indexed.")
     ap.add_argument("--vote", default="", help="Vote settings as JSON (skips the tuning).")
     ap.add_argument("--train", action="store_true", help="Also train esco-history and code dev.")
+    ap.add_argument("--reuse-model", action="store_true",
+                    help="With --train: keep models/esco-history when it was trained on this store.")
     args = ap.parse_args()
     ws = Workspace.resolve(args.home)
     base_overrides = ['taxonomy.default="esco"', f"index.kinds={args.kinds}"]
@@ -206,11 +208,18 @@ def trained(
     model_dir = Path(args.home) / "models" / "esco-history"
     t0 = time.perf_counter()
     settings = load_settings(overrides=base_overrides)
-    # No retrieval given: a mixture fitted now would be fitted against the index of the base
-    # embedder, not the fine-tuned one coding uses below; the recipe's weight (0.5) is used.
-    train_from_recipe("esco-history", model_dir, settings=settings, workspace=ws,
-                      show_progress=True)  # fmt: skip
-    print(f"esco-history trained in {time.perf_counter() - t0:.0f} s")
+    if args.reuse_model and (model_dir / "config.json").is_file():
+        trained_on = json.loads((model_dir / "config.json").read_text())["metadata"]["examples"]
+        current = ExampleStore.of(ws, "esco").content_hash()
+        if trained_on.get("content_hash") != current:
+            raise SystemExit(f"{model_dir} was trained on another store ({trained_on.get('content_hash')} != {current})")
+        print(f"esco-history reused: {model_dir} (trained on this store, {current})")
+    else:
+        # No retrieval given: a mixture fitted now would be fitted against the index of the
+        # base embedder, not the fine-tuned one coding uses below; the recipe's weight (0.5).
+        train_from_recipe("esco-history", model_dir, settings=settings, workspace=ws,
+                          show_progress=True)  # fmt: skip
+        print(f"esco-history trained in {time.perf_counter() - t0:.0f} s")
     vote = [f"examples.{k}={v}" for k, v in json.loads(args.vote or "{}").items()]
     tuned = load_settings(
         overrides=[*base_overrides, f'embedder.model="{model_dir / "embedder"}"', *vote]
