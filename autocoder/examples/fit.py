@@ -94,7 +94,7 @@ def fit_blend_temperature(
     tempered: Callable[[float], np.ndarray],
 ) -> float:
     """The temperature whose coding confidence has the lowest ECE (ties: the one closest to
-    1). ``tempered(T)``: the blend at temperature ``T`` (rows of ``p``)."""
+    1). ``tempered(T)``: the blend of the rows of ``gold`` at temperature ``T``."""
 
     def ece(t: float) -> float:
         q = tempered(t)
