@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from autocoder.coding.loaded import (
     PRETRAINED,
     RETRIEVAL,
+    SIDECAR,
     ModelFiles,
     index_version,
     load_coder,
@@ -324,6 +325,8 @@ def train(
         except (IndexNotBuiltError, IndexConnectionError) as exc:
             logging.getLogger(__name__).warning("no retrieval mixture fitted: %s", exc)
             retrieval = None
+    # a calibration left in ``output`` belongs to the model trained there before
+    (Path(output) / SIDECAR).unlink(missing_ok=True)
     return train_from_recipe(
         recipe,
         output,
@@ -374,6 +377,82 @@ def fit_examples(
     path = save_fit(store, result, predictor_id=coder.predictor_id,
                     content_hash=store.content_hash())  # fmt: skip
     return {**result, "path": str(path), "taxonomy": coder.taxonomy.name}
+
+
+def calibrate(
+    settings: Settings,
+    ws: Workspace,
+    model: str | Path,
+    files: Sequence[str | Path],
+    *,
+    output: str | Path | None = None,
+    title_column: str = "title",
+    code_column: str = "codes",
+    show_progress: bool = False,
+) -> dict[str, Any]:
+    """``autocoder calibrate``: fit the calibration sidecar of ``model`` (its calibrated
+    confidence, target precision and partial codes) on labeled real titles in ``files``
+    (``autocoder.coding.trust_fit``) and write it into the model directory, or into a copy
+    at ``output`` (needed for the packaged model, which is not written to). Returns where it
+    went, the rows per file and the thresholds at 0.95 and 0.9 with their precision."""
+    import shutil
+
+    from autocoder.coding.trust import save_trust, supports_segments, thresholds_for
+    from autocoder.coding.trust_fit import CalibrationTable, calibration_table, fit_sidecar
+    from autocoder.io import read_table
+
+    if str(model) == RETRIEVAL:
+        raise ValueError("calibrate needs a model directory (or `pretrained`), not `retrieval`")
+    source = Path(resolve_model_dir(model) or model)
+    ModelFiles.read(source)  # fails at once on a directory that is not a model
+    if output is None and str(model) == PRETRAINED:
+        raise ValueError(
+            "the packaged model is not written to; pass --output DIR to calibrate a copy of it"
+        )
+    if not files:
+        raise ValueError("give at least one table of labeled titles to calibrate on")
+    plain = settings.model_copy(
+        update={"examples": settings.examples.model_copy(update={"enabled": False})}
+    )
+    coder = load_coder(plain, ws, model=model)
+    if coder.taxonomy is None or not supports_segments(coder.predictor):
+        raise ValueError(
+            f"{model} is not mixed with retrieval (coder.retrieval_weight / its recipe's "
+            "combine): a calibration would not be used"
+        )
+    tables = []
+    for f in files:
+        df = read_table(Path(f), string_columns=(title_column, code_column))
+        tables.append(
+            calibration_table(df, coder.taxonomy, title_column=title_column,
+                              code_column=code_column, name=Path(f).name)  # fmt: skip
+        )
+    table = CalibrationTable(
+        [t for tb in tables for t in tb.titles], [g for tb in tables for g in tb.gold]
+    )
+    taxonomy = coder.taxonomy
+    with index_in_use(ws):
+        trust = fit_sidecar(
+            coder.predictor, taxonomy, table, show_progress=show_progress,
+            fitted_on={"files": {tb.name: len(tb) for tb in tables},
+                       "taxonomy": f"{taxonomy.name} {taxonomy.version}"},
+        )  # fmt: skip
+    target = source
+    if output is not None:
+        target = Path(output)
+        if target.exists() and any(target.iterdir()):
+            raise ValueError(f"--output {target} exists and is not empty")
+        shutil.copytree(source, target, dirs_exist_ok=True)
+    path = save_trust(trust, target)
+    return {
+        "model": str(target),
+        "calibration": str(path),
+        "rows": trust["fitted_on"]["rows"],
+        "files": trust["fitted_on"]["files"],
+        "top1": round(trust["fitted_on"]["top1"], 4),
+        "segments": trust["segments"],
+        "thresholds": {str(t): thresholds_for(trust, t) for t in (0.95, 0.9)},
+    }
 
 
 def refit_examples_for(

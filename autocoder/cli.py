@@ -399,6 +399,41 @@ def train_cmd(
     _echo_json(shown)
 
 
+@app.command("calibrate")
+def calibrate_cmd(
+    ctx: typer.Context,
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="Tables (CSV/JSONL/Parquet) of real titles and their codes."),
+    ],
+    model: Annotated[str, typer.Option("--model", help="Model directory, or `pretrained`.")],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write a calibrated copy here (default: in place)."),
+    ] = None,
+    title_column: Annotated[str, typer.Option(help="Column with the title.")] = "title",
+    code_column: Annotated[
+        str, typer.Option(help="Column with the acceptable code(s), several separated by ';'.")
+    ] = "codes",
+) -> None:
+    """Fit MODEL's calibration (calibrated confidence, --target-precision, partial codes) on
+    labeled real titles it did not train on; prints the thresholds at 0.95 and 0.9."""
+    from autocoder.index import IndexConnectionError, IndexNotBuiltError
+    from autocoder.io import InputError
+
+    settings, ws = _settings(ctx)
+    try:
+        result = api.calibrate(
+            settings, ws, model, files, output=output, title_column=title_column,
+            code_column=code_column, show_progress=True,
+        )  # fmt: skip
+    except (InputError, FileNotFoundError, ValueError, IndexNotBuiltError) as exc:
+        _fail(str(exc))
+    except IndexConnectionError as exc:
+        _fail(str(exc), code=1)
+    _echo_json(result)
+
+
 # --- LLM: RAG labeler, synthetic data, local server ------------------------------------------
 @app.command("label")
 def label_cmd(

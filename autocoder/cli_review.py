@@ -241,6 +241,14 @@ def retrain_cmd(
             "data.examples).",
         ),
     ] = None,
+    calibrate: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--calibrate",
+            help="Table of labeled real titles (title, codes) to fit the new model's "
+            "calibration on, as `autocoder calibrate` does; repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Retrain MODEL warm on all pulled feedback and the stored examples; print dev
     top-1/top-5/ECE before and after."""
@@ -262,6 +270,19 @@ def retrain_cmd(
     shown = result.to_dict()
     from autocoder import api
 
+    if calibrate:
+        shown["calibration"] = _run(
+            api.calibrate, settings, ws, output, calibrate, show_progress=True
+        )
+    elif result.source_calibrated:
+        shown["calibration"] = None
+        typer.secho(
+            f"warning: {model} has a calibration (target precision, partial codes) and "
+            f"{output} has none: its scores differ, so the old one does not fit. Codes from "
+            f"{output} use coder.threshold on the top probability until you run "
+            f"`autocoder calibrate --model {output} TITLES.csv` (or retrain with --calibrate).",
+            fg=typer.colors.YELLOW, err=True,
+        )  # fmt: skip
     fitted = api.refit_examples_for(settings, ws, output)
     if fitted is not None:
         shown["examples_fit"] = {k: fitted[k] for k in ("settings", "figures")}

@@ -11,6 +11,11 @@ import; ``autocoder.evaluate.realdev.clean_dev`` splits them into a fit and a de
 4. code the dev half (other titles) before and after: top-1, top-5, ECE, share ``coded`` and
    its precision.
 
+With ``--retrain`` the answers also go to ``autocoder retrain`` as pulled feedback (project
+``simulated``; the store's other examples join as training rows), and the retrained model is
+calibrated (``autocoder calibrate``) on the fit halves of benchmarks/trust.py's three dev sets,
+the reviewed titles left out; "after" is then that model with the examples voting.
+
     export HF_HUB_OFFLINE=1 AUTOCODER_HOME=$BENCH/trust/home PYTHONPATH=$PWD
     # the workspace of benchmarks/trust.py (taxonomy imported with --holdout, default index)
     python benchmarks/reviewed_titles.py --dev $BENCH/trust/dev.csv --out $BENCH/reviewed
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +44,12 @@ from autocoder.workspace import Workspace
 SOURCE = "review:simulated"
 
 
-def code_rows(settings: Any, ws: Workspace, rows: pd.DataFrame, out: Path, target: float) -> pd.DataFrame:
-    """Code ``rows`` (id, title) with the packaged model; the output joined to the input."""
+def code_rows(settings: Any, ws: Workspace, rows: pd.DataFrame, out: Path, target: float,
+              model: str = "pretrained") -> pd.DataFrame:  # fmt: skip
+    """Code ``rows`` (id, title) with ``model``; the output joined to the input."""
     inp = out.with_suffix(".in.csv")
     rows[["id", "title"]].to_csv(inp, index=False)
-    api.code(settings, ws, inp, out, model_dir="pretrained", target_precision=target,
+    api.code(settings, ws, inp, out, model_dir=model, target_precision=target,
              show_progress=False)  # fmt: skip
     coded = pd.read_csv(out, dtype=str, keep_default_na=False)
     return rows.merge(coded.drop(columns=["title"], errors="ignore"), on="id", how="left")
@@ -67,6 +74,41 @@ def figures(df: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def retrain_and_calibrate(
+    settings: Any, ws: Workspace, answers: pd.DataFrame, args: Any
+) -> tuple[str, dict[str, Any]]:
+    """``retrain --model pretrained`` on the answers as pulled feedback, then ``calibrate`` the
+    new model on the fit halves of the trust benchmark's sets, the reviewed titles left out."""
+    import sys
+
+    from autocoder.records import normalize_text
+    from autocoder.review.retrain import retrain
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import trust  # the benchmark's dev sets (clean, messy, posting)
+
+    feedback = pd.DataFrame({"project": "simulated", "id": answers["id"], "title": answers["title"],
+                             "description": "", "code": answers["code"],
+                             "created_at": "2026-12-03T00:00:00"})  # fmt: skip
+    out_dir = args.out / "retrained"
+    shutil.rmtree(out_dir, ignore_errors=True)
+    result = retrain("pretrained", out_dir, feedback, workspace=ws, settings=settings,
+                     epochs=args.epochs, feedback_weight=args.feedback_weight,
+                     cache_dir=ws.embedding_cache)  # fmt: skip
+    print("retrain:", json.dumps({"before": result.before, "after": result.after}), flush=True)
+    sets = trust.datasets(args.dev, per_part=1000, seed=13)
+    reviewed = set(answers["title"].map(normalize_text))
+    fit = pd.concat([df[(df["part"] == realdev.FIT) & ~df["title"].map(normalize_text).isin(reviewed)]
+                     for df in sets.values()])  # fmt: skip
+    cal_file = args.out / "calibration_titles.csv"
+    fit[["title", "codes"]].to_csv(cal_file, index=False)
+    cal = api.calibrate(settings, ws, out_dir, [cal_file])
+    print("calibrate:", json.dumps(cal["thresholds"]["0.95"]), flush=True)
+    return str(out_dir), {"retrain": {"before": result.before, "after": result.after,
+                                      "examples": result.examples},
+                          "calibration_rows": cal["rows"], "thresholds_0.95": cal["thresholds"]["0.95"]}  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--dev", type=Path, required=True)
@@ -77,6 +119,9 @@ def main() -> None:
     ap.add_argument("--target", type=float, default=0.95)
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--set", action="append", default=[], help="section.key=value override")
+    ap.add_argument("--retrain", action="store_true", help="retrain and calibrate on the answers")
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--feedback-weight", type=float, default=5.0)
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     settings, ws = load_settings(overrides=args.set), Workspace.resolve()
@@ -114,7 +159,14 @@ def main() -> None:
                       args.out / "reviewed_again.csv", args.target)  # fmt: skip
     wanted = [c.split(";")[0].strip() for c in again["codes"]]
     as_answered = np.asarray([c == w for c, w in zip(again["code_1"], wanted, strict=True)])
-    after = {k: code_rows(settings, ws, v, args.out / f"{k}_after.csv", args.target)
+    model, retrained = "pretrained", None
+    if args.retrain:
+        model, retrained = retrain_and_calibrate(settings, ws, answers, args)
+        again = code_rows(settings, ws, queue.drop(columns=[c for c in before_fit.columns
+                                                             if c not in table.columns]),
+                          args.out / "reviewed_again_retrained.csv", args.target, model)  # fmt: skip
+        as_answered = np.asarray([c == w for c, w in zip(again["code_1"], wanted, strict=True)])
+    after = {k: code_rows(settings, ws, v, args.out / f"{k}_after.csv", args.target, model)
              for k, v in others.items()}  # fmt: skip
     results = {
         "reviewed": len(queue),
@@ -129,6 +181,7 @@ def main() -> None:
         "others": {k: {"before": figures(before[k]), "after": figures(after[k])} for k in others},
         "target_precision": args.target,
         "settings_overrides": list(args.set),
+        "retrained": retrained,
     }
     store.remove_source(SOURCE)  # leave the workspace as it was
     (args.out / "reviewed.json").write_text(json.dumps(results, indent=2))

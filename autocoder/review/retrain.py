@@ -350,6 +350,8 @@ class RetrainResult:
     before: dict[str, float]
     after: dict[str, float]
     examples: dict[str, Any] = field(default_factory=dict)
+    #: Whether the model retrained from had a calibration sidecar (the new one has none).
+    source_calibrated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -505,7 +507,7 @@ def retrain(
 
     ``lr`` defaults to ``DEFAULT_LR_SCALE`` times the model's own learning rate."""
     from autocoder.classify.model import load_model
-    from autocoder.coding.loaded import PRETRAINED, resolve_model_dir
+    from autocoder.coding.loaded import PRETRAINED, SIDECAR, resolve_model_dir
 
     packaged = str(model_dir) == PRETRAINED
     model_dir, output_dir = Path(resolve_model_dir(model_dir) or model_dir), Path(output_dir)
@@ -535,12 +537,13 @@ def retrain(
         "feedback": seen,
         "retrain_examples": examples_seen,
     }
+    (output_dir / SIDECAR).unlink(missing_ok=True)  # a calibration of what was there before
     model.save(output_dir)
     if (model_dir / "recipe.toml").exists():
         shutil.copyfile(model_dir / "recipe.toml", output_dir / "recipe.toml")
     result = RetrainResult(
         output_dir, fb.summary(), float(feedback_weight), dev_source, excluded, before, after,
-        examples_seen,
+        examples_seen, (model_dir / SIDECAR).is_file(),
     )  # fmt: skip
     (output_dir / "retrain.json").write_text(json.dumps(result.to_dict(), indent=2, default=str))
     return result

@@ -379,3 +379,19 @@ def test_retrain_adds_the_stored_examples_once_beside_the_feedback(
     off = retrain(model_dir, tmp_path / "m3", fb, workspace=ws, embedder=emb, epochs=1,
                   use_examples=False)  # fmt: skip
     assert off.examples == {"enabled": False} and calls[-1]["w"] is None
+
+
+def test_retrain_says_the_calibration_is_gone_and_leaves_no_stale_one(
+    mini_model, tmp_path: Path
+) -> None:
+    """A calibration belongs to one model: the retrained one has none (the old does not fit
+    its scores, and one left in the output directory by an earlier model is removed)."""
+    model_dir, ws, emb = mini_model
+    fb = _feedback([{"id": "1", "title": "bedside carer", "code": "29-1141.00"}])
+    first = retrain(model_dir, tmp_path / "m2", fb, workspace=ws, embedder=emb, epochs=1)
+    assert first.source_calibrated is False
+    (model_dir / "calibration.json").write_text('{"format_version": 1}')
+    (tmp_path / "m2" / "calibration.json").write_text('{"format_version": 1}')
+    again = retrain(model_dir, tmp_path / "m2", fb, workspace=ws, embedder=emb, epochs=1)
+    assert again.source_calibrated is True
+    assert not (tmp_path / "m2" / "calibration.json").exists()

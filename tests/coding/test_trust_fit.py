@@ -1,0 +1,102 @@
+"""Fitting a model's calibration sidecar from labeled titles (autocoder.coding.trust_fit), with
+a real classifier and a real retrieval coder over a small taxonomy (hashing embedder)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from autocoder.coding import trust as tr
+from autocoder.coding import trust_fit as tf
+from autocoder.io import InputError
+from autocoder.records import JobRecord
+from tests.coding.test_trust import _predictor
+from tests.fakes import mini_taxonomy
+
+EMPLOYERS = ["hy-vee", "acme corp", "st. mary's", "uncommon schools", "walmart"]
+
+
+def _table() -> tf.CalibrationTable:
+    """Titles as postings write them ("title, employer") and vague ones, with their codes."""
+    tax = mini_taxonomy()
+    titles, gold = [], []
+    leaves = tax.leaves()
+    for i, c in enumerate(leaves):
+        other = leaves[(i + 1) % len(leaves)]
+        for t in [c.title, *c.alt_titles]:
+            for e in EMPLOYERS:
+                titles.append(f"{t.lower()}, {e}")
+                gold.append(frozenset([c.code]))
+            titles.append(f"{t.split()[0].lower()} {other.title.split()[-1].lower()}")
+            gold.append(frozenset([c.code]))
+    return tf.CalibrationTable(titles, gold, "postings")
+
+
+def test_calibration_table_reads_codes_and_names_each_bad_row() -> None:
+    tax = mini_taxonomy()
+    good = pd.DataFrame(
+        {"title": ["Staff Nurse", "python dev, acme"], "codes": ["29-1141.00", "15-1252.00;15-1211.00"]}
+    )
+    table = tf.calibration_table(good, tax, name="ok.csv")
+    assert table.titles == ["Staff Nurse", "python dev, acme"]
+    assert table.gold == [frozenset({"29-1141.00"}), frozenset({"15-1252.00", "15-1211.00"})]
+    bad = pd.DataFrame(
+        {
+            "job": ["Staff Nurse", "", "astronaut", "health worker", "clerk"],
+            "soc": ["29-1141.00", "29-1141.00", "99-9999.00", "29-0000", ""],
+        }
+    )
+    with pytest.raises(InputError) as err:
+        tf.calibration_table(bad, tax, title_column="job", code_column="soc", name="bad.csv")
+    text = str(err.value)
+    assert text.startswith("bad.csv: 4 bad rows")
+    assert "row 2 (''): empty title" in text
+    assert "row 3 ('astronaut'): unknown code '99-9999.00'" in text
+    assert "row 4 ('health worker'): code '29-0000' is a group" in text
+    assert "row 5 ('clerk'): empty code" in text and "row 1 " not in text
+    with pytest.raises(InputError, match="no column 'codes'.*--code-column"):
+        tf.calibration_table(bad, tax, title_column="job", name="bad.csv")
+
+
+def test_segment_choice_is_the_best_of_the_grid_and_drops_the_employer() -> None:
+    tax = mini_taxonomy()
+    predictor, table = _predictor(tax), _table()
+    records = [JobRecord(t) for t in table.titles]
+    cs = tr.candidate_scores(predictor, records, tr.SegmentOptions())
+    options, grid = tf.choose_segments([cs], table.gold)
+    assert len(grid) == len(tf.SEGMENT_GRID[0]) * len(tf.SEGMENT_GRID[1])
+    assert grid[f"{options.whole_bonus}:{options.first_bonus}"] == max(grid.values())
+    chosen = tf.select(cs, options)
+    assert chosen.text[0] == "software developers"  # "software developers, hy-vee"
+
+
+def test_fit_sidecar_gives_a_calibration_the_assigner_uses() -> None:
+    tax = mini_taxonomy()
+    predictor, table = _predictor(tax), _table()
+    trust = tf.fit_sidecar(predictor, tax, table, fitted_on={"files": {"postings": len(table)}})
+    assert [e["name"] for e in trust["levels"]] == ["occupation", "major"]
+    assert trust["fitted_on"]["rows"] == len(table) and 0 < trust["fitted_on"]["top1"] < 1
+    assert trust["fitted_on"]["files"] == {"postings": len(table)}
+    assert set(trust["segments"]) == {"whole_bonus", "first_bonus"}
+    assigner = tr.Assigner(
+        levels=tuple(tr.hierarchy(tax, [str(c) for c in predictor.classes_])),
+        threshold=0.5,
+        target=0.9,
+        trust=trust,
+    )
+    _, cells = assigner.predict(predictor, [JobRecord(t) for t in table.titles])
+    status = np.asarray(cells["status"])
+    right = np.asarray(
+        [c in g for c, g in zip(cells["assigned_code"], table.gold, strict=True)]
+    )
+    assert set(status) <= {"coded", "partial", "review"} and (status == "coded").any()
+    # the detailed threshold reaches the target on the rows it was fitted on
+    assert right[status == "coded"].mean() >= 0.9
+
+
+def test_fit_sidecar_refuses_too_few_rows() -> None:
+    tax = mini_taxonomy()
+    few = tf.CalibrationTable(["staff nurse"] * 5, [frozenset({"29-1141.00"})] * 5)
+    with pytest.raises(ValueError, match="5 labeled rows cannot calibrate"):
+        tf.fit_sidecar(_predictor(tax), tax, few, fitted_on={})

@@ -1,0 +1,135 @@
+"""``autocoder calibrate`` through the CLI: a model trained on the O*NET fixture with a real
+MiniLM, mixed with retrieval over embedded Chroma, gets a calibration that ``code`` then uses
+(target precision, partial codes); bad tables and the packaged model are refused."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from autocoder.cli import app
+
+pytestmark = pytest.mark.slow
+runner = CliRunner()
+
+RECIPE = """
+name = "calibrate-test"
+[data]
+taxonomy = "onet"
+holdout = "{dev}"
+[finetune]
+enabled = false
+[model]
+hidden = 32
+[train]
+epochs = 20
+batch_size = 32
+[combine]
+retrieval_weight = 0.3
+"""
+DEV = "id,title,codes\nd1,Staff Nurse,29-1141.00\nd2,Company President,11-1011.00\n"
+WORDS = {
+    "11-1011.00": ["chief", "executive", "ceo", "president", "managing", "director"],
+    "11-1011.03": ["sustainability", "officer", "esg", "green", "climate", "lead"],
+    "15-1243.01": ["data", "warehouse", "etl", "specialist", "bi", "developer"],
+    "15-1252.00": ["software", "developer", "python", "backend", "engineer", "web"],
+    "29-1141.00": ["registered", "nurse", "rn", "ward", "icu", "staff"],
+    "29-1221.00": ["pediatrician", "child", "doctor", "paediatric", "physician", "clinic"],
+}
+EMPLOYERS = ["hy-vee", "acme corp", "st. mary's", "uncommon schools", "walmart"]
+
+
+def _run(args: list[str], code: int = 0) -> str:
+    result = runner.invoke(app, args)
+    assert result.exit_code == code, result.output
+    return result.stdout if code == 0 else result.output
+
+
+def _titles(n: int, seed: int) -> pd.DataFrame:
+    """Posting-like titles: two words of a code (one of another code now and then) and an
+    employer."""
+    rng = np.random.default_rng(seed)
+    codes = list(WORDS)
+    rows = []
+    for i in range(n):
+        code = codes[i % len(codes)]
+        words = list(rng.choice(WORDS[code], size=2, replace=False))
+        if rng.random() < 0.3:
+            words[1] = str(rng.choice(WORDS[codes[(i + 1) % len(codes)]]))
+        rows.append((f"t{i}", f"{' '.join(words)}, {rng.choice(EMPLOYERS)}", code))
+    return pd.DataFrame(rows, columns=["id", "title", "codes"])
+
+
+def test_calibrate_writes_the_calibration_code_then_uses(
+    tmp_path: Path, fixtures_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autocoder.coding.loaded import load_coder
+    from autocoder.config import load_settings
+    from autocoder.workspace import Workspace
+
+    monkeypatch.setenv("AUTOCODER_HOME", str(tmp_path / "home"))
+    _run(["taxonomy", "import", "onet", str(fixtures_dir / "onet_mini"), "--version", "mini"])
+    _run(["index", "build"])
+    (tmp_path / "dev.csv").write_text(DEV)
+    (tmp_path / "recipe.toml").write_text(RECIPE.format(dev=tmp_path / "dev.csv"))
+    model = tmp_path / "model"
+    _run(["train", "--recipe", str(tmp_path / "recipe.toml"), "--output", str(model)])
+    assert not (model / "calibration.json").exists()
+
+    _titles(240, seed=0).rename(columns={"title": "job", "codes": "soc"}).to_csv(
+        tmp_path / "cal.csv", index=False
+    )
+    out = json.loads(_run(["calibrate", str(tmp_path / "cal.csv"), "--model", str(model),
+                           "--title-column", "job", "--code-column", "soc"]))  # fmt: skip
+    assert out["rows"] == 240 and out["files"] == {"cal.csv": 240}
+    assert (model / "calibration.json").is_file() and out["calibration"].endswith(
+        "calibration.json"
+    )
+    detailed = out["thresholds"]["0.9"][0]
+    assert detailed["threshold"] is None or detailed["precision"] >= 0.9
+    sidecar = json.loads((model / "calibration.json").read_text())
+    assert sidecar["fitted_on"]["files"] == {"cal.csv": 240}
+    assert str(tmp_path) not in json.dumps(sidecar)  # no machine path in the model directory
+
+    ws = Workspace.resolve(tmp_path / "home")
+    coder = load_coder(load_settings(), ws, model=str(model))
+    assert coder.calibration is not None and coder.calibration["segments"] == out["segments"]
+
+    new = _titles(60, seed=1)
+    new[["id", "title"]].to_csv(tmp_path / "new.csv", index=False)
+    result = runner.invoke(app, ["code", str(tmp_path / "new.csv"), "-o", str(tmp_path / "o.csv"),
+                                 "--model", str(model), "--target-precision", "0.9"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "target precision 0.9" in result.output
+    coded = pd.read_csv(tmp_path / "o.csv", dtype=str, keep_default_na=False)
+    assert len(coded) == 60 and set(coded["status"]) <= {"coded", "partial", "review"}
+    review = coded[coded["status"] == "review"]
+    assert (review["assigned_code"] == "").all()
+
+    # a bad table names its rows; the packaged model is not written to
+    pd.DataFrame({"title": ["nurse", ""], "codes": ["29-1141.00", "29-1141.00"]}).to_csv(
+        tmp_path / "bad.csv", index=False
+    )
+    fail = _run(["calibrate", str(tmp_path / "bad.csv"), "--model", str(model)], code=2)
+    assert "bad.csv: 1 bad rows" in fail and "row 2 (''): empty title" in fail
+    fail = _run(["calibrate", str(tmp_path / "cal.csv"), "--model", "pretrained"], code=2)
+    assert "pass --output DIR" in fail
+    # too few rows
+    _titles(20, seed=2).to_csv(tmp_path / "few.csv", index=False)
+    fail = _run(["calibrate", str(tmp_path / "few.csv"), "--model", str(model)], code=2)
+    assert "20 labeled rows cannot calibrate" in fail
+    # a copy: the source is left as it was
+    before = (model / "calibration.json").read_bytes()
+    copy = tmp_path / "copy"
+    _titles(150, seed=3).to_csv(tmp_path / "cal2.csv", index=False)
+    again = json.loads(_run(["calibrate", str(tmp_path / "cal2.csv"), "--model", str(model),
+                             "-o", str(copy)]))  # fmt: skip
+    assert again["model"] == str(copy) and (copy / "config.json").is_file()
+    assert (model / "calibration.json").read_bytes() == before
+    assert (copy / "calibration.json").read_bytes() != before
+    # training into the directory again leaves no calibration of the old model there
+    _run(["train", "--recipe", str(tmp_path / "recipe.toml"), "--output", str(copy)])
+    assert not (copy / "calibration.json").exists()
