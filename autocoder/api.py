@@ -351,6 +351,7 @@ def fit_examples(
     """``autocoder examples fit``: the vote settings and blend temperature for the coder
     ``model`` (as ``code`` loads it) fitted on the taxonomy's examples store with examples held
     out (``autocoder.examples.fit``); written beside the store and returned with the path."""
+    from autocoder.coding.examples import VOTE_SETTINGS
     from autocoder.examples.fit import fit_examples as fit
     from autocoder.examples.fit import save_fit
     from autocoder.examples.store import ExampleStore
@@ -368,9 +369,7 @@ def fit_examples(
             f"no coded examples for {coder.taxonomy.name}; add some with `autocoder examples add`"
         )
     cfg = settings.examples
-    configured = {k: getattr(cfg, k) for k in (
-        "neighbours", "temperature", "min_similarity", "exact_weight", "weight", "exact_trust",
-        "blend_temperature")}  # fmt: skip
+    configured = {k: getattr(cfg, k) for k in VOTE_SETTINGS}
     embedder = make_embedder(settings, ws)
     result = fit(table, coder.predictor, embedder, configured=configured, rows=rows,
                  share=share, seed=seed)  # fmt: skip

@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from autocoder import segments as seg
 from autocoder.coding import trust as tr
+from autocoder.coding import trust_fit as tf
 from autocoder.coding.loaded import PRETRAINED, load_coder
 from autocoder.config import load_settings
 from autocoder.evaluate import realdev
@@ -100,26 +100,6 @@ def before(predictor: Any, df: pd.DataFrame, gold: list[frozenset[str]]) -> dict
         "coded_0.5": float(coded.mean()),
         "precision_0.5": float(right[coded].mean()) if coded.any() else float("nan"),
     }
-
-
-def grid_choice(cs_list: list[tr.CandidateScores], gold: list[frozenset[str]]) -> dict[str, Any]:
-    """Top-1 of the mixture for each (whole, first) bonus pair on the fit rows."""
-    out = {}
-    for whole in (-0.05, 0.0, 0.02, 0.05, 0.1):
-        for first in (0.0, 0.03, 0.06, 0.1):
-            right = []
-            for cs in cs_list:
-                chosen = seg.choose(
-                    cs.similarity, cs.owner, cs.position, whole_bonus=whole, first_bonus=first
-                )
-                s = tr.select(cs, chosen)
-                right.append(s.proba.argmax(axis=1))
-            tops = np.concatenate(right)
-            classes = cs_list[0].classes
-            out[f"{whole}:{first}"] = float(
-                np.mean([classes[t] in g for t, g in zip(tops, gold, strict=True)])
-            )
-    return out
 
 
 def status_figures(a: tr.Assigned, correct_at: list[np.ndarray], n: int) -> dict[str, Any]:
@@ -229,27 +209,10 @@ def run(predictor: Any, taxonomy: Any, sets: dict[str, pd.DataFrame], args: Any)
             rows = np.nonzero(fit[start : start + tr.CHUNK])[0]
             fit_cs.append(tr.take_candidates(cs, rows))
             fit_gold += [golds[name][start + r] for r in rows]
-    grid = grid_choice(fit_cs, fit_gold)
+    opts, grid = tf.choose_segments(fit_cs, fit_gold)
     results["segment_grid_fit_top1"] = grid
-    whole, first = (
-        float(v) for v in max(grid, key=lambda k: (round(grid[k], 4), k == "0.02:0.03")).split(":")
-    )
-    opts = tr.SegmentOptions(whole_bonus=whole, first_bonus=first)
-    results["segment_options"] = {"whole_bonus": whole, "first_bonus": first}
-    scores = {
-        name: tr.concat(
-            [
-                tr.select(
-                    cs,
-                    seg.choose(
-                        cs.similarity, cs.owner, cs.position, whole_bonus=whole, first_bonus=first
-                    ),
-                )
-                for cs in cands[name]
-            ]
-        )
-        for name in sets
-    }
+    results["segment_options"] = {"whole_bonus": opts.whole_bonus, "first_bonus": opts.first_bonus}
+    scores = {name: tr.concat([tf.select(cs, opts) for cs in cands[name]]) for name in sets}
     levels = tr.hierarchy(taxonomy, [str(c) for c in scores["clean"].classes])
     fit_scores = tr.concat(
         [tr.take(scores[n], (sets[n]["part"] == realdev.FIT).to_numpy()) for n in sets]

@@ -116,13 +116,17 @@ def make_example_index(
     )
 
 
+#: The ``[examples]`` settings the vote and blend use (in the order the predictor id has them).
+VOTE_SETTINGS = ("neighbours", "temperature", "exact_weight", "min_similarity", "weight",
+                 "exact_trust", "blend_temperature")  # fmt: skip
+
+
 def examples_tag(cfg: ExamplesConfig, store: ExampleStore) -> str:
     """What the examples add to a predictor id: store hash and vote settings ("" = none)."""
     content = store.content_hash()
     if not cfg.enabled or not content:
         return ""
-    params = (cfg.neighbours, cfg.temperature, cfg.exact_weight, cfg.min_similarity, cfg.weight,
-              cfg.exact_trust, cfg.blend_temperature)  # fmt: skip
+    params = tuple(getattr(cfg, k) for k in VOTE_SETTINGS)
     return f"+examples:{content}:{':'.join(str(v) for v in params)}"
 
 
