@@ -16,6 +16,10 @@ made from the feedback used here (source ``review:<project>``, or the same norma
 code as a feedback row) is left out, so no answer counts twice; a dev title's example is left
 out too (the after figures stay honest).
 
+A model refit on everything (``train.refit``, as the packaged one is) was trained on its
+recipe's dev titles too; they stay training rows (``refit_dev_rows``), or the retrained model
+would forget them, and the before/after figures on them are marked as seen titles.
+
 Training starts from DIR's weights (``warm_start``) for a few epochs; temperature and conformal
 threshold are refitted on the validation split. DIR2 is a normal model directory whose
 ``config.json`` metadata records the feedback it saw (count, projects, a hash of the record ids
@@ -365,19 +369,58 @@ class RetrainResult:
         }
 
 
+def refit_dev_rows(
+    model: Any, workspace: Workspace, fb: FeedbackRows, settings: Settings | None = None
+) -> pd.DataFrame | None:
+    """For a model refit on everything (metadata ``refit``, as the packaged one is: its
+    recipe's dev titles too), those dev titles as training rows ``title, description, code``
+    (one per code that is a class), the reviewed ones left out: retrained without them it
+    would forget them. None for a model that was not refit or whose dev split is not found."""
+    if not (getattr(model, "metadata_", {}) or {}).get("refit"):
+        return None
+    found = _recipe_dev(model, workspace, settings)
+    if found is None:
+        log.warning("the model was refit on its dev titles, which are not found: it may forget them")
+        return None
+    dev, _ = _without_reviewed(found[0], fb)
+    known = {str(c) for c in model.classes_}
+    rows = [
+        {"title": t, "description": d, "code": c}
+        for t, d, codes in zip(dev["title"], dev["description"], dev["codes"], strict=True)
+        for c in str(codes).split(";")
+        if c in known
+    ]
+    return pd.DataFrame(rows, columns=["title", "description", "code"])
+
+
 def _fit_on_splits(
-    model: Any, splits: Any, fb: FeedbackRows, examples: ExampleRows | None, **options: Any
+    model: Any,
+    splits: Any,
+    fb: FeedbackRows,
+    examples: ExampleRows | None,
+    seen_dev: pd.DataFrame | None = None,
+    **options: Any,
 ) -> Any:
-    """``fit_with_feedback`` on the train split plus the ``examples`` rows (their weights) as
-    base rows and the feedback; the validation split recalibrates."""
+    """``fit_with_feedback`` on the train split plus the ``examples`` rows (their weights) and
+    ``seen_dev`` (``refit_dev_rows``, weight 1) as base rows and the feedback; the validation
+    split recalibrates."""
     from autocoder.classify import data as D
 
     train, val = splits["train"], splits["validation"]
     has_val = len(val) > 0
-    X_base, y_base, base_weight = D.dataset_records(train), list(train["code"]), None
+    X_base, y_base = D.dataset_records(train), list(train["code"])
+    weights = [np.ones(len(train))]
     if examples is not None and examples.rows:
         X_base, y_base = X_base + examples.records(), y_base + examples.codes()
-        base_weight = np.concatenate([np.ones(len(train)), examples.weights()])
+        weights.append(examples.weights())
+    if seen_dev is not None and len(seen_dev):
+        X_base = X_base + [
+            JobRecord(t, d)
+            for t, d in zip(seen_dev["title"], seen_dev["description"], strict=True)
+        ]
+        y_base = y_base + list(seen_dev["code"])
+        weights.append(np.ones(len(seen_dev)))
+    base_weight = np.concatenate(weights) if len(weights) > 1 else None
     return fit_with_feedback(
         model,
         X_base,
@@ -524,12 +567,16 @@ def retrain(
     splits, examples, examples_seen = _with_examples(
         model, workspace, splits, fb, dev_rows, use=use_examples, settings=settings
     )
+    seen_dev = refit_dev_rows(model, workspace, fb, settings)
+    if seen_dev is not None and dev is None:
+        dev_source += " (the model was refit on it and is retrained on it: seen titles)"
     before = score_model(model, dev_rows)
     lr = lr if lr is not None else model.lr * DEFAULT_LR_SCALE
     options = {"feedback_weight": feedback_weight, "epochs": epochs, "lr": lr}
-    _fit_on_splits(model, splits, fb, examples, **options)
+    _fit_on_splits(model, splits, fb, examples, seen_dev, **options)
     after = score_model(model, dev_rows)
-    seen = {**fb.summary(), "weight": float(feedback_weight), "epochs": epochs, "lr": lr}
+    seen = {**fb.summary(), "weight": float(feedback_weight), "epochs": epochs, "lr": lr,
+            "refit_dev_rows": 0 if seen_dev is None else len(seen_dev)}  # fmt: skip
     model.metadata_ = {
         **model.metadata_,
         # no machine path in a saved model

@@ -15,7 +15,7 @@ from autocoder.classify.model import EmbeddingClassifier, load_model
 from autocoder.classify.recipe import train_from_recipe
 from autocoder.classify.train import epoch_order
 from autocoder.records import JobRecord
-from autocoder.review.retrain import feedback_rows, fit_with_feedback, retrain
+from autocoder.review.retrain import feedback_rows, fit_with_feedback, refit_dev_rows, retrain
 from autocoder.workspace import Workspace
 from tests.fakes import HashingEmbedder
 
@@ -395,3 +395,17 @@ def test_retrain_says_the_calibration_is_gone_and_leaves_no_stale_one(
     again = retrain(model_dir, tmp_path / "m2", fb, workspace=ws, embedder=emb, epochs=1)
     assert again.source_calibrated is True
     assert not (tmp_path / "m2" / "calibration.json").exists()
+
+
+def test_a_refit_model_keeps_its_dev_titles_as_training_rows(mini_model, tmp_path: Path) -> None:
+    """A model refit on everything saw its dev titles; retraining without them forgets them."""
+    model_dir, ws, emb = mini_model
+    model = load_model(model_dir, embedder=emb)
+    fb = feedback_rows(
+        _feedback([{"id": "1", "title": "Staff Nurse", "code": "29-1141.00"}]), model.classes_
+    )
+    assert refit_dev_rows(model, ws, fb) is None  # not refit: its dev titles stay held out
+    model.metadata_ = {**model.metadata_, "refit": {"rows": 1, "epochs": 1}}
+    rows = refit_dev_rows(model, ws, fb)
+    assert rows is not None
+    assert list(rows["title"]) == ["Company President"] and list(rows["code"]) == ["11-1011.00"]
