@@ -74,34 +74,42 @@ def figures(df: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def calibration_titles(args: Any, left_out: set[str]) -> Path:
+    """The fit halves of benchmarks/trust.py's dev sets (1,000 rows each, seed 13) as a
+    ``title, codes`` table, the normalised titles ``left_out`` dropped."""
+    import sys
+
+    from autocoder.records import normalize_text
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import trust  # the benchmark's dev sets (clean, messy, posting)
+
+    sets = trust.datasets(args.dev, per_part=1000, seed=13)
+    fit = pd.concat([df[(df["part"] == realdev.FIT) & ~df["title"].map(normalize_text).isin(left_out)]
+                     for df in sets.values()])  # fmt: skip
+    path = args.out / f"calibration_titles_{len(left_out)}.csv"
+    fit[["title", "codes"]].to_csv(path, index=False)
+    return path
+
+
 def retrain_and_calibrate(
     settings: Any, ws: Workspace, answers: pd.DataFrame, args: Any
 ) -> tuple[str, dict[str, Any]]:
     """``retrain --model pretrained`` on the answers as pulled feedback, then ``calibrate`` the
     new model on the fit halves of the trust benchmark's sets, the reviewed titles left out."""
-    import sys
-
     from autocoder.records import normalize_text
     from autocoder.review.retrain import retrain
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import trust  # the benchmark's dev sets (clean, messy, posting)
 
     feedback = pd.DataFrame({"project": "simulated", "id": answers["id"], "title": answers["title"],
                              "description": "", "code": answers["code"],
                              "created_at": "2026-12-03T00:00:00"})  # fmt: skip
     out_dir = args.out / "retrained"
     shutil.rmtree(out_dir, ignore_errors=True)
-    result = retrain("pretrained", out_dir, feedback, workspace=ws, settings=settings,
+    result = retrain(args.model, out_dir, feedback, workspace=ws, settings=settings,
                      epochs=args.epochs, feedback_weight=args.feedback_weight,
                      cache_dir=ws.embedding_cache)  # fmt: skip
     print("retrain:", json.dumps({"before": result.before, "after": result.after}), flush=True)
-    sets = trust.datasets(args.dev, per_part=1000, seed=13)
-    reviewed = set(answers["title"].map(normalize_text))
-    fit = pd.concat([df[(df["part"] == realdev.FIT) & ~df["title"].map(normalize_text).isin(reviewed)]
-                     for df in sets.values()])  # fmt: skip
-    cal_file = args.out / "calibration_titles.csv"
-    fit[["title", "codes"]].to_csv(cal_file, index=False)
+    cal_file = calibration_titles(args, set(answers["title"].map(normalize_text)))
     cal = api.calibrate(settings, ws, out_dir, [cal_file])
     print("calibrate:", json.dumps(cal["thresholds"]["0.95"]), flush=True)
     return str(out_dir), {"retrain": {"before": result.before, "after": result.after,
@@ -119,6 +127,8 @@ def main() -> None:
     ap.add_argument("--target", type=float, default=0.95)
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--set", action="append", default=[], help="section.key=value override")
+    ap.add_argument("--model", default="pretrained",
+                    help="the model reviewed from (one without a calibration is calibrated first)")
     ap.add_argument("--retrain", action="store_true", help="retrain and calibrate on the answers")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--feedback-weight", type=float, default=5.0)
@@ -141,8 +151,11 @@ def main() -> None:
         for name, t in (("clean", table), ("messy", messy))
     }
 
-    before_fit = code_rows(settings, ws, fit, args.out / "queue.csv", args.target)
-    before = {k: code_rows(settings, ws, v, args.out / f"{k}_before.csv", args.target)
+    if args.model != "pretrained" and not (Path(args.model) / "calibration.json").is_file():
+        print("calibrate:", api.calibrate(settings, ws, args.model,
+                                          [calibration_titles(args, set())])["rows"])  # fmt: skip
+    before_fit = code_rows(settings, ws, fit, args.out / "queue.csv", args.target, args.model)
+    before = {k: code_rows(settings, ws, v, args.out / f"{k}_before.csv", args.target, args.model)
               for k, v in others.items()}  # fmt: skip
     queue = before_fit[before_fit["status"] != "coded"].head(args.reviewed)
     answers = queue.assign(code=[c.split(";")[0].strip() for c in queue["codes"]],
@@ -156,10 +169,10 @@ def main() -> None:
     print(f"stored {report.added} answers of {len(queue)} reviewed titles")
     again = code_rows(settings, ws, queue.drop(columns=[c for c in before_fit.columns
                                                          if c not in table.columns]),
-                      args.out / "reviewed_again.csv", args.target)  # fmt: skip
+                      args.out / "reviewed_again.csv", args.target, args.model)  # fmt: skip
     wanted = [c.split(";")[0].strip() for c in again["codes"]]
     as_answered = np.asarray([c == w for c, w in zip(again["code_1"], wanted, strict=True)])
-    model, retrained = "pretrained", None
+    model, retrained = args.model, None
     if args.retrain:
         model, retrained = retrain_and_calibrate(settings, ws, answers, args)
         again = code_rows(settings, ws, queue.drop(columns=[c for c in before_fit.columns
