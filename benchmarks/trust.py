@@ -212,7 +212,7 @@ def run(predictor: Any, taxonomy: Any, sets: dict[str, pd.DataFrame], args: Any)
     opts, grid = tf.choose_segments(fit_cs, fit_gold)
     results["segment_grid_fit_top1"] = grid
     results["segment_options"] = {"whole_bonus": opts.whole_bonus, "first_bonus": opts.first_bonus}
-    scores = {name: tr.concat([tf.select(cs, opts) for cs in cands[name]]) for name in sets}
+    scores = {name: tr.concat([tr.choose(cs, opts) for cs in cands[name]]) for name in sets}
     levels = tr.hierarchy(taxonomy, [str(c) for c in scores["clean"].classes])
     fit_scores = tr.concat(
         [tr.take(scores[n], (sets[n]["part"] == realdev.FIT).to_numpy()) for n in sets]

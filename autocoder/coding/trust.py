@@ -156,8 +156,8 @@ def select(cs: CandidateScores, chosen: np.ndarray) -> Scores:
     )
 
 
-def _score_chunk(predictor: Any, records: Sequence[JobRecord], options: SegmentOptions) -> Scores:
-    cs = candidate_scores(predictor, records, options)
+def choose(cs: CandidateScores, options: SegmentOptions) -> Scores:
+    """The :class:`Scores` of the candidate ``options`` choose for each record of ``cs``."""
     chosen = seg.choose(
         cs.similarity,
         cs.owner,
@@ -166,6 +166,10 @@ def _score_chunk(predictor: Any, records: Sequence[JobRecord], options: SegmentO
         first_bonus=options.first_bonus,
     )
     return select(cs, chosen)
+
+
+def _score_chunk(predictor: Any, records: Sequence[JobRecord], options: SegmentOptions) -> Scores:
+    return choose(candidate_scores(predictor, records, options), options)
 
 
 def score_records(

@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from autocoder import segments as seg
 from autocoder.coding import trust as tr
 from autocoder.examples.store import resolve_code
 from autocoder.io import InputError
@@ -115,7 +114,7 @@ def choose_segments(
     for whole in SEGMENT_GRID[0]:
         for first in SEGMENT_GRID[1]:
             options = tr.SegmentOptions(whole_bonus=whole, first_bonus=first)
-            scores = tr.concat([select(cs, options) for cs in candidates])
+            scores = tr.concat([tr.choose(cs, options) for cs in candidates])
             grid[f"{whole}:{first}"] = top1(scores, gold)
 
     def rank(key: str) -> tuple[float, bool, float]:
@@ -125,18 +124,6 @@ def choose_segments(
 
     whole, first = (float(v) for v in max(grid, key=rank).split(":"))
     return tr.SegmentOptions(whole_bonus=whole, first_bonus=first), grid
-
-
-def select(cs: tr.CandidateScores, options: tr.SegmentOptions) -> tr.Scores:
-    """The scores of the candidate ``options`` choose for each record of ``cs``."""
-    chosen = seg.choose(
-        cs.similarity,
-        cs.owner,
-        cs.position,
-        whole_bonus=options.whole_bonus,
-        first_bonus=options.first_bonus,
-    )
-    return tr.select(cs, chosen)
 
 
 def fit_sidecar(
@@ -163,7 +150,7 @@ def fit_sidecar(
         for i in tqdm(starts, desc="calibrate", unit="chunk", disable=not show_progress)
     ]
     options, grid = choose_segments(candidates, table.gold)
-    scores = tr.concat([select(cs, options) for cs in candidates])
+    scores = tr.concat([tr.choose(cs, options) for cs in candidates])
     levels = tr.hierarchy(taxonomy, [str(c) for c in scores.classes])
     return tr.fit_trust(
         scores,

@@ -67,7 +67,7 @@ def test_segment_choice_is_the_best_of_the_grid_and_drops_the_employer() -> None
     options, grid = tf.choose_segments([cs], table.gold)
     assert len(grid) == len(tf.SEGMENT_GRID[0]) * len(tf.SEGMENT_GRID[1])
     assert grid[f"{options.whole_bonus}:{options.first_bonus}"] == max(grid.values())
-    chosen = tf.select(cs, options)
+    chosen = tr.choose(cs, options)
     assert chosen.text[0] == "software developers"  # "software developers, hy-vee"
 
 
