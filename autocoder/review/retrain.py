@@ -401,15 +401,16 @@ def _fit_on_splits(
     seen_dev: pd.DataFrame | None = None,
     **options: Any,
 ) -> Any:
-    """``fit_with_feedback`` on the train split plus the ``examples`` rows (their weights) and
-    ``seen_dev`` (``refit_dev_rows``, weight 1) as base rows and the feedback; the validation
-    split recalibrates."""
+    """``fit_with_feedback`` on the train split (its rows' own weights, as the model was
+    trained) plus the ``examples`` rows (their weights) and ``seen_dev`` (``refit_dev_rows``,
+    weight 1) as base rows and the feedback; the validation split recalibrates."""
     from autocoder.classify import data as D
 
     train, val = splits["train"], splits["validation"]
     has_val = len(val) > 0
     X_base, y_base = D.dataset_records(train), list(train["code"])
-    weights = [np.ones(len(train))]
+    own = D.row_weights(train)  # the rows' own weights (a source's rows weigh less), as trained
+    weights = [np.ones(len(train)) if own is None else own]
     if examples is not None and examples.rows:
         X_base, y_base = X_base + examples.records(), y_base + examples.codes()
         weights.append(examples.weights())
@@ -420,7 +421,7 @@ def _fit_on_splits(
         ]
         y_base = y_base + list(seen_dev["code"])
         weights.append(np.ones(len(seen_dev)))
-    base_weight = np.concatenate(weights) if len(weights) > 1 else None
+    base_weight = np.concatenate(weights) if len(weights) > 1 or own is not None else None
     return fit_with_feedback(
         model,
         X_base,

@@ -409,3 +409,34 @@ def test_a_refit_model_keeps_its_dev_titles_as_training_rows(mini_model, tmp_pat
     rows = refit_dev_rows(model, ws, fb)
     assert rows is not None
     assert list(rows["title"]) == ["Company President"] and list(rows["code"]) == ["11-1011.00"]
+
+
+def test_retrain_keeps_the_rows_own_weights(
+    mini_model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows of a source weigh less in the model's training set (BLS, ESCO titles); retraining
+    them at weight 1 would train another objective than the model's."""
+    from autocoder.classify.model import load_model as load
+    from autocoder.review import retrain as R
+
+    model_dir, ws, emb = mini_model
+    splits = R.base_training_data(load(model_dir, embedder=emb), ws)
+    n = len(splits["train"])
+    own = np.where(np.arange(n) % 2 == 0, 0.3, 1.0)
+    train = splits["train"]
+    if "weight" in train.column_names:  # every row 1 in the mini recipe
+        train = train.remove_columns("weight")
+    splits["train"] = train.add_column("weight", own.tolist())
+    monkeypatch.setattr(R, "base_training_data", lambda *a, **k: splits)
+    calls: list = []
+    real = R.fit_with_feedback
+
+    def spy(model, X_base, y_base, X_fb, y_fb, **kw):  # type: ignore[no-untyped-def]
+        calls.append(kw["base_weight"])
+        return real(model, X_base, y_base, X_fb, y_fb, **kw)
+
+    monkeypatch.setattr(R, "fit_with_feedback", spy)
+    fb = _feedback([{"id": "1", "title": "bedside carer", "code": "29-1141.00"}])
+    retrain(model_dir, tmp_path / "m2", fb, workspace=ws, embedder=emb, epochs=1,
+            use_examples=False)  # fmt: skip
+    assert np.allclose(calls[0], own)
