@@ -215,6 +215,16 @@ def emerging_cmd(
     )
 
 
+def _check_calibration_table(path: Path) -> None:
+    """A ``--calibrate`` table can be read and has the ``title`` and ``codes`` columns."""
+    from autocoder.io import InputError, read_table
+
+    columns = read_table(path, string_columns=("title", "codes")).columns
+    missing = [c for c in ("title", "codes") if c not in columns]
+    if missing:
+        raise InputError(f"{path}: --calibrate needs columns 'title' and 'codes' (lacks {missing})")
+
+
 def retrain_cmd(
     ctx: typer.Context,
     model: Annotated[Path, typer.Option("--model", help="Model directory to start from.")],
@@ -256,6 +266,8 @@ def retrain_cmd(
     from autocoder.review.retrain import retrain
 
     settings, ws = _settings(ctx)
+    for table in calibrate or []:  # fail before a long retrain, not after it
+        _run(_check_calibration_table, table)
     result = _run(
         retrain, model, output, load_feedback(ws, project), workspace=ws, settings=settings,
         feedback_weight=feedback_weight, epochs=epochs, lr=lr, dev=dev, use_examples=examples,

@@ -130,6 +130,26 @@ def test_calibrate_writes_the_calibration_code_then_uses(
     assert again["model"] == str(copy) and (copy / "config.json").is_file()
     assert (model / "calibration.json").read_bytes() == before
     assert (copy / "calibration.json").read_bytes() != before
+    # retrain: without --calibrate it says the calibration is gone; with it, fits a new one
+    from autocoder.review import queue
+
+    ensure = queue.ensure_project
+    ensure(ws, "p1")
+    queue.enqueue(ws, "p1", [queue.QueuedTask("r1", "bedside carer, st. mary's")])
+    queue.store_answers(ws, "p1", [queue.Answer(1, "r1", "29-1141.00", created_at="t1",
+                                                updated_at="t1")])  # fmt: skip
+    plain = runner.invoke(app, ["retrain", "--model", str(model), "-o", str(tmp_path / "r1"),
+                                "--epochs", "1"])  # fmt: skip
+    assert plain.exit_code == 0, plain.output
+    assert "has a calibration" in plain.output and "autocoder calibrate --model" in plain.output
+    assert json.loads(plain.stdout)["calibration"] is None
+    assert not (tmp_path / "r1" / "calibration.json").exists()
+    fail = _run(["retrain", "--model", str(model), "-o", str(tmp_path / "r3"), "--calibrate",
+                 str(tmp_path / "o.csv")], code=2)  # fmt: skip
+    assert "needs columns 'title' and 'codes'" in fail and not (tmp_path / "r3").exists()
+    cal = json.loads(_run(["retrain", "--model", str(model), "-o", str(tmp_path / "r2"),
+                           "--epochs", "1", "--calibrate", str(tmp_path / "cal2.csv")]))  # fmt: skip
+    assert cal["calibration"]["rows"] == 150 and (tmp_path / "r2" / "calibration.json").is_file()
     # training into the directory again leaves no calibration of the old model there
     _run(["train", "--recipe", str(tmp_path / "recipe.toml"), "--output", str(copy)])
     assert not (copy / "calibration.json").exists()
