@@ -371,11 +371,15 @@ class RetrainResult:
 
 def refit_dev_rows(
     model: Any, workspace: Workspace, fb: FeedbackRows, settings: Settings | None = None
-) -> pd.DataFrame | None:
+) -> Any | None:
     """For a model refit on everything (metadata ``refit``, as the packaged one is: its
-    recipe's dev titles too), those dev titles as training rows ``title, description, code``
-    (one per code that is a class), the reviewed ones left out: retrained without them it
-    would forget them. None for a model that was not refit or whose dev split is not found."""
+    recipe's dev titles too), those dev titles as the training dataset the refit built from
+    them (``recipe.dev_rows``: titles only, one row per code that is a class), the reviewed ones
+    left out: retrained without them it would forget them. None for a model that was not refit
+    or whose dev split is not found."""
+    from autocoder.classify import data as D
+    from autocoder.classify.recipe import dev_rows
+
     if not (getattr(model, "metadata_", {}) or {}).get("refit"):
         return None
     found = _recipe_dev(model, workspace, settings)
@@ -383,14 +387,7 @@ def refit_dev_rows(
         log.warning("the model was refit on its dev titles, which are not found: it may forget them")
         return None
     dev, _ = _without_reviewed(found[0], fb)
-    known = {str(c) for c in model.classes_}
-    rows = [
-        {"title": t, "description": d, "code": c}
-        for t, d, codes in zip(dev["title"], dev["description"], dev["codes"], strict=True)
-        for c in str(codes).split(";")
-        if c in known
-    ]
-    return pd.DataFrame(rows, columns=["title", "description", "code"])
+    return D.build_dataset(dev_rows(dev, [str(c) for c in model.classes_]))
 
 
 def _fit_on_splits(
@@ -398,12 +395,12 @@ def _fit_on_splits(
     splits: Any,
     fb: FeedbackRows,
     examples: ExampleRows | None,
-    seen_dev: pd.DataFrame | None = None,
+    seen_dev: Any | None = None,
     **options: Any,
 ) -> Any:
     """``fit_with_feedback`` on the train split (its rows' own weights, as the model was
     trained) plus the ``examples`` rows (their weights) and ``seen_dev`` (``refit_dev_rows``,
-    weight 1) as base rows and the feedback; the validation split recalibrates."""
+    its weights) as base rows and the feedback; the validation split recalibrates."""
     from autocoder.classify import data as D
 
     train, val = splits["train"], splits["validation"]
@@ -415,12 +412,9 @@ def _fit_on_splits(
         X_base, y_base = X_base + examples.records(), y_base + examples.codes()
         weights.append(examples.weights())
     if seen_dev is not None and len(seen_dev):
-        X_base = X_base + [
-            JobRecord(t, d)
-            for t, d in zip(seen_dev["title"], seen_dev["description"], strict=True)
-        ]
-        y_base = y_base + list(seen_dev["code"])
-        weights.append(np.ones(len(seen_dev)))
+        X_base, y_base = X_base + D.dataset_records(seen_dev), y_base + list(seen_dev["code"])
+        seen_w = D.row_weights(seen_dev)
+        weights.append(np.ones(len(seen_dev)) if seen_w is None else seen_w)
     base_weight = np.concatenate(weights) if len(weights) > 1 or own is not None else None
     return fit_with_feedback(
         model,
