@@ -43,8 +43,10 @@ from autocoder.workspace import Workspace
 
 if TYPE_CHECKING:
     from autocoder.coding.batch import CodingSummary
+    from autocoder.coding.trust_fit import CalibrationTable
     from autocoder.llm.cache import LLMCache
     from autocoder.llm.client import LLMModel
+    from autocoder.taxonomy.model import Taxonomy
 
 TAXONOMY_KINDS = ("onet", "esco")
 
@@ -378,6 +380,38 @@ def fit_examples(
     return {**result, "path": str(path), "taxonomy": coder.taxonomy.name}
 
 
+def calibration_tables(
+    taxonomy: Taxonomy,
+    files: Sequence[str | Path],
+    *,
+    title_column: str = "title",
+    code_column: str = "codes",
+) -> list[CalibrationTable]:
+    """The labeled titles of each table in ``files``, every row checked against ``taxonomy``
+    (``trust_fit.calibration_table``: a missing column or a bad row is an ``InputError``
+    naming the file and the row)."""
+    from autocoder.coding.trust_fit import calibration_table
+    from autocoder.io import read_table
+
+    return [
+        calibration_table(
+            read_table(Path(f), string_columns=(title_column, code_column)), taxonomy,
+            title_column=title_column, code_column=code_column, name=Path(f).name,
+        )  # fmt: skip
+        for f in files
+    ]
+
+
+def check_calibration_tables(
+    ws: Workspace, model: str | Path, files: Sequence[str | Path], settings: Settings
+) -> None:
+    """Check the ``retrain --calibrate`` tables against ``model``'s taxonomy before a long
+    retrain (``calibration_tables``), not after it."""
+    path = resolve_model_dir(model) or Path(model)
+    name = ModelFiles.read(Path(path)).taxonomy_name() or settings.taxonomy.default
+    calibration_tables(load_taxonomy(ws, name), files)
+
+
 def calibrate(
     settings: Settings,
     ws: Workspace,
@@ -397,8 +431,7 @@ def calibrate(
     import shutil
 
     from autocoder.coding.trust import save_trust, supports_segments, thresholds_for
-    from autocoder.coding.trust_fit import CalibrationTable, calibration_table, fit_sidecar
-    from autocoder.io import read_table
+    from autocoder.coding.trust_fit import CalibrationTable, fit_sidecar
 
     if str(model) == RETRIEVAL:
         raise ValueError("calibrate needs a model directory (or `pretrained`), not `retrieval`")
@@ -419,13 +452,9 @@ def calibrate(
             f"{model} is not mixed with retrieval (coder.retrieval_weight / its recipe's "
             "combine): a calibration would not be used"
         )
-    tables = []
-    for f in files:
-        df = read_table(Path(f), string_columns=(title_column, code_column))
-        tables.append(
-            calibration_table(df, coder.taxonomy, title_column=title_column,
-                              code_column=code_column, name=Path(f).name)  # fmt: skip
-        )
+    tables = calibration_tables(
+        coder.taxonomy, files, title_column=title_column, code_column=code_column
+    )
     table = CalibrationTable(
         [t for tb in tables for t in tb.titles], [g for tb in tables for g in tb.gold]
     )

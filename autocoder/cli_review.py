@@ -215,16 +215,6 @@ def emerging_cmd(
     )
 
 
-def _check_calibration_table(path: Path) -> None:
-    """A ``--calibrate`` table can be read and has the ``title`` and ``codes`` columns."""
-    from autocoder.io import InputError, read_table
-
-    columns = read_table(path, string_columns=("title", "codes")).columns
-    missing = [c for c in ("title", "codes") if c not in columns]
-    if missing:
-        raise InputError(f"{path}: --calibrate needs columns 'title' and 'codes' (lacks {missing})")
-
-
 def retrain_cmd(
     ctx: typer.Context,
     model: Annotated[Path, typer.Option("--model", help="Model directory to start from.")],
@@ -266,8 +256,10 @@ def retrain_cmd(
     from autocoder.review.retrain import retrain
 
     settings, ws = _settings(ctx)
-    for table in calibrate or []:  # fail before a long retrain, not after it
-        _run(_check_calibration_table, table)
+    from autocoder import api
+
+    if calibrate:  # fail before a long retrain, not after it
+        _run(api.check_calibration_tables, ws, model, calibrate, settings)
     result = _run(
         retrain, model, output, load_feedback(ws, project), workspace=ws, settings=settings,
         feedback_weight=feedback_weight, epochs=epochs, lr=lr, dev=dev, use_examples=examples,
@@ -280,8 +272,6 @@ def retrain_cmd(
         err=True,
     )
     shown = result.to_dict()
-    from autocoder import api
-
     if calibrate:
         shown["calibration"] = _run(
             api.calibrate, settings, ws, output, calibrate, show_progress=True

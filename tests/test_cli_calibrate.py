@@ -146,7 +146,15 @@ def test_calibrate_writes_the_calibration_code_then_uses(
     assert not (tmp_path / "r1" / "calibration.json").exists()
     fail = _run(["retrain", "--model", str(model), "-o", str(tmp_path / "r3"), "--calibrate",
                  str(tmp_path / "o.csv")], code=2)  # fmt: skip
-    assert "needs columns 'title' and 'codes'" in fail and not (tmp_path / "r3").exists()
+    assert "o.csv: no column 'title', 'codes'" in fail and not (tmp_path / "r3").exists()
+    # a code the model's taxonomy lacks is found before the retrain too, with its row
+    pd.DataFrame({"title": ["nurse", "astronaut"], "codes": ["29-1141.00", "99-9999.99"]}).to_csv(
+        tmp_path / "unknown.csv", index=False
+    )
+    fail = _run(["retrain", "--model", str(model), "-o", str(tmp_path / "r3"), "--calibrate",
+                 str(tmp_path / "unknown.csv")], code=2)  # fmt: skip
+    assert "unknown.csv: 1 bad rows" in fail and "row 2 ('astronaut')" in fail
+    assert not (tmp_path / "r3").exists()
     cal = json.loads(_run(["retrain", "--model", str(model), "-o", str(tmp_path / "r2"),
                            "--epochs", "1", "--calibrate", str(tmp_path / "cal2.csv")]))  # fmt: skip
     assert cal["calibration"]["rows"] == 150 and (tmp_path / "r2" / "calibration.json").is_file()
