@@ -165,6 +165,26 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], help="section.key=value override")
     ap.add_argument("--save", type=Path, default=None, help="model dir to write calibration.json")
     ap.add_argument("--render", type=Path, default=None, help="print a trust.json as Markdown")
+    ap.add_argument("--model", default=PRETRAINED, help="model to score (default: pretrained)")
+    ap.add_argument(
+        "--threshold-sets",
+        default="clean",
+        help="comma-separated sets whose fit halves choose the thresholds (their gold is "
+        "trusted: the crosswalk gold of messy/posting is not); the calibrators use every set",
+    )
+    ap.add_argument(
+        "--calibration",
+        type=Path,
+        default=None,
+        help="evaluate this calibration.json instead of fitting one (e.g. one fitted on "
+        "another model's scores)",
+    )
+    ap.add_argument(
+        "--model-note",
+        default=None,
+        help="how the scored model was trained, recorded in the calibration's fitted_on "
+        "(default: its directory name)",
+    )
     args = ap.parse_args()
     if args.render:
         print(markdown(json.loads(args.render.read_text())))
@@ -173,7 +193,7 @@ def main() -> None:
     settings, ws = load_settings(overrides=args.set), Workspace.resolve()
     taxonomy = load_taxonomy(ws, "onet")
     with index_in_use(ws):
-        predictor = load_coder(settings, ws, model=PRETRAINED, taxonomy_name="onet").predictor
+        predictor = load_coder(settings, ws, model=args.model, taxonomy_name="onet").predictor
         results = run(
             predictor, taxonomy, datasets(args.dev, per_part=args.per_part, seed=args.seed), args
         )
@@ -209,8 +229,12 @@ def run(predictor: Any, taxonomy: Any, sets: dict[str, pd.DataFrame], args: Any)
             rows = np.nonzero(fit[start : start + tr.CHUNK])[0]
             fit_cs.append(tr.take_candidates(cs, rows))
             fit_gold += [golds[name][start + r] for r in rows]
-    opts, grid = tf.choose_segments(fit_cs, fit_gold)
-    results["segment_grid_fit_top1"] = grid
+    if args.calibration is not None:
+        trust = json.loads(args.calibration.read_text())
+        opts = tr.segment_options(trust)
+        results["calibration"] = {"file": args.calibration.name, "fitted_on": trust["fitted_on"]}
+    else:
+        opts, results["segment_grid_fit_top1"] = tf.choose_segments(fit_cs, fit_gold)
     results["segment_options"] = {"whole_bonus": opts.whole_bonus, "first_bonus": opts.first_bonus}
     scores = {name: tr.concat([tr.choose(cs, opts) for cs in cands[name]]) for name in sets}
     levels = tr.hierarchy(taxonomy, [str(c) for c in scores["clean"].classes])
@@ -220,18 +244,32 @@ def run(predictor: Any, taxonomy: Any, sets: dict[str, pd.DataFrame], args: Any)
     fit_gold2 = [
         g for n in sets for g, p in zip(golds[n], sets[n]["part"], strict=True) if p == realdev.FIT
     ]
-    trust = tr.fit_trust(
-        fit_scores,
-        fit_gold2,
-        levels,
-        options=opts,
-        fitted_on={
-            "sets": {n: int((sets[n]["part"] == realdev.FIT).sum()) for n in sets},
-            "taxonomy": f"{taxonomy.name} {taxonomy.version}",
-            "note": "fit halves of clean (O*NET dev split), messy (JobBERT via crosswalk) and posting (JobBERT + real employer) titles",
-            "settings_overrides": list(args.set),
-        },
+    trusted = [n.strip() for n in args.threshold_sets.split(",") if n.strip()]
+    unknown = sorted(set(trusted) - set(sets))
+    if unknown or not trusted:
+        raise SystemExit(f"--threshold-sets: unknown sets {unknown} (have {list(sets)})")
+    threshold_rows = np.concatenate(
+        [np.full(int((sets[n]["part"] == realdev.FIT).sum()), n in trusted) for n in sets]
     )
+    if args.calibration is None:
+        trust = tr.fit_trust(
+            fit_scores,
+            fit_gold2,
+            levels,
+            options=opts,
+            threshold_rows=threshold_rows,
+            fitted_on={
+                "sets": {n: int((sets[n]["part"] == realdev.FIT).sum()) for n in sets},
+                "threshold_sets": trusted,
+                "taxonomy": f"{taxonomy.name} {taxonomy.version}",
+                "model": args.model_note
+                or (PRETRAINED if args.model == PRETRAINED else Path(args.model).name),
+                "note": "fit halves of clean (O*NET dev split), messy (JobBERT via crosswalk) "
+                "and posting (JobBERT + real employer) titles; thresholds on the fit halves of "
+                "threshold_sets only, out of fold",
+                "settings_overrides": list(args.set),
+            },
+        )
     if args.save:
         tr.save_trust(trust, args.save)
     results["thresholds"] = {t: tr.thresholds_for(trust, t) for t in TARGETS}

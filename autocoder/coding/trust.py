@@ -320,26 +320,41 @@ def fit_trust(
     *,
     options: SegmentOptions,
     fitted_on: Mapping[str, Any],
+    threshold_rows: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """One calibrator per level and the thresholds of :data:`STORED_TARGETS`, fitted on the
-    held-out rows ``scores`` with acceptable codes ``gold``; JSON-ready."""
+    """One calibrator per level, fitted on the held-out rows ``scores`` with acceptable codes
+    ``gold``, and the thresholds of :data:`STORED_TARGETS`, chosen on the rows' out-of-fold
+    confidence (``cal.out_of_fold``) with a margin (``cal.THRESHOLD_MARGIN_SD``); JSON-ready. ``threshold_rows`` (a mask): the rows whose
+    gold is trusted to measure precision (default all); the calibrators learn from every row."""
     ls = level_scores(scores, levels)
     correct = level_correct(ls, levels, gold)
+    keep = np.ones(len(gold), dtype=bool) if threshold_rows is None else np.asarray(threshold_rows)
+    if keep.dtype != bool or keep.shape != (len(gold),) or not keep.any():
+        raise ValueError("threshold_rows must be a boolean mask over the rows, with a row set")
     fitted, confidence = [], []
     for name, x, right in zip(ls.names, ls.x, correct, strict=True):
-        params = cal.fit_calibrator(x, right)
-        fitted.append({"name": name, "calibrator": params})
-        confidence.append(cal.calibrate(params, x))
+        fitted.append({"name": name, "calibrator": cal.fit_calibrator(x, right)})
+        confidence.append(cal.out_of_fold(x, right)[keep])
+    right_kept = [r[keep] for r in correct]
     return {
         "format_version": CALIBRATION_FORMAT,
         "segments": {"whole_bonus": options.whole_bonus, "first_bonus": options.first_bonus},
         "levels": fitted,
         "thresholds": {
-            str(t): cal.fit_level_thresholds(confidence, correct, target=t) for t in STORED_TARGETS
+            str(t): cal.fit_level_thresholds(
+                confidence, right_kept, target=t, margin_sd=cal.THRESHOLD_MARGIN_SD
+            )
+            for t in STORED_TARGETS
+        },
+        "threshold_fit": {
+            "confidence": "out of fold",
+            "folds": cal.THRESHOLD_FOLDS,
+            "rows": int(keep.sum()),
+            "margin_sd": cal.THRESHOLD_MARGIN_SD,
         },
         "data": {
             "confidence": [np.round(c, 5).tolist() for c in confidence],
-            "correct": [r.astype(int).tolist() for r in correct],
+            "correct": [r.astype(int).tolist() for r in right_kept],
         },
         "fitted_on": dict(fitted_on),
     }
@@ -354,7 +369,8 @@ def thresholds_for(trust: Mapping[str, Any], target: float) -> list[dict[str, An
     data = trust["data"]
     conf = [np.asarray(c) for c in data["confidence"]]
     right = [np.asarray(r, dtype=bool) for r in data["correct"]]
-    return cal.fit_level_thresholds(conf, right, target=target)
+    margin = float(trust.get("threshold_fit", {}).get("margin_sd", 0.0))
+    return cal.fit_level_thresholds(conf, right, target=target, margin_sd=margin)
 
 
 @dataclass

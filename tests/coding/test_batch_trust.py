@@ -42,8 +42,10 @@ def _calibrate(predictor: CombinedPredictor, model_dir: Path) -> dict:
     for i, c in enumerate(leaves):
         other = leaves[(i + 1) % len(leaves)]
         for t in [c.title, *c.alt_titles]:
-            records += [JobRecord(f"{t.lower()}, acme"), JobRecord(f"{t.split()[0]} {other.title}")]
-            gold += [frozenset([c.code])] * 2
+            for employer in ("acme", "hy-vee", "st. mary's"):  # rows enough for the margin
+                records.append(JobRecord(f"{t.lower()}, {employer}"))
+            records.append(JobRecord(f"{t.split()[0]} {other.title}"))
+            gold += [frozenset([c.code])] * 4
     scores = tr.score_records(predictor, records)
     levels = tr.hierarchy(tax, [str(c) for c in scores.classes])
     trust = tr.fit_trust(scores, gold, levels, options=tr.SegmentOptions(), fitted_on={})

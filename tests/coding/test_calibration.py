@@ -112,3 +112,38 @@ def test_boosted_calibrator_is_plain_json_and_what_scikit_learn_predicts() -> No
     assert cal.fit_calibrator(few_x, few_y)["kind"] == "logistic"  # too few rows for trees
     with pytest.raises(ValueError, match="unknown calibrator kind"):
         cal.fit_calibrator(x, y, kind="forest")
+
+
+def test_thresholds_are_chosen_on_out_of_fold_confidence() -> None:
+    """Labels that the features do not predict: the boosted calibrator scores its own rows as
+    if it knew them, so a threshold chosen on them claims a precision new rows never get;
+    out of fold, no threshold reaches it."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(800, len(cal.FEATURES)))
+    y = rng.random(800) < 0.6
+    params = cal.fit_calibrator(x, y, kind="boosted")
+    thr_in, _, rows_in = cal.threshold_for_precision(cal.calibrate(params, x), y, target=0.85)
+    assert thr_in is not None and rows_in >= 20  # in-sample: "0.85 reached"
+    oof = cal.out_of_fold(x, y)
+    assert oof.shape == (800,) and np.all((oof > 0) & (oof < 1))
+    assert cal.threshold_for_precision(oof, y, target=0.85)[0] is None
+    new_x, new_y = rng.normal(size=(800, len(cal.FEATURES))), rng.random(800) < 0.6
+    kept = cal.calibrate(params, new_x) >= thr_in
+    assert new_y[kept].mean() < 0.75  # what the in-sample threshold gives on new rows
+    assert np.array_equal(cal.out_of_fold(x, y), oof)  # seeded
+    with pytest.raises(ValueError, match="2 folds"):
+        cal.out_of_fold(x, y, folds=1)
+
+
+def test_threshold_margin_asks_the_precision_bound_to_reach_the_target() -> None:
+    """20 right rows then a wrong one: the exact rule takes all 21 (0.952 >= 0.95); with a
+    one-sigma margin only a run whose lower bound clears 0.95 counts (the 20 right rows)."""
+    conf = np.linspace(0.99, 0.5, 30)
+    right = np.r_[np.ones(20), 0, np.zeros(9)]
+    assert cal.threshold_for_precision(conf, right, target=0.95, min_rows=5)[2] == 21
+    thr, prec, rows = cal.threshold_for_precision(conf, right, target=0.95, min_rows=5,
+                                                  margin_sd=1.0)  # fmt: skip
+    assert (rows, prec) == (20, 1.0) and thr == pytest.approx(conf[19])
+    assert cal.threshold_for_precision(conf, right, target=0.99, min_rows=5, margin_sd=1.0)[0] is None
+    with pytest.raises(ValueError, match="margin_sd"):
+        cal.threshold_for_precision(conf, right, target=0.9, margin_sd=-1)

@@ -47,8 +47,9 @@ def _rows(tax: Taxonomy) -> tuple[list[JobRecord], list[frozenset[str]]]:
     for i, c in enumerate(leaves):
         other = leaves[(i + 1) % len(leaves)]
         for j, t in enumerate([c.title, *c.alt_titles]):
-            records.append(JobRecord(f"{t.lower()}, {employers[(i + j) % 4]}"))
-            gold.append(frozenset([c.code]))
+            for k in range(3):  # enough rows for out-of-fold thresholds with a margin
+                records.append(JobRecord(f"{t.lower()}, {employers[(i + j + k) % 4]}"))
+                gold.append(frozenset([c.code]))
             # vague, half of it another code's words: often wrong
             records.append(JobRecord(f"{t.split()[0].lower()} {other.title.split()[-1].lower()}"))
             gold.append(frozenset([c.code]))
@@ -69,7 +70,7 @@ def fitted() -> tuple[CombinedPredictor, Taxonomy, dict, tr.Scores, list[frozens
 def test_employer_segment_is_not_what_gets_coded(fitted: tuple) -> None:
     _, _, _, scores, _ = fitted
     assert scores.text[0] == "software developers"  # "software developers, hy-vee"
-    assert scores.n_segments[0] == 2 and scores.n_segments[1] == 0
+    assert scores.n_segments[0] == 2 and scores.n_segments[3] == 0  # row 3: the vague title
 
 
 def test_calibration_refit_changes_with_the_data_and_round_trips(
@@ -213,5 +214,23 @@ def test_coded_examples_are_trusted_under_a_target_precision(
     alone = tr.Assigner(levels=levels, threshold=0.5, target=0.95, trust=trust)
     _, base = alone.predict(predictor, records[2:])
     assert cells["status"][2] == base["status"][0]
-    assert cells["confidence"][2] == pytest.approx(base["confidence"][0])
+    assert cells["confidence"][2] == pytest.approx(base["confidence"][0], abs=1e-5)  # float32 noise
     assert tr.supports_segments(model)
+
+
+def test_thresholds_come_from_the_trusted_rows_only(fitted: tuple) -> None:
+    """``threshold_rows``: the calibrators learn from every row, the thresholds and the kept
+    calibration data only from the rows whose gold is trusted."""
+    _, tax, trust, scores, gold = fitted
+    levels = tr.hierarchy(tax, [str(c) for c in scores.classes])
+    keep = np.arange(len(gold)) % 2 == 0
+    part = tr.fit_trust(scores, gold, levels, options=tr.SegmentOptions(), fitted_on={},
+                        threshold_rows=keep)  # fmt: skip
+    assert part["levels"] == trust["levels"]
+    assert part["threshold_fit"] == {"confidence": "out of fold", "folds": 5, "rows": keep.sum(),
+                                     "margin_sd": 1.0}  # fmt: skip
+    assert [len(c) for c in part["data"]["confidence"]] == [keep.sum()] * len(levels)
+    assert trust["threshold_fit"]["rows"] == len(gold)
+    with pytest.raises(ValueError, match="boolean mask"):
+        tr.fit_trust(scores, gold, levels, options=tr.SegmentOptions(), fitted_on={},
+                     threshold_rows=np.ones(3, dtype=bool))  # fmt: skip
