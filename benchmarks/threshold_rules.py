@@ -58,7 +58,8 @@ for cal_sets in (list(sets), ["clean"]):
         p = cal.fit_calibrator(x, y)
         params.append(p)
         conf_in.append(cal.calibrate(p, x)[clean])
-        conf_oof.append(cal.out_of_fold(x, y)[clean])
+        kind = p["kind"] if p["kind"] in ("boosted", "logistic") else "auto"
+        conf_oof.append(cal.out_of_fold(x, y, kind=kind)[clean])
         right.append(y[clean])
     dev_conf = {n: [cal.calibrate(params[lv], D[n][0].x[lv]) for lv in range(len(levels))]
                 for n in sets}

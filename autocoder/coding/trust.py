@@ -333,8 +333,10 @@ def fit_trust(
         raise ValueError("threshold_rows must be a boolean mask over the rows, with a row set")
     fitted, confidence = [], []
     for name, x, right in zip(ls.names, ls.x, correct, strict=True):
-        fitted.append({"name": name, "calibrator": cal.fit_calibrator(x, right)})
-        confidence.append(cal.out_of_fold(x, right)[keep])
+        params = cal.fit_calibrator(x, right)
+        fitted.append({"name": name, "calibrator": params})
+        kind = params["kind"] if params["kind"] in ("boosted", "logistic") else "auto"
+        confidence.append(cal.out_of_fold(x, right, kind=kind)[keep])
     right_kept = [r[keep] for r in correct]
     return {
         "format_version": CALIBRATION_FORMAT,

@@ -145,5 +145,22 @@ def test_threshold_margin_asks_the_precision_bound_to_reach_the_target() -> None
                                                   margin_sd=1.0)  # fmt: skip
     assert (rows, prec) == (20, 1.0) and thr == pytest.approx(conf[19])
     assert cal.threshold_for_precision(conf, right, target=0.99, min_rows=5, margin_sd=1.0)[0] is None
+    # the bound itself: 20 right of 21, one sigma -> 0.8816 (Wilson), so 0.88 is reached at 21
+    assert cal.threshold_for_precision(conf, right, target=0.881, min_rows=21, margin_sd=1.0)[2] == 21
+    assert cal.threshold_for_precision(conf, right, target=0.882, min_rows=21, margin_sd=1.0)[0] is None
     with pytest.raises(ValueError, match="margin_sd"):
         cal.threshold_for_precision(conf, right, target=0.9, margin_sd=-1)
+
+
+def test_out_of_fold_keeps_copies_of_a_row_in_one_fold() -> None:
+    """The same features (one title with several employers) are never scored by a calibrator
+    that learnt a copy of them: with every row copied three times and labels the features do
+    not predict, boosted trees still cannot reach a 0.85 target out of fold."""
+    rng = np.random.default_rng(5)
+    base = rng.normal(size=(300, len(cal.FEATURES)))
+    x, y = np.repeat(base, 3, axis=0), np.repeat(rng.random(300) < 0.6, 3)
+    oof = cal.out_of_fold(x, y, kind="boosted")
+    assert cal.threshold_for_precision(oof, y, target=0.85)[0] is None
+    assert np.all(oof[0::3] == oof[1::3])  # copies share a fold, so the same calibrator
+    with pytest.raises(ValueError, match="2 rows"):
+        cal.out_of_fold(x[:1], y[:1])

@@ -409,6 +409,10 @@ def test_a_refit_model_keeps_its_dev_titles_as_training_rows(mini_model, tmp_pat
     rows = refit_dev_rows(model, ws, fb)
     assert rows is not None
     assert list(rows["title"]) == ["Company President"] and list(rows["code"]) == ["11-1011.00"]
+    answered = _feedback([{"id": "1", "title": "Staff Nurse", "code": "29-1141.00"},
+                          {"id": "2", "title": "Company President", "code": "11-1011.00"}])  # fmt: skip
+    empty = refit_dev_rows(model, ws, feedback_rows(answered, model.classes_))
+    assert empty is not None and len(empty) == 0  # every dev title reviewed: nothing kept
 
 
 def test_retrain_keeps_the_rows_own_weights(
