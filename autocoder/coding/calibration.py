@@ -12,7 +12,8 @@ minor -> major; ESCO -> ISCO 4 -> 3 -> 2 -> 1): a level's probability of a group
 its descendants' probabilities, and that level gets its own fitted calibrator. For a target
 precision, :func:`fit_level_thresholds` picks per level, finest first, the lowest confidence
 threshold whose rows reach the precision on the calibration rows not already assigned at a
-finer level (on their out-of-fold confidence, :func:`out_of_fold`, not the in-sample one); :func:`assign` then gives each row the finest level that clears its threshold.
+finer level (on their out-of-fold confidence, :func:`out_of_fold`, not the in-sample one);
+:func:`assign` then gives each row the finest level that clears its threshold.
 
 Everything here takes and returns arrays (the coder wires it in); fitted parameters are plain
 JSON (no pickles, no paths).
@@ -169,8 +170,8 @@ def out_of_fold(
     kind: str = "auto",
 ) -> np.ndarray:
     """Each row's confidence from a calibrator (:func:`fit_calibrator` of ``kind``: pass the
-    kind of the calibrator that will be used, so the folds score as it does) fitted on the
-    other folds. Rows with identical features (the same title with another employer) share a
+    kind of the calibrator that will be used, so the folds score as it does; ``"constant"``
+    fits as ``"auto"``) fitted on the other folds. Rows with identical features (the same title with another employer) share a
     fold, so no copy of a row is scored by a calibrator that learnt it. A calibrator scores
     the rows it was fitted on too well (boosted trees most), so a threshold chosen on them
     misses its target on new rows: on held-out real O*NET titles a 0.95 target chosen
@@ -187,11 +188,12 @@ def out_of_fold(
     group = np.asarray(group).reshape(-1)
     order = np.random.default_rng(seed).permutation(int(group.max()) + 1)
     fold = order[group] % folds
+    fit_kind = "auto" if kind == "constant" else kind
     out = np.zeros(len(y), dtype=np.float64)
     for f in range(folds):
         held = fold == f
         if held.any() and (~held).any():
-            out[held] = calibrate(fit_calibrator(x[~held], y[~held], kind=kind), x[held])
+            out[held] = calibrate(fit_calibrator(x[~held], y[~held], kind=fit_kind), x[held])
     return out
 
 

@@ -324,8 +324,9 @@ def fit_trust(
 ) -> dict[str, Any]:
     """One calibrator per level, fitted on the held-out rows ``scores`` with acceptable codes
     ``gold``, and the thresholds of :data:`STORED_TARGETS`, chosen on the rows' out-of-fold
-    confidence (``cal.out_of_fold``) with a margin (``cal.THRESHOLD_MARGIN_SD``); JSON-ready. ``threshold_rows`` (a mask): the rows whose
-    gold is trusted to measure precision (default all); the calibrators learn from every row."""
+    confidence (``cal.out_of_fold``) with a margin (``cal.THRESHOLD_MARGIN_SD``); JSON-ready.
+    ``threshold_rows`` (a mask): the rows whose gold is trusted to measure precision (default
+    all); the calibrators learn from every row."""
     ls = level_scores(scores, levels)
     correct = level_correct(ls, levels, gold)
     keep = np.ones(len(gold), dtype=bool) if threshold_rows is None else np.asarray(threshold_rows)
@@ -335,8 +336,7 @@ def fit_trust(
     for name, x, right in zip(ls.names, ls.x, correct, strict=True):
         params = cal.fit_calibrator(x, right)
         fitted.append({"name": name, "calibrator": params})
-        kind = params["kind"] if params["kind"] in ("boosted", "logistic") else "auto"
-        confidence.append(cal.out_of_fold(x, right, kind=kind)[keep])
+        confidence.append(cal.out_of_fold(x, right, kind=params["kind"])[keep])
     right_kept = [r[keep] for r in correct]
     return {
         "format_version": CALIBRATION_FORMAT,
