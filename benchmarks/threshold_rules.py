@@ -18,6 +18,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import trust as B  # noqa: E402
+
 from autocoder.coding import calibration as cal  # noqa: E402
 from autocoder.coding import trust as tr  # noqa: E402
 from autocoder.coding import trust_fit as tf  # noqa: E402
@@ -26,14 +28,7 @@ from autocoder.metrics import expected_calibration_error  # noqa: E402
 
 d = pickle.load(open(sys.argv[1], "rb"))
 sets, cands, golds, levels = d["sets"], d["cands"], d["golds"], d["levels"]
-fit_cs, fit_gold = [], []
-for name, df in sets.items():
-    mask = (df["part"] == realdev.FIT).to_numpy()
-    for cs, start in zip(cands[name], range(0, len(df), tr.CHUNK), strict=True):
-        rows = np.nonzero(mask[start : start + tr.CHUNK])[0]
-        fit_cs.append(tr.take_candidates(cs, rows))
-        fit_gold += [golds[name][start + r] for r in rows]
-opts, _ = tf.choose_segments(fit_cs, fit_gold)
+opts, _ = tf.choose_segments(*B.fit_halves(sets, cands, golds))
 scores = {n: tr.concat([tr.choose(cs, opts) for cs in cands[n]]) for n in sets}
 
 
@@ -58,8 +53,7 @@ for cal_sets in (list(sets), ["clean"]):
         p = cal.fit_calibrator(x, y)
         params.append(p)
         conf_in.append(cal.calibrate(p, x)[clean])
-        kind = p["kind"] if p["kind"] in ("boosted", "logistic") else "auto"
-        conf_oof.append(cal.out_of_fold(x, y, kind=kind)[clean])
+        conf_oof.append(cal.out_of_fold(x, y, kind=p["kind"])[clean])
         right.append(y[clean])
     dev_conf = {n: [cal.calibrate(params[lv], D[n][0].x[lv]) for lv in range(len(levels))]
                 for n in sets}

@@ -202,6 +202,22 @@ def main() -> None:
     print(markdown(results))
 
 
+def fit_halves(
+    sets: dict[str, pd.DataFrame],
+    cands: dict[str, list[tr.CandidateScores]],
+    golds: dict[str, list[frozenset[str]]],
+) -> tuple[list[tr.CandidateScores], list[frozenset[str]]]:
+    """The candidate scores (per chunk) and gold of every set's fit half, in set order."""
+    fit_cs, fit_gold = [], []
+    for name, df in sets.items():
+        fit = (df["part"] == realdev.FIT).to_numpy()
+        for cs, start in zip(cands[name], range(0, len(df), tr.CHUNK), strict=True):
+            rows = np.nonzero(fit[start : start + tr.CHUNK])[0]
+            fit_cs.append(tr.take_candidates(cs, rows))
+            fit_gold += [golds[name][start + r] for r in rows]
+    return fit_cs, fit_gold
+
+
 def run(predictor: Any, taxonomy: Any, sets: dict[str, pd.DataFrame], args: Any) -> dict[str, Any]:
     results: dict[str, Any] = {
         "n": {k: v["part"].value_counts().to_dict() for k, v in sets.items()}
@@ -222,13 +238,7 @@ def run(predictor: Any, taxonomy: Any, sets: dict[str, pd.DataFrame], args: Any)
         ]
         print(name, "scored", flush=True)
     # segment choice tuned on the fit halves of every set
-    fit_cs, fit_gold = [], []
-    for name, df in sets.items():
-        fit = (df["part"] == realdev.FIT).to_numpy()
-        for cs, start in zip(cands[name], range(0, len(df), tr.CHUNK), strict=True):
-            rows = np.nonzero(fit[start : start + tr.CHUNK])[0]
-            fit_cs.append(tr.take_candidates(cs, rows))
-            fit_gold += [golds[name][start + r] for r in rows]
+    fit_cs, fit_gold = fit_halves(sets, cands, golds)
     if args.calibration is not None:
         trust = json.loads(args.calibration.read_text())
         opts = tr.segment_options(trust)
