@@ -407,9 +407,16 @@ def check_calibration_tables(
 ) -> None:
     """Check the ``retrain --calibrate`` tables against ``model``'s taxonomy before a long
     retrain (``calibration_tables``), not after it."""
-    path = resolve_model_dir(model) or Path(model)
-    name = ModelFiles.read(Path(path)).taxonomy_name() or settings.taxonomy.default
-    calibration_tables(load_taxonomy(ws, name), files)
+    calibration_tables(load_taxonomy(ws, _model_taxonomy_name(settings, model)), files)
+
+
+def _model_taxonomy_name(settings: Settings, model: str | Path) -> str:
+    """The taxonomy ``load_coder`` codes ``model`` in: the model's own (its metadata), else
+    ``taxonomy.default`` (and for retrieval)."""
+    if str(model) == RETRIEVAL:
+        return settings.taxonomy.default
+    own = ModelFiles.read(Path(resolve_model_dir(model) or model)).taxonomy_name()
+    return own or settings.taxonomy.default
 
 
 def calibrate(
@@ -496,9 +503,7 @@ def refit_examples_for(
     from autocoder.examples.fit import latest_fit
     from autocoder.examples.store import ExampleStore
 
-    name = settings.taxonomy.default
-    if str(model) != RETRIEVAL:
-        name = ModelFiles.read(Path(resolve_model_dir(model) or model)).taxonomy_name() or name
+    name = _model_taxonomy_name(settings, model)
     last = latest_fit(ExampleStore.of(ws, name))
     if last is None:
         return None
