@@ -405,9 +405,30 @@ def calibration_tables(
 def check_calibration_tables(
     ws: Workspace, model: str | Path, files: Sequence[str | Path], settings: Settings
 ) -> None:
-    """Check the ``retrain --calibrate`` tables against ``model``'s taxonomy before a long
-    retrain (``calibration_tables``), not after it."""
-    calibration_tables(load_taxonomy(ws, _model_taxonomy_name(settings, model)), files)
+    """Check before a long retrain, not after it, what ``calibrate`` would refuse in
+    ``retrain --calibrate``: a bad table (``calibration_tables``, against ``model``'s
+    taxonomy), fewer rows than ``trust_fit.MIN_ROWS`` in all, and a ``model`` that is not mixed
+    with retrieval (its retrained copy would not be either, so no calibration is used)."""
+    from autocoder.coding.trust import supports_segments
+    from autocoder.coding.trust_fit import MIN_ROWS
+
+    if str(model) == RETRIEVAL:
+        raise ValueError("retrain needs a model directory (or `pretrained`), not `retrieval`")
+    tables = calibration_tables(load_taxonomy(ws, _model_taxonomy_name(settings, model)), files)
+    rows = sum(len(t) for t in tables)
+    if rows < MIN_ROWS:
+        raise ValueError(
+            f"{rows} labeled rows in {', '.join(Path(f).name for f in files)} cannot calibrate "
+            f"a model; give at least {MIN_ROWS} real titles it did not train on"
+        )
+    plain = settings.model_copy(
+        update={"examples": settings.examples.model_copy(update={"enabled": False})}
+    )
+    if not supports_segments(load_coder(plain, ws, model=model).predictor):
+        raise ValueError(
+            f"{model} is not mixed with retrieval (coder.retrieval_weight / its recipe's "
+            "combine), nor will its retrained copy be: a calibration would not be used"
+        )
 
 
 def _model_taxonomy_name(settings: Settings, model: str | Path) -> str:

@@ -155,6 +155,13 @@ def test_calibrate_writes_the_calibration_code_then_uses(
                  str(tmp_path / "unknown.csv")], code=2)  # fmt: skip
     assert "unknown.csv: 1 bad rows" in fail and "row 2 ('astronaut')" in fail
     assert not (tmp_path / "r3").exists()
+    # too few rows, and a model that is not mixed with retrieval, fail before the retrain too
+    fail = _run(["retrain", "--model", str(model), "-o", str(tmp_path / "r3"), "--calibrate",
+                 str(tmp_path / "few.csv")], code=2)  # fmt: skip
+    assert "20 labeled rows in few.csv cannot calibrate" in fail
+    fail = _run(["--set", "coder.retrieval_weight=0", "retrain", "--model", str(model), "-o",
+                 str(tmp_path / "r3"), "--calibrate", str(tmp_path / "cal2.csv")], code=2)  # fmt: skip
+    assert "is not mixed with retrieval" in fail and not (tmp_path / "r3").exists()
     cal = json.loads(_run(["retrain", "--model", str(model), "-o", str(tmp_path / "r2"),
                            "--epochs", "1", "--calibrate", str(tmp_path / "cal2.csv")]))  # fmt: skip
     assert cal["calibration"]["rows"] == 150 and (tmp_path / "r2" / "calibration.json").is_file()

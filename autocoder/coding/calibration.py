@@ -175,7 +175,9 @@ def out_of_fold(
     fold, so no copy of a row is scored by a calibrator that learnt it. A calibrator scores
     the rows it was fitted on too well (boosted trees most), so a threshold chosen on them
     misses its target on new rows: on held-out real O*NET titles a 0.95 target chosen
-    in-sample was realised at 0.88."""
+    in-sample was realised at 0.88. Rows that no other fold can score (every row has the
+    same features, so one fold holds them all) get confidence 0: nothing held out of them
+    says how often they are right, so no threshold is chosen on them."""
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(correct).astype(int)
     if folds < 2:
@@ -288,7 +290,7 @@ def threshold_for_precision(
     reaches it.
 
     Returns ``(threshold, precision, rows)``; ``(None, nan, 0)`` when fewer than ``min_rows``
-    rows can reach it (the level is then never assigned)."""
+    rows can reach it (the level is then never assigned). A threshold is above 0."""
     if not 0 < target <= 1:
         raise ValueError(f"target precision must be in (0, 1], got {target}")
     if margin_sd < 0:
@@ -305,7 +307,8 @@ def threshold_for_precision(
         spread = margin_sd * np.sqrt(precision * (1 - precision) / n + z2 / (4 * n * n))
         bound = (precision + z2 / (2 * n) - spread) / (1 + z2 / n)
     ends = np.r_[np.nonzero(conf[1:] != conf[:-1])[0], len(conf) - 1] if len(conf) else []
-    ok = [e for e in ends if bound[e] >= target - 1e-12 and e + 1 >= min_rows]
+    # a threshold of 0 would code every row, whatever its confidence: never chosen
+    ok = [e for e in ends if bound[e] >= target - 1e-12 and e + 1 >= min_rows and conf[e] > 0]
     if not ok:
         return None, float("nan"), 0
     end = int(max(ok))

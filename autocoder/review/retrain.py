@@ -390,6 +390,15 @@ def refit_dev_rows(
     return D.build_dataset(dev_rows(dev, [str(c) for c in model.classes_]))
 
 
+def rows_not_in(rows: Any, base: Any) -> Any:
+    """The rows of the dataset ``rows`` whose (text, code) the dataset ``base`` lacks: a dev
+    title that is also a training row is one row, as the refit's ``build_dataset`` kept it,
+    not two."""
+    have = set(zip(base["text"], base["code"], strict=True))
+    pairs = zip(rows["text"], rows["code"], strict=True)
+    return rows.select([i for i, p in enumerate(pairs) if p not in have])
+
+
 def _fit_on_splits(
     model: Any,
     splits: Any,
@@ -563,6 +572,8 @@ def retrain(
         model, workspace, splits, fb, dev_rows, use=use_examples, settings=settings
     )
     seen_dev = refit_dev_rows(model, workspace, fb, settings)
+    if seen_dev is not None:
+        seen_dev = rows_not_in(seen_dev, splits["train"])
     if seen_dev is not None and dev is None:
         dev_source += " (the model was refit on it and is retrained on it: seen titles)"
     before = score_model(model, dev_rows)

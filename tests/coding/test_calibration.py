@@ -164,3 +164,7 @@ def test_out_of_fold_keeps_copies_of_a_row_in_one_fold() -> None:
     assert np.all(oof[0::3] == oof[1::3])  # copies share a fold, so the same calibrator
     with pytest.raises(ValueError, match="2 rows"):
         cal.out_of_fold(x[:1], y[:1])
+    # one row copied: no fold is left to learn from, so no confidence and no threshold
+    same = cal.out_of_fold(np.repeat(base[:1], 50, axis=0), np.ones(50, dtype=bool))
+    assert np.all(same == 0.0)
+    assert cal.threshold_for_precision(same, np.ones(50, dtype=bool), target=0.5)[0] is None

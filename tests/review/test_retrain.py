@@ -12,7 +12,7 @@ import torch
 
 from autocoder import api
 from autocoder.classify.model import EmbeddingClassifier, load_model
-from autocoder.classify.recipe import train_from_recipe
+from autocoder.classify.recipe import dev_rows, train_from_recipe
 from autocoder.classify.train import epoch_order
 from autocoder.records import JobRecord
 from autocoder.review.retrain import feedback_rows, fit_with_feedback, refit_dev_rows, retrain
@@ -413,6 +413,14 @@ def test_a_refit_model_keeps_its_dev_titles_as_training_rows(mini_model, tmp_pat
                           {"id": "2", "title": "Company President", "code": "11-1011.00"}])  # fmt: skip
     empty = refit_dev_rows(model, ws, feedback_rows(answered, model.classes_))
     assert empty is not None and len(empty) == 0  # every dev title reviewed: nothing kept
+    # a dev title the train split holds too (same text and code) is kept once, as the refit did
+    from autocoder.classify import data as D
+    from autocoder.review.retrain import rows_not_in
+
+    train = D.build_dataset(dev_rows(pd.DataFrame({"title": ["Company President", "Chef"],
+                                                   "codes": ["11-1011.00", "11-1011.00"]}),
+                                     [str(c) for c in model.classes_]))  # fmt: skip
+    assert len(rows_not_in(rows, train)) == 0 and len(rows_not_in(rows, train.select([1]))) == 1
 
 
 def test_retrain_keeps_the_rows_own_weights(
