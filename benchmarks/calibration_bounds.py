@@ -6,7 +6,8 @@ halves for:
 * one calibrator per level (what ``fit_trust`` keeps) against the mean of its five fold
   calibrators ("bagged"), thresholds out of fold with margins 0, 0.5 and 1 sd;
 * the bound: thresholds chosen on the clean dev half itself (in-sample, optimistic);
-* no calibrator: a threshold on the raw top probability / margin, chosen on the clean fit half.
+* no calibrator: a threshold on the raw top probability / margin, chosen on the clean fit half;
+* the packaged calibration's recipe: pooled calibrators, thresholds on their own fit rows.
 
     python benchmarks/trust_cache.py MODEL scores.pkl DEV.csv
     python benchmarks/calibration_bounds.py scores.pkl
@@ -91,3 +92,13 @@ for col, name in ((0, "p1"), (1, "margin")):
                 c = x >= thr if thr is not None else np.zeros(len(y), bool)
                 cells.append(f"{n} {c.mean():.0%} ({y[c].mean() if c.any() else float('nan'):.3f})")
             print(f"raw {name} t={t} margin={m} thr={thr}: fit {rows/len(yf):.0%} ({prec:.3f}) -> dev " + " | ".join(cells))
+# the packaged calibration's recipe (fitted before out-of-fold thresholds): calibrators and
+# thresholds pooled over the three fit halves, thresholds on the calibrators' own fit rows
+params, conf_in, right = [], [], []
+for lv in range(L):
+    x = np.vstack([F[n][0].x[lv] for n in sets]); y = np.concatenate([F[n][1][lv] for n in sets])
+    p = cal.fit_calibrator(x, y); params.append(p); conf_in.append(cal.calibrate(p, x)); right.append(y)
+single = {n: [cal.calibrate(params[lv], D[n][0].x[lv]) for lv in range(L)] for n in sets}
+for t in (0.95, 0.9):
+    thr = [e["threshold"] for e in cal.fit_level_thresholds(conf_in, right, target=t)]
+    report(f"packaged recipe (pooled, in-sample) t={t}", single, thr)
