@@ -12,26 +12,16 @@ halves for:
     python benchmarks/trust_cache.py MODEL scores.pkl DEV.csv
     python benchmarks/calibration_bounds.py scores.pkl
 """
-import pickle, sys
+import sys
 from pathlib import Path
-import numpy as np
-sys.path.insert(0, str(Path(__file__).resolve().parent)); sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import trust as B
-from autocoder.coding import calibration as cal
-from autocoder.coding import trust as tr
-from autocoder.coding import trust_fit as tf
-from autocoder.evaluate import realdev
-from autocoder.metrics import expected_calibration_error as ece
 
-d = pickle.load(open(sys.argv[1], "rb"))
-sets, cands, golds, levels = d["sets"], d["cands"], d["golds"], d["levels"]
-opts, _ = tf.choose_segments(*B.fit_halves(sets, cands, golds))
-scores = {n: tr.concat([tr.choose(cs, opts) for cs in cands[n]]) for n in sets}
-def half(n, p):
-    m = (sets[n]["part"] == p).to_numpy()
-    s = tr.take(scores[n], m); ls = tr.level_scores(s, levels)
-    return ls, tr.level_correct(ls, levels, [g for g, x in zip(golds[n], m) if x])
-F = {n: half(n, realdev.FIT) for n in sets}; D = {n: half(n, realdev.DEV) for n in sets}
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import cached_halves as H
+from autocoder.coding import calibration as cal
+
+sets, F, D, levels = H.load(sys.argv[1])
 L = len(levels)
 print("levels", [l[0] for l in levels])
 for n in sets:
@@ -49,15 +39,6 @@ def bagged(x, y, kind, folds=5, seed=0):
         out[h] = cal.calibrate(p, x[h]); ps.append(p)
     return out, ps
 
-def report(tag, dev_conf, thr):
-    cells = []
-    for n in ("clean", "messy", "posting"):
-        level = cal.assign(dev_conf[n], thr)
-        ok = np.array([bool(D[n][1][v][i]) if v >= 0 else False for i, v in enumerate(level)])
-        c, cp = level == 0, level >= 0
-        cells.append(f"{n} {c.mean():.0%} ({ok[c].mean() if c.any() else float('nan'):.3f}) +p {cp.mean():.0%} ({ok[cp].mean() if cp.any() else float('nan'):.3f})")
-    e = " / ".join(f"{ece(dev_conf[n][0], D[n][1][0]):.3f}" for n in sets)
-    print(f"{tag}: {' | '.join(cells)} | ECE {e}", flush=True)
 
 for cal_sets in (["clean"], list(sets)):
     params, oof, bags, right = [], [], [], []
@@ -71,11 +52,11 @@ for cal_sets in (["clean"], list(sets)):
     for t in (0.95, 0.9):
         for m in (0.0, 0.5, 1.0):
             thr = [e["threshold"] for e in cal.fit_level_thresholds(oof, right, target=t, margin_sd=m)]
-            report(f"cal {'+'.join(cal_sets)} t={t} margin={m} single", single, thr)
-            report(f"cal {'+'.join(cal_sets)} t={t} margin={m} bagged", bag, thr)
+            H.report(f"cal {'+'.join(cal_sets)} t={t} margin={m} single", D, single, thr)
+            H.report(f"cal {'+'.join(cal_sets)} t={t} margin={m} bagged", D, bag, thr)
         # oracle: thresholds chosen on the clean dev half itself with the single calibrator
         thr = [e["threshold"] for e in cal.fit_level_thresholds(single["clean"], D["clean"][1], target=t)]
-        report(f"cal {'+'.join(cal_sets)} t={t} ORACLE(dev in-sample)", single, thr)
+        H.report(f"cal {'+'.join(cal_sets)} t={t} ORACLE(dev in-sample)", D, single, thr)
 # raw-p1 oracle bound on clean dev detailed
 x = D["clean"][0].x[0]; y = D["clean"][1][0]
 for col, name in ((0, "p1"), (1, "margin")):
@@ -101,4 +82,4 @@ for lv in range(L):
 single = {n: [cal.calibrate(params[lv], D[n][0].x[lv]) for lv in range(L)] for n in sets}
 for t in (0.95, 0.9):
     thr = [e["threshold"] for e in cal.fit_level_thresholds(conf_in, right, target=t)]
-    report(f"packaged recipe (pooled, in-sample) t={t}", single, thr)
+    H.report(f"packaged recipe (pooled, in-sample) t={t}", D, single, thr)

@@ -7,29 +7,19 @@ isotonic regression on the top probability alone (iso_p1).
 
     python benchmarks/calibrator_kinds.py scores.pkl boosted,hgb_mono,hgb_p1,logistic,iso_p1
 """
-import pickle, sys
+import sys
 from pathlib import Path
+
 import numpy as np
-sys.path.insert(0, str(Path(__file__).resolve().parent)); sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import trust as B
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import cached_halves as H
 from autocoder.coding import calibration as cal
-from autocoder.coding import trust as tr
-from autocoder.coding import trust_fit as tf
-from autocoder.evaluate import realdev
-from autocoder.metrics import expected_calibration_error as ece
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
-d = pickle.load(open(sys.argv[1], "rb"))
-sets, cands, golds, levels = d["sets"], d["cands"], d["golds"], d["levels"]
-opts, _ = tf.choose_segments(*B.fit_halves(sets, cands, golds))
-scores = {n: tr.concat([tr.choose(cs, opts) for cs in cands[n]]) for n in sets}
-def half(n, p):
-    m = (sets[n]["part"] == p).to_numpy()
-    s = tr.take(scores[n], m); ls = tr.level_scores(s, levels)
-    return ls, tr.level_correct(ls, levels, [g for g, x in zip(golds[n], m) if x])
-F = {n: half(n, realdev.FIT) for n in sets}; D = {n: half(n, realdev.DEV) for n in sets}
+sets, F, D, levels = H.load(sys.argv[1])
 L = len(levels)
 F_ = list(cal.FEATURES)
 SIGN = {"p1": 1, "margin": 1, "log_odds_p1": 1, "entropy": -1, "model_p1": 1, "retrieval_p1": 1, "agree": 1, "max_similarity": 1}
@@ -66,15 +56,6 @@ def oof(fit, x, y, folds=5, seed=0):
         out[h] = fit(x[~h], y[~h])(x[h])
     return out
 
-def report(tag, conf, thr):
-    cells = []
-    for n in ("clean", "messy", "posting"):
-        level = cal.assign(conf[n], thr)
-        ok = np.array([bool(D[n][1][v][i]) if v >= 0 else False for i, v in enumerate(level)])
-        c, cp = level == 0, level >= 0
-        cells.append(f"{n} {c.mean():.0%} ({ok[c].mean() if c.any() else float('nan'):.3f}) +p {cp.mean():.0%} ({ok[cp].mean() if cp.any() else float('nan'):.3f})")
-    e = " / ".join(f"{ece(conf[n][0], D[n][1][0]):.3f}" for n in sets)
-    print(f"{tag}: {' | '.join(cells)} | ECE {e}", flush=True)
 
 for kind in sys.argv[2].split(","):
     fit = make(kind)
@@ -88,6 +69,6 @@ for kind in sys.argv[2].split(","):
     for t in (0.95, 0.9):
         for m in (0.0, 1.0):
             thr = [e["threshold"] for e in cal.fit_level_thresholds(oo, right, target=t, margin_sd=m)]
-            report(f"{kind} t={t} m={m}", conf, thr)
+            H.report(f"{kind} t={t} m={m}", D, conf, thr)
         thr = [e["threshold"] for e in cal.fit_level_thresholds(conf["clean"], D["clean"][1], target=t)]
-        report(f"{kind} t={t} ORACLE", conf, thr)
+        H.report(f"{kind} t={t} ORACLE", D, conf, thr)
