@@ -92,8 +92,16 @@ class IndexConfig(_Section):
         "same result on every run; 'hnsw': Chroma's approximate top 2 x candidates_per_query, "
         "re-scored exactly (faster on very large indexes, may miss a document).",
     )
-    aggregation: Literal["max", "softmax_sum"] = "max"
-    temperature: float = Field(0.05, gt=0, description="Softmax temperature for confidences.")
+    aggregation: Literal["max", "softmax_sum"] = Field(
+        "softmax_sum",
+        description="How retrieved code texts score their code: 'softmax_sum' (soft voting: "
+        "every retrieved text adds exp(similarity / temperature), and a code's probability is "
+        "its share of the vote) or 'max' (a code is as good as its best text). A trained "
+        "model mixes retrieval as its mixture was fitted (its metadata combine.retrieval).",
+    )
+    temperature: float = Field(
+        0.07, gt=0, description="Softmax temperature of the votes (retrieval's confidences)."
+    )
     connect_timeout: float = Field(
         5.0, gt=0, description="Seconds to wait for a Chroma server to answer at all."
     )

@@ -54,11 +54,15 @@ class Document:
 
 @dataclass
 class SearchResult:
-    """Per query: codes best first, their aggregated similarity, and the best matching text."""
+    """Per query: codes best first, each code's best similarity (``scores``), its best matching
+    text and its vote (``votes``: the log of its share of the soft vote times the temperature
+    for ``softmax_sum``, the best similarity for ``max``; a softmax of the votes at the index
+    temperature is retrieval's distribution)."""
 
     codes: list[list[str]]
     scores: list[np.ndarray]
     evidence: list[list[str]] = field(default_factory=list)
+    votes: list[np.ndarray] = field(default_factory=list)
 
     def add_hits(
         self,
@@ -71,12 +75,13 @@ class SearchResult:
         temperature: float,
     ) -> None:
         """Aggregate one query's document hits to codes and append them."""
-        codes, scores, evidence = aggregate(
+        codes, scores, evidence, votes = aggregate(
             doc_codes, similarities, doc_texts, k=k, method=method, temperature=temperature
         )
         self.codes.append(codes)
         self.scores.append(scores)
         self.evidence.append(evidence)
+        self.votes.append(votes)
 
 
 def code_documents(taxonomy: Taxonomy, kinds: Sequence[str] = TEXT_KINDS) -> list[Document]:
@@ -101,32 +106,42 @@ def aggregate(
     k: int,
     method: str = "max",
     temperature: float = 0.05,
-) -> tuple[list[str], np.ndarray, list[str]]:
-    """Aggregate document similarities to codes: ``max`` or ``softmax_sum`` (soft voting);
-    codes of equal score are ordered by code."""
+) -> tuple[list[str], np.ndarray, list[str], np.ndarray]:
+    """Aggregate document similarities to codes: ``max`` (a code is as good as its best text)
+    or ``softmax_sum`` (soft voting: every retrieved text of a code adds ``exp(sim / T)``).
+    Returns the top ``k`` codes, best first (codes of equal score ordered by code), each code's
+    best similarity and text, and its vote: ``T * log(sum of exp(sim / T))`` for
+    ``softmax_sum`` (so a softmax at ``T`` is each code's share of the vote), the best
+    similarity for ``max``."""
     if method == "max" and _best_first(similarities) and _no_ties(similarities):
-        return _first_codes(doc_codes, similarities, doc_texts, k)
+        codes, best_sims, texts = _first_codes(doc_codes, similarities, doc_texts, k)
+        return codes, best_sims, texts, best_sims.copy()
     best: dict[str, float] = {}
-    total: dict[str, float] = {}
     text_of: dict[str, str] = {}
-    soft = method == "softmax_sum"  # the sums are only needed (and computed) for soft voting
+    members: dict[str, list[float]] = {}
     for code, sim, text in zip(doc_codes, similarities, doc_texts, strict=True):
         sim = float(sim)
         if code not in best or sim > best[code]:
             best[code] = sim
             text_of[code] = text
-        if soft:
-            total[code] = total.get(code, 0.0) + float(np.exp(sim / temperature))
+        members.setdefault(code, []).append(sim)
     if method == "max":  # a total order: score, then code
-        ranked = sorted(best, key=lambda c: (-best[c], c))
-        values = [best[c] for c in ranked]
+        vote = best
     elif method == "softmax_sum":
-        ranked = sorted(total, key=lambda c: (-total[c], c))
-        values = [best[c] for c in ranked]
+        vote = {
+            c: best[c]
+            + temperature * float(np.log(np.exp((np.asarray(v) - best[c]) / temperature).sum()))
+            for c, v in members.items()
+        }
     else:
         raise ValueError(f"unknown aggregation {method!r}; use 'max' or 'softmax_sum'")
-    ranked = ranked[:k]
-    return ranked, np.asarray(values[:k], dtype=np.float32), [text_of[c] for c in ranked]
+    ranked = sorted(vote, key=lambda c: (-vote[c], c))[:k]
+    return (
+        ranked,
+        np.asarray([best[c] for c in ranked], dtype=np.float32),
+        [text_of[c] for c in ranked],
+        np.asarray([vote[c] for c in ranked], dtype=np.float32),
+    )
 
 
 def _best_first(similarities: Sequence[float]) -> bool:
@@ -159,6 +174,10 @@ def _first_codes(
 
 
 class CodeIndex(Protocol):
+    #: How document hits become code scores (``aggregate``) and its softmax temperature.
+    aggregation: str
+    temperature: float
+
     def build(
         self,
         taxonomy: Taxonomy,

@@ -18,6 +18,8 @@ The O*NET side maps gold and predicted ESCO codes to O*NET-SOC through the offic
     # index, the examples' votes and the model all on that embedder; each coder gets its own
     # `examples fit` (or --vote '{"neighbours": 40, ...}' to vote with given settings)
     ... benchmarks/examples_esco.py --home /tmp/ac-ex-esco --train
+    # retrieval with soft voting over the code texts
+    ... benchmarks/examples_esco.py --set 'index.aggregation="softmax_sum"' --set index.temperature=0.08
 """
 
 from __future__ import annotations
@@ -115,13 +117,15 @@ def main() -> None:
     ap.add_argument("--dev-share", type=float, default=0.25)
     ap.add_argument("--sample", type=int, default=0, help="Use N JobBERT rows (0 = all).")
     ap.add_argument("--kinds", default='["title","alt_title"]', help="ESCO texts indexed.")
+    ap.add_argument("--set", action="append", default=[], dest="overrides",
+                    help="A config override for every coder (e.g. index.aggregation=...).")
     ap.add_argument("--vote", default="", help="Vote settings as JSON (skips the tuning).")
     ap.add_argument("--train", action="store_true", help="Also train esco-history and code dev.")
     ap.add_argument("--reuse-model", action="store_true",
                     help="With --train: keep models/esco-history when it was trained on this store.")
     args = ap.parse_args()
     ws = Workspace.resolve(args.home)
-    base_overrides = ['taxonomy.default="esco"', f"index.kinds={args.kinds}"]
+    base_overrides = ['taxonomy.default="esco"', f"index.kinds={args.kinds}", *args.overrides]
     settings = load_settings(overrides=base_overrides)
     api.import_taxonomy("esco", DATA / "esco_v1.1.1", ws)
     tax = load_taxonomy(ws, "esco")

@@ -35,11 +35,12 @@ def test_documents_one_per_text_with_metadata() -> None:
 
 
 def test_aggregate_max_and_softmax_sum() -> None:
-    codes, scores, ev = aggregate(
+    codes, scores, ev, votes = aggregate(
         ["a", "b", "a", "c"], [0.9, 0.8, 0.5, 0.1], ["x", "y", "z", "w"], k=2
     )
     assert codes == ["a", "b"] and np.allclose(scores, [0.9, 0.8]) and ev == ["x", "y"]
-    codes, _, _ = aggregate(
+    assert np.allclose(votes, scores)  # max: a code's vote is its best similarity
+    codes, scores, _, votes = aggregate(
         ["a", "b", "b", "b"],
         [0.9, 0.88, 0.87, 0.86],
         ["", "", "", ""],
@@ -48,6 +49,9 @@ def test_aggregate_max_and_softmax_sum() -> None:
         temperature=0.05,
     )
     assert codes == ["b"]  # many good matches outvote one slightly better match
+    assert np.allclose(scores, [0.88])  # its best similarity
+    expected = 0.05 * np.log(np.exp(np.array([0.88, 0.87, 0.86]) / 0.05).sum())
+    assert np.allclose(votes, [expected])  # T * log of its share of the vote (unnormalised)
     with pytest.raises(ValueError, match="unknown aggregation"):
         aggregate(["a"], [1.0], [""], k=1, method="mean")
 
@@ -155,9 +159,9 @@ def test_chroma_search_does_not_depend_on_how_the_graph_was_built(
 
 
 def test_equal_scores_are_ordered_by_code() -> None:
-    codes, _, _ = aggregate(["b", "a", "c"], [0.5, 0.5, 0.4], ["", "", ""], k=3)
+    codes, _, _, _ = aggregate(["b", "a", "c"], [0.5, 0.5, 0.4], ["", "", ""], k=3)
     assert codes == ["a", "b", "c"]
-    codes, _, _ = aggregate(["b", "a", "c"], [0.4, 0.5, 0.5], ["", "", ""], k=3)
+    codes, _, _, _ = aggregate(["b", "a", "c"], [0.4, 0.5, 0.5], ["", "", ""], k=3)
     assert codes == ["a", "c", "b"]
     memory_ties = aggregate(["b", "a"], [0.5, 0.5], ["", ""], k=2, method="softmax_sum")
     assert memory_ties[0] == ["a", "b"]

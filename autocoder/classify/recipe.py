@@ -698,6 +698,7 @@ def evaluate_first_fit(
         if dev is not None:
             mixed = CombinedPredictor(clf, retrieval, **mixture_params(meta["combine"])).fit()
             meta["dev_combined"] = dev_figures(mixed, dev)
+    meta["combine"]["retrieval"] = retrieval.describe()  # the retrieval it was fitted with
     log.info("model + retrieval mixture: %s; dev: %s", meta["combine"], meta.get("dev_combined"))
     return meta
 

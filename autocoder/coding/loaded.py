@@ -112,6 +112,32 @@ def model_mixture(metadata: Mapping[str, Any], settings: Settings) -> dict[str, 
     }
 
 
+#: The retrieval a mixture was fitted with when its model does not record it (``combine``
+#: without ``retrieval``: models trained before it was recorded, with the defaults of then).
+LEGACY_RETRIEVAL: dict[str, Any] = {"aggregation": "max", "temperature": 0.05}
+
+
+def model_retrieval(metadata: Mapping[str, Any], settings: Settings) -> Settings:
+    """``settings`` with the retrieval a model's mixture was fitted with (metadata
+    ``combine.retrieval``: aggregation and temperature), so that the weight, temperature and
+    calibration fitted on its probabilities still hold; the configured retrieval for a model
+    with no fitted mixture."""
+    combine = metadata.get("combine")
+    if not combine:
+        return settings
+    fitted = {**LEGACY_RETRIEVAL, **dict(combine.get("retrieval") or {})}
+    index = settings.index.model_copy(
+        update={"aggregation": fitted["aggregation"], "temperature": float(fitted["temperature"])}
+    )
+    return settings.model_copy(update={"index": index})
+
+
+def retrieval_tag(retrieval: RetrievalCoder) -> str:
+    """``<aggregation>@<temperature>``: part of a predictor's id (its probabilities differ)."""
+    info = retrieval.describe()
+    return f"{info['aggregation']}@{info['temperature']:g}"
+
+
 def load_trust(model_dir: str | Path) -> dict[str, Any] | None:
     """The calibration sidecar of ``model_dir``, or None when it has none."""
     path = Path(model_dir) / SIDECAR
@@ -168,9 +194,9 @@ def coder_fingerprint(
     out: dict[str, Any] = {"taxonomy": [taxonomy.name, taxonomy.version, len(taxonomy)]}
     if model is not None:
         out["model"] = model.fingerprint()
-    else:
-        out["embedder"] = settings.embedder.model_dump(exclude={"cache"})
-        out["index"] = settings.index.model_dump(exclude={"connect_timeout", "timeout"})
+    # with a model too: retrieval mixed into it and the examples' votes use them
+    out["embedder"] = settings.embedder.model_dump(exclude={"cache"})
+    out["index"] = settings.index.model_dump(exclude={"connect_timeout", "timeout"})
     return out
 
 
@@ -257,10 +283,12 @@ def _model_predictor(
     params = model_mixture(meta, settings)
     if not params["retrieval_weight"]:
         return model, files.model_id(), None, meta
-    retrieval = retrieval_coder(settings, ws, taxonomy)
+    retrieval = retrieval_coder(model_retrieval(meta, settings), ws, taxonomy)
     combined = CombinedPredictor(model, retrieval, **params).fit()
     tag = ":".join(str(v) for v in params.values())
-    predictor_id = f"{files.model_id()}+retrieval:{tag}:{index_version(retrieval)}"
+    predictor_id = (
+        f"{files.model_id()}+retrieval:{tag}:{retrieval_tag(retrieval)}:{index_version(retrieval)}"
+    )
     return combined, predictor_id, retrieval, meta
 
 
@@ -288,7 +316,10 @@ def load_coder(
     else:
         retrieval = retrieval_coder(settings, ws, taxonomy)
         predictor = retrieval
-        predictor_id = f"retrieval:{taxonomy.name}:{taxonomy.version}:{retrieval.embedder.model_id}"
+        predictor_id = (
+            f"retrieval:{taxonomy.name}:{taxonomy.version}:{retrieval.embedder.model_id}:"
+            f"{retrieval_tag(retrieval)}"
+        )
     from autocoder.coding.examples import with_examples
 
     predictor, predictor_id = with_examples(

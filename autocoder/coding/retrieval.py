@@ -1,8 +1,8 @@
 """RetrievalCoder: the baseline predictor — nearest code texts in the CodeIndex.
 
 Follows the scikit-learn contract: ``fit`` (records the classes), ``predict_proba`` over
-``classes_`` and ``predict``. Probabilities are a softmax over the aggregated similarities of the
-retrieved codes (codes not retrieved get 0); the top-1 probability is the confidence. It is a
+``classes_`` and ``predict``. Probabilities are a softmax over the retrieved codes' votes (the index's
+aggregation: best similarity, or soft voting; codes not retrieved get 0); the top-1 probability is the confidence. It is a
 ``Predictor``, an ``EmbeddingPredictor`` (``embed``: the index's query embeddings) and a
 ``Retriever`` (``rank``), see :mod:`autocoder.coding.predictor`.
 """
@@ -59,6 +59,11 @@ class RetrievalCoder:
         if not hasattr(self, "classes_"):
             raise RuntimeError("RetrievalCoder is not fitted; call fit() first")
 
+    def describe(self) -> dict[str, Any]:
+        """What shapes its probabilities (stored with a mixture fitted on them): the index's
+        aggregation and the softmax temperature."""
+        return {"aggregation": self.index.aggregation, "temperature": float(self.temperature)}
+
     def embed(self, X: RecordsLike) -> np.ndarray:
         """The records' query embeddings, as the index is searched with them."""
         queries = [r.query() for r in as_records(X)]
@@ -69,14 +74,14 @@ class RetrievalCoder:
         self._check_fitted()
         vectors = self.embed(X)
         codes: list[list[str]] = []
-        scores: list[np.ndarray] = []
+        votes: list[np.ndarray] = []
         evidence: list[list[str]] = []
         for start in range(0, len(vectors), QUERY_CHUNK):  # results do not depend on the chunk
             res = self.index.search(vectors[start : start + QUERY_CHUNK], self.top_k)
             codes += res.codes
-            scores += res.scores
+            votes += res.votes
             evidence += res.evidence
-        return codes, [softmax(s, self.temperature) for s in scores], evidence
+        return codes, [softmax(v, self.temperature) for v in votes], evidence
 
     def predict_proba(self, X: RecordsLike) -> np.ndarray:
         codes, probs, _ = self.rank(X)

@@ -92,10 +92,12 @@ def retrieval_scores(
     best = np.zeros(len(records))
     for start in range(0, len(records), QUERY_CHUNK):
         res = retrieval.index.search(vectors[start : start + QUERY_CHUNK], retrieval.top_k)
-        for i, (codes, sims) in enumerate(zip(res.codes, res.scores, strict=True), start=start):
+        rows = zip(res.codes, res.scores, res.votes, strict=True)
+        for i, (codes, sims, votes) in enumerate(rows, start=start):
             sims = np.asarray(sims, dtype=np.float64)
             best[i] = float(sims.max()) if len(sims) else 0.0
-            for code, p in zip(codes, softmax(sims, retrieval.temperature), strict=True):
+            votes = np.asarray(votes, dtype=np.float64)
+            for code, p in zip(codes, softmax(votes, retrieval.temperature), strict=True):
                 if code in pos:
                     out[i, pos[code]] = p
     return out, best

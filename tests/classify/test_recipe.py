@@ -225,6 +225,8 @@ def test_refit_trains_on_dev_titles_and_keeps_calibration(tmp_path) -> None:
     assert meta["recipe"]["combine"]["retrieval_weight"] == 0.25
     # too few held-out source titles to fit the mixture: the recipe's weight, and dev figures
     assert meta["combine"]["fitted_on"] == "recipe" and meta["combine"]["retrieval_weight"] == 0.25
+    # the retrieval it was fitted with is recorded: coding mixes that retrieval back in
+    assert meta["combine"]["retrieval"] == {"aggregation": "max", "temperature": 0.05}
     combined = meta["dev_combined"]["clean"]
     assert combined["top1"] <= combined["top3"] <= combined["top5"]
     assert {2 * combined["top1"], 2 * combined["top5"]} <= {0.0, 1.0, 2.0}

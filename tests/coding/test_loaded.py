@@ -130,6 +130,36 @@ def test_load_coder_mixes_in_retrieval_as_the_model_says(tmp_path: Path) -> None
     assert vectors.shape == (2, 384) and vectors.dtype == np.float32
 
 
+def test_a_model_mixes_retrieval_as_its_mixture_was_fitted(tmp_path: Path) -> None:
+    clf, _ = _parts()
+    ws = Workspace.resolve(tmp_path / "home")
+    tax = mini_taxonomy()
+    save_taxonomy(ws, tax)
+    settings = load_settings(overrides=['index.backend="memory"', "embedder.cache=false"])
+    assert settings.index.aggregation == "softmax_sum"  # the configured retrieval (default)
+    fitted = {"retrieval_weight": 0.4, "temperature": 0.8, "conformal_threshold": None}
+    cases = (
+        ({**fitted, "retrieval": {"aggregation": "max", "temperature": 0.03}}, "max", 0.03),
+        (fitted, "max", 0.05),  # a model from before the record: the defaults it was fitted with
+        (None, "softmax_sum", 0.07),  # no fitted mixture (the recipe's weight): as configured
+    )
+    for i, (combine, aggregation, temperature) in enumerate(cases):
+        clf.metadata_ = {"recipe": {"combine": {"retrieval_weight": 0.4}},
+                         "taxonomy": {"name": tax.name}} | ({"combine": combine} if combine else {})  # fmt: skip
+        coder = load_coder(settings, ws, model=clf.save(tmp_path / f"model{i}"))
+        assert coder.retrieval is not None
+        assert coder.retrieval.describe() == {"aggregation": aggregation, "temperature": temperature}
+        assert f":{aggregation}@{temperature:g}:" in coder.predictor_id
+    plain = load_coder(settings, ws, model=RETRIEVAL, taxonomy_name=tax.name)
+    assert plain.predictor_id.endswith(":softmax_sum@0.07")
+    # the index settings are part of a job's key with a model too (retrieval, examples)
+    other = load_settings(overrides=['index.backend="memory"', "embedder.cache=false",
+                                     "index.candidates_per_query=50"])  # fmt: skip
+    first, again = (load_coder(s, ws, model=tmp_path / "model0") for s in (settings, other))
+    assert again.fingerprint["model"] == first.fingerprint["model"]
+    assert again.fingerprint["index"] != first.fingerprint["index"]
+
+
 def test_capabilities_are_declared_not_guessed() -> None:
     bare = LoadedCoder.from_predictor(KeywordPredictor(KEYWORDS))
     assert bare.capabilities == Capabilities()  # it declares nothing
