@@ -100,7 +100,7 @@ class IndexConfig(_Section):
         "model mixes retrieval as its mixture was fitted (its metadata combine.retrieval).",
     )
     temperature: float = Field(
-        0.07, gt=0, description="Softmax temperature of the votes (retrieval's confidences)."
+        0.05, gt=0, description="Softmax temperature of the votes (retrieval's confidences)."
     )
     connect_timeout: float = Field(
         5.0, gt=0, description="Seconds to wait for a Chroma server to answer at all."

@@ -141,7 +141,7 @@ def test_a_model_mixes_retrieval_as_its_mixture_was_fitted(tmp_path: Path) -> No
     cases = (
         ({**fitted, "retrieval": {"aggregation": "max", "temperature": 0.03}}, "max", 0.03),
         (fitted, "max", 0.05),  # a model from before the record: the defaults it was fitted with
-        (None, "softmax_sum", 0.07),  # no fitted mixture (the recipe's weight): as configured
+        (None, "softmax_sum", 0.05),  # no fitted mixture (the recipe's weight): as configured
     )
     for i, (combine, aggregation, temperature) in enumerate(cases):
         clf.metadata_ = {"recipe": {"combine": {"retrieval_weight": 0.4}},
@@ -151,7 +151,7 @@ def test_a_model_mixes_retrieval_as_its_mixture_was_fitted(tmp_path: Path) -> No
         assert coder.retrieval.describe() == {"aggregation": aggregation, "temperature": temperature}
         assert f":{aggregation}@{temperature:g}:" in coder.predictor_id
     plain = load_coder(settings, ws, model=RETRIEVAL, taxonomy_name=tax.name)
-    assert plain.predictor_id.endswith(":softmax_sum@0.07")
+    assert plain.predictor_id.endswith(":softmax_sum@0.05")
     # the index settings are part of a job's key with a model too (retrieval, examples)
     other = load_settings(overrides=['index.backend="memory"', "embedder.cache=false",
                                      "index.candidates_per_query=50"])  # fmt: skip
