@@ -181,8 +181,9 @@ def code(
         coder = load_coder(settings, ws, model=model_dir, taxonomy_name=taxonomy_name)
         if target_precision is not None and coder_assigner(coder, options).trust is None:
             raise ConfigError(
-                f"--target-precision needs a calibrated model (a {SIDECAR} in its directory, "
-                "benchmarks/trust.py --save); use --threshold"
+                f"--target-precision needs a calibrated coder (a {SIDECAR} in the model's "
+                "directory, or for retrieval alone one in the workspace): run `autocoder "
+                "calibrate FILE --model MODEL|retrieval` on labeled real titles, or use --threshold"
             )
         if engine == "ray":
             from autocoder.coding.engine_ray import RayOptions, code_file_ray
@@ -454,17 +455,26 @@ def calibrate(
     """``autocoder calibrate``: fit the calibration sidecar of ``model`` (its calibrated
     confidence, target precision and partial codes) on labeled real titles in ``files``
     (``autocoder.coding.trust_fit``) and write it into the model directory, or into a copy
-    at ``output`` (needed for the packaged model, which is not written to). Returns where it
-    went, the rows per file and the thresholds at 0.95 and 0.9 with their precision."""
+    at ``output`` (needed for the packaged model, which is not written to). ``retrieval``
+    (the retrieval coder alone, which has no directory) is calibrated into the workspace, for
+    its taxonomy, embedder, index settings and index build
+    (``autocoder.coding.loaded.retrieval_sidecar``). Returns where it went, the rows per file
+    and the thresholds at 0.95 and 0.9 with their precision."""
     import shutil
 
-    from autocoder.coding.trust import save_trust, supports_segments, thresholds_for
+    from autocoder.coding.loaded import retrieval_sidecar
+    from autocoder.coding.trust import save_trust, supports_segments, thresholds_for, write_trust
     from autocoder.coding.trust_fit import CalibrationTable, fit_sidecar
 
-    if str(model) == RETRIEVAL:
-        raise ValueError("calibrate needs a model directory (or `pretrained`), not `retrieval`")
-    source = Path(resolve_model_dir(model) or model)
-    ModelFiles.read(source)  # fails at once on a directory that is not a model
+    alone = str(model) == RETRIEVAL
+    source = None if alone else Path(resolve_model_dir(model) or model)
+    if alone and output is not None:
+        raise ValueError(
+            "the retrieval coder's calibration is kept in the workspace; --output is for "
+            "model directories"
+        )
+    if source is not None:
+        ModelFiles.read(source)  # fails at once on a directory that is not a model
     if output is None and str(model) == PRETRAINED:
         raise ValueError(
             "the packaged model is not written to; pass --output DIR to calibrate a copy of it"
@@ -487,21 +497,32 @@ def calibrate(
         [t for tb in tables for t in tb.titles], [g for tb in tables for g in tb.gold]
     )
     taxonomy = coder.taxonomy
+    fitted_on: dict[str, Any] = {
+        "files": {tb.name: len(tb) for tb in tables},
+        "taxonomy": f"{taxonomy.name} {taxonomy.version}",
+    }
+    retrieval = coder.retrieval
+    if source is None and retrieval is not None:
+        fitted_on["retrieval"] = {**retrieval.describe(), "index": coder.index_version}
     with index_in_use(ws):
         trust = fit_sidecar(
-            coder.predictor, taxonomy, table, show_progress=show_progress,
-            fitted_on={"files": {tb.name: len(tb) for tb in tables},
-                       "taxonomy": f"{taxonomy.name} {taxonomy.version}"},
-        )  # fmt: skip
-    target = source
-    if output is not None:
-        target = Path(output)
-        if target.exists() and any(target.iterdir()):
-            raise ValueError(f"--output {target} exists and is not empty")
-        shutil.copytree(source, target, dirs_exist_ok=True)
-    path = save_trust(trust, target)
+            coder.predictor, taxonomy, table, show_progress=show_progress, fitted_on=fitted_on
+        )
+    if source is None:
+        if retrieval is None:  # load_coder gives retrieval alone its retrieval coder
+            raise ValueError("the retrieval coder was not loaded")
+        shown = RETRIEVAL
+        path = write_trust(trust, retrieval_sidecar(plain, ws, taxonomy, retrieval))
+    else:
+        target = source
+        if output is not None:
+            target = Path(output)
+            if target.exists() and any(target.iterdir()):
+                raise ValueError(f"--output {target} exists and is not empty")
+            shutil.copytree(source, target, dirs_exist_ok=True)
+        shown, path = str(target), save_trust(trust, target)
     return {
-        "model": str(target),
+        "model": shown,
         "calibration": str(path),
         "rows": trust["fitted_on"]["rows"],
         "files": trust["fitted_on"]["files"],

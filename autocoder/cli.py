@@ -406,10 +406,18 @@ def calibrate_cmd(
         list[Path],
         typer.Argument(help="Tables (CSV/JSONL/Parquet) of real titles and their codes."),
     ],
-    model: Annotated[str, typer.Option("--model", help="Model directory, or `pretrained`.")],
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            help="Model directory, `pretrained`, or `retrieval` (calibrated in the workspace).",
+        ),
+    ],
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Write a calibrated copy here (default: in place)."),
+        typer.Option(
+            "--output", "-o", help="Write a calibrated copy of the model here (default: in place)."
+        ),
     ] = None,
     title_column: Annotated[str, typer.Option(help="Column with the title.")] = "title",
     code_column: Annotated[
@@ -417,7 +425,9 @@ def calibrate_cmd(
     ] = "codes",
 ) -> None:
     """Fit MODEL's calibration (calibrated confidence, --target-precision, partial codes) on
-    labeled real titles it did not train on; prints the thresholds at 0.95 and 0.9."""
+    labeled real titles it did not train on; prints the thresholds at 0.95 and 0.9. With
+    `--model retrieval` the retrieval coder alone is calibrated, for the current index and
+    settings (a rebuilt index needs calibrating again)."""
     from autocoder.index import IndexConnectionError, IndexNotBuiltError
     from autocoder.io import InputError
 

@@ -131,6 +131,12 @@ class Workspace:
         return self._dir("examples")
 
     @property
+    def calibration(self) -> Path:
+        """Calibrations of coders that have no model directory (``calibrate --model
+        retrieval``), one folder per taxonomy."""
+        return self._dir("calibration")
+
+    @property
     def embedding_cache(self) -> Path:
         return self._dir("cache", "embeddings")
 

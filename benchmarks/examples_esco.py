@@ -20,6 +20,9 @@ The O*NET side maps gold and predicted ESCO codes to O*NET-SOC through the offic
     ... benchmarks/examples_esco.py --home /tmp/ac-ex-esco --train
     # retrieval with soft voting over the code texts
     ... benchmarks/examples_esco.py --set 'index.aggregation="softmax_sum"' --set index.temperature=0.08
+    # + retrieval calibrated on half of dev (`calibrate --model retrieval`), the other half coded
+    # with the examples voting at --target-precision 0.95 and 0.9
+    ... benchmarks/examples_esco.py --home /tmp/ac-ex-esco --calibrate
 """
 
 from __future__ import annotations
@@ -121,6 +124,9 @@ def main() -> None:
                     help="A config override for every coder (e.g. index.aggregation=...).")
     ap.add_argument("--vote", default="", help="Vote settings as JSON (skips the tuning).")
     ap.add_argument("--train", action="store_true", help="Also train esco-history and code dev.")
+    ap.add_argument("--calibrate", action="store_true",
+                    help="Also calibrate retrieval on half of dev and code the other half at "
+                    "target precision 0.95 and 0.9.")
     ap.add_argument("--reuse-model", action="store_true",
                     help="With --train: keep models/esco-history when it was trained on this store.")
     args = ap.parse_args()
@@ -178,9 +184,55 @@ def main() -> None:
         if isinstance(predictor, WithExamples):
             rows[name]["ece_coding"] = coding_ece(predictor, records, p, classes, gold)
         print(f"[{name}] dev:", json.dumps(rows[name]))
+    if args.calibrate:
+        rows["target precision"] = target_precision(settings, ws, tax, dev, unseen, out)
     if args.train:
         rows.update(trained(args, ws, base_overrides, tax, records, gold, unseen))
     (out / "results.json").write_text(json.dumps({"vote": best, "dev": rows}, indent=2))
+
+
+def target_precision(
+    settings: Any, ws: Workspace, tax: Any, dev: pd.DataFrame, unseen: np.ndarray, out: Path
+) -> dict[str, Any]:
+    """Retrieval alone calibrated on real titles (`autocoder calibrate --model retrieval`):
+    a seeded half of dev calibrates it (examples off, as `calibrate` does), the other half is
+    coded with the examples voting (`autocoder code --target-precision`); per target the share
+    and precision of `coded` and `partial` (right: the gold code's group at the assigned
+    level), overall and on titles not in the history."""
+    half = np.random.default_rng(7).permutation(len(dev)) < len(dev) // 2
+    cal, ev = dev[half], dev[~half].reset_index(drop=True)
+    cal.rename(columns={"code": "codes"}).to_csv(out / "calibrate.csv", index=False)
+    ev.assign(id=[f"e{i}" for i in range(len(ev))])[["id", "title"]].to_csv(
+        out / "eval.csv", index=False
+    )
+    fitted = api.calibrate(settings, ws, "retrieval", [out / "calibrate.csv"])
+    print("calibrate --model retrieval:", json.dumps(fitted["thresholds"]))
+    ev_unseen = unseen[~half]
+    res: dict[str, Any] = {"calibrated_on": len(cal), "n": len(ev)}
+    for target in (0.95, 0.9):
+        path = out / f"eval-{target}.csv"
+        path.unlink(missing_ok=True)
+        api.code(settings, ws, out / "eval.csv", path, model_dir="retrieval",
+                 taxonomy_name="esco", target_precision=target, show_progress=False)  # fmt: skip
+        coded = pd.read_csv(path, dtype=str, keep_default_na=False)
+        groups = [{c.code for c in tax.ancestors(g)} for g in ev["code"]]
+        right = np.asarray([
+            a == g if s == "coded" else a in up
+            for a, g, s, up in zip(coded["assigned_code"], ev["code"], coded["status"], groups,
+                                   strict=True)
+        ])  # fmt: skip
+        for name, rows in (("all", np.ones(len(ev), bool)), ("unseen titles", ev_unseen)):
+            st = coded["status"].to_numpy()[rows]
+            r = right[rows]
+            row = {}
+            for status in ("coded", "partial", "review"):
+                m = st == status
+                row[status] = round(float(m.mean()), 4)
+                if status != "review":
+                    row[f"{status}_precision"] = round(float(r[m].mean()), 4) if m.any() else None
+            res[f"{target} {name}"] = row
+        print(f"[target {target}]", json.dumps({k: v for k, v in res.items() if str(target) in k}))
+    return res
 
 
 def coding_ece(

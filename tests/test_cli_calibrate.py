@@ -168,3 +168,55 @@ def test_calibrate_writes_the_calibration_code_then_uses(
     # training into the directory again leaves no calibration of the old model there
     _run(["train", "--recipe", str(tmp_path / "recipe.toml"), "--output", str(copy)])
     assert not (copy / "calibration.json").exists()
+
+
+def test_calibrate_retrieval_alone_into_the_workspace(
+    tmp_path: Path, fixtures_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The retrieval coder alone (no model directory) is calibrated into the workspace for
+    its index and settings: ``code --target-precision`` then works without a model, and a
+    changed temperature or a rebuilt index finds no calibration instead of a stale one."""
+    from autocoder.coding.loaded import load_coder
+    from autocoder.config import load_settings
+    from autocoder.workspace import Workspace
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("AUTOCODER_HOME", str(home))
+    _run(["taxonomy", "import", "onet", str(fixtures_dir / "onet_mini"), "--version", "mini"])
+    _run(["index", "build"])
+    new = _titles(60, seed=1)
+    new[["id", "title"]].to_csv(tmp_path / "new.csv", index=False)
+    code = ["code", str(tmp_path / "new.csv"), "--model", "retrieval", "--target-precision", "0.9"]
+    fail = _run([*code, "-o", str(tmp_path / "o0.csv")], code=2)
+    assert "calibrate FILE --model MODEL|retrieval" in fail
+
+    _titles(240, seed=0).to_csv(tmp_path / "cal.csv", index=False)
+    fail = _run(["calibrate", str(tmp_path / "cal.csv"), "--model", "retrieval", "-o",
+                 str(tmp_path / "copy")], code=2)  # fmt: skip
+    assert "kept in the workspace" in fail and not (tmp_path / "copy").exists()
+    out = json.loads(_run(["calibrate", str(tmp_path / "cal.csv"), "--model", "retrieval"]))
+    assert out["model"] == "retrieval" and out["rows"] == 240
+    path = Path(out["calibration"])
+    assert path.parent == home / "calibration" / "onet" and path.name.startswith("retrieval-")
+    sidecar = json.loads(path.read_text())
+    assert sidecar["fitted_on"]["retrieval"]["aggregation"] == "softmax_sum"
+    assert sidecar["fitted_on"]["retrieval"]["index"].endswith(":v1")
+    assert str(tmp_path) not in json.dumps(sidecar)
+
+    ws = Workspace.resolve(home)
+    coder = load_coder(load_settings(), ws, model="retrieval")
+    assert coder.calibration == sidecar
+    _run([*code, "-o", str(tmp_path / "o1.csv")])
+    coded = pd.read_csv(tmp_path / "o1.csv", dtype=str, keep_default_na=False)
+    assert len(coded) == 60 and set(coded["status"]) <= {"coded", "partial", "review"}
+    assert (coded.loc[coded["status"] == "review", "assigned_code"] == "").all()
+    assert (coded.loc[coded["status"] != "review", "assigned_code"] != "").all()
+
+    # another temperature scores otherwise: that coder has no calibration
+    fail = _run(["--set", "index.temperature=0.08", *code, "-o", str(tmp_path / "o2.csv")],
+                code=2)  # fmt: skip
+    assert "needs a calibrated coder" in fail
+    # nor has a rebuilt index (its scores may differ): calibrate again
+    _run(["index", "build"])
+    assert load_coder(load_settings(), ws, model="retrieval").calibration is None
+    assert path.is_file()  # the old calibration is left where it was

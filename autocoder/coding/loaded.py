@@ -140,7 +140,57 @@ def retrieval_tag(retrieval: RetrievalCoder) -> str:
 
 def load_trust(model_dir: str | Path) -> dict[str, Any] | None:
     """The calibration sidecar of ``model_dir``, or None when it has none."""
-    path = Path(model_dir) / SIDECAR
+    return read_trust(Path(model_dir) / SIDECAR)
+
+
+#: The index settings that change retrieval's probabilities (the rest say where it is).
+RETRIEVAL_INDEX_KEYS = frozenset(
+    {"kinds", "candidates_per_query", "hnsw_construction_ef", "hnsw_search_ef", "hnsw_m",
+     "search", "aggregation", "temperature"}
+)  # fmt: skip
+
+
+def retrieval_sidecar(
+    settings: Settings, ws: Workspace, taxonomy: Taxonomy, retrieval: RetrievalCoder
+) -> Path:
+    """Where the calibration of the retrieval coder alone lives (it has no model directory):
+    ``<workspace>/calibration/<taxonomy>/retrieval-<digest>.json``. The digest covers what
+    its scores depend on: the taxonomy, the embedder, the index settings of
+    :data:`RETRIEVAL_INDEX_KEYS` and the index build, so a rebuilt index or another
+    temperature finds no calibration rather than a stale one."""
+    key = {
+        "taxonomy": [taxonomy.name, taxonomy.version, len(taxonomy)],
+        "embedder": settings.embedder.model_dump(mode="json", exclude={"cache"}),
+        "embedder_id": retrieval.embedder.model_id,  # a fine-tuned one: its files' digest
+        "index": settings.index.model_dump(mode="json", include=set(RETRIEVAL_INDEX_KEYS)),
+        "index_version": index_version(retrieval),
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return ws.calibration / taxonomy.name / f"retrieval-{digest}.json"
+
+
+def retrieval_calibration(
+    settings: Settings, ws: Workspace, taxonomy: Taxonomy, retrieval: RetrievalCoder
+) -> dict[str, Any] | None:
+    """The calibration of the retrieval coder alone (:func:`retrieval_sidecar`), or None; a
+    warning when the taxonomy has retrieval calibrations but none for this index and these
+    settings (it was rebuilt, or the settings changed: calibrate again)."""
+    path = retrieval_sidecar(settings, ws, taxonomy, retrieval)
+    trust = read_trust(path)
+    if trust is None and any(path.parent.glob("retrieval-*.json")):
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "retrieval has calibrations for %s in %s, but none for index %s with these settings; "
+            "run `autocoder calibrate --model retrieval` again for calibrated confidence",
+            taxonomy.name, path.parent, index_version(retrieval),
+        )  # fmt: skip
+    return trust
+
+
+def read_trust(path: Path) -> dict[str, Any] | None:
+    """The calibration document at ``path``, or None when there is none; an unknown format
+    fails loudly."""
     if not path.is_file():
         return None
     trust = json.loads(path.read_text())
@@ -233,7 +283,8 @@ class LoadedCoder:
     #: the trained model's metadata (``config.json`` ``metadata``), {} for retrieval alone
     metadata: Mapping[str, Any] = field(default_factory=dict)
     source: CoderSource | None = None
-    #: the model's calibration sidecar (``SIDECAR``), read once with the model; None without
+    #: the calibration (a model's ``SIDECAR``, read once with the model; retrieval's from the
+    #: workspace, :func:`retrieval_sidecar`); None without
     calibration: Mapping[str, Any] | None = None
 
     @classmethod
@@ -313,6 +364,7 @@ def load_coder(
     meta: dict[str, Any] = {}
     if files is not None:
         predictor, predictor_id, retrieval, meta = _model_predictor(settings, ws, taxonomy, files)
+        calibration = load_trust(files.path)
     else:
         retrieval = retrieval_coder(settings, ws, taxonomy)
         predictor = retrieval
@@ -320,6 +372,7 @@ def load_coder(
             f"retrieval:{taxonomy.name}:{taxonomy.version}:{retrieval.embedder.model_id}:"
             f"{retrieval_tag(retrieval)}"
         )
+        calibration = retrieval_calibration(settings, ws, taxonomy, retrieval)
     from autocoder.coding.examples import with_examples
 
     predictor, predictor_id = with_examples(
@@ -338,4 +391,5 @@ def load_coder(
         retrieval=retrieval,
         metadata=meta,
         source=source,
+        calibration=calibration,
     )

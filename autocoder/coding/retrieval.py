@@ -1,9 +1,9 @@
 """RetrievalCoder: the baseline predictor — nearest code texts in the CodeIndex.
 
 Follows the scikit-learn contract: ``fit`` (records the classes), ``predict_proba`` over
-``classes_`` and ``predict``. Probabilities are a softmax over the retrieved codes' votes (the index's
-aggregation: best similarity, or soft voting; codes not retrieved get 0); the top-1 probability is the confidence. It is a
-``Predictor``, an ``EmbeddingPredictor`` (``embed``: the index's query embeddings) and a
+``classes_`` and ``predict``. Probabilities are a softmax over the retrieved codes' votes (the
+index's aggregation: best similarity, or soft voting; codes not retrieved get 0); the top-1
+probability is the confidence. It is a ``Predictor``, an ``EmbeddingPredictor`` (``embed``: the index's query embeddings) and a
 ``Retriever`` (``rank``), see :mod:`autocoder.coding.predictor`.
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 
 from autocoder.coding.predictor import Capabilities
 from autocoder.embed import Embedder
-from autocoder.index import CodeIndex
+from autocoder.index import CodeIndex, SearchResult
 from autocoder.mathx import softmax
 from autocoder.records import RecordsLike, as_records
 
@@ -69,19 +69,27 @@ class RetrievalCoder:
         queries = [r.query() for r in as_records(X)]
         return np.asarray(self.embedder.encode(queries, is_query=True), dtype=np.float32)
 
+    def search(self, X: RecordsLike) -> SearchResult:
+        """The index's top ``top_k`` codes of every record (searched ``QUERY_CHUNK`` at a time)."""
+        vectors = self.embed(X)
+        out = SearchResult(codes=[], scores=[], evidence=[])
+        for start in range(0, len(vectors), QUERY_CHUNK):  # results do not depend on the chunk
+            res = self.index.search(vectors[start : start + QUERY_CHUNK], self.top_k)
+            out.codes += res.codes
+            out.scores += res.scores
+            out.evidence += res.evidence
+            out.votes += res.votes
+        return out
+
+    def probabilities(self, votes: np.ndarray) -> np.ndarray:
+        """Retrieval's distribution over one record's retrieved codes, from their votes."""
+        return softmax(votes, self.temperature)
+
     def rank(self, X: RecordsLike) -> tuple[list[list[str]], list[np.ndarray], list[list[str]]]:
         """Top ``top_k`` codes per record with their probabilities and matched evidence text."""
         self._check_fitted()
-        vectors = self.embed(X)
-        codes: list[list[str]] = []
-        votes: list[np.ndarray] = []
-        evidence: list[list[str]] = []
-        for start in range(0, len(vectors), QUERY_CHUNK):  # results do not depend on the chunk
-            res = self.index.search(vectors[start : start + QUERY_CHUNK], self.top_k)
-            codes += res.codes
-            votes += res.votes
-            evidence += res.evidence
-        return codes, [softmax(v, self.temperature) for v in votes], evidence
+        res = self.search(X)
+        return res.codes, [self.probabilities(v) for v in res.votes], res.evidence
 
     def predict_proba(self, X: RecordsLike) -> np.ndarray:
         codes, probs, _ = self.rank(X)

@@ -6,7 +6,8 @@ returns the mixture and the signals the calibrator reads. :func:`fit_trust` fits
 real titles, one calibrator per hierarchy level and the thresholds for target precisions;
 :func:`assign_rows` gives every row its status (``coded`` / ``partial`` / ``review``) and the
 assigned code, level and confidence. The fitted parameters are one JSON document
-(:data:`SIDECAR`, stored next to a model's ``config.json``).
+(:data:`SIDECAR`, stored next to a model's ``config.json``; for the retrieval coder alone, in
+the workspace: :func:`autocoder.coding.loaded.retrieval_sidecar`).
 """
 
 from __future__ import annotations
@@ -24,9 +25,8 @@ from autocoder.coding import calibration as cal
 from autocoder.coding.examples import WithExamples
 from autocoder.coding.loaded import CALIBRATION_FORMAT, SIDECAR, LoadedCoder
 from autocoder.coding.mixture import CombinedPredictor, mix
-from autocoder.coding.retrieval import QUERY_CHUNK, RetrievalCoder
+from autocoder.coding.retrieval import RetrievalCoder
 from autocoder.config import CoderConfig
-from autocoder.mathx import softmax
 from autocoder.records import JobRecord
 from autocoder.taxonomy.model import Taxonomy
 
@@ -86,20 +86,15 @@ def retrieval_scores(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Retrieval's probabilities over ``classes`` and each record's similarity to the
     nearest index text (one search per record)."""
-    vectors = retrieval.embedder.encode([r.query() for r in records], is_query=True)
     pos = {str(c): j for j, c in enumerate(classes)}
     out = np.zeros((len(records), len(classes)), dtype=np.float64)
     best = np.zeros(len(records))
-    for start in range(0, len(records), QUERY_CHUNK):
-        res = retrieval.index.search(vectors[start : start + QUERY_CHUNK], retrieval.top_k)
-        rows = zip(res.codes, res.scores, res.votes, strict=True)
-        for i, (codes, sims, votes) in enumerate(rows, start=start):
-            sims = np.asarray(sims, dtype=np.float64)
-            best[i] = float(sims.max()) if len(sims) else 0.0
-            votes = np.asarray(votes, dtype=np.float64)
-            for code, p in zip(codes, softmax(votes, retrieval.temperature), strict=True):
-                if code in pos:
-                    out[i, pos[code]] = p
+    res = retrieval.search(records)
+    for i, (codes, sims, votes) in enumerate(zip(res.codes, res.scores, res.votes, strict=True)):
+        best[i] = float(np.max(sims)) if len(sims) else 0.0
+        for code, p in zip(codes, retrieval.probabilities(votes), strict=True):
+            if code in pos:
+                out[i, pos[code]] = p
     return out, best
 
 
@@ -432,8 +427,15 @@ def assign_rows(
 
 def save_trust(trust: Mapping[str, Any], model_dir: str | Path) -> Path:
     """Write the calibration sidecar into ``model_dir``."""
-    path = Path(model_dir) / SIDECAR
-    path.write_text(json.dumps(trust, separators=(",", ":")))
+    return write_trust(trust, Path(model_dir) / SIDECAR)
+
+
+def write_trust(trust: Mapping[str, Any], path: Path) -> Path:
+    """Write a calibration document to ``path`` (its folder made; replaced atomically)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(trust, separators=(",", ":")))
+    tmp.replace(path)
     return path
 
 
@@ -554,12 +556,12 @@ class Assigner:
 
 
 def coder_assigner(coder: LoadedCoder, options: CoderConfig) -> Assigner:
-    """How ``coder``'s rows get their status: its model's calibration sidecar and
-    ``options.target_precision`` when both are there, else ``options.threshold`` (on the
-    calibrated confidence with a sidecar, on the top probability without)."""
+    """How ``coder``'s rows get their status: its calibration (a model's sidecar, or the
+    retrieval coder's in the workspace) and ``options.target_precision`` when both are
+    there, else ``options.threshold`` (on the calibrated confidence with a calibration, on the
+    top probability without)."""
     predictor = coder.predictor
-    calibrated = coder.model_dir is not None and supports_segments(predictor)
-    sidecar = coder.calibration if calibrated else None
+    sidecar = coder.calibration if supports_segments(predictor) else None
     classes = [str(c) for c in predictor.classes_]
     if coder.taxonomy is not None:
         levels = tuple(hierarchy(coder.taxonomy, classes))

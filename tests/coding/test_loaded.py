@@ -20,6 +20,7 @@ from autocoder.coding.loaded import (
     pretrained_dir,
     resolve_model_dir,
     retrieval_coder,
+    retrieval_sidecar,
 )
 from autocoder.coding.mixture import CombinedPredictor
 from autocoder.coding.predictor import Capabilities
@@ -54,6 +55,33 @@ def test_retrieval_coder_on_the_memory_backend_needs_no_index_build(tmp_path: Pa
     codes, probs, _ = coder.rank(["hgv truck driver"])
     assert codes[0][0] == "53-3032.00" and len(codes[0]) == 2
     assert abs(float(probs[0].sum()) - 1.0) < 1e-6
+
+
+def test_retrieval_alone_is_calibrated_in_the_workspace_per_index_and_settings(
+    tmp_path: Path,
+) -> None:
+    from autocoder.coding.trust import coder_assigner
+
+    settings = load_settings(overrides=['index.backend="memory"'])
+    ws = Workspace.resolve(tmp_path)
+    taxonomy = tiny_taxonomy()
+    coder = retrieval_coder(settings, ws, taxonomy)
+    path = retrieval_sidecar(settings, ws, taxonomy, coder)
+    assert path.parent == ws.calibration / taxonomy.name and path.name.startswith("retrieval-")
+    assert retrieval_sidecar(settings, ws, taxonomy, coder) == path
+    where = settings.index.model_copy(update={"host": "127.0.0.1", "timeout": 5.0})
+    moved = settings.model_copy(update={"index": where})
+    assert retrieval_sidecar(moved, ws, taxonomy, coder) == path  # where it is: not its scores
+    for change in ({"temperature": 0.08}, {"aggregation": "max"}, {"kinds": ["title"]}):
+        other = settings.model_copy(update={"index": settings.index.model_copy(update=change)})
+        assert retrieval_sidecar(other, ws, taxonomy, coder) != path, change
+    # (a rebuilt Chroma index is another build: tests/test_cli_calibrate.py)
+    # the assigner uses retrieval's calibration as it uses a model's
+    trust = {"format_version": 1, "levels": [], "thresholds": {}}
+    loaded = LoadedCoder.from_predictor(coder, taxonomy=taxonomy, calibration=trust)
+    assert coder_assigner(loaded, CoderConfig(target_precision=0.9)).trust == trust
+    assert coder_assigner(LoadedCoder.from_predictor(coder, taxonomy=taxonomy),
+                          CoderConfig(target_precision=0.9)).trust is None  # fmt: skip
 
 
 def test_model_resolution() -> None:
