@@ -450,6 +450,8 @@ def calibrate(
     output: str | Path | None = None,
     title_column: str = "title",
     code_column: str = "codes",
+    with_examples: bool = False,
+    taxonomy_name: str | None = None,
     show_progress: bool = False,
 ) -> dict[str, Any]:
     """``autocoder calibrate``: fit the calibration sidecar of ``model`` (its calibrated
@@ -459,9 +461,15 @@ def calibrate(
     (the retrieval coder alone, which has no directory) is calibrated into the workspace, for
     its taxonomy, embedder, index settings and index build
     (``autocoder.coding.loaded.retrieval_sidecar``). Returns where it went, the rows per file
-    and the thresholds at 0.95 and 0.9 with their precision."""
+    and the thresholds at 0.95 and 0.9 with their precision. ``with_examples``: calibrate the
+    coder with its taxonomy's coded examples voting, as ``autocoder code`` codes with them
+    (for a coder the examples dominate, e.g. ESCO with an office's coded history); the store's
+    content hash and how many calibration titles it holds are recorded (those are optimistic:
+    keep calibration titles out of the store). ``taxonomy_name``: the taxonomy retrieval
+    codes (default ``taxonomy.default``; a model codes its own)."""
     import shutil
 
+    from autocoder.coding.examples import WithExamples
     from autocoder.coding.loaded import retrieval_sidecar
     from autocoder.coding.trust import save_trust, supports_segments, thresholds_for, write_trust
     from autocoder.coding.trust_fit import CalibrationTable, fit_sidecar
@@ -484,7 +492,15 @@ def calibrate(
     plain = settings.model_copy(
         update={"examples": settings.examples.model_copy(update={"enabled": False})}
     )
-    coder = load_coder(plain, ws, model=model)
+    coder = load_coder(
+        settings if with_examples else plain, ws, model=model, taxonomy_name=taxonomy_name
+    )
+    if with_examples and not isinstance(coder.predictor, WithExamples):
+        raise ValueError(
+            f"--with-examples: the {coder.taxonomy.name if coder.taxonomy else ''} examples "
+            "store is empty or examples.enabled is false; add examples first "
+            "(`autocoder examples add`)"
+        )
     if coder.taxonomy is None or not supports_segments(coder.predictor):
         raise ValueError(
             f"{model} is not mixed with retrieval (coder.retrieval_weight / its recipe's "
@@ -501,6 +517,15 @@ def calibrate(
         "files": {tb.name: len(tb) for tb in tables},
         "taxonomy": f"{taxonomy.name} {taxonomy.version}",
     }
+    if isinstance(coder.predictor, WithExamples):
+        from autocoder.examples.store import ExampleStore, example_key
+
+        store = ExampleStore.of(ws, taxonomy.name)
+        stored = set(store.table()["key"])
+        fitted_on["examples"] = {
+            "store": store.content_hash(),
+            "titles_in_store": sum(example_key(t) in stored for t in table.titles),
+        }
     retrieval = coder.retrieval
     if source is None and retrieval is not None:
         fitted_on["retrieval"] = {**retrieval.describe(), "index": coder.index_version}
@@ -528,6 +553,7 @@ def calibrate(
         "files": trust["fitted_on"]["files"],
         "top1": round(trust["fitted_on"]["top1"], 4),
         "segments": trust["segments"],
+        **({"examples": fitted_on["examples"]} if "examples" in fitted_on else {}),
         "thresholds": {str(t): thresholds_for(trust, t) for t in (0.95, 0.9)},
     }
 

@@ -423,6 +423,18 @@ def calibrate_cmd(
     code_column: Annotated[
         str, typer.Option(help="Column with the acceptable code(s), several separated by ';'.")
     ] = "codes",
+    with_examples: Annotated[
+        bool,
+        typer.Option(
+            "--with-examples",
+            help="Calibrate with the taxonomy's coded examples voting, as `code` codes with "
+            "them (keep the calibration titles out of the store).",
+        ),
+    ] = False,
+    taxonomy: Annotated[
+        str | None,
+        typer.Option("--taxonomy", help="Taxonomy retrieval codes (default taxonomy.default)."),
+    ] = None,
 ) -> None:
     """Fit MODEL's calibration (calibrated confidence, --target-precision, partial codes) on
     labeled real titles it did not train on; prints the thresholds at 0.95 and 0.9. With
@@ -435,7 +447,8 @@ def calibrate_cmd(
     try:
         result = api.calibrate(
             settings, ws, model, files, output=output, title_column=title_column,
-            code_column=code_column, show_progress=True,
+            code_column=code_column, with_examples=with_examples, taxonomy_name=taxonomy,
+            show_progress=True,
         )  # fmt: skip
     except (InputError, FileNotFoundError, ValueError, IndexNotBuiltError) as exc:
         _fail(str(exc))

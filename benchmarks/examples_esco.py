@@ -185,17 +185,22 @@ def main() -> None:
             rows[name]["ece_coding"] = coding_ece(predictor, records, p, classes, gold)
         print(f"[{name}] dev:", json.dumps(rows[name]))
     if args.calibrate:
-        rows["target precision"] = target_precision(settings, ws, tax, dev, unseen, out)
+        for with_examples in (False, True):
+            name = "target precision" + (", calibrated with examples" if with_examples else "")
+            rows[name] = target_precision(settings, ws, tax, dev, unseen, out,
+                                          with_examples=with_examples)  # fmt: skip
     if args.train:
         rows.update(trained(args, ws, base_overrides, tax, records, gold, unseen))
     (out / "results.json").write_text(json.dumps({"vote": best, "dev": rows}, indent=2))
 
 
 def target_precision(
-    settings: Any, ws: Workspace, tax: Any, dev: pd.DataFrame, unseen: np.ndarray, out: Path
-) -> dict[str, Any]:
-    """Retrieval alone calibrated on real titles (`autocoder calibrate --model retrieval`):
-    a seeded half of dev calibrates it (examples off, as `calibrate` does), the other half is
+    settings: Any, ws: Workspace, tax: Any, dev: pd.DataFrame, unseen: np.ndarray, out: Path,
+    *, with_examples: bool,
+) -> dict[str, Any]:  # fmt: skip
+    """Retrieval alone calibrated on real titles (`autocoder calibrate --model retrieval
+    [--with-examples]`): a seeded half of dev calibrates it (examples off, or voting as when
+    coding), the other half is
     coded with the examples voting (`autocoder code --target-precision`); per target the share
     and precision of `coded` and `partial` (right: the gold code's group at the assigned
     level), overall and on titles not in the history."""
@@ -205,10 +210,12 @@ def target_precision(
     ev.assign(id=[f"e{i}" for i in range(len(ev))])[["id", "title"]].to_csv(
         out / "eval.csv", index=False
     )
-    fitted = api.calibrate(settings, ws, "retrieval", [out / "calibrate.csv"])
-    print("calibrate --model retrieval:", json.dumps(fitted["thresholds"]))
+    fitted = api.calibrate(settings, ws, "retrieval", [out / "calibrate.csv"],
+                           with_examples=with_examples)  # fmt: skip
+    print(f"calibrate --model retrieval (with examples: {with_examples}):",
+          json.dumps({k: fitted.get(k) for k in ("top1", "examples", "thresholds")}))
     ev_unseen = unseen[~half]
-    res: dict[str, Any] = {"calibrated_on": len(cal), "n": len(ev)}
+    res: dict[str, Any] = {"calibrated_on": len(cal), "n": len(ev), "top1_cal": fitted["top1"]}
     for target in (0.95, 0.9):
         path = out / f"eval-{target}.csv"
         path.unlink(missing_ok=True)
@@ -231,7 +238,8 @@ def target_precision(
                 if status != "review":
                     row[f"{status}_precision"] = round(float(r[m].mean()), 4) if m.any() else None
             res[f"{target} {name}"] = row
-        print(f"[target {target}]", json.dumps({k: v for k, v in res.items() if str(target) in k}))
+        print(f"[target {target}, calibrated with examples: {with_examples}]",
+              json.dumps({k: v for k, v in res.items() if str(target) in k}))
     return res
 
 

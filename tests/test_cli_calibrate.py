@@ -178,6 +178,7 @@ def test_calibrate_retrieval_alone_into_the_workspace(
     changed temperature or a rebuilt index finds no calibration instead of a stale one."""
     from autocoder.coding.loaded import load_coder
     from autocoder.config import load_settings
+    from autocoder.examples.store import example_key
     from autocoder.workspace import Workspace
 
     home = tmp_path / "home"
@@ -211,6 +212,22 @@ def test_calibrate_retrieval_alone_into_the_workspace(
     assert len(coded) == 60 and set(coded["status"]) <= {"coded", "partial", "review"}
     assert (coded.loc[coded["status"] == "review", "assigned_code"] == "").all()
     assert (coded.loc[coded["status"] != "review", "assigned_code"] != "").all()
+
+    # with coded examples voting, as `code` codes with them: no store, no such calibration
+    fail = _run(["calibrate", str(tmp_path / "cal.csv"), "--model", "retrieval",
+                 "--with-examples"], code=2)  # fmt: skip
+    assert "examples store is empty" in fail
+    history = _titles(120, seed=5)
+    history.to_csv(tmp_path / "history.csv", index=False)
+    _run(["examples", "add", str(tmp_path / "history.csv"), "--code-column", "codes"])
+    voted = json.loads(_run(["calibrate", str(tmp_path / "cal.csv"), "--model", "retrieval",
+                             "--with-examples", "--taxonomy", "onet"]))  # fmt: skip
+    keys = {example_key(t) for t in history["title"]}
+    in_store = sum(example_key(t) in keys for t in _titles(240, seed=0)["title"])
+    assert voted["examples"]["titles_in_store"] == in_store > 0
+    assert voted["calibration"] == out["calibration"]  # the same retrieval, fitted again
+    assert json.loads(path.read_text())["fitted_on"]["examples"] == voted["examples"]
+    _run([*code, "-o", str(tmp_path / "o3.csv")])
 
     # another temperature scores otherwise: that coder has no calibration
     fail = _run(["--set", "index.temperature=0.08", *code, "-o", str(tmp_path / "o2.csv")],

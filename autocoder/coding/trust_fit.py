@@ -135,7 +135,13 @@ def fit_sidecar(
     show_progress: bool = False,
 ) -> dict[str, Any]:
     """The calibration sidecar of ``predictor`` (a retrieval coder or a model mixed with
-    retrieval) fitted on ``table``; JSON-ready, ``fitted_on`` recorded with the segment grid."""
+    retrieval) fitted on ``table``; JSON-ready, ``fitted_on`` recorded with the segment grid.
+    A predictor with coded examples voting (``WithExamples``) is calibrated as ``autocoder
+    code`` scores with it: its base's segment scores with the examples' votes blended in."""
+    from autocoder.coding.examples import WithExamples
+
+    voting = predictor if isinstance(predictor, WithExamples) else None
+    base = voting.base if voting is not None else predictor
     if len(table) < MIN_ROWS:
         raise ValueError(
             f"{len(table)} labeled rows cannot calibrate a model; give at least {MIN_ROWS} "
@@ -146,11 +152,15 @@ def fit_sidecar(
     records = [JobRecord(t) for t in table.titles]
     starts = range(0, len(records), tr.CHUNK)
     candidates = [
-        tr.candidate_scores(predictor, records[i : i + tr.CHUNK], tr.SegmentOptions())
+        tr.candidate_scores(base, records[i : i + tr.CHUNK], tr.SegmentOptions())
         for i in tqdm(starts, desc="calibrate", unit="chunk", disable=not show_progress)
     ]
     options, grid = choose_segments(candidates, table.gold)
-    scores = tr.concat([tr.choose(cs, options) for cs in candidates])
+    chosen = [tr.choose(cs, options) for cs in candidates]
+    if voting is not None:  # as ``Assigner.predict`` blends them when coding
+        for start, part in zip(starts, chosen, strict=True):
+            part.proba = voting.blend_into(part.proba, records[start : start + tr.CHUNK])
+    scores = tr.concat(chosen)
     levels = tr.hierarchy(taxonomy, [str(c) for c in scores.classes])
     return tr.fit_trust(
         scores,

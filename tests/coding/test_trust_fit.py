@@ -3,6 +3,8 @@ a real classifier and a real retrieval coder over a small taxonomy (hashing embe
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -100,3 +102,31 @@ def test_fit_sidecar_refuses_too_few_rows() -> None:
     few = tf.CalibrationTable(["staff nurse"] * 5, [frozenset({"29-1141.00"})] * 5)
     with pytest.raises(ValueError, match="5 labeled rows cannot calibrate"):
         tf.fit_sidecar(_predictor(tax), tax, few, fitted_on={})
+
+
+def test_fit_sidecar_with_examples_calibrates_the_blend_coding_uses(tmp_path: Path) -> None:
+    """A predictor with coded examples voting is calibrated on the scores ``autocoder code``
+    gives: the base's segment scores with the examples blended in."""
+    from autocoder.coding.examples import WithExamples
+    from autocoder.examples.index import MemoryExampleIndex
+    from autocoder.examples.ops import add_rows, frame_rows
+    from autocoder.examples.store import AddSpec, ExampleStore
+    from autocoder.examples.vote import ExampleVoter
+    from tests.fakes import HashingEmbedder
+
+    tax = mini_taxonomy()
+    predictor, table = _predictor(tax), _table()
+    plain = tf.fit_sidecar(predictor, tax, table, fitted_on={})
+    # every vague title (the base's misses) coded as its gold: exact matches when calibrating
+    vague = [(t, next(iter(g)), "ann") for t, g in zip(table.titles, table.gold, strict=True)
+             if "," not in t]  # fmt: skip
+    store = ExampleStore(tmp_path / "ex")
+    rows = pd.DataFrame(vague, columns=["title", "code", "annotator"])
+    add_rows(store, tax, frame_rows(rows, AddSpec("code"), source="s", file="f.csv"))
+    voter = ExampleVoter(MemoryExampleIndex(), HashingEmbedder(128), classes=tax.leaf_codes(),
+                         min_similarity=0.99)  # only the very titles vote  # fmt: skip
+    voter.fit(store.table(), store.content_hash())
+    voting = WithExamples(predictor, voter, weight=0.5, exact_trust=0.95).fit()
+    blended = tf.fit_sidecar(voting, tax, table, fitted_on={})
+    assert blended["fitted_on"]["top1"] > plain["fitted_on"]["top1"]
+    assert blended["levels"] != plain["levels"]
