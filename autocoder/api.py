@@ -537,7 +537,9 @@ def calibrate(
         if retrieval is None:  # load_coder gives retrieval alone its retrieval coder
             raise ValueError("the retrieval coder was not loaded")
         shown = RETRIEVAL
-        path = write_trust(trust, retrieval_sidecar(plain, ws, taxonomy, retrieval))
+        path = write_trust(
+            trust, retrieval_sidecar(plain, ws, taxonomy, retrieval, coder.index_version)
+        )
     else:
         target = source
         if output is not None:

@@ -151,31 +151,33 @@ RETRIEVAL_INDEX_KEYS = frozenset(
 
 
 def retrieval_sidecar(
-    settings: Settings, ws: Workspace, taxonomy: Taxonomy, retrieval: RetrievalCoder
-) -> Path:
+    settings: Settings, ws: Workspace, taxonomy: Taxonomy, retrieval: RetrievalCoder,
+    built: str,
+) -> Path:  # fmt: skip
     """Where the calibration of the retrieval coder alone lives (it has no model directory):
     ``<workspace>/calibration/<taxonomy>/retrieval-<digest>.json``. The digest covers what
     its scores depend on: the taxonomy, the embedder, the index settings of
-    :data:`RETRIEVAL_INDEX_KEYS` and the index build, so a rebuilt index or another
-    temperature finds no calibration rather than a stale one."""
+    :data:`RETRIEVAL_INDEX_KEYS` and the index build ``built`` (:func:`index_version`), so a
+    rebuilt index or another temperature finds no calibration rather than a stale one."""
     key = {
         "taxonomy": [taxonomy.name, taxonomy.version, len(taxonomy)],
         "embedder": settings.embedder.model_dump(mode="json", exclude={"cache"}),
         "embedder_id": retrieval.embedder.model_id,  # a fine-tuned one: its files' digest
         "index": settings.index.model_dump(mode="json", include=set(RETRIEVAL_INDEX_KEYS)),
-        "index_version": index_version(retrieval),
+        "index_version": built,
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     return ws.calibration / taxonomy.name / f"retrieval-{digest}.json"
 
 
 def retrieval_calibration(
-    settings: Settings, ws: Workspace, taxonomy: Taxonomy, retrieval: RetrievalCoder
-) -> dict[str, Any] | None:
+    settings: Settings, ws: Workspace, taxonomy: Taxonomy, retrieval: RetrievalCoder,
+    built: str,
+) -> dict[str, Any] | None:  # fmt: skip
     """The calibration of the retrieval coder alone (:func:`retrieval_sidecar`), or None; a
     warning when the taxonomy has retrieval calibrations but none for this index and these
     settings (it was rebuilt, or the settings changed: calibrate again)."""
-    path = retrieval_sidecar(settings, ws, taxonomy, retrieval)
+    path = retrieval_sidecar(settings, ws, taxonomy, retrieval, built)
     trust = read_trust(path)
     if trust is None and any(path.parent.glob("retrieval-*.json")):
         import logging
@@ -183,7 +185,7 @@ def retrieval_calibration(
         logging.getLogger(__name__).warning(
             "retrieval has calibrations for %s in %s, but none for index %s with these settings; "
             "run `autocoder calibrate --model retrieval` again for calibrated confidence",
-            taxonomy.name, path.parent, index_version(retrieval),
+            taxonomy.name, path.parent, built,
         )  # fmt: skip
     return trust
 
@@ -364,6 +366,7 @@ def load_coder(
     meta: dict[str, Any] = {}
     if files is not None:
         predictor, predictor_id, retrieval, meta = _model_predictor(settings, ws, taxonomy, files)
+        built = index_version(retrieval) if retrieval is not None else ""
         calibration = load_trust(files.path)
     else:
         retrieval = retrieval_coder(settings, ws, taxonomy)
@@ -372,7 +375,8 @@ def load_coder(
             f"retrieval:{taxonomy.name}:{taxonomy.version}:{retrieval.embedder.model_id}:"
             f"{retrieval_tag(retrieval)}"
         )
-        calibration = retrieval_calibration(settings, ws, taxonomy, retrieval)
+        built = index_version(retrieval)
+        calibration = retrieval_calibration(settings, ws, taxonomy, retrieval, built)
     from autocoder.coding.examples import with_examples
 
     predictor, predictor_id = with_examples(
@@ -386,7 +390,7 @@ def load_coder(
         taxonomy=taxonomy,
         predictor_id=predictor_id,
         fingerprint=coder_fingerprint(settings, taxonomy, files),
-        index_version=index_version(retrieval) if retrieval is not None else "",
+        index_version=built,
         model_dir=path,
         retrieval=retrieval,
         metadata=meta,

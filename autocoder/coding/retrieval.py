@@ -3,8 +3,9 @@
 Follows the scikit-learn contract: ``fit`` (records the classes), ``predict_proba`` over
 ``classes_`` and ``predict``. Probabilities are a softmax over the retrieved codes' votes (the
 index's aggregation: best similarity, or soft voting; codes not retrieved get 0); the top-1
-probability is the confidence. It is a ``Predictor``, an ``EmbeddingPredictor`` (``embed``: the index's query embeddings) and a
-``Retriever`` (``rank``), see :mod:`autocoder.coding.predictor`.
+probability is the confidence. It is a ``Predictor``, an ``EmbeddingPredictor`` (``embed``:
+the index's query embeddings) and a ``Retriever`` (``rank``), see
+:mod:`autocoder.coding.predictor`.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from autocoder.coding.loaded import (
     PRETRAINED,
     RETRIEVAL,
     LoadedCoder,
+    index_version,
     pretrained_dir,
     resolve_model_dir,
     retrieval_coder,
@@ -66,15 +67,16 @@ def test_retrieval_alone_is_calibrated_in_the_workspace_per_index_and_settings(
     ws = Workspace.resolve(tmp_path)
     taxonomy = tiny_taxonomy()
     coder = retrieval_coder(settings, ws, taxonomy)
-    path = retrieval_sidecar(settings, ws, taxonomy, coder)
+    built = index_version(coder)
+    path = retrieval_sidecar(settings, ws, taxonomy, coder, built)
     assert path.parent == ws.calibration / taxonomy.name and path.name.startswith("retrieval-")
-    assert retrieval_sidecar(settings, ws, taxonomy, coder) == path
+    assert retrieval_sidecar(settings, ws, taxonomy, coder, built) == path
     where = settings.index.model_copy(update={"host": "127.0.0.1", "timeout": 5.0})
     moved = settings.model_copy(update={"index": where})
-    assert retrieval_sidecar(moved, ws, taxonomy, coder) == path  # where it is: not its scores
+    assert retrieval_sidecar(moved, ws, taxonomy, coder, built) == path  # where it is: not its scores
     for change in ({"temperature": 0.08}, {"aggregation": "max"}, {"kinds": ["title"]}):
         other = settings.model_copy(update={"index": settings.index.model_copy(update=change)})
-        assert retrieval_sidecar(other, ws, taxonomy, coder) != path, change
+        assert retrieval_sidecar(other, ws, taxonomy, coder, built) != path, change
     # (a rebuilt Chroma index is another build: tests/test_cli_calibrate.py)
     # the assigner uses retrieval's calibration as it uses a model's
     trust = {"format_version": 1, "levels": [], "thresholds": {}}
