@@ -524,6 +524,7 @@ def calibrate(
         stored = set(store.table()["key"])
         fitted_on["examples"] = {
             "store": store.content_hash(),
+            "size": len(store),
             "titles_in_store": sum(example_key(t) in stored for t in table.titles),
         }
     retrieval = coder.retrieval

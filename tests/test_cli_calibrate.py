@@ -3,6 +3,7 @@ MiniLM, mixed with retrieval over embedded Chroma, gets a calibration that ``cod
 (target precision, partial codes); bad tables and the packaged model are refused."""
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -171,14 +172,15 @@ def test_calibrate_writes_the_calibration_code_then_uses(
 
 
 def test_calibrate_retrieval_alone_into_the_workspace(
-    tmp_path: Path, fixtures_dir: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, fixtures_dir: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The retrieval coder alone (no model directory) is calibrated into the workspace for
     its index and settings: ``code --target-precision`` then works without a model, and a
     changed temperature or a rebuilt index finds no calibration instead of a stale one."""
     from autocoder.coding.loaded import load_coder
     from autocoder.config import load_settings
-    from autocoder.examples.store import example_key
+    from autocoder.examples.store import ExampleStore, example_key
     from autocoder.workspace import Workspace
 
     home = tmp_path / "home"
@@ -227,7 +229,16 @@ def test_calibrate_retrieval_alone_into_the_workspace(
     assert voted["examples"]["titles_in_store"] == in_store > 0
     assert voted["calibration"] == out["calibration"]  # the same retrieval, fitted again
     assert json.loads(path.read_text())["fitted_on"]["examples"] == voted["examples"]
+    stored = len(ExampleStore.of(ws, "onet"))
+    assert voted["examples"]["size"] == stored
     _run([*code, "-o", str(tmp_path / "o3.csv")])
+    # the store grows after calibrating: coding still uses the calibration, and says so
+    more = _titles(5, seed=9)
+    more.to_csv(tmp_path / "more.csv", index=False)
+    _run(["examples", "add", str(tmp_path / "more.csv"), "--code-column", "codes"])
+    with caplog.at_level(logging.WARNING):
+        assert load_coder(load_settings(), ws, model="retrieval").calibration is not None
+    assert f"fitted on {stored} examples; the store has changed since" in caplog.text
 
     # another temperature scores otherwise: that coder has no calibration
     fail = _run(["--set", "index.temperature=0.08", *code, "-o", str(tmp_path / "o2.csv")],

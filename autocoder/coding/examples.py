@@ -11,6 +11,7 @@ and after.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -130,6 +131,40 @@ def examples_tag(cfg: ExamplesConfig, store: ExampleStore) -> str:
     return f"+examples:{content}:{':'.join(str(v) for v in params)}"
 
 
+def store_drift(store: ExampleStore, content_hash: str, size: int | None) -> str:
+    """``""`` when ``store`` holds what a fit or calibration recorded (``content_hash``,
+    ``size`` examples when it recorded one), else what changed since, for a warning."""
+    if content_hash == store.content_hash():
+        return ""
+    then = f"{size} examples" if size is not None else f"store {content_hash[:12]}"
+    return f"fitted on {then}; the store has changed since and holds {len(store)}"
+
+
+def warn_calibration_drift(
+    calibration: Mapping[str, Any] | None, predictor: Any, store: ExampleStore
+) -> None:
+    """Log a warning when ``calibration`` was fitted with the examples voting
+    (``calibrate --with-examples``) and they now vote from another store, or not at all: its
+    confidence then describes another coder."""
+    recorded = (calibration or {}).get("fitted_on", {}).get("examples")
+    if not recorded:
+        return
+    if not isinstance(predictor, WithExamples):
+        log.warning(
+            "the calibration was fitted with the coded examples voting (calibrate "
+            "--with-examples), but they do not vote now (examples.enabled false or the store "
+            "%s empty): its confidence describes another coder; calibrate again",
+            store.directory,
+        )  # fmt: skip
+        return
+    drift = store_drift(store, str(recorded.get("store", "")), recorded.get("size"))
+    if drift:
+        log.warning(
+            "the calibration was fitted with the coded examples voting: %s. Run `autocoder "
+            "calibrate --with-examples` again after large additions", drift,
+        )  # fmt: skip
+
+
 def vote_config(cfg: ExamplesConfig, store: ExampleStore, predictor_id: str) -> ExamplesConfig:
     """The ``[examples]`` settings coding votes with: those ``autocoder examples fit`` chose
     for this coder when there is such a fit and ``use_fit`` is on, else ``cfg`` as it is."""
@@ -143,6 +178,12 @@ def vote_config(cfg: ExamplesConfig, store: ExampleStore, predictor_id: str) -> 
                 "the [examples] settings: run `autocoder examples fit` for it", store.directory,
             )  # fmt: skip
         return cfg
+    drift = store_drift(store, str(fit.get("store", "")), fit.get("store_size"))
+    if drift:
+        log.warning(
+            "examples fit in %s %s. Run `autocoder examples fit` again after large changes",
+            store.directory, drift,
+        )  # fmt: skip
     return cfg.model_copy(update=fit["settings"])
 
 

@@ -377,11 +377,13 @@ def load_coder(
         )
         built = index_version(retrieval)
         calibration = retrieval_calibration(settings, ws, taxonomy, retrieval, built)
-    from autocoder.coding.examples import with_examples
+    from autocoder.coding.examples import warn_calibration_drift, with_examples
+    from autocoder.examples.store import ExampleStore
 
     predictor, predictor_id = with_examples(
         settings, ws, taxonomy, predictor, predictor_id, make_embedder(settings, ws)
     )
+    warn_calibration_drift(calibration, predictor, ExampleStore.of(ws, taxonomy.name))
     source = CoderSource(
         settings.model_dump(mode="json"), str(ws.root), str(path) if path else RETRIEVAL, name
     )

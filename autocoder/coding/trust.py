@@ -456,6 +456,15 @@ def supports_segments(predictor: Any) -> bool:
     )
 
 
+def examples_voted(predictor: Any, scores: Scores, records: Sequence[JobRecord]) -> Scores:
+    """``scores`` (of ``predictor``'s base) with its coded examples' votes blended into the
+    chosen candidate's distribution, as coding and ``calibrate --with-examples`` both score;
+    unchanged for a predictor without examples."""
+    if isinstance(predictor, WithExamples):
+        scores.proba = predictor.blend_into(scores.proba, list(records))
+    return scores
+
+
 def exact_floor(predictor: Any, records: list[JobRecord], proba: np.ndarray) -> np.ndarray | None:
     """Per row the confidence coded examples of the very title give the row's top code
     (``WithExamples.exact_confidence``; 0 where they vote for another code or there are
@@ -491,8 +500,8 @@ class Assigner:
         ``confidence, status, assigned_code, assigned_level, assigned_confidence``."""
         records = list(records)
         scores = self._scores(predictor, records)
-        if scores is not None and isinstance(predictor, WithExamples):
-            scores.proba = predictor.blend_into(scores.proba, records)
+        if scores is not None:
+            scores = examples_voted(predictor, scores, records)
         proba = scores.proba if scores is not None else np.asarray(predictor.predict_proba(records))
         floor = exact_floor(predictor, records, proba)
         if scores is not None and self.trust is not None:

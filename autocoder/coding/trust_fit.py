@@ -140,8 +140,7 @@ def fit_sidecar(
     code`` scores with it: its base's segment scores with the examples' votes blended in."""
     from autocoder.coding.examples import WithExamples
 
-    voting = predictor if isinstance(predictor, WithExamples) else None
-    base = voting.base if voting is not None else predictor
+    base = predictor.base if isinstance(predictor, WithExamples) else predictor
     if len(table) < MIN_ROWS:
         raise ValueError(
             f"{len(table)} labeled rows cannot calibrate a model; give at least {MIN_ROWS} "
@@ -156,10 +155,10 @@ def fit_sidecar(
         for i in tqdm(starts, desc="calibrate", unit="chunk", disable=not show_progress)
     ]
     options, grid = choose_segments(candidates, table.gold)
-    chosen = [tr.choose(cs, options) for cs in candidates]
-    if voting is not None:  # as ``Assigner.predict`` blends them when coding
-        for start, part in zip(starts, chosen, strict=True):
-            part.proba = voting.blend_into(part.proba, records[start : start + tr.CHUNK])
+    chosen = [
+        tr.examples_voted(predictor, tr.choose(cs, options), records[start : start + tr.CHUNK])
+        for start, cs in zip(starts, candidates, strict=True)
+    ]
     scores = tr.concat(chosen)
     levels = tr.hierarchy(taxonomy, [str(c) for c in scores.classes])
     return tr.fit_trust(

@@ -309,6 +309,7 @@ def save_fit(
         **fit,
         "coder": coder_digest(predictor_id),
         "store": content_hash,
+        "store_size": len(store),
         "fitted_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     path = fit_path(store, predictor_id)

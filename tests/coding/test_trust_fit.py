@@ -3,6 +3,7 @@ a real classifier and a real retrieval coder over a small taxonomy (hashing embe
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +12,11 @@ import pytest
 
 from autocoder.coding import trust as tr
 from autocoder.coding import trust_fit as tf
+from autocoder.coding.examples import WithExamples
 from autocoder.io import InputError
 from autocoder.records import JobRecord
 from tests.coding.test_trust import _predictor
-from tests.fakes import mini_taxonomy
+from tests.fakes import mini_taxonomy, tiny_taxonomy
 
 EMPLOYERS = ["hy-vee", "acme corp", "st. mary's", "uncommon schools", "walmart"]
 
@@ -107,7 +109,6 @@ def test_fit_sidecar_refuses_too_few_rows() -> None:
 def test_fit_sidecar_with_examples_calibrates_the_blend_coding_uses(tmp_path: Path) -> None:
     """A predictor with coded examples voting is calibrated on the scores ``autocoder code``
     gives: the base's segment scores with the examples blended in."""
-    from autocoder.coding.examples import WithExamples
     from autocoder.examples.index import MemoryExampleIndex
     from autocoder.examples.ops import add_rows, frame_rows
     from autocoder.examples.store import AddSpec, ExampleStore
@@ -130,3 +131,30 @@ def test_fit_sidecar_with_examples_calibrates_the_blend_coding_uses(tmp_path: Pa
     blended = tf.fit_sidecar(voting, tax, table, fitted_on={})
     assert blended["fitted_on"]["top1"] > plain["fitted_on"]["top1"]
     assert blended["levels"] != plain["levels"]
+
+
+def test_a_calibration_fitted_with_examples_warns_when_they_changed_or_stopped_voting(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from autocoder.coding.examples import warn_calibration_drift
+    from autocoder.examples.ops import add_rows, frame_rows
+    from autocoder.examples.store import AddSpec, ExampleStore
+
+    store = ExampleStore(tmp_path / "ex")
+    first = pd.DataFrame({"title": ["ward sister"], "code": ["29-1141.00"]})
+    add_rows(store, tiny_taxonomy(), frame_rows(first, AddSpec("code"), source="s", file="f"))
+    calibration = {"fitted_on": {"examples": {"store": store.content_hash(), "size": 1}}}
+    voting = object.__new__(WithExamples)  # only its type is read
+    with caplog.at_level(logging.WARNING):
+        warn_calibration_drift(calibration, voting, store)
+        warn_calibration_drift({"fitted_on": {}}, object(), store)  # fitted without: quiet
+    assert caplog.text == ""
+    more = pd.DataFrame({"title": ["python backend"], "code": ["15-1252.00"]})
+    add_rows(store, tiny_taxonomy(), frame_rows(more, AddSpec("code"), source="s", file="g"))
+    with caplog.at_level(logging.WARNING):
+        warn_calibration_drift(calibration, voting, store)
+    assert "fitted on 1 examples; the store has changed since and holds 2" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        warn_calibration_drift(calibration, object(), store)
+    assert "do not vote now" in caplog.text

@@ -170,3 +170,21 @@ def test_the_grid_holds_the_review_defaults_and_leaves_the_exact_title_rule_alon
     assert cfg.min_similarity in VOTE_GRID["min_similarity"]
     assert cfg.neighbours in VOTE_GRID["neighbours"] and cfg.weight in VOTE_GRID["weight"]
     assert not {"exact_weight", "exact_trust"} & set(FIT_KEYS)  # a rule, never fitted
+
+
+def test_a_fit_made_on_another_store_content_is_used_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = _noisy_store(tmp_path, n=30)
+    fitted = {**CONFIGURED, "neighbours": 5}
+    save_fit(store, {"format_version": 1, "settings": fitted}, predictor_id="retrieval:a",
+             content_hash=store.content_hash())  # fmt: skip
+    with caplog.at_level(logging.WARNING):
+        assert vote_config(ExamplesConfig(), store, "retrieval:a").neighbours == 5
+    assert "changed since" not in caplog.text  # the store it was fitted on: quiet
+    more = pd.DataFrame({"title": ["ward matron"], "code": [NURSE]})
+    add_rows(store, tiny_taxonomy(), frame_rows(more, AddSpec("code"), source="t", file="g.csv"))
+    with caplog.at_level(logging.WARNING):
+        assert vote_config(ExamplesConfig(), store, "retrieval:a").neighbours == 5
+    assert f"fitted on {len(store) - 1} examples" in caplog.text
+    assert f"holds {len(store)}" in caplog.text and "examples fit` again" in caplog.text
