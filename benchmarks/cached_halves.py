@@ -2,6 +2,7 @@
 per hierarchy level, with the segments chosen on the fit halves; and the one-line report of
 `coded` / `coded` + `partial` shares and precision that calibration_bounds.py and
 calibrator_kinds.py print."""
+
 import pickle
 import sys
 from pathlib import Path
@@ -30,9 +31,14 @@ def load(path):
     def half(n, p):
         m = (sets[n]["part"] == p).to_numpy()
         ls = tr.level_scores(tr.take(scores[n], m), levels)
-        return ls, tr.level_correct(ls, levels, [g for g, x in zip(golds[n], m) if x])
+        return ls, tr.level_correct(ls, levels, [g for g, x in zip(golds[n], m, strict=True) if x])
 
-    return sets, {n: half(n, realdev.FIT) for n in sets}, {n: half(n, realdev.DEV) for n in sets}, levels
+    return (
+        sets,
+        {n: half(n, realdev.FIT) for n in sets},
+        {n: half(n, realdev.DEV) for n in sets},
+        levels,
+    )
 
 
 def report(tag, dev, dev_conf, thr):
@@ -42,6 +48,8 @@ def report(tag, dev, dev_conf, thr):
         level = cal.assign(dev_conf[n], thr)
         ok = np.array([bool(dev[n][1][v][i]) if v >= 0 else False for i, v in enumerate(level)])
         c, cp = level == 0, level >= 0
-        cells.append(f"{n} {c.mean():.0%} ({ok[c].mean() if c.any() else float('nan'):.3f}) +p {cp.mean():.0%} ({ok[cp].mean() if cp.any() else float('nan'):.3f})")
+        cells.append(
+            f"{n} {c.mean():.0%} ({ok[c].mean() if c.any() else float('nan'):.3f}) +p {cp.mean():.0%} ({ok[cp].mean() if cp.any() else float('nan'):.3f})"
+        )
     e = " / ".join(f"{ece(dev_conf[n][0], dev[n][1][0]):.3f}" for n in dev)
     print(f"{tag}: {' | '.join(cells)} | ECE {e}", flush=True)

@@ -131,8 +131,13 @@ def main() -> None:
     ap.add_argument("--train", default="", help="Train the recipe into this directory first.")
     ap.add_argument("--recipe", default="esco", help="Recipe name or file for --train.")
     ap.add_argument("--recipe-set", action="append", default=[], help="key=value override.")
-    ap.add_argument("--set", action="append", default=[], dest="overrides",
-                    help="A config override (e.g. index.aggregation=...).")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        dest="overrides",
+        help="A config override (e.g. index.aggregation=...).",
+    )
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

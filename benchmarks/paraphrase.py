@@ -51,8 +51,15 @@ BENCH_TAXONOMY = "onet-bench"
 def subset_taxonomy(tax: Taxonomy, majors: list[str]) -> Taxonomy:
     leaves = [c for c in tax.leaves() if not majors or c.code[:2] in majors]
     keep = {a.code: a for leaf in leaves for a in tax.ancestors(leaf.code)}
-    return Taxonomy(BENCH_TAXONOMY, tax.version, tax.levels, list(keep.values()),
-                    source=tax.source, leaf_level=tax.leaf_level, holdout=tax.holdout)
+    return Taxonomy(
+        BENCH_TAXONOMY,
+        tax.version,
+        tax.levels,
+        list(keep.values()),
+        source=tax.source,
+        leaf_level=tax.leaf_level,
+        holdout=tax.holdout,
+    )
 
 
 def dev_rows(tax: Taxonomy) -> pd.DataFrame:
@@ -68,8 +75,12 @@ def top1(model_dir: Path, dev: pd.DataFrame, rare: set[str]) -> dict[str, float]
     gold = [c.split(";") for c in dev["codes"]]
     hit = np.array([p in g for p, g in zip(pred, gold, strict=True)])
     is_rare = np.array([bool(rare & set(g)) for g in gold])
-    return {"top1": round(float(hit.mean()), 4), "top1_rare": round(float(hit[is_rare].mean()), 4),
-            "dev_titles": int(len(dev)), "dev_titles_rare": int(is_rare.sum())}
+    return {
+        "top1": round(float(hit.mean()), 4),
+        "top1_rare": round(float(hit[is_rare].mean()), 4),
+        "dev_titles": int(len(dev)),
+        "dev_titles_rare": int(is_rare.sum()),
+    }
 
 
 def train(ws: Workspace, out: Path, **overrides: object) -> Path:
@@ -80,8 +91,12 @@ def train(ws: Workspace, out: Path, **overrides: object) -> Path:
 def rare_records(
     held: Taxonomy, min_per_code: int, max_titles: int
 ) -> tuple[pd.DataFrame, set[str]]:
-    rare = {c.code for c in held.leaves()
-            if len({normalize_text(t, keep_punctuation=False) for t in taxonomy_titles(held, c.code)}) < min_per_code}
+    rare = {
+        c.code
+        for c in held.leaves()
+        if len({normalize_text(t, keep_punctuation=False) for t in taxonomy_titles(held, c.code)})
+        < min_per_code
+    }
     rows = []
     for code in sorted(rare):
         node = held.get(code)
@@ -94,8 +109,9 @@ def rare_records(
 
 
 def distinct_2(texts: list[str]) -> float:
-    grams = [tuple(w[i : i + 2]) for t in texts for w in [t.lower().split()]
-             for i in range(len(w) - 1)]
+    grams = [
+        tuple(w[i : i + 2]) for t in texts for w in [t.lower().split()] for i in range(len(w) - 1)
+    ]
     return len(set(grams)) / max(len(grams), 1)
 
 
@@ -106,13 +122,19 @@ def quality(raw: pd.DataFrame, records: pd.DataFrame, held: Taxonomy, base: Path
     def as_record(kind: str, text: str) -> JobRecord:
         return JobRecord(text) if kind == "title" else JobRecord("", text)
 
-    pred = model.predict([as_record(k, t) for k, t in zip(raw["kind"], raw["paraphrase"],
-                                                          strict=True)])
-    orig = model.predict([JobRecord(t, d) for t, d in zip(records["title"], records["duties"],
-                                                          strict=True)])
+    pred = model.predict(
+        [as_record(k, t) for k, t in zip(raw["kind"], raw["paraphrase"], strict=True)]
+    )
+    orig = model.predict(
+        [JobRecord(t, d) for t, d in zip(records["title"], records["duties"], strict=True)]
+    )
     known = existing_data(held, None)
-    novel = [normalize_text(p, keep_punctuation=False) != normalize_text(s, keep_punctuation=False) and normalize_text(p, keep_punctuation=False) not in (known.titles if k == "title" else known.duties)
-             for p, s, k in zip(raw["paraphrase"], raw["source_text"], raw["kind"], strict=True)]
+    novel = [
+        normalize_text(p, keep_punctuation=False) != normalize_text(s, keep_punctuation=False)
+        and normalize_text(p, keep_punctuation=False)
+        not in (known.titles if k == "title" else known.duties)
+        for p, s, k in zip(raw["paraphrase"], raw["source_text"], raw["kind"], strict=True)
+    ]
     return {
         "raw_paraphrases": int(len(raw)),
         "label_preserved_raw": round(float(np.mean(pred == raw["code"].to_numpy())), 4),
@@ -134,21 +156,37 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--home", required=True, help="Workspace with onet imported from a release.")
     ap.add_argument("--paraphraser", required=True, help="`autocoder paraphraser train` output.")
-    ap.add_argument("--major", nargs="*", default=["29", "31"], help="SOC major groups; none = all.")
+    ap.add_argument(
+        "--major", nargs="*", default=["29", "31"], help="SOC major groups; none = all."
+    )
     ap.add_argument("--min-per-code", type=int, default=15, help="Rare: fewer titles than this.")
     ap.add_argument("--max-titles-per-code", type=int, default=6, help="Titles paraphrased.")
-    ap.add_argument("--top-up", type=int, default=0,
-                    help="data.paraphrase_min_per_code (rows incl. tasks); 0 = add all.")
+    ap.add_argument(
+        "--top-up",
+        type=int,
+        default=0,
+        help="data.paraphrase_min_per_code (rows incl. tasks); 0 = add all.",
+    )
     ap.add_argument("--per-record", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--temperature", type=float, default=None,
-                    help="Sampling temperature (default: the paraphraser recipe's).")
+    ap.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="Sampling temperature (default: the paraphraser recipe's).",
+    )
     ap.add_argument("--top-p", type=float, default=None, help="Nucleus (default: the recipe's).")
     ap.add_argument("--synthetic", default=None, help="`autocoder synth` output to compare.")
-    ap.add_argument("--baseline", default=None,
-                    help="An already trained baseline (this script's clf-none) to reuse.")
-    ap.add_argument("--raw", default=None,
-                    help="paraphrases-raw.csv of an earlier run (same records): no generation.")
+    ap.add_argument(
+        "--baseline",
+        default=None,
+        help="An already trained baseline (this script's clf-none) to reuse.",
+    )
+    ap.add_argument(
+        "--raw",
+        default=None,
+        help="paraphrases-raw.csv of an earlier run (same records): no generation.",
+    )
     ap.add_argument("--output", required=True)
     args = ap.parse_args()
     out = Path(args.output)
@@ -163,8 +201,9 @@ def main() -> None:
     t0 = time.monotonic()
     base = Path(args.baseline) if args.baseline else train(ws, out / "clf-none")
     para = Paraphraser.load(args.paraphraser, ws.models, threads=args.threads)
-    sampling = {k: v for k, v in (("temperature", args.temperature), ("top_p", args.top_p))
-                if v is not None}
+    sampling = {
+        k: v for k, v in (("temperature", args.temperature), ("top_p", args.top_p)) if v is not None
+    }
     para.generation = para.generation.model_copy(update=sampling)
     t1 = time.monotonic()
     if args.raw:
@@ -175,14 +214,22 @@ def main() -> None:
     raw.to_csv(out / "paraphrases-raw.csv", index=False)
     keep = filtered(raw, held, base)
     keep.to_csv(out / "paraphrases.csv", index=False)
-    aug = {"data.paraphrases": [str(out / "paraphrases.csv")],
-           "data.paraphrase_min_per_code": args.top_up}
+    aug = {
+        "data.paraphrases": [str(out / "paraphrases.csv")],
+        "data.paraphrase_min_per_code": args.top_up,
+    }
     result = {
-        "codes": len(sub.leaf_codes()), "rare_codes": len(rare), "records": len(records),
-        "paraphraser": para.meta.get("name"), "heldout_loss": para.meta.get("heldout_loss"),
-        "temperature": para.generation.temperature, "top_p": para.generation.top_p,
-        "per_record": args.per_record, "raw_from": args.raw,
-        "generation_seconds": round(gen_s, 1), **quality(raw, records, held, base),
+        "codes": len(sub.leaf_codes()),
+        "rare_codes": len(rare),
+        "records": len(records),
+        "paraphraser": para.meta.get("name"),
+        "heldout_loss": para.meta.get("heldout_loss"),
+        "temperature": para.generation.temperature,
+        "top_p": para.generation.top_p,
+        "per_record": args.per_record,
+        "raw_from": args.raw,
+        "generation_seconds": round(gen_s, 1),
+        **quality(raw, records, held, base),
         "filtered_paraphrases": int(len(keep)),
         "none": top1(base, dev, rare),
         "paraphrases": top1(train(ws, out / "clf-para", **aug), dev, rare),

@@ -55,9 +55,7 @@ RARE_MAX_TITLES = 20
 
 def rare_mask(dev: pd.DataFrame, taxonomy: Any) -> np.ndarray:
     """Dev rows whose (first) code has at most RARE_MAX_TITLES titles in the taxonomy."""
-    n_titles = {
-        c.code: 1 + len(c.alt_titles) + len(c.reported_titles) for c in taxonomy.leaves()
-    }
+    n_titles = {c.code: 1 + len(c.alt_titles) + len(c.reported_titles) for c in taxonomy.leaves()}
     first = [str(c).split(";")[0] for c in dev["codes"]]
     return np.asarray([n_titles.get(c, 0) <= RARE_MAX_TITLES for c in first])
 
@@ -112,7 +110,6 @@ def run_variant(name: str, out: Path, ws: Workspace, settings: Any, ctx: dict) -
     return rows
 
 
-
 def table(rows: list[dict]) -> str:
     head = "| configuration | set | top-1 | top-3 | top-5 | macro | rare top-1 | ECE | train min | rec/s |"
     lines = [head, "|" + "---|" * 10]
@@ -145,7 +142,10 @@ def main() -> None:
     ctx |= {"retrieval": retrieval}
     ctx["ret_proba"] = {k: np.asarray(retrieval.predict_proba(v)) for k, v in inputs.items()}
     rows = [
-        {"config": "retrieval", **figures(ctx["ret_proba"], retrieval.classes_, ctx["gold"], ctx["rare"])}
+        {
+            "config": "retrieval",
+            **figures(ctx["ret_proba"], retrieval.classes_, ctx["gold"], ctx["rare"]),
+        }
     ]
     for name in args.variants.split(","):
         rows += run_variant(name, args.out, ws, settings, ctx)

@@ -50,8 +50,12 @@ def main() -> None:
                                                         f"index.temperature={temperature}"])  # fmt: skip
                     coder = retrieval_coder(settings, ws, load_taxonomy(ws, "onet"))
                     codes, probs, _ = coder.rank(records)
-                    hit = np.array([bool(c) and c[0] in g for c, g in zip(codes, gold, strict=True)])
-                    top5 = np.mean([bool(set(c[:5]) & set(g)) for c, g in zip(codes, gold, strict=True)])
+                    hit = np.array(
+                        [bool(c) and c[0] in g for c, g in zip(codes, gold, strict=True)]
+                    )
+                    top5 = np.mean(
+                        [bool(set(c[:5]) & set(g)) for c, g in zip(codes, gold, strict=True)]
+                    )
                     conf = np.array([float(p[0]) if len(p) else 0.0 for p in probs])
                     coded = conf >= 0.5
                     print(f"| {name} | {half} | {aggregation} @ {temperature:g} | {hit.mean():.3f} | "

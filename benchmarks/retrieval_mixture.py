@@ -44,14 +44,20 @@ def rescored(cands: dict, aggregation: str, temperature: float) -> dict:
 def figures(sets: dict, cands: dict, golds: dict, weight: float | None) -> str:
     cells = []
     for n in sets:
-        chunks = cands[n] if weight is None else [dataclasses.replace(c, weight=weight) for c in cands[n]]
+        chunks = (
+            cands[n]
+            if weight is None
+            else [dataclasses.replace(c, weight=weight) for c in cands[n]]
+        )
         sc = tr.concat([tr.choose(c, tr.SegmentOptions()) for c in chunks])
         for half in (realdev.FIT, realdev.DEV):
             m = (sets[n]["part"] == half).to_numpy()
             top = np.argsort(-sc.proba[m], axis=1)[:, :5]
             gold = [g for g, x in zip(golds[n], m, strict=True) if x]
             t1 = np.mean([sc.classes[o[0]] in g for o, g in zip(top, gold, strict=True)])
-            t5 = np.mean([bool({sc.classes[j] for j in o} & set(g)) for o, g in zip(top, gold, strict=True)])
+            t5 = np.mean(
+                [bool({sc.classes[j] for j in o} & set(g)) for o, g in zip(top, gold, strict=True)]
+            )
             cells.append(f"{t1:.3f} / {t5:.3f}")
     return " | ".join(cells)
 
@@ -73,7 +79,10 @@ def main() -> None:
                 f"{args.aggregation} @ {args.temperature:g}": rescored(d["cands"], args.aggregation, args.temperature)}  # fmt: skip
     for name, cands in variants.items():
         for w in WEIGHTS:
-            print(f"| {name} | {'model' if w is None else w} | {figures(sets, cands, golds, w)} |", flush=True)
+            print(
+                f"| {name} | {'model' if w is None else w} | {figures(sets, cands, golds, w)} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -127,8 +127,11 @@ def main() -> None:
     ap.add_argument("--target", type=float, default=0.95)
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--set", action="append", default=[], help="section.key=value override")
-    ap.add_argument("--model", default="pretrained",
-                    help="the model reviewed from (one without a calibration is calibrated first)")
+    ap.add_argument(
+        "--model",
+        default="pretrained",
+        help="the model reviewed from (one without a calibration is calibrated first)",
+    )
     ap.add_argument("--retrain", action="store_true", help="retrain and calibrate on the answers")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--feedback-weight", type=float, default=5.0)

@@ -41,8 +41,10 @@ def half(n: str, p: str):
 
 F = {n: half(n, realdev.FIT) for n in sets}
 D = {n: half(n, realdev.DEV) for n in sets}
-print("| calibrators on | thresholds | target | clean `coded` (precision) | clean coded + partial "
-      "(precision) | messy `coded` (precision) | ECE clean / messy / posting |")
+print(
+    "| calibrators on | thresholds | target | clean `coded` (precision) | clean coded + partial "
+    "(precision) | messy `coded` (precision) | ECE clean / messy / posting |"
+)
 print("|---|---|---|---|---|---|---|")
 for cal_sets in (list(sets), ["clean"]):
     params, conf_in, conf_oof, right = [], [], [], []
@@ -55,22 +57,31 @@ for cal_sets in (list(sets), ["clean"]):
         conf_in.append(cal.calibrate(p, x)[clean])
         conf_oof.append(cal.out_of_fold(x, y, kind=p["kind"])[clean])
         right.append(y[clean])
-    dev_conf = {n: [cal.calibrate(params[lv], D[n][0].x[lv]) for lv in range(len(levels))]
-                for n in sets}
+    dev_conf = {
+        n: [cal.calibrate(params[lv], D[n][0].x[lv]) for lv in range(len(levels))] for n in sets
+    }
     ece = " / ".join(f"{expected_calibration_error(dev_conf[n][0], D[n][1][0]):.3f}" for n in sets)
-    for rule, conf, margin in (("in-sample", conf_in, 0.0), ("out of fold", conf_oof, 0.0),
-                               ("out of fold + margin", conf_oof, cal.THRESHOLD_MARGIN_SD)):
+    for rule, conf, margin in (
+        ("in-sample", conf_in, 0.0),
+        ("out of fold", conf_oof, 0.0),
+        ("out of fold + margin", conf_oof, cal.THRESHOLD_MARGIN_SD),
+    ):
         for t in (0.95, 0.9):
-            thr = [e["threshold"] for e in
-                   cal.fit_level_thresholds(conf, right, target=t, margin_sd=margin)]
+            thr = [
+                e["threshold"]
+                for e in cal.fit_level_thresholds(conf, right, target=t, margin_sd=margin)
+            ]
             cells = []
             for n in ("clean", "messy"):
                 level = cal.assign(dev_conf[n], thr)
-                ok = np.array([bool(D[n][1][v][i]) if v >= 0 else False
-                               for i, v in enumerate(level)])
+                ok = np.array(
+                    [bool(D[n][1][v][i]) if v >= 0 else False for i, v in enumerate(level)]
+                )
                 c, cp = level == 0, level >= 0
                 cells.append(f"{c.mean():.0%} ({ok[c].mean():.3f})")
                 if n == "clean":
                     cells.append(f"{cp.mean():.0%} ({ok[cp].mean():.3f})")
-            print(f"| {', '.join(cal_sets)} | {rule} | {t} | {' | '.join(cells)} | {ece} |",
-                  flush=True)
+            print(
+                f"| {', '.join(cal_sets)} | {rule} | {t} | {' | '.join(cells)} | {ece} |",
+                flush=True,
+            )

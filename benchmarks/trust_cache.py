@@ -3,6 +3,7 @@ candidate scores, for benchmarks/threshold_rules.py.
 
     python benchmarks/trust_cache.py MODEL OUT.pkl DEV.csv
 """
+
 import pickle
 import sys
 from pathlib import Path
@@ -30,7 +31,10 @@ with index_in_use(ws):
     for name, df in sets.items():
         golds[name] = realdev.gold_sets(df)
         recs = [JobRecord(t) for t in df["title"]]
-        cands[name] = [tr.candidate_scores(predictor, recs[i:i+tr.CHUNK], tr.SegmentOptions()) for i in range(0, len(recs), tr.CHUNK)]
+        cands[name] = [
+            tr.candidate_scores(predictor, recs[i : i + tr.CHUNK], tr.SegmentOptions())
+            for i in range(0, len(recs), tr.CHUNK)
+        ]
         print(name, flush=True)
 levels = tr.hierarchy(taxonomy, [str(c) for c in cands["clean"][0].classes])
 pickle.dump({"sets": sets, "cands": cands, "golds": golds, "levels": levels}, out.open("wb"))
