@@ -396,8 +396,11 @@ def calibration_tables(
 
     return [
         calibration_table(
-            read_table(Path(f), string_columns=(title_column, code_column)), taxonomy,
-            title_column=title_column, code_column=code_column, name=Path(f).name,
+            read_table(Path(f), string_columns=(title_column, code_column)),
+            taxonomy,
+            title_column=title_column,
+            code_column=code_column,
+            name=Path(f).name,
         )  # fmt: skip
         for f in files
     ]

@@ -129,8 +129,12 @@ def fit_cmd(
     taxonomy: TaxonomyOpt = None,
     model: Annotated[
         str | None,
-        typer.Option("--model", "-m", help="The coder to fit for, as `code` takes it "
-                     "(default: coder.model; `retrieval` = retrieval alone)."),
+        typer.Option(
+            "--model",
+            "-m",
+            help="The coder to fit for, as `code` takes it "
+            "(default: coder.model; `retrieval` = retrieval alone).",
+        ),
     ] = None,
     rows: Annotated[int, typer.Option("--rows", min=1, help="Examples held out, at most.")] = 2000,
     share: Annotated[

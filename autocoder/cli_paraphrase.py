@@ -63,7 +63,9 @@ def paraphrase_cmd(
     per_record: Annotated[int, typer.Option("--per-record", help="Samples per text.")] = 5,
     model: Annotated[
         Path | None,
-        typer.Option("--model", help="Paraphraser directory (default: <workspace>/models/paraphraser)."),
+        typer.Option(
+            "--model", help="Paraphraser directory (default: <workspace>/models/paraphraser)."
+        ),
     ] = None,
     no_filter: Annotated[
         bool, typer.Option("--no-filter", help="Keep raw samples (no copy or coder check).")

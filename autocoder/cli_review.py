@@ -96,9 +96,12 @@ def push_cmd(
         Path | None, typer.Option("--model", help="Trained model dir; default coder.model.")
     ] = None,
     strategy: Annotated[
-        str, typer.Option(help="least_confidence, margin, entropy, conformal, diversity, "
-                               "class_balanced, per_answer (distinct titles by frequency x "
-                               "uncertainty), random, or 'a+b'.")
+        str,
+        typer.Option(
+            help="least_confidence, margin, entropy, conformal, diversity, "
+            "class_balanced, per_answer (distinct titles by frequency x "
+            "uncertainty), random, or 'a+b'."
+        ),
     ] = "least_confidence",
     limit: Annotated[int, typer.Option(help="How many records to choose.")] = 100,
     taxonomy: Annotated[str | None, typer.Option(help="Taxonomy (first push only).")] = None,
@@ -175,8 +178,14 @@ def simulate_cmd(
     settings, ws = _settings(ctx)
     _echo(
         _run(
-            simulate, settings, ws, project=project, gold_path=gold, gold_column=gold_column,
-            annotator=annotator, limit=limit,
+            simulate,
+            settings,
+            ws,
+            project=project,
+            gold_path=gold,
+            gold_column=gold_column,
+            annotator=annotator,
+            limit=limit,
         )  # fmt: skip
     )
 
@@ -188,7 +197,9 @@ def emerging_cmd(
     output: Annotated[
         Path, typer.Option("--output", "-o", help="REPORT.md (+ REPORT.csv), or a directory.")
     ],
-    project: Annotated[str | None, typer.Option("--project", "-p", help="Only this project.")] = None,
+    project: Annotated[
+        str | None, typer.Option("--project", "-p", help="Only this project.")
+    ] = None,
     input_path: Annotated[
         Path | None,
         typer.Option("--input", help="Records to scan for far-from-every-code (default: queue)."),
@@ -209,8 +220,16 @@ def emerging_cmd(
     coder = _run(load_coder, settings, ws, model=RETRIEVAL)
     _echo(
         _run(
-            emerging_report, coder, settings, ws, output, project=project, records=records,
-            min_similarity=min_similarity, min_cluster_size=min_cluster_size, use_llm=llm,
+            emerging_report,
+            coder,
+            settings,
+            ws,
+            output,
+            project=project,
+            records=records,
+            min_similarity=min_similarity,
+            min_cluster_size=min_cluster_size,
+            use_llm=llm,
         )  # fmt: skip
     )
 

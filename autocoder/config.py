@@ -273,8 +273,9 @@ class ServeConfig(_Section):
         2.0, gt=0, description="How often a worker looks for jobs to start or resume."
     )
     access_log: bool = Field(
-        True, description="Log method, path, status, latency and key name (never the key, "
-        "the query string or record text)."
+        True,
+        description="Log method, path, status, latency and key name (never the key, "
+        "the query string or record text).",
     )
 
 

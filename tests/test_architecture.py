@@ -11,7 +11,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _tool() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("import_graph", REPO / "scripts" / "import_graph.py")
+    spec = importlib.util.spec_from_file_location(
+        "import_graph", REPO / "scripts" / "import_graph.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

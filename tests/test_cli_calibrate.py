@@ -172,7 +172,9 @@ def test_calibrate_writes_the_calibration_code_then_uses(
 
 
 def test_calibrate_retrieval_alone_into_the_workspace(
-    tmp_path: Path, fixtures_dir: Path, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    fixtures_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The retrieval coder alone (no model directory) is calibrated into the workspace for

@@ -113,7 +113,9 @@ def test_fit_chooses_vote_settings_that_coding_then_uses(home: Path, fixtures_di
                              "soc"]))["added"]  # fmt: skip
     assert added > 100  # (repeated titles of a code are duplicate rows)
     out = json.loads(_run(["examples", "fit", "--model", "retrieval", "--share", "0.4"]))
-    assert out["held_out"] == round(0.4 * added) and out["voting_examples"] == added - out["held_out"]
+    assert (
+        out["held_out"] == round(0.4 * added) and out["voting_examples"] == added - out["held_out"]
+    )
     figures = out["figures"]
     assert figures["fitted (cross-fitted)"]["top1"] > figures["base"]["top1"]
     assert Path(out["path"]).is_file() and Path(out["path"]).parent.parent.name == "onet"

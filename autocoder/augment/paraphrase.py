@@ -64,7 +64,9 @@ class _Section(BaseModel):
 
 class PairsSection(_Section):
     taxonomy: str | None = Field(None, description="Workspace taxonomy; None = settings default.")
-    holdout: str = Field("onet-dev", description="Dev titles removed first (as in classifier.toml).")
+    holdout: str = Field(
+        "onet-dev", description="Dev titles removed first (as in classifier.toml)."
+    )
     holdout_fraction: float = 0.2
     holdout_seed: int = 13
     kinds: list[Kind] = Field(default_factory=lambda: list(KINDS))
@@ -98,7 +100,9 @@ class TrainSection(_Section):
     logging_steps: int = Field(25, gt=0)
     group_by_length: bool = Field(True, description="Batch pairs of similar length (less padding).")
     threads: int = Field(
-        0, ge=0, description="torch CPU threads; 0 = torch's default (1 is faster on a busy machine)."
+        0,
+        ge=0,
+        description="torch CPU threads; 0 = torch's default (1 is faster on a busy machine).",
     )
     seed: int = 0
 
@@ -228,12 +232,18 @@ def task_groups(taxonomy: Taxonomy, mode: str) -> tuple[dict[str, list[list[str]
             groups = {}
             for code, own in tasks.items():
                 keys = {normalize_text(t, keep_punctuation=False) for t in own}
-                kept = [[t for t in g if normalize_text(t, keep_punctuation=False) in keys] for g in linked.get(code, [])]
+                kept = [
+                    [t for t in g if normalize_text(t, keep_punctuation=False) in keys]
+                    for g in linked.get(code, [])
+                ]
                 groups[code] = [g for g in kept if len(g) > 1]
             return groups, "dwa"
     if mode == "dwa":
-        log.warning("no %s for taxonomy %s: duties pairs are any two tasks of a code",
-                    DWA_FILE, taxonomy.name)
+        log.warning(
+            "no %s for taxonomy %s: duties pairs are any two tasks of a code",
+            DWA_FILE,
+            taxonomy.name,
+        )
     return {code: [own] for code, own in tasks.items()}, "code"
 
 
@@ -296,8 +306,11 @@ def _dev_holdout(taxonomy: Taxonomy, data: PairsSection) -> str:
     from autocoder.classify.recipe import Recipe, holdout_set
     from autocoder.devsplit import apply_holdout
 
-    spec = {"holdout": data.holdout, "holdout_fraction": data.holdout_fraction,
-            "holdout_seed": data.holdout_seed}
+    spec = {
+        "holdout": data.holdout,
+        "holdout_fraction": data.holdout_fraction,
+        "holdout_seed": data.holdout_seed,
+    }
     titles, info = holdout_set(Recipe.model_validate({"data": spec}), taxonomy)
     removed = apply_holdout(taxonomy, titles) if titles else 0
     return f"{info} ({removed} titles removed)" if titles else info
@@ -375,7 +388,10 @@ def _trainer_class() -> type:
 
     class CompletionLossTrainer(SFTTrainer):  # type: ignore[misc]
         def compute_loss(
-            self, model: Any, inputs: Any, return_outputs: bool = False,
+            self,
+            model: Any,
+            inputs: Any,
+            return_outputs: bool = False,
             num_items_in_batch: Any = None,
         ) -> Any:
             loss, correct, count = completion_loss(model, inputs, num_items_in_batch)
@@ -478,7 +494,9 @@ def train_paraphraser(
         "recipe": recipe.model_dump(),
     }
     (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
-    header = f"The paraphraser recipe {recipe.name!r} as applied to this model (overrides included)."
+    header = (
+        f"The paraphraser recipe {recipe.name!r} as applied to this model (overrides included)."
+    )
     (tmp / "recipe.toml").write_text(dump_toml(recipe.model_dump(), header=header))
     shutil.rmtree(output_dir, ignore_errors=True)
     tmp.rename(output_dir)
@@ -500,7 +518,9 @@ class Paraphraser:
         self.template = load_prompt("paraphrase", recipe.prompt_version)
 
     @classmethod
-    def load(cls, model_dir: str | Path, models_dir: str | Path, *, threads: int = 0) -> Paraphraser:
+    def load(
+        cls, model_dir: str | Path, models_dir: str | Path, *, threads: int = 0
+    ) -> Paraphraser:
         """Load ``model_dir`` (from ``train_paraphraser``) over the base in ``models_dir``;
         ``threads`` > 0 sets torch's CPU threads."""
         require("paraphrase", "peft")
@@ -545,7 +565,9 @@ class Paraphraser:
         lines = [clean_text(d.strip().split("\n")[0]) for d in decoded]
         return [lines[i * k : (i + 1) * k] for i in range(len(texts))]
 
-    def generate(self, texts: Sequence[str], kind: str, k: int, *, seed: int = 0) -> list[list[str]]:
+    def generate(
+        self, texts: Sequence[str], kind: str, k: int, *, seed: int = 0
+    ) -> list[list[str]]:
         """``k`` sampled paraphrases for each text of ``kind`` (title | duties)."""
         import torch
 
@@ -663,7 +685,16 @@ def paraphrase_table(
         stats.update(dropped)
     out = pd.DataFrame(
         [
-            (it.id, it.code, text, it.kind, it.text, paraphraser.name, paraphraser.recipe_name, seed)
+            (
+                it.id,
+                it.code,
+                text,
+                it.kind,
+                it.text,
+                paraphraser.name,
+                paraphraser.recipe_name,
+                seed,
+            )
             for it, text in rows
         ],
         columns=PARAPHRASE_COLUMNS,

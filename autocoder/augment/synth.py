@@ -53,7 +53,9 @@ def count_examples(taxonomy: Taxonomy, training: pd.DataFrame | None = None) -> 
                 counts[code] = n
         return counts
     for code in counts:
-        counts[code] = len({normalize_text(t, keep_punctuation=False) for t in taxonomy_titles(taxonomy, code)})
+        counts[code] = len(
+            {normalize_text(t, keep_punctuation=False) for t in taxonomy_titles(taxonomy, code)}
+        )
     return counts
 
 
@@ -82,7 +84,10 @@ class ExistingTexts:
         self.duties: set[str] = set()
 
     def add(self, title: str, duties: str) -> None:
-        t, d = normalize_text(title, keep_punctuation=False), normalize_text(duties, keep_punctuation=False)
+        t, d = (
+            normalize_text(title, keep_punctuation=False),
+            normalize_text(duties, keep_punctuation=False),
+        )
         self.pairs.add((t, d))
         if t:
             self.titles.add(t)
@@ -90,7 +95,10 @@ class ExistingTexts:
             self.duties.add(d)
 
     def is_duplicate(self, title: str, duties: str) -> bool:
-        t, d = normalize_text(title, keep_punctuation=False), normalize_text(duties, keep_punctuation=False)
+        t, d = (
+            normalize_text(title, keep_punctuation=False),
+            normalize_text(duties, keep_punctuation=False),
+        )
         if (t, d) in self.pairs:
             return True
         if not d:

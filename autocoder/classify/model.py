@@ -517,4 +517,6 @@ def load_model(
 ) -> EmbeddingClassifier:
     """Load a trained model directory (``autocoder code --model DIR``); ``config``: its
     ``config.json``, when already read."""
-    return EmbeddingClassifier.load(directory, cache_dir=cache_dir, embedder=embedder, config=config)
+    return EmbeddingClassifier.load(
+        directory, cache_dir=cache_dir, embedder=embedder, config=config
+    )

@@ -93,7 +93,9 @@ def calibration_table(
         gold.append(frozenset(codes))
     if problems:
         more = len(problems) - SHOWN_PROBLEMS
-        shown = "\n  ".join(problems[:SHOWN_PROBLEMS]) + (f"\n  ... {more} more" if more > 0 else "")
+        shown = "\n  ".join(problems[:SHOWN_PROBLEMS]) + (
+            f"\n  ... {more} more" if more > 0 else ""
+        )
         raise InputError(f"{name or 'calibration table'}: {len(problems)} bad rows:\n  {shown}")
     return CalibrationTable(titles, gold, name)
 

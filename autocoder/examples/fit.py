@@ -279,8 +279,9 @@ def fit_examples(
     trust = fixed["exact_trust"]
     return {
         "format_version": FIT_FORMAT,
-        "settings": {k: float(settings[k]) if k != "neighbours" else int(settings[k])
-                     for k in FIT_KEYS},  # fmt: skip
+        "settings": {
+            k: float(settings[k]) if k != "neighbours" else int(settings[k]) for k in FIT_KEYS
+        },  # fmt: skip
         "held_out": int(len(gold)),
         "held_out_titles": int(held_df["key"].nunique()),
         "voting_examples": int(len(rest)),

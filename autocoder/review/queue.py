@@ -151,9 +151,7 @@ def project_info(ws: Workspace, name: str) -> dict[str, Any] | None:
 
 def set_project_id(ws: Workspace, name: str, ls_project_id: int) -> None:
     with connect(ws) as conn:
-        conn.execute(
-            "UPDATE projects SET ls_project_id = ? WHERE name = ?", (ls_project_id, name)
-        )
+        conn.execute("UPDATE projects SET ls_project_id = ? WHERE name = ?", (ls_project_id, name))
 
 
 def list_projects(ws: Workspace) -> list[str]:

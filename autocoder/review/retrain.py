@@ -384,7 +384,9 @@ def refit_dev_rows(
         return None
     found = _recipe_dev(model, workspace, settings)
     if found is None:
-        log.warning("the model was refit on its dev titles, which are not found: it may forget them")
+        log.warning(
+            "the model was refit on its dev titles, which are not found: it may forget them"
+        )
         return None
     dev, _ = _without_reviewed(found[0], fb)
     return D.build_dataset(dev_rows(dev, [str(c) for c in model.classes_]))

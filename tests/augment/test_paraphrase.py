@@ -58,8 +58,15 @@ def taxonomy(source: str = "") -> Taxonomy:
             alt_titles=["Sales Associate", "Shop Assistant"],
             tasks=["Greet customers in the store.", "Process sales at the register."],
         ),
-        Code("15-1252.00", "Software Developers", 2, "occupation", parent="15-0000",
-             alt_titles=["Software Engineer"], tasks=["Write program code."]),
+        Code(
+            "15-1252.00",
+            "Software Developers",
+            2,
+            "occupation",
+            parent="15-0000",
+            alt_titles=["Software Engineer"],
+            tasks=["Write program code."],
+        ),
     ]
     groups = [Code(c, c, 1, "major") for c in ("15-0000", "29-0000", "41-0000")]
     return Taxonomy("onet", "t", ["major", "occupation"], groups + leaves, source=source)
@@ -113,12 +120,19 @@ def test_duties_pairs_share_a_detailed_work_activity(tmp_path):
 def test_without_the_release_duties_pairs_fall_back_to_same_code_tasks():
     groups, links = task_groups(taxonomy(""), "dwa")
     assert links == "code"
-    assert groups["41-2031.00"] == [["Greet customers in the store.", "Process sales at the register."]]
+    assert groups["41-2031.00"] == [
+        ["Greet customers in the store.", "Process sales at the register."]
+    ]
 
 
 def test_pairs_are_held_out_by_code():
-    data = PairsSection(title_pairs_per_code=20, duties_pairs_per_code=20,
-                        task_links="code", heldout_code_fraction=0.3, seed=1)
+    data = PairsSection(
+        title_pairs_per_code=20,
+        duties_pairs_per_code=20,
+        task_links="code",
+        heldout_code_fraction=0.3,
+        seed=1,
+    )
     pairs = build_pairs(taxonomy(), data)
     held = set(pairs.heldout_codes)
     assert len(held) == 1
@@ -187,34 +201,63 @@ SAMPLES = {
         "Hand out the prescribed medicine to patients!",
     ],
 }
-KEYWORDS = {"sales": "41-2031.00", "sell": "41-2031.00", "nurse": "29-1141.00",
-            "patient": "29-1141.00", "code": "15-1252.00"}
+KEYWORDS = {
+    "sales": "41-2031.00",
+    "sell": "41-2031.00",
+    "nurse": "29-1141.00",
+    "patient": "29-1141.00",
+    "code": "15-1252.00",
+}
 
 
 def test_filter_drops_copies_known_texts_and_label_changes():
-    df = pd.DataFrame({"id": ["r1"], "title": ["Charge Nurse"],
-                       "duties": ["Give prescribed drugs to patients."], "code": ["29-1141.00"]})
+    df = pd.DataFrame(
+        {
+            "id": ["r1"],
+            "title": ["Charge Nurse"],
+            "duties": ["Give prescribed drugs to patients."],
+            "code": ["29-1141.00"],
+        }
+    )
     fake = ScriptedParaphraser(SAMPLES)
-    out, stats = paraphrase_table(df, fake, per_record=5, seed=7,
-                                  coder=LoadedCoder.from_predictor(KeywordPredictor(KEYWORDS),
-                                                                   taxonomy=taxonomy()))
+    out, stats = paraphrase_table(
+        df,
+        fake,
+        per_record=5,
+        seed=7,
+        coder=LoadedCoder.from_predictor(KeywordPredictor(KEYWORDS), taxonomy=taxonomy()),
+    )
     assert list(out.columns) == PARAPHRASE_COLUMNS
-    assert out["paraphrase"].tolist() == ["Ward Nurse", "Hand out the prescribed medicine to patients."]
+    assert out["paraphrase"].tolist() == [
+        "Ward Nurse",
+        "Hand out the prescribed medicine to patients.",
+    ]
     assert out["kind"].tolist() == ["title", "duties"]
     assert set(out["code"]) == {"29-1141.00"} and set(out["seed"]) == {7}
     assert set(out["model"]) == {"fake:gemma"} and set(out["recipe"]) == {"fake-recipe"}
     # copies: "charge nurse" (input), "Staff Nurse" (known title), "Greet customers…" (known
     # task), repeats of samples (case/punctuation ignored); label changes: Sales Nurse, Sell…
-    assert stats == {"records": 1, "texts": 2, "generated": 10, "dropped_copies": 5,
-                     "dropped_empty": 1, "dropped_label_changed": 2, "kept": 2}
+    assert stats == {
+        "records": 1,
+        "texts": 2,
+        "generated": 10,
+        "dropped_copies": 5,
+        "dropped_empty": 1,
+        "dropped_label_changed": 2,
+        "kept": 2,
+    }
 
 
 def test_no_filter_keeps_raw_samples_and_unlabeled_records_take_the_coders_code():
     df = pd.DataFrame({"id": ["r1"], "title": ["Charge Nurse"]})
     fake = ScriptedParaphraser(SAMPLES)
-    out, stats = paraphrase_table(df, fake, per_record=3, filter_outputs=False,
-                                  coder=LoadedCoder.from_predictor(KeywordPredictor(KEYWORDS),
-                                                                   taxonomy=taxonomy()))
+    out, stats = paraphrase_table(
+        df,
+        fake,
+        per_record=3,
+        filter_outputs=False,
+        coder=LoadedCoder.from_predictor(KeywordPredictor(KEYWORDS), taxonomy=taxonomy()),
+    )
     assert out["paraphrase"].tolist() == SAMPLES["Charge Nurse"][:3]
     assert set(out["code"]) == {"29-1141.00"}  # predicted for the original
     assert stats["kept"] == 3 and fake.calls[0][2] == 3
@@ -232,37 +275,60 @@ def test_bad_input_names_the_record():
 
 
 def test_paraphrase_rows_top_up_rare_codes_only():
-    table = pd.DataFrame({
-        "id": ["1", "1", "1", "2", "3"],
-        "code": ["29-1141.00"] * 3 + ["41-2031.00", "15-1252.00"],
-        "paraphrase": ["Ward Nurse", "Floor Nurse", "Night Nurse", "Shop Clerk", "Coder"],
-        "kind": ["title", "title", "title", "title", "duties"],
-    })
+    table = pd.DataFrame(
+        {
+            "id": ["1", "1", "1", "2", "3"],
+            "code": ["29-1141.00"] * 3 + ["41-2031.00", "15-1252.00"],
+            "paraphrase": ["Ward Nurse", "Floor Nurse", "Night Nurse", "Shop Clerk", "Coder"],
+            "kind": ["title", "title", "title", "title", "duties"],
+        }
+    )
     counts = Counter({"29-1141.00": 1, "41-2031.00": 5, "15-1252.00": 0})
-    rows = paraphrase_rows(table, counts, min_per_code=3, classes=taxonomy().leaf_codes(),
-                           provenance="paraphrase:p")
+    rows = paraphrase_rows(
+        table, counts, min_per_code=3, classes=taxonomy().leaf_codes(), provenance="paraphrase:p"
+    )
     assert [(r["code"], r["text"]) for r in rows] == [
         ("29-1141.00", "job_title=Ward Nurse"),
         ("29-1141.00", "job_title=Floor Nurse"),
         ("15-1252.00", "job_duties=Coder"),
     ]
     assert {r["provenance"] for r in rows} == {"paraphrase:p"}
-    assert len(paraphrase_rows(table, counts, min_per_code=0, classes=taxonomy().leaf_codes(),
-                               provenance="p")) == 5
+    assert (
+        len(
+            paraphrase_rows(
+                table, counts, min_per_code=0, classes=taxonomy().leaf_codes(), provenance="p"
+            )
+        )
+        == 5
+    )
     with pytest.raises(ValueError, match="not a leaf code"):
-        paraphrase_rows(table.assign(code="99-9999.00"), counts, min_per_code=0,
-                        classes=taxonomy().leaf_codes(), provenance="p")
+        paraphrase_rows(
+            table.assign(code="99-9999.00"),
+            counts,
+            min_per_code=0,
+            classes=taxonomy().leaf_codes(),
+            provenance="p",
+        )
 
 
 def test_classifier_recipe_adds_paraphrases_for_rare_codes(tmp_path):
     from autocoder.classify.recipe import build_rows, load_recipe
 
-    table = pd.DataFrame({"id": ["1", "2"], "code": ["15-1252.00", "29-1141.00"],
-                          "paraphrase": ["Programmer", "Ward Nurse"], "kind": ["title", "title"]})
+    table = pd.DataFrame(
+        {
+            "id": ["1", "2"],
+            "code": ["15-1252.00", "29-1141.00"],
+            "paraphrase": ["Programmer", "Ward Nurse"],
+            "kind": ["title", "title"],
+        }
+    )
     path = tmp_path / "para.csv"
     table.to_csv(path, index=False)
-    overrides = {"data.paraphrases": [str(path)], "data.paraphrase_min_per_code": 8,
-                 "data.holdout": "none"}
+    overrides = {
+        "data.paraphrases": [str(path)],
+        "data.paraphrase_min_per_code": 8,
+        "data.holdout": "none",
+    }
     rows = build_rows(load_recipe(None, overrides), taxonomy())
     added = [r for r in rows if r["provenance"] == "paraphrase:para"]
     assert [r["text"] for r in added] == ["job_title=Programmer"]  # the nurse has >= 8 rows
@@ -274,9 +340,17 @@ def test_completion_loss_equals_the_models_own_loss_on_completion_tokens():
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
     torch.manual_seed(0)
-    config = Gemma3TextConfig(vocab_size=97, hidden_size=32, intermediate_size=64,
-                              num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
-                              head_dim=16, max_position_embeddings=64, pad_token_id=0)
+    config = Gemma3TextConfig(
+        vocab_size=97,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        max_position_embeddings=64,
+        pad_token_id=0,
+    )
     model = Gemma3ForCausalLM(config).eval()
     ids = torch.randint(1, 97, (3, 12))
     mask = torch.ones_like(ids)
@@ -320,9 +394,17 @@ def test_tiny_recipe_end_to_end(tmp_path, fixtures_dir, monkeypatch):
     res = runner.invoke(app, ["taxonomy", "import", "onet", str(release)])
     assert res.exit_code == 0, res.output
     model_dir = tmp_path / "para"
-    res = runner.invoke(app, ["paraphraser", "train", "--recipe",
-                              str(default_recipe_path().parent / "paraphraser-tiny.toml"),
-                              "--output", str(model_dir)])
+    res = runner.invoke(
+        app,
+        [
+            "paraphraser",
+            "train",
+            "--recipe",
+            str(default_recipe_path().parent / "paraphraser-tiny.toml"),
+            "--output",
+            str(model_dir),
+        ],
+    )
     assert res.exit_code == 0, res.output
     meta = json.loads((model_dir / "paraphraser.json").read_text())
     assert meta["task_links"] == "dwa"
@@ -331,15 +413,32 @@ def test_tiny_recipe_end_to_end(tmp_path, fixtures_dir, monkeypatch):
     assert math.isfinite(meta["heldout_loss"]) and meta["heldout_loss"] > 0
     assert (model_dir / "adapter_model.safetensors").is_file()
     records = tmp_path / "in.csv"
-    pd.DataFrame({"id": ["a", "b"], "title": ["Chief Executive Officer", "Software Engineer"],
-                  "duties": ["", "Write and test code for new applications."],
-                  "code": ["11-1011.00", "15-1252.00"]}).to_csv(records, index=False)
+    pd.DataFrame(
+        {
+            "id": ["a", "b"],
+            "title": ["Chief Executive Officer", "Software Engineer"],
+            "duties": ["", "Write and test code for new applications."],
+            "code": ["11-1011.00", "15-1252.00"],
+        }
+    ).to_csv(records, index=False)
     res = runner.invoke(app, ["index", "build"])  # the filter's coder: retrieval over the index
     assert res.exit_code == 0, res.output
     for flag, expected in (["--no-filter"], 3 * 3), ([], None):
         out = tmp_path / f"out{len(flag)}.csv"
-        res = runner.invoke(app, ["paraphrase", str(records), "-o", str(out), "--per-record", "3",
-                                  "--model", str(model_dir), *flag])
+        res = runner.invoke(
+            app,
+            [
+                "paraphrase",
+                str(records),
+                "-o",
+                str(out),
+                "--per-record",
+                "3",
+                "--model",
+                str(model_dir),
+                *flag,
+            ],
+        )
         assert res.exit_code == 0, res.output
         table = pd.read_csv(out, dtype=str, keep_default_na=False)
         assert list(table.columns) == PARAPHRASE_COLUMNS

@@ -144,10 +144,17 @@ def test_threshold_margin_asks_the_precision_bound_to_reach_the_target() -> None
     thr, prec, rows = cal.threshold_for_precision(conf, right, target=0.95, min_rows=5,
                                                   margin_sd=1.0)  # fmt: skip
     assert (rows, prec) == (20, 1.0) and thr == pytest.approx(conf[19])
-    assert cal.threshold_for_precision(conf, right, target=0.99, min_rows=5, margin_sd=1.0)[0] is None
+    assert (
+        cal.threshold_for_precision(conf, right, target=0.99, min_rows=5, margin_sd=1.0)[0] is None
+    )
     # the bound itself: 20 right of 21, one sigma -> 0.8816 (Wilson), so 0.88 is reached at 21
-    assert cal.threshold_for_precision(conf, right, target=0.881, min_rows=21, margin_sd=1.0)[2] == 21
-    assert cal.threshold_for_precision(conf, right, target=0.882, min_rows=21, margin_sd=1.0)[0] is None
+    assert (
+        cal.threshold_for_precision(conf, right, target=0.881, min_rows=21, margin_sd=1.0)[2] == 21
+    )
+    assert (
+        cal.threshold_for_precision(conf, right, target=0.882, min_rows=21, margin_sd=1.0)[0]
+        is None
+    )
     with pytest.raises(ValueError, match="margin_sd"):
         cal.threshold_for_precision(conf, right, target=0.9, margin_sd=-1)
 

@@ -42,8 +42,16 @@ def _bad_and_good_records() -> pd.DataFrame:
     return pd.DataFrame(
         {
             "id": ["a", "b", "", "d", "b", "f", "g", "h"],
-            "title": ["Staff nurse", "Java developer", "Nurse", "", "Truck driver",
-                      "Sr. Truck Driver - Dallas, TX", "Astronaut", "staff NURSE"],  # fmt: skip
+            "title": [
+                "Staff nurse",
+                "Java developer",
+                "Nurse",
+                "",
+                "Truck driver",
+                "Sr. Truck Driver - Dallas, TX",
+                "Astronaut",
+                "staff NURSE",
+            ],  # fmt: skip
             "description": ["", "", "", "", "", "", "", "cares for patients"],
         }
     )
@@ -73,7 +81,9 @@ def test_retrieval_alone_is_calibrated_in_the_workspace_per_index_and_settings(
     assert retrieval_sidecar(settings, ws, taxonomy, coder, built) == path
     where = settings.index.model_copy(update={"host": "127.0.0.1", "timeout": 5.0})
     moved = settings.model_copy(update={"index": where})
-    assert retrieval_sidecar(moved, ws, taxonomy, coder, built) == path  # where it is: not its scores
+    assert (
+        retrieval_sidecar(moved, ws, taxonomy, coder, built) == path
+    )  # where it is: not its scores
     for change in ({"temperature": 0.08}, {"aggregation": "max"}, {"kinds": ["title"]}):
         other = settings.model_copy(update={"index": settings.index.model_copy(update=change)})
         assert retrieval_sidecar(other, ws, taxonomy, coder, built) != path, change
@@ -178,7 +188,10 @@ def test_a_model_mixes_retrieval_as_its_mixture_was_fitted(tmp_path: Path) -> No
                          "taxonomy": {"name": tax.name}} | ({"combine": combine} if combine else {})  # fmt: skip
         coder = load_coder(settings, ws, model=clf.save(tmp_path / f"model{i}"))
         assert coder.retrieval is not None
-        assert coder.retrieval.describe() == {"aggregation": aggregation, "temperature": temperature}
+        assert coder.retrieval.describe() == {
+            "aggregation": aggregation,
+            "temperature": temperature,
+        }
         assert f":{aggregation}@{temperature:g}:" in coder.predictor_id
     plain = load_coder(settings, ws, model=RETRIEVAL, taxonomy_name=tax.name)
     assert plain.predictor_id.endswith(":softmax_sum@0.05")

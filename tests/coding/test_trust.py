@@ -181,9 +181,7 @@ def _with_examples(
     return WithExamples(predictor, voter, weight=0.5, exact_trust=0.95).fit()
 
 
-def test_coded_examples_are_trusted_under_a_target_precision(
-    fitted: tuple, tmp_path: Path
-) -> None:
+def test_coded_examples_are_trusted_under_a_target_precision(fitted: tuple, tmp_path: Path) -> None:
     predictor, tax, trust, _, _ = fitted
     levels = tuple(tr.hierarchy(tax, [str(c) for c in predictor.classes_]))
     titles = ["pastry froster", "night porter", "zz unknown words"]

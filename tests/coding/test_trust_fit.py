@@ -40,7 +40,10 @@ def _table() -> tf.CalibrationTable:
 def test_calibration_table_reads_codes_and_names_each_bad_row() -> None:
     tax = mini_taxonomy()
     good = pd.DataFrame(
-        {"title": ["Staff Nurse", "python dev, acme"], "codes": ["29-1141.00", "15-1252.00;15-1211.00"]}
+        {
+            "title": ["Staff Nurse", "python dev, acme"],
+            "codes": ["29-1141.00", "15-1252.00;15-1211.00"],
+        }
     )
     table = tf.calibration_table(good, tax, name="ok.csv")
     assert table.titles == ["Staff Nurse", "python dev, acme"]
@@ -91,9 +94,7 @@ def test_fit_sidecar_gives_a_calibration_the_assigner_uses() -> None:
     )
     _, cells = assigner.predict(predictor, [JobRecord(t) for t in table.titles])
     status = np.asarray(cells["status"])
-    right = np.asarray(
-        [c in g for c, g in zip(cells["assigned_code"], table.gold, strict=True)]
-    )
+    right = np.asarray([c in g for c, g in zip(cells["assigned_code"], table.gold, strict=True)])
     assert set(status) <= {"coded", "partial", "review"} and (status == "coded").any()
     # the detailed threshold reaches the target on the rows it was fitted on
     assert right[status == "coded"].mean() >= 0.9

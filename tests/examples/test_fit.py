@@ -156,7 +156,10 @@ def test_coding_votes_with_the_fit_of_its_own_coder_only(
     other = save_fit(store, {"format_version": 1, "settings": CONFIGURED},
                      predictor_id="model:retrained", content_hash="x")  # fmt: skip
     assert other != path and vote_config(cfg, store, "retrieval:a").neighbours == 5
-    assert vote_config(cfg.model_copy(update={"use_fit": False}), store, "retrieval:a").neighbours == 10
+    assert (
+        vote_config(cfg.model_copy(update={"use_fit": False}), store, "retrieval:a").neighbours
+        == 10
+    )
     path.write_text('{"format_version": 99}')
     with pytest.raises(ValueError, match="format 99 unknown"):
         load_fit(store, "retrieval:a")

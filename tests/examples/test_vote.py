@@ -108,7 +108,9 @@ def test_examples_on_a_real_chroma_server(tmp_path: Path, chroma_server: int) ->
 def test_exact_match_on_the_title_as_written_then_the_cleaned_one(tmp_path: Path) -> None:
     store = _store(tmp_path, [("Manager II - Subcon Operations", TRUCK, "ann"),
                               ("Cake decorator", NURSE, "ann")])  # fmt: skip
-    voter = ExampleVoter(MemoryExampleIndex(), HashingEmbedder(), classes=tiny_taxonomy().leaf_codes())
+    voter = ExampleVoter(
+        MemoryExampleIndex(), HashingEmbedder(), classes=tiny_taxonomy().leaf_codes()
+    )
     voter.fit(store.table(), store.content_hash())
     written = JobRecord("manager", written="Manager II - Subcon Operations")
     cleaned_only = JobRecord("cake decorator", written="Cake decorator, Hy-Vee")

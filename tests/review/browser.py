@@ -77,7 +77,9 @@ class Browser:
         port_file = self.profile / "DevToolsActivePort"
         deadline = time.monotonic() + 60
         while not port_file.exists() or not port_file.read_text().strip():
-            assert time.monotonic() < deadline and self.proc.poll() is None, "chromium did not start"
+            assert time.monotonic() < deadline and self.proc.poll() is None, (
+                "chromium did not start"
+            )
             time.sleep(0.2)
         port = port_file.read_text().split()[0]
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as r:

@@ -51,16 +51,18 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
 
     python = labelstudio_python()
     if not python.exists():
-        message = (
-            f"Label Studio venv missing ({python}); run `bash scripts/setup-labelstudio.sh`"
-        )
+        message = f"Label Studio venv missing ({python}); run `bash scripts/setup-labelstudio.sh`"
         if os.environ.get("AUTOCODER_REQUIRE_LABELSTUDIO"):
             pytest.fail(message + " ($AUTOCODER_REQUIRE_LABELSTUDIO is set)")
         pytest.skip(message)
     ws = Workspace.resolve(tmp_path_factory.mktemp("ls-home"))
     port = free_port()
     settings = load_settings(
-        overrides=[f"review.port={port}", f"review.server_python={python}", "review.start_timeout=600"]
+        overrides=[
+            f"review.port={port}",
+            f"review.server_python={python}",
+            "review.start_timeout=600",
+        ]
     )
     info, started = server.start_server(ws, settings.review)
     assert started

@@ -78,7 +78,9 @@ def test_cli_push_status_pull(
                             "--strategy", "margin+diversity", "--limit", "5", "--project", "cli"])  # fmt: skip
     assert r.exit_code == 0, r.output
     assert live_server.token not in r.output
-    r = runner.invoke(app, [*base, "review", "simulate", "--project", "cli", "--gold", str(RECORDS)])
+    r = runner.invoke(
+        app, [*base, "review", "simulate", "--project", "cli", "--gold", str(RECORDS)]
+    )
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, [*base, "review", "pull", "--project", "cli"])
     assert r.exit_code == 0, r.output

@@ -41,15 +41,25 @@ def test_a_record_is_queued_once_per_project(ws: Workspace) -> None:
     assert set(queue.sent_tasks(ws, "p")) == {11, 13}
     assert queue.sent_tasks(ws, "p")[11].candidates[0]["code"] == "A"
     assert queue.counts(ws, "p") == {
-        "queued": 3, "pushed": 2, "pending": 1, "annotated": 0, "pulled": 0
+        "queued": 3,
+        "pushed": 2,
+        "pending": 1,
+        "annotated": 0,
+        "pulled": 0,
     }
     assert queue.list_projects(ws) == ["other", "p"]
 
 
 def test_answers_are_stored_once_and_updated_when_edited(ws: Workspace) -> None:
     queue.enqueue(ws, "p", [_task("1"), _task("2")])
-    assert queue.store_answers(ws, "p", [_answer(1, "1", "A"), _answer(2, "1", "B", "bob")]) == (2, 0)
-    assert queue.store_answers(ws, "p", [_answer(1, "1", "A"), _answer(2, "1", "B", "bob")]) == (0, 0)
+    assert queue.store_answers(ws, "p", [_answer(1, "1", "A"), _answer(2, "1", "B", "bob")]) == (
+        2,
+        0,
+    )
+    assert queue.store_answers(ws, "p", [_answer(1, "1", "A"), _answer(2, "1", "B", "bob")]) == (
+        0,
+        0,
+    )
     assert queue.store_answers(ws, "p", [_answer(2, "1", "C", "bob", updated="t2")]) == (0, 1)
     fb = queue.load_feedback(ws, "p")
     assert list(fb.columns) == queue.FEEDBACK_COLUMNS

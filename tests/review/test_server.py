@@ -37,7 +37,9 @@ def test_labelstudio_python_is_config_then_env_at_call_time(
     monkeypatch.delenv(server.PYTHON_ENV, raising=False)
     cfg = load_settings(overrides=[f"workspace.home='{tmp_path}'"]).review
     assert cfg.server_python is None
-    with pytest.raises(server.ServerError, match=r"setup-labelstudio\.sh.*AUTOCODER_LABELSTUDIO_PYTHON"):
+    with pytest.raises(
+        server.ServerError, match=r"setup-labelstudio\.sh.*AUTOCODER_LABELSTUDIO_PYTHON"
+    ):
         server.server_python(cfg)
     from_env, from_cfg = tmp_path / "env-python", tmp_path / "cfg-python"
     from_env.touch()
@@ -89,7 +91,9 @@ def test_status_and_stop_without_a_server(tmp_path: Path) -> None:
     st = server.server_status(ws)
     assert st["running"] is False and st["token_file"] is False
     assert server.stop_server(ws) is False
-    r = CliRunner().invoke(app, ["--set", f"workspace.home='{tmp_path}'", "review", "server", "status"])
+    r = CliRunner().invoke(
+        app, ["--set", f"workspace.home='{tmp_path}'", "review", "server", "status"]
+    )
     assert r.exit_code == 3 and "not running" in r.output
 
 
@@ -117,7 +121,9 @@ def test_cli_start_is_idempotent_stop_and_restart(live_server: LiveServer) -> No
     assert not server.healthy(live_server.url)
     r = runner.invoke(app, [*base, "review", "server", "status"])
     assert r.exit_code == 3
-    r = runner.invoke(app, [*base, "--set", "review.start_timeout=600", "review", "server", "start", *port])
+    r = runner.invoke(
+        app, [*base, "--set", "review.start_timeout=600", "review", "server", "start", *port]
+    )
     assert r.exit_code == 0 and "started" in r.output, r.output
     assert server.healthy(live_server.url)
     assert server.local_connection(live_server.ws) == (live_server.url, live_server.token)

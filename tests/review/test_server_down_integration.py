@@ -57,7 +57,11 @@ def test_push_and_pull_survive_a_down_server(
     assert "not reachable" in out and "6 task(s)" in out and "pending" in out
     assert tok not in out
     assert queue.counts(review_ws, "p") == {
-        "queued": 6, "pushed": 0, "pending": 6, "annotated": 0, "pulled": 0
+        "queued": 6,
+        "pushed": 0,
+        "pending": 6,
+        "annotated": 0,
+        "pulled": 0,
     }
     # still down, more input: queued too, nothing chosen twice
     code, out = _cli(review_ws, bad, tok, "push", str(RECORDS), "--model", model,
