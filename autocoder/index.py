@@ -9,6 +9,7 @@ per code, so ``search`` returns codes, not documents.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import re
@@ -264,7 +265,35 @@ def open_chroma(
         ) from exc
 
 
-class ChromaIndex:
+class ChromaConnection:
+    """A Chroma store or server (``path`` or ``host``/``port``) and a client opened on first use.
+
+    The base of the code-text index and the examples' index; subclasses set the attributes.
+    """
+
+    path: str | Path | None
+    host: str | None
+    port: int
+    connect_timeout: float
+    timeout: float
+
+    @property
+    def location(self) -> str:
+        """Where the store lives, for messages: the server's host:port or the store's path."""
+        return chroma_location(self.path, self.host, self.port)
+
+    @functools.cached_property
+    def client(self) -> ClientAPI:
+        return open_chroma(
+            path=self.path,
+            host=self.host,
+            port=self.port,
+            connect_timeout=self.connect_timeout,
+            timeout=self.timeout,
+        )
+
+
+class ChromaIndex(ChromaConnection):
     """Code index in Chroma: embedded ``PersistentClient`` by default, ``HttpClient`` with a host."""
 
     def __init__(
@@ -303,7 +332,6 @@ class ChromaIndex:
         self.connect_timeout = connect_timeout
         self.timeout = timeout
         self.search_mode = search
-        self._client: ClientAPI | None = None
         self._docs: dict[str, Document] = {}
         self._docs_of = ""
         self._vectors: dict[str, np.ndarray] = {}  # doc id -> unit vector (float64)
@@ -314,23 +342,6 @@ class ChromaIndex:
         return _collection_name(
             self.prefix, self.taxonomy_name, self.taxonomy_version, self.model_id
         )
-
-    @property
-    def location(self) -> str:
-        """Where the index lives, for messages: the server's host:port or the store's path."""
-        return chroma_location(self.path, self.host, self.port)
-
-    @property
-    def client(self) -> ClientAPI:
-        if self._client is None:
-            self._client = open_chroma(
-                path=self.path,
-                host=self.host,
-                port=self.port,
-                connect_timeout=self.connect_timeout,
-                timeout=self.timeout,
-            )
-        return self._client
 
     def _collection(self) -> Collection:
         import httpx

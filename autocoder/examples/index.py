@@ -21,10 +21,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from autocoder.embed import Embedder
-from autocoder.index import GET_CHUNK, chroma_location, open_chroma
+from autocoder.index import GET_CHUNK, ChromaConnection
 
 if TYPE_CHECKING:
-    from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
 
 #: Examples embedded and added per request.
@@ -86,7 +85,7 @@ class MemoryExampleIndex:
         return out
 
 
-class ChromaExampleIndex:
+class ChromaExampleIndex(ChromaConnection):
     """The examples' collection in the workspace's Chroma store, or on a Chroma server."""
 
     def __init__(
@@ -115,25 +114,8 @@ class ChromaExampleIndex:
         self.hnsw = hnsw
         self.connect_timeout = connect_timeout
         self.timeout = timeout
-        self._client: ClientAPI | None = None
         self._name = ""
         self._meta: dict[str, tuple[str, float, str]] = {}
-
-    @property
-    def location(self) -> str:
-        return chroma_location(self.path, self.host, self.port)
-
-    @property
-    def client(self) -> ClientAPI:
-        if self._client is None:
-            self._client = open_chroma(
-                path=self.path,
-                host=self.host,
-                port=self.port,
-                connect_timeout=self.connect_timeout,
-                timeout=self.timeout,
-            )
-        return self._client
 
     def _stale(self, name: str) -> list[str]:
         base = name.rsplit("-", 1)[0] + "-"
