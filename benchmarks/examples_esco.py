@@ -18,6 +18,8 @@ The O*NET side maps gold and predicted ESCO codes to O*NET-SOC through the offic
     # index, the examples' votes and the model all on that embedder; each coder gets its own
     # `examples fit` (or --vote '{"neighbours": 40, ...}' to vote with given settings)
     ... benchmarks/examples_esco.py --home /tmp/ac-ex-esco --train
+    # the same with the embedder fine-tuned as a classifier (training/esco-history-codes.toml)
+    ... benchmarks/examples_esco.py --home /tmp/ac-ex-esco --train --recipe esco-history-codes
     # retrieval with soft voting over the code texts
     ... benchmarks/examples_esco.py --set 'index.aggregation="softmax_sum"' --set index.temperature=0.08
     # + retrieval calibrated on half of dev (`calibrate --model retrieval`), the other half coded
@@ -129,6 +131,9 @@ def main() -> None:
     )
     ap.add_argument("--vote", default="", help="Vote settings as JSON (skips the tuning).")
     ap.add_argument("--train", action="store_true", help="Also train esco-history and code dev.")
+    ap.add_argument(
+        "--recipe", default="esco-history", help="With --train: the recipe (esco-history-codes)."
+    )
     ap.add_argument(
         "--calibrate",
         action="store_true",
@@ -284,7 +289,7 @@ def trained(
     """Train ``esco-history`` on the workspace store (the history), switch the embedder to its
     fine-tuned one, rebuild the index and code dev: with and without the model, with and
     without the examples' votes; each coder with its own `examples fit`."""
-    model_dir = Path(args.home) / "models" / "esco-history"
+    model_dir = Path(args.home) / "models" / args.recipe
     t0 = time.perf_counter()
     settings = load_settings(overrides=base_overrides)
     if args.reuse_model and (model_dir / "config.json").is_file():
@@ -298,7 +303,7 @@ def trained(
     else:
         # No retrieval given: a mixture fitted now would be fitted against the index of the
         # base embedder, not the fine-tuned one coding uses below; the recipe's weight (0.5).
-        train_from_recipe("esco-history", model_dir, settings=settings, workspace=ws,
+        train_from_recipe(args.recipe, model_dir, settings=settings, workspace=ws,
                           show_progress=True)  # fmt: skip
         print(f"esco-history trained in {time.perf_counter() - t0:.0f} s")
     vote = [f"examples.{k}={v}" for k, v in json.loads(args.vote or "{}").items()]

@@ -120,6 +120,18 @@ class FinetuneSection(_Section):
         description="Train rows that become (record, code title) pairs: every row, or only the "
         "rows from the coded-examples store (an office's coded history, `data.examples`).",
     )
+    objective: Literal["pairs", "codes"] = Field(
+        "pairs",
+        description="pairs: MNRL on (record, code title) pairs; codes: the embedder trained end "
+        "to end as a classifier over the codes (a cosine-softmax head, dropped after) on those "
+        "records and every code's title and alternate titles.",
+    )
+    repeats: int = Field(
+        1,
+        ge=1,
+        description="objective codes: times each chosen train row is seen per epoch "
+        "(the code titles once).",
+    )
 
 
 class ModelSection(_Section):
@@ -502,7 +514,13 @@ def finetune_for_recipe(
     show_progress: bool = False,
 ) -> Path:
     """Fine-tune the recipe's embedder on the train split (reused when already done)."""
-    from autocoder.classify.finetune import META_FILE, Pairs, finetune_embedder, round_robin_order
+    from autocoder.classify.finetune import (
+        META_FILE,
+        Pairs,
+        finetune_code_classifier,
+        finetune_embedder,
+        round_robin_order,
+    )
 
     ft = recipe.finetune
     titles = {c.code: c.title for c in taxonomy.leaves()}
@@ -536,15 +554,22 @@ def finetune_for_recipe(
         return target
     tmp = target.with_name(target.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    finetune_embedder(
-        Pairs(anchors, positives, [codes[i] for i in order]),
-        base_model=recipe.embedder.model,
-        output_dir=tmp,
-        options=ft,
-        seed=recipe.train.seed,
-        show_progress=show_progress,
-        meta={"train_fingerprint": D.fingerprint(train)},
-    )
+    common: dict[str, Any] = {
+        "base_model": recipe.embedder.model,
+        "output_dir": tmp,
+        "options": ft,
+        "seed": recipe.train.seed,
+        "show_progress": show_progress,
+        "meta": {"train_fingerprint": D.fingerprint(train)},
+    }
+    if ft.objective == "codes":
+        leaves = taxonomy.leaves()
+        label_texts = [(t, c.code) for c in leaves for t in (c.title, *c.alt_titles) if t.strip()]
+        texts = anchors * ft.repeats + [t for t, _ in label_texts]
+        text_codes = [codes[i] for i in order] * ft.repeats + [c for _, c in label_texts]
+        finetune_code_classifier(texts, text_codes, **common)
+    else:
+        finetune_embedder(Pairs(anchors, positives, [codes[i] for i in order]), **common)
     tmp.rename(target)
     return target
 

