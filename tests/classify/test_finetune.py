@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,6 +13,14 @@ from autocoder.classify.finetune import (
     round_robin_order,
 )
 from autocoder.classify.recipe import FinetuneSection
+
+
+def pair_margin(e: Any) -> float:
+    """How much nearer each made-up title is to its own code's text than to the other's."""
+    a = e.encode(["zorblat operator", "quintex handler"])
+    p = e.encode(["Krandle Workers", "Mibble Staff"])
+    s = a @ p.T
+    return float(s[0, 0] - s[0, 1] + s[1, 1] - s[1, 0])
 
 
 def test_round_robin_covers_codes_evenly() -> None:
@@ -79,13 +88,7 @@ def test_finetune_minilm_pulls_pairs_together(tmp_path) -> None:
     assert json.loads((out / "autocoder_finetune.json").read_text())["pairs"] == 16
     tuned = Embedder(str(out))
 
-    def margin(e: Embedder) -> float:
-        a = e.encode(["zorblat operator", "quintex handler"])
-        p = e.encode(["Krandle Workers", "Mibble Staff"])
-        s = a @ p.T
-        return float(s[0, 0] - s[0, 1] + s[1, 1] - s[1, 0])
-
-    assert margin(tuned) > margin(base)
+    assert pair_margin(tuned) > pair_margin(base)
 
 
 def test_distinct_batches_keep_hard_negatives_off_other_rows_codes() -> None:
@@ -220,10 +223,4 @@ def test_finetune_code_classifier_separates_codes(tmp_path) -> None:
     assert meta["last_loss"] < meta["first_loss"]
     tuned = Embedder(str(out))
 
-    def margin(e: Embedder) -> float:
-        a = e.encode(["zorblat operator", "quintex handler"])
-        p = e.encode(["Krandle Workers", "Mibble Staff"])
-        s = a @ p.T
-        return float(s[0, 0] - s[0, 1] + s[1, 1] - s[1, 0])
-
-    assert margin(tuned) > margin(base)
+    assert pair_margin(tuned) > pair_margin(base)
