@@ -14,7 +14,8 @@ The other objective (``finetune.objective = "codes"``, :func:`finetune_code_clas
 the embedder end to end as a classifier over the codes: a cosine-softmax head (``CodeSoftmaxLoss``,
 one row per code, started at the mean base embedding of the code's training texts) on coded
 texts, by the same trainer; the head is dropped and only the embedder is saved. On real ESCO
-vacancy titles it ranks codes better than MNRL pairs do (benchmarks/RESULTS.md).
+vacancy titles it is level with MNRL pairs once mixed into a coder (benchmarks/RESULTS.md,
+"Issue 18 (a): the embedder fine-tuned as a classifier").
 """
 
 from __future__ import annotations
@@ -246,9 +247,7 @@ def _training_args(
 def _train(model: Any, pairs: Pairs, *, scale: float, args: Any) -> list[float]:
     """Run ``SentenceTransformerTrainer`` with MNRL; returns the per-step training losses."""
     from datasets import Dataset
-    from sentence_transformers import SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-    from transformers import PrinterCallback
 
     columns = {"anchor": list(pairs.anchors), "positive": list(pairs.positives)}
     codes, negative_codes = pairs.codes, None
@@ -262,12 +261,18 @@ def _train(model: Any, pairs: Pairs, *, scale: float, args: Any) -> list[float]:
         )
 
     args.batch_sampler = sampler
-    trainer = SentenceTransformerTrainer(
-        model=model,
-        args=args,
-        train_dataset=Dataset.from_dict(columns),
-        loss=MultipleNegativesRankingLoss(model, scale=scale),
+    return _run_trainer(
+        model, args, Dataset.from_dict(columns), MultipleNegativesRankingLoss(model, scale=scale)
     )
+
+
+def _run_trainer(model: Any, args: Any, dataset: Any, loss: Any) -> list[float]:
+    """``SentenceTransformerTrainer`` on ``dataset`` with ``loss``, quiet on stdout; returns
+    the per-step training losses."""
+    from sentence_transformers import SentenceTransformerTrainer
+    from transformers import PrinterCallback
+
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
     trainer.remove_callback(PrinterCallback)  # per-step loss dicts on stdout
     # the progress bar writes each step's loss dict with tqdm.write, to stdout by default:
     # the CLI's stdout is its JSON answer, so the trainer talks on stderr
@@ -276,13 +281,60 @@ def _train(model: Any, pairs: Pairs, *, scale: float, args: Any) -> list[float]:
     return [float(e["loss"]) for e in trainer.state.log_history if "loss" in e]
 
 
+def _fine_tune(
+    base_model: str,
+    ft: FinetuneSection,
+    *,
+    seed: int,
+    show_progress: bool,
+    step: Callable[[Any, Any], list[float]],
+) -> tuple[Any, list[float]]:
+    """Load ``base_model`` at the recipe's sequence length and run ``step(model, training
+    arguments)`` in a scratch directory; returns the model (its own sequence length back) and
+    the per-step losses."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(resolve_model(base_model), device="cpu")
+    original_length = model.max_seq_length
+    # titles and task statements are short; shorter batches train faster
+    model.max_seq_length = min(ft.max_seq_length, original_length or ft.max_seq_length)
+    with tempfile.TemporaryDirectory(prefix="autocoder-finetune-") as scratch:
+        args = _training_args(
+            scratch, epochs=ft.epochs, batch_size=ft.batch_size, lr=ft.lr,
+            warmup_fraction=WARMUP_FRACTION, seed=seed, show_progress=show_progress,
+        )  # fmt: skip
+        losses = step(model, args)
+    model.max_seq_length = original_length
+    return model, losses
+
+
+def _info(
+    base_model: str,
+    ft: FinetuneSection,
+    what: dict[str, Any],
+    losses: list[float],
+    started: float,
+    meta: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """``autocoder_finetune.json``: the base, ``what`` was trained on, the settings, the
+    losses, the time and ``meta``."""
+    return {
+        "base_model": base_model,
+        **what,
+        **ft.model_dump(include={"epochs", "batch_size", "lr", "scale", "max_seq_length"}),
+        **_loss_summary(losses),
+        "seconds": round(time.perf_counter() - started, 2),
+        **(meta or {}),
+    }
+
+
 class CodeSoftmaxLoss(nn.Module):
     """Cross-entropy over the codes of a cosine-softmax head on the sentence embedding.
 
     ``prototypes`` (codes x dimension) starts the head; logits are ``scale`` x the cosine of
     the embedding and each code's head row. The trainer optimises the head with the model
-    (``learning_rate_mapping`` gives it its own learning rate: a fresh head learns at 1e-3,
-    the body at 1e-5 .. 1e-4).
+    (``learning_rate_mapping`` gives it its own learning rate, ``HEAD_LR``: at the body's
+    1e-5 .. 1e-4 a head barely moves).
     """
 
     def __init__(
@@ -333,54 +385,29 @@ def finetune_code_classifier(
     rate, scale and sequence length); save the embedder alone to ``output_dir`` with
     ``autocoder_finetune.json``."""
     from datasets import Dataset
-    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
-    from transformers import PrinterCallback
 
     if len(texts) != len(codes) or len(texts) < 2:
         raise ValueError(f"{len(texts)} texts and {len(codes)} codes: need two or more of each")
     empty = [i for i, t in enumerate(texts) if not str(t).strip()]
     if empty:
         raise ValueError(f"text {empty[0]} (code {codes[empty[0]]!r}) is empty")
-    ft = options
     started = time.perf_counter()
     classes = sorted(set(codes))
     pos = {c: i for i, c in enumerate(classes)}
     labels = np.asarray([pos[c] for c in codes], dtype=np.int64)
-    model = SentenceTransformer(resolve_model(base_model), device="cpu")
-    original_length = model.max_seq_length
-    model.max_seq_length = min(ft.max_seq_length, original_length or ft.max_seq_length)
-    loss = CodeSoftmaxLoss(
-        model, code_prototypes(model, texts, labels, len(classes)), scale=ft.scale
-    )
-    with tempfile.TemporaryDirectory(prefix="autocoder-finetune-") as scratch:
-        args = _training_args(
-            scratch, epochs=ft.epochs, batch_size=ft.batch_size, lr=ft.lr,
-            warmup_fraction=WARMUP_FRACTION, seed=seed, show_progress=show_progress,
-        )  # fmt: skip
+    dataset = Dataset.from_dict({"anchor": list(texts), "label": labels.tolist()})
+
+    def step(model: Any, args: Any) -> list[float]:
+        prototypes = code_prototypes(model, texts, labels, len(classes))
         args.learning_rate_mapping = {r"^head$": HEAD_LR}
-        trainer = SentenceTransformerTrainer(
-            model=model,
-            args=args,
-            train_dataset=Dataset.from_dict({"anchor": list(texts), "label": labels.tolist()}),
-            loss=loss,
-        )
-        trainer.remove_callback(PrinterCallback)
-        with contextlib.redirect_stdout(sys.stderr):
-            trainer.train()
-        losses = [float(e["loss"]) for e in trainer.state.log_history if "loss" in e]
-    model.max_seq_length = original_length
-    info = {
-        "base_model": base_model,
-        "objective": "codes",
-        "texts": len(texts),
-        "codes": len(classes),
-        "head_lr": HEAD_LR,
-        **ft.model_dump(include={"epochs", "batch_size", "lr", "scale", "max_seq_length"}),
-        **_loss_summary(losses),
-        "seconds": round(time.perf_counter() - started, 2),
-        **(meta or {}),
-    }
-    return _save(model, Path(output_dir), info)
+        loss = CodeSoftmaxLoss(model, prototypes, scale=options.scale)
+        return _run_trainer(model, args, dataset, loss)
+
+    model, losses = _fine_tune(
+        base_model, options, seed=seed, show_progress=show_progress, step=step
+    )
+    what = {"objective": "codes", "texts": len(texts), "codes": len(classes), "head_lr": HEAD_LR}
+    return _save(model, Path(output_dir), _info(base_model, options, what, losses, started, meta))
 
 
 #: Share of the training steps the learning rate warms up over.
@@ -401,8 +428,6 @@ def finetune_embedder(
     (``options``: epochs, batch size, learning rate, MNRL scale, sequence length); save to
     ``output_dir``. The model directory gets ``autocoder_finetune.json`` with the settings,
     first/last loss and time."""
-    from sentence_transformers import SentenceTransformer
-
     ft = options
     pairs.check()
     negative_codes = None if pairs.hard_negatives is None else [c for _, c in pairs.hard_negatives]
@@ -414,28 +439,16 @@ def finetune_embedder(
             f"be made from {len(pairs.anchors)} pairs over {len(set(pairs.codes))} codes"
         )
     started = time.perf_counter()
-    model = SentenceTransformer(resolve_model(base_model), device="cpu")
-    original_length = model.max_seq_length
-    # titles and task statements are short; shorter batches train faster
-    model.max_seq_length = min(ft.max_seq_length, original_length or ft.max_seq_length)
-    with tempfile.TemporaryDirectory(prefix="autocoder-finetune-") as scratch:
-        args = _training_args(
-            scratch, epochs=ft.epochs, batch_size=ft.batch_size, lr=ft.lr,
-            warmup_fraction=WARMUP_FRACTION, seed=seed, show_progress=show_progress,
-        )  # fmt: skip
-        losses = _train(model, pairs, scale=ft.scale, args=args)
-    model.max_seq_length = original_length
-    info = {
-        "base_model": base_model,
+    model, losses = _fine_tune(
+        base_model, ft, seed=seed, show_progress=show_progress,
+        step=lambda model, args: _train(model, pairs, scale=ft.scale, args=args),
+    )  # fmt: skip
+    what = {
         "pairs": len(pairs.anchors),
         "hard_negatives": pairs.hard_negatives is not None,
         "codes": len(set(pairs.codes)),
-        **ft.model_dump(include={"epochs", "batch_size", "lr", "scale", "max_seq_length"}),
-        **_loss_summary(losses),
-        "seconds": round(time.perf_counter() - started, 2),
-        **(meta or {}),
     }
-    return _save(model, Path(output_dir), info)
+    return _save(model, Path(output_dir), _info(base_model, ft, what, losses, started, meta))
 
 
 def _save(model: Any, output_dir: Path, info: dict[str, Any]) -> Path:

@@ -523,7 +523,8 @@ def finetune_for_recipe(
     )
 
     ft = recipe.finetune
-    titles = {c.code: c.title for c in taxonomy.leaves()}
+    leaves = taxonomy.leaves()
+    titles = {c.code: c.title for c in leaves}
     codes = list(train["code"])
     order = round_robin_order(codes, seed=ft.epochs + recipe.data.seed)
     if ft.pairs_from == "examples":
@@ -563,7 +564,6 @@ def finetune_for_recipe(
         "meta": {"train_fingerprint": D.fingerprint(train)},
     }
     if ft.objective == "codes":
-        leaves = taxonomy.leaves()
         label_texts = [(t, c.code) for c in leaves for t in (c.title, *c.alt_titles) if t.strip()]
         texts = anchors * ft.repeats + [t for t, _ in label_texts]
         text_codes = [codes[i] for i in order] * ft.repeats + [c for _, c in label_texts]
