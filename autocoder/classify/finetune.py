@@ -13,9 +13,11 @@ directory that ``Embedder(model=<dir>)`` loads.
 The other objective (``finetune.objective = "codes"``, :func:`finetune_code_classifier`) trains
 the embedder end to end as a classifier over the codes: a cosine-softmax head (``CodeSoftmaxLoss``,
 one row per code, started at the mean base embedding of the code's training texts) on coded
-texts, by the same trainer; the head is dropped and only the embedder is saved. On real ESCO
-vacancy titles it is level with MNRL pairs once mixed into a coder (benchmarks/RESULTS.md,
-"Issue 18 (a): the embedder fine-tuned as a classifier").
+texts, by the same trainer; the embedder is saved with the trained head beside it
+(``code_head.safetensors``, ``autocoder.classify.codehead``), which a linear classifier can start from
+(``EmbeddingClassifier(head_init="embedder")``). On real ESCO vacancy titles the embedder alone
+is level with MNRL pairs once mixed into a coder (benchmarks/RESULTS.md, "Issue 18 (a): the
+embedder fine-tuned as a classifier").
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import torch
 from sentence_transformers.base.sampler import DefaultBatchSampler
 from torch import nn
 
+from autocoder.classify.codehead import HEAD_FILE, CodeHead, save_code_head
 from autocoder.embed import resolve_model
 
 if TYPE_CHECKING:
@@ -356,6 +359,11 @@ class CodeSoftmaxLoss(nn.Module):
     def get_config_dict(self) -> dict[str, Any]:
         return {"scale": self.scale, "label_smoothing": self.label_smoothing}
 
+    def head_vectors(self) -> np.ndarray:
+        """The head's rows, normalised (codes x dimension)."""
+        with torch.no_grad():
+            return nn.functional.normalize(self.head.detach(), dim=-1).cpu().numpy()
+
 
 def code_prototypes(model: Any, texts: Sequence[str], labels: np.ndarray, n_codes: int) -> Any:
     """Per code the normalised mean of its texts' normalised embeddings (codes x dimension)."""
@@ -382,8 +390,9 @@ def finetune_code_classifier(
 ) -> Path:
     """Fine-tune ``base_model`` end to end as a classifier of ``texts`` into ``codes``
     (``CodeSoftmaxLoss``; random batches; the recipe's epochs, batch size, body learning
-    rate, scale and sequence length); save the embedder alone to ``output_dir`` with
-    ``autocoder_finetune.json``."""
+    rate, scale and sequence length); save the embedder to ``output_dir`` with
+    ``autocoder_finetune.json`` and the trained head (``HEAD_FILE``: the sorted codes, the
+    normalised head rows and the scale)."""
     from datasets import Dataset
 
     if len(texts) != len(codes) or len(texts) < 2:
@@ -397,17 +406,25 @@ def finetune_code_classifier(
     labels = np.asarray([pos[c] for c in codes], dtype=np.int64)
     dataset = Dataset.from_dict({"anchor": list(texts), "label": labels.tolist()})
 
+    trained: list[CodeSoftmaxLoss] = []
+
     def step(model: Any, args: Any) -> list[float]:
         prototypes = code_prototypes(model, texts, labels, len(classes))
         args.learning_rate_mapping = {r"^head$": HEAD_LR}
         loss = CodeSoftmaxLoss(model, prototypes, scale=options.scale)
+        trained.append(loss)
         return _run_trainer(model, args, dataset, loss)
 
     model, losses = _fine_tune(
         base_model, options, seed=seed, show_progress=show_progress, step=step
     )
-    what = {"objective": "codes", "texts": len(texts), "codes": len(classes), "head_lr": HEAD_LR}
-    return _save(model, Path(output_dir), _info(base_model, options, what, losses, started, meta))
+    what = {
+        "objective": "codes", "texts": len(texts), "codes": len(classes), "head_lr": HEAD_LR,
+        "head_file": HEAD_FILE,
+    }  # fmt: skip
+    out = _save(model, Path(output_dir), _info(base_model, options, what, losses, started, meta))
+    save_code_head(out, CodeHead(classes, trained[0].head_vectors(), options.scale))
+    return out
 
 
 #: Share of the training steps the learning rate warms up over.

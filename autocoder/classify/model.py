@@ -13,6 +13,7 @@ rebuilds an identical predictor.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from collections.abc import Sequence
@@ -38,6 +39,8 @@ from autocoder.coding.predictor import Capabilities
 from autocoder.mathx import softmax
 from autocoder.records import InputFormat, JobRecord, as_records
 
+log = logging.getLogger(__name__)
+
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 BUNDLED_EMBEDDER = "embedder"  # sub-directory holding a copied local embedder
@@ -45,6 +48,7 @@ WEIGHTS_FILE = "weights.pt"
 # constructor parameters that describe where/how it runs, not the model: not saved
 RUNTIME_PARAMS = ("cache_dir", "classes", "embedder_device", "verbose", "warm_start")
 TextStyle = Literal["plain", "mom"]
+HeadInit = Literal["random", "embedder"]
 
 
 def render(record: JobRecord, *, input_format: InputFormat, text_style: TextStyle) -> str:
@@ -81,6 +85,11 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     ``sklearn.base.clone`` gives an unfitted copy with the same parameters. ``embedder`` is a
     model name or directory (loaded with ``embedder_batch_size``, ``embedder_normalize``,
     ``embedder_device``, ``cache_dir`` and ``query_prefix``) or an object with ``encode(texts)``.
+
+    ``head_init="embedder"`` starts a linear network (``hidden=0``) at the code head an embedder
+    fine-tuned with the codes objective was saved with (``classify.codehead``): before training
+    it predicts as that head does, and validation (epoch 0 included) decides how much the
+    training moves it.
     """
 
     _loaded_training: dict[str, Any]
@@ -116,6 +125,7 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         calibrate: bool = True,
         conformal_alpha: float | None = 0.1,
         conformal_method: ConformalMethod = DEFAULT_CONFORMAL_METHOD,
+        head_init: HeadInit = "random",
         seed: int = 0,
         verbose: bool = False,
         warm_start: bool = False,
@@ -145,6 +155,7 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self.calibrate = calibrate
         self.conformal_alpha = conformal_alpha
         self.conformal_method = conformal_method
+        self.head_init = head_init
         self.seed = seed
         self.verbose = verbose
         self.warm_start = warm_start
@@ -254,6 +265,8 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         torch.manual_seed(self.seed)
         if not warm:
             self.network_ = self._build_network()
+            if self.head_init == "embedder":
+                self._start_at_code_head()
         w_tr = None if weights is None else weights[rows]
         self.history_: TrainHistory = self._train(E[rows], y_idx[rows], val, w_tr)
         self._fit_confidence(val)
@@ -262,6 +275,39 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self.fit_seconds_ = time.perf_counter() - started
         self.metadata_: dict[str, Any] = dict(getattr(self, "metadata_", {}))
         return self
+
+    def _start_at_code_head(self) -> None:
+        """Set the linear network to the embedder's code head (bias 0)."""
+        from autocoder.classify.codehead import load_code_head
+
+        if self.hidden != 0:
+            raise ValueError(
+                f"head_init='embedder' needs a linear network (hidden=0), not {self.hidden}"
+            )
+        if not self.embedder_normalize:
+            raise ValueError(
+                "head_init='embedder' needs normalised embeddings (the head is cosine)"
+            )
+        if not (isinstance(self.embedder, str) and Path(self.embedder).is_dir()):
+            raise ValueError(
+                f"head_init='embedder' needs a fine-tuned embedder directory, not {self.embedder_id!r}"
+            )
+        head = load_code_head(self.embedder)
+        if head.vectors.shape[1] != self.input_dim_:
+            raise ValueError(
+                f"the code head has {head.vectors.shape[1]} dims, the embeddings {self.input_dim_}"
+            )
+        rows, missing = head.rows_for([str(c) for c in self.classes_])
+        if len(missing) == len(self.classes_):
+            raise ValueError("the code head holds none of the classes")
+        if missing:
+            log.warning("code head lacks %d classes (e.g. %s): they start at logit 0",
+                        len(missing), missing[:3])  # fmt: skip
+        linear = self.network_.net[-1]
+        assert isinstance(linear, torch.nn.Linear)
+        with torch.no_grad():
+            linear.weight.copy_(torch.as_tensor(rows))
+            linear.bias.zero_()
 
     def _set_classes(self, y: Any) -> bool:
         """Set ``classes_`` (``classes`` or the sorted labels); True when warm-starting."""
@@ -328,6 +374,7 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             seed=self.seed,
             val_acceptable=val.acceptable,
             sample_weight=weights,
+            validate_start=self.head_init == "embedder",
         )
 
     def recalibrate(

@@ -141,6 +141,12 @@ class ModelSection(_Section):
     layers: int = Field(1, ge=1)
     dropout: float = Field(0.1, ge=0, lt=1)
     input_dropout: float = Field(0.0, ge=0, lt=1)
+    head_init: Literal["random", "embedder"] = Field(
+        "random",
+        description="embedder: a linear network (hidden = 0) starts at the code head the "
+        "embedder was fine-tuned with (finetune.objective = 'codes'), and validation from epoch "
+        "0 on decides how far training moves it; random: a fresh network.",
+    )
 
 
 class LossSection(_Section):
@@ -206,6 +212,24 @@ class Recipe(_Section):
     train: TrainSection = Field(default_factory=TrainSection)
     calibration: CalibrationSection = Field(default_factory=CalibrationSection)
     combine: CombineSection = Field(default_factory=CombineSection)
+
+    @model_validator(mode="after")
+    def _head_from_finetuning(self) -> Recipe:
+        if self.model.head_init != "embedder":
+            return self
+        problems = [
+            text
+            for bad, text in (
+                (not self.finetune.enabled, "finetune.enabled = true"),
+                (self.finetune.objective != "codes", "finetune.objective = 'codes'"),
+                (self.model.hidden != 0, "model.hidden = 0"),
+                (not self.embedder.normalize, "embedder.normalize = true"),
+            )
+            if bad
+        ]
+        if problems:
+            raise ValueError("model.head_init = 'embedder' needs " + ", ".join(problems))
+        return self
 
 
 class RecipeError(ValueError):
@@ -514,6 +538,7 @@ def finetune_for_recipe(
     show_progress: bool = False,
 ) -> Path:
     """Fine-tune the recipe's embedder on the train split (reused when already done)."""
+    from autocoder.classify.codehead import HEAD_FILE
     from autocoder.classify.finetune import (
         META_FILE,
         Pairs,
@@ -550,7 +575,7 @@ def finetune_for_recipe(
         ).encode()
     ).hexdigest()[:12]
     target = Path(workspace.models) / "embedders" / f"{ft.name}-{key}"
-    if (target / META_FILE).exists():
+    if (target / META_FILE).exists() and (ft.objective != "codes" or (target / HEAD_FILE).exists()):
         log.info("reusing fine-tuned embedder %s", target)
         return target
     tmp = target.with_name(target.name + ".partial")
@@ -570,6 +595,7 @@ def finetune_for_recipe(
         finetune_code_classifier(texts, text_codes, **common)
     else:
         finetune_embedder(Pairs(anchors, positives, [codes[i] for i in order]), **common)
+    shutil.rmtree(target, ignore_errors=True)  # one from before the head was saved
     tmp.rename(target)
     return target
 
@@ -610,6 +636,7 @@ def make_classifier(
         calibrate=recipe.calibration.temperature,
         conformal_alpha=recipe.calibration.conformal_alpha,
         conformal_method=recipe.calibration.conformal_method,
+        head_init=model.head_init,
         seed=train.seed,
         verbose=verbose,
     )

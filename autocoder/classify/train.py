@@ -230,6 +230,7 @@ def train_network(
     seed: int = 0,
     val_acceptable: np.ndarray | None = None,
     sample_weight: np.ndarray | None = None,
+    validate_start: bool = False,
 ) -> TrainHistory:
     """Train ``net`` in place (AdamW, cosine schedule); with validation data, keep the best
     epoch by ``monitor`` and stop after ``patience`` epochs without improvement.
@@ -237,6 +238,8 @@ def train_network(
     ``val_acceptable`` (bool ``(n_val, C)``) marks every right code of a validation row; the
     metrics and the loss's ``on_validation`` hook then credit any of them. ``sample_weight``
     (``>= 0`` per row) weighs rows through how often each epoch visits them (``epoch_order``).
+    ``validate_start`` validates the network before training too (epoch 0), so a network that
+    starts somewhere good (a fine-tuned head) is kept when training only makes it worse.
     """
     _check_training_rows(X, y, sample_weight)
     gen = torch.Generator().manual_seed(seed)
@@ -249,6 +252,10 @@ def train_network(
     stopper = EarlyStopping(monitor, patience)
     history = TrainHistory()
     start = time.perf_counter()
+    if validate_start and val is not None:
+        metrics = validate(net, loss_fn, *val, num_classes, val_acceptable)
+        stopper.update(net, 0, metrics)
+        history.epochs.append({"epoch": 0, **{f"val_{k}": v for k, v in metrics.items()}})
     for epoch in range(1, epochs + 1):
         order = epoch_order(len(X_t), sample_weight, gen)
         row: dict[str, float] = {

@@ -70,13 +70,14 @@ def test_train_recipe_esco_by_name_and_code_with_uris(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("recipe", ["esco-history", "esco-history-codes"])
+@pytest.mark.parametrize("recipe", ["esco-history", "esco-history-codes", "esco-history-head"])
 def test_esco_history_recipe_fine_tunes_on_the_examples_and_codes_on_that_embedder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fixtures_dir: Path, recipe: str
 ) -> None:
     """The documented coded-history recipes end to end on the small ESCO fixture: the embedder
     is fine-tuned on the stored examples (MNRL pairs, or as a classifier with the labels), the
     index and the coding use it."""
+    from autocoder.classify.codehead import load_code_head
     from autocoder.classify.recipe import train_from_recipe
     from autocoder.workspace import Workspace
 
@@ -107,6 +108,9 @@ def test_esco_history_recipe_fine_tunes_on_the_examples_and_codes_on_that_embedd
         labels = sum(1 + len(c.alt_titles) for c in esco.leaves())
         assert tuned["objective"] == "codes"
         assert tuned["texts"] == 2 * cfg["metadata"]["examples"]["train_rows"] + labels
+        head = load_code_head(model / "embedder")  # the trained head travels with the embedder
+        assert sorted(head.codes) == sorted(c.code for c in esco.leaves())
+    assert cfg["params"]["head_init"] == ("embedder" if recipe == "esco-history-head" else "random")
     assert cfg["metadata"]["examples"]["train_rows"] + cfg["metadata"]["examples"][
         "validation_rows"
     ] == len(history)

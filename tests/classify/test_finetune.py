@@ -224,3 +224,10 @@ def test_finetune_code_classifier_separates_codes(tmp_path) -> None:
     tuned = Embedder(str(out))
 
     assert pair_margin(tuned) > pair_margin(base)
+    # the trained head is saved beside the embedder and classifies the training texts
+    from autocoder.classify.codehead import load_code_head
+
+    head = load_code_head(out)
+    assert list(head.codes) == ["k", "m"] and meta["head_file"] == "code_head.safetensors"
+    predicted = [head.codes[i] for i in head.logits(tuned.encode(texts)).argmax(axis=1)]
+    assert predicted == codes

@@ -208,3 +208,70 @@ def test_recalibrate_refits_temperature_and_threshold_only() -> None:
     np.testing.assert_array_equal(clf.decision_function(X), logits)
     with pytest.raises(ValueError, match="val_acceptable has 1 rows"):
         clf.recalibrate(X_val, y_val, val_acceptable=[["c0"]])
+
+
+def _unit_blobs(dim: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    X, y = blobs([40, 40, 40], dim=dim, spread=[0.6, 0.6, 0.6], seed=3)
+    return X / np.linalg.norm(X, axis=1, keepdims=True), y
+
+
+def _head_dir(tmp_path, X: np.ndarray, y: np.ndarray, codes: list[str]):
+    """A directory holding only a code head: the class means of ``X`` for ``codes``."""
+    from autocoder.classify.codehead import CodeHead, save_code_head
+
+    vectors = np.stack([X[y == c].mean(axis=0) for c in codes])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    save_code_head(tmp_path, CodeHead(codes, vectors.astype(np.float32), 10.0))
+    return CodeHead(codes, vectors.astype(np.float32), 10.0)
+
+
+def test_head_init_embedder_starts_at_the_code_head(tmp_path) -> None:
+    X, y = _unit_blobs()
+    head = _head_dir(tmp_path, X, y, ["c2", "c0", "c1"])  # not in class order
+    clf = EmbeddingClassifier(
+        embedder=str(tmp_path), hidden=0, dropout=0.0, head_init="embedder",
+        epochs=1, lr=1e-12, weight_decay=0.0, calibrate=False, conformal_alpha=None,
+    )  # fmt: skip
+    clf.fit(X, y)
+    expected = head.logits(X)[:, [1, 2, 0]]  # head order c2, c0, c1 -> classes c0, c1, c2
+    np.testing.assert_allclose(clf.decision_function(X), expected, atol=1e-4)
+    assert clf.history_.epochs[0]["epoch"] == 0  # validated before training
+
+
+def test_head_init_keeps_the_head_when_training_only_hurts(tmp_path) -> None:
+    X, y = _unit_blobs()
+    head = _head_dir(tmp_path, X, y, ["c0", "c1", "c2"])
+    y_wrong = np.roll(y, 40)  # every training label wrong: training moves away from the head
+    clf = EmbeddingClassifier(
+        embedder=str(tmp_path), hidden=0, dropout=0.0, head_init="embedder",
+        epochs=3, lr=0.5, patience=3, calibrate=False, conformal_alpha=None,
+    )  # fmt: skip
+    clf.fit(X, y_wrong, X_val=X, y_val=y)
+    assert clf.history_.best_epoch == 0
+    np.testing.assert_allclose(clf.decision_function(X), head.logits(X), atol=1e-4)
+
+
+def test_head_init_random_ignores_the_head(tmp_path) -> None:
+    X, y = _unit_blobs()
+    head = _head_dir(tmp_path, X, y, ["c0", "c1", "c2"])
+    clf = EmbeddingClassifier(
+        embedder=str(tmp_path), hidden=0, epochs=1, lr=1e-12, calibrate=False,
+        conformal_alpha=None,
+    )  # fmt: skip
+    clf.fit(X, y)
+    assert not np.allclose(clf.decision_function(X), head.logits(X), atol=1e-2)
+
+
+def test_head_init_errors(tmp_path) -> None:
+    X, y = _unit_blobs()
+    with pytest.raises(ValueError, match="hidden=0"):
+        EmbeddingClassifier(embedder=str(tmp_path), hidden=8, head_init="embedder").fit(X, y)
+    with pytest.raises(ValueError, match="fine-tuned embedder directory"):
+        EmbeddingClassifier(embedder="no-such-model", hidden=0, head_init="embedder").fit(X, y)
+    with pytest.raises(FileNotFoundError, match="code_head.safetensors"):
+        EmbeddingClassifier(embedder=str(tmp_path), hidden=0, head_init="embedder").fit(X, y)
+    from autocoder.classify.codehead import CodeHead, save_code_head
+
+    save_code_head(tmp_path, CodeHead(["x", "z"], X[:2], 10.0))
+    with pytest.raises(ValueError, match="none of the classes"):
+        EmbeddingClassifier(embedder=str(tmp_path), hidden=0, head_init="embedder").fit(X, y)

@@ -165,6 +165,15 @@ def test_recipe_validation_at_the_edge(tmp_path) -> None:
         load_recipe(overrides={"data.release": "/some/onet"})
 
 
+def test_head_init_embedder_needs_a_codes_fine_tuned_linear_model() -> None:
+    with pytest.raises(RecipeError, match="finetune.enabled = true.*model.hidden = 0"):
+        load_recipe(overrides={"model.head_init": "embedder", "model.hidden": 512})
+    recipe = load_recipe("esco-history-head")
+    assert recipe.model.head_init == "embedder" and recipe.finetune.objective == "codes"
+    with pytest.raises(RecipeError, match="finetune.objective = 'codes'"):
+        load_recipe("esco-history-head", overrides={"finetune.objective": "pairs"})
+
+
 def test_onet_dev_holdout_needs_the_taxonomy_release(tmp_path) -> None:
     taxonomy = _toy_taxonomy()  # no holdout, no source release
     with pytest.raises(RecipeError, match="needs the O\\*NET release"):
