@@ -353,7 +353,8 @@ def fit_examples(
 ) -> dict[str, Any]:
     """``autocoder examples fit``: the vote settings and blend temperature for the coder
     ``model`` (as ``code`` loads it) fitted on the taxonomy's examples store with examples held
-    out (``autocoder.examples.fit``); written beside the store and returned with the path."""
+    out (``autocoder.examples.fit``; for a model trained on the store, only the example titles
+    it never trained on); written beside the store and returned with the path."""
     from autocoder.coding.examples import VOTE_SETTINGS
     from autocoder.examples.fit import fit_examples as fit
     from autocoder.examples.fit import save_fit
@@ -374,8 +375,10 @@ def fit_examples(
     cfg = settings.examples
     configured = {k: getattr(cfg, k) for k in VOTE_SETTINGS}
     embedder = make_embedder(settings, ws)
+    trained_on = coder.metadata.get("examples", {})  # a model trained on the store
+    untrained = trained_on.get("untrained_keys") if trained_on.get("enabled") else None
     result = fit(table, coder.predictor, embedder, configured=configured, rows=rows,
-                 share=share, seed=seed)  # fmt: skip
+                 share=share, seed=seed, untrained=untrained)  # fmt: skip
     path = save_fit(store, result, predictor_id=coder.predictor_id,
                     content_hash=store.content_hash())  # fmt: skip
     return {**result, "path": str(path), "taxonomy": coder.taxonomy.name}

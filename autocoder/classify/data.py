@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from autocoder.examples.store import example_key
+from autocoder.examples.store import example_key, key_digest
 from autocoder.records import InputFormat, JobRecord, clean_text
 from autocoder.taxonomy.model import Taxonomy
 
@@ -448,6 +448,22 @@ def example_rows(
     out.rows = list(made.values())
     out.unknown_code, out.unknown_codes = sum(unknown.values()), sorted(unknown)
     return out
+
+
+def untrained_example_keys(splits: Any) -> list[str]:
+    """Digests (``key_digest``) of the normalised titles of the validation split's example rows
+    that no train row shares: stored examples neither the model nor a fine-tuned embedder saw,
+    so ``examples fit`` can hold them out for a model trained on the store."""
+
+    def keys(ds: Any) -> set[str]:
+        return {
+            example_key(t)
+            for t, p in zip(ds["title"], ds["provenance"], strict=True)
+            if str(p).startswith(EXAMPLES_PREFIX)
+        }
+
+    trained = {example_key(t) for t in splits["train"]["title"]}
+    return sorted(key_digest(k) for k in keys(splits["validation"]) - trained if k)
 
 
 def example_counts(splits: Any) -> dict[str, int]:

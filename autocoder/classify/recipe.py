@@ -420,7 +420,9 @@ def stored_examples(
 
 def examples_meta(examples: D.ExampleRows | None, splits: Any) -> dict[str, Any]:
     """What a model records of the stored examples it trained on: the store's content hash,
-    the counts (``ExampleRows.summary``) and the example rows in each split."""
+    the counts (``ExampleRows.summary``), the example rows in each split and the digests of the
+    validation examples' titles it never trained on (``untrained_keys``, which ``examples fit``
+    holds out)."""
     if examples is None:
         return {"enabled": False}
     used = D.example_counts(splits)
@@ -429,6 +431,7 @@ def examples_meta(examples: D.ExampleRows | None, splits: Any) -> dict[str, Any]
         **examples.summary(),
         "train_rows": used.get("train", 0),
         "validation_rows": used.get("validation", 0),
+        "untrained_keys": D.untrained_example_keys(splits),
     }
 
 

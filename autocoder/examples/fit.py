@@ -9,6 +9,11 @@ the coder's own predictor without examples (retrieval, or a model mixed with ret
 it. Over :data:`VOTE_GRID` the neighbour settings with the best top-1 (then top-5) are chosen,
 then the blend temperature whose top-1 confidence has the lowest ECE.
 
+A model trained on the store (``data.examples``) has seen most stored titles, and a blend
+fitted on them trusts it more than it deserves on new titles. Such a model records the digests
+of the example titles it never trained on (its validation split, ``examples.untrained_keys`` in
+its metadata); only those are held out for it.
+
 Exact-title matches are not fitted: the store keeps one row per (title, code, source,
 annotator), so a held-out row's exact matches would be only the titles coded otherwise, a
 biased sample of how often a recurring title keeps its code. Their settings (``exact_weight``,
@@ -30,7 +35,7 @@ import datetime as dt
 import hashlib
 import itertools
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +45,7 @@ from tqdm.auto import tqdm
 
 from autocoder.embed import Embedder
 from autocoder.examples.index import MemoryExampleIndex, Neighbours
-from autocoder.examples.store import ExampleStore
+from autocoder.examples.store import ExampleStore, key_digest
 from autocoder.examples.vote import ExampleVoter, blend, example_distribution, knn_votes
 from autocoder.metrics import expected_calibration_error
 from autocoder.records import JobRecord
@@ -226,6 +231,25 @@ def held_out_rows(table: pd.DataFrame, *, rows: int, share: float, seed: int) ->
     return np.sort(np.concatenate(taken))
 
 
+def untrained_rows(
+    table: pd.DataFrame, untrained: Collection[str], *, rows: int, seed: int
+) -> np.ndarray:
+    """The seeded positions of the held-out examples for a coder trained on the store: every
+    row of the titles whose digest (``key_digest``) is in ``untrained`` (titles the model and its
+    embedder never trained on), in a seeded order of those titles, ``rows`` rows at most."""
+    wanted = set(untrained)
+    inside = np.asarray([key_digest(str(k)) in wanted for k in table["key"]], dtype=bool)
+    if int(inside.sum()) < MIN_HELD_OUT:
+        raise ValueError(
+            f"the model trained on the examples store: only {int(inside.sum())} stored examples "
+            f"have titles it never trained on (its validation split), at least {MIN_HELD_OUT} "
+            "are needed to fit the vote settings on them; add examples and retrain with a "
+            "larger data.val_fraction"
+        )
+    picked = held_out_rows(table[inside], rows=rows, share=1.0, seed=seed)
+    return np.sort(np.flatnonzero(inside)[picked])
+
+
 def fit_examples(
     table: pd.DataFrame,
     base: Any,
@@ -235,16 +259,25 @@ def fit_examples(
     rows: int = 2000,
     share: float = 0.2,
     seed: int = 0,
+    untrained: Collection[str] | None = None,
     grid: Mapping[str, Sequence[float]] = VOTE_GRID,
 ) -> dict[str, Any]:
     """Neighbour settings and blend temperature for ``base`` (a fitted predictor without
     examples) and the stored ``table``, with cross-fitted figures of the base alone, the
     ``configured`` settings and the fitted ones (module docstring); the exact-title settings
     are ``configured``'s. The result is the fit file's content less what names the coder and
-    the store (``save_fit`` adds them)."""
+    the store (``save_fit`` adds them).
+
+    ``untrained`` (a model trained on the store: the digests of the example titles it never
+    trained on, its metadata's ``examples.untrained_keys``) holds out only those titles
+    (``untrained_rows``, ``share`` unused): a title the model trained on would make the blend
+    trust the model more than it deserves on new titles."""
     classes = [str(c) for c in base.classes_]
     known = table[table["code"].astype(str).isin(set(classes))].reset_index(drop=True)
-    held_pos = held_out_rows(known, rows=rows, share=share, seed=seed)
+    if untrained is None:
+        held_pos = held_out_rows(known, rows=rows, share=share, seed=seed)
+    else:
+        held_pos = untrained_rows(known, untrained, rows=rows, seed=seed)
     held_df = known.iloc[held_pos]
     rest = known.drop(index=known.index[held_pos])
     voter = ExampleVoter(
@@ -284,6 +317,7 @@ def fit_examples(
         },  # fmt: skip
         "held_out": int(len(gold)),
         "held_out_titles": int(held_df["key"].nunique()),
+        "held_out_from": "store" if untrained is None else "titles the model never trained on",
         "voting_examples": int(len(rest)),
         "seed": int(seed),
         "rows": int(rows),

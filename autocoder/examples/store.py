@@ -59,6 +59,12 @@ def example_key(title: Any) -> str:
     return normalize_text(title, keep_punctuation=False)
 
 
+def key_digest(key: str) -> str:
+    """A short digest of a normalised title (``example_key``): what a model records of the
+    example titles it did not train on, without storing the titles themselves."""
+    return hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class AddSpec:
     """How to read a table of coded examples (``autocoder examples add``)."""

@@ -223,3 +223,30 @@ def test_example_rows_in_a_dataset_are_counted_and_can_be_taken_out() -> None:
     kept = D.without_examples(splits)
     assert D.example_counts(kept) == {"train": 0, "validation": 0}
     assert len(kept["train"]) == len(full) - 1 and len(kept["validation"]) == 1
+
+
+def test_untrained_example_keys_are_validation_example_titles_no_train_row_shares() -> None:
+    from datasets import Dataset, DatasetDict
+
+    from autocoder.classify.data import untrained_example_keys
+    from autocoder.examples.store import example_key, key_digest
+
+    def split(rows: list[tuple[str, str]]) -> Dataset:
+        return Dataset.from_dict(
+            {"title": [t for t, _ in rows], "provenance": [p for _, p in rows]}
+        )
+
+    splits = DatasetDict(
+        {
+            "train": split([("Cake Decorator", "examples:h"), ("Baker", "taxonomy:title")]),
+            "validation": split(
+                [
+                    ("cake  decorator!", "examples:h"),  # the same normalised title as train
+                    ("Pastry Chef", "examples:h"),
+                    ("baker", "examples:review:p"),  # trained on as a taxonomy title
+                    ("Sous Chef", "taxonomy:title"),  # not an example
+                ]
+            ),
+        }
+    )
+    assert untrained_example_keys(splits) == [key_digest(example_key("Pastry Chef"))]

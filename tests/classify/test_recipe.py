@@ -379,6 +379,17 @@ def test_stored_examples_are_weighted_training_rows_recorded_in_the_model(tmp_pa
     }
     assert from_store == {"sky captain": 6.0, "zeppelin steward": 2.0}  # stored weight x 2
     assert "night nurse" not in {t.lower() for s in data.values() for t in s["title"]}
+    # the example titles the model never trained on (validation, in no train row), as digests
+    from autocoder.examples.store import example_key, key_digest
+
+    trained = {example_key(t) for t in data["train"]["title"]}
+    untrained = {
+        key_digest(example_key(t))
+        for t, p in zip(data["validation"]["title"], data["validation"]["provenance"], strict=True)
+        if p == "examples:history" and example_key(t) not in trained
+    }
+    assert sorted(untrained) == seen["untrained_keys"]
+    assert "sky captain" not in json.dumps(seen)  # digests, not the titles
     sky = JobRecord("sky captain", "flies the airship")
     assert list(load_model(out, embedder=emb).predict([sky])) == ["11-2"]
     # examples = false: the store is not read, and the model says so

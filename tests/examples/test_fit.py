@@ -18,9 +18,10 @@ from autocoder.examples.fit import (
     held_out_rows,
     load_fit,
     save_fit,
+    untrained_rows,
 )
 from autocoder.examples.ops import add_rows, frame_rows
-from autocoder.examples.store import AddSpec, ExampleStore
+from autocoder.examples.store import AddSpec, ExampleStore, key_digest
 from autocoder.examples.vote import blend
 from autocoder.index import MemoryIndex
 from autocoder.metrics import expected_calibration_error
@@ -132,6 +133,22 @@ def test_too_few_examples_fail_clearly(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="too few examples to fit.*at least 50"):
         held_out_rows(table, rows=2000, share=0.2, seed=0)
     assert 50 <= len(held_out_rows(table, rows=50, share=0.9, seed=0)) < 54  # rows caps it
+
+
+def test_a_model_trained_on_the_store_is_fitted_on_titles_it_never_saw(tmp_path: Path) -> None:
+    store = _noisy_store(tmp_path)
+    table = store.table()
+    keys = sorted(set(table["key"]))
+    unseen = {key_digest(k) for k in keys[: len(keys) // 2]}
+    held = untrained_rows(table, unseen, rows=2000, seed=0)
+    assert {key_digest(k) for k in table["key"].iloc[held]} == unseen  # all of them, only them
+    assert len(untrained_rows(table, unseen, rows=60, seed=0)) < len(held)  # rows caps it
+    fit = fit_examples(table, _retrieval(), HashingEmbedder(), configured=CONFIGURED,
+                       untrained=unseen, grid=SMALL_GRID)  # fmt: skip
+    assert fit["held_out"] == len(held) and fit["held_out_from"].startswith("titles the model")
+    assert fit["held_out"] + fit["voting_examples"] == len(store)
+    with pytest.raises(ValueError, match="only 0 stored examples have titles it never trained"):
+        untrained_rows(table, set(), rows=2000, seed=0)
 
 
 def test_coding_votes_with_the_fit_of_its_own_coder_only(
