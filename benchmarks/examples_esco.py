@@ -20,6 +20,8 @@ The O*NET side maps gold and predicted ESCO codes to O*NET-SOC through the offic
     ... benchmarks/examples_esco.py --home /tmp/ac-ex-esco --train
     # the same with the embedder fine-tuned as a classifier (training/esco-history-codes.toml)
     ... benchmarks/examples_esco.py --home /tmp/ac-ex-esco --train --recipe esco-history-codes
+    # coding with the fine-tuned classifier's own head (training/esco-history-head.toml)
+    ... benchmarks/examples_esco.py --home /tmp/ac-ex-esco --train --recipe esco-history-head
     # retrieval with soft voting over the code texts
     ... benchmarks/examples_esco.py --set 'index.aggregation="softmax_sum"' --set index.temperature=0.08
     # + retrieval calibrated on half of dev (`calibrate --model retrieval`), the other half coded
