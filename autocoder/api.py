@@ -377,6 +377,16 @@ def fit_examples(
     embedder = make_embedder(settings, ws)
     trained_on = coder.metadata.get("examples", {})  # a model trained on the store
     untrained = trained_on.get("untrained_keys") if trained_on.get("enabled") else None
+    retrained = coder.metadata.get("retrain_examples", {}).get("enabled")
+    if untrained is None and (trained_on.get("enabled") or retrained):
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "%s trained on the examples store but does not record the titles it never trained "
+            "on (trained by an older autocoder): the fit holds out titles it trained on and "
+            "will trust it too much; retrain it to fit on untrained titles",
+            model,
+        )
     result = fit(table, coder.predictor, embedder, configured=configured, rows=rows,
                  share=share, seed=seed, untrained=untrained)  # fmt: skip
     path = save_fit(store, result, predictor_id=coder.predictor_id,

@@ -55,7 +55,9 @@ def save_code_head(directory: str | Path, head: CodeHead) -> Path:
     vectors = np.ascontiguousarray(head.vectors, dtype=np.float32)
     if vectors.shape[0] != len(head.codes):
         raise ValueError(f"{vectors.shape[0]} head rows for {len(head.codes)} codes")
-    meta = {"codes": json.dumps([str(c) for c in head.codes]), "scale": repr(float(head.scale))}
+    # one metadata key: safetensors writes several in no fixed order
+    meta = {"head": json.dumps({"codes": [str(c) for c in head.codes],
+                                "scale": float(head.scale)}, sort_keys=True)}  # fmt: skip
     save_file({"vectors": vectors}, str(path), metadata=meta)
     return path
 
@@ -69,7 +71,5 @@ def load_code_head(directory: str | Path) -> CodeHead:
             "finetune.objective = 'codes' carries a code head"
         )
     with safe_open(str(path), framework="numpy") as f:
-        meta = f.metadata() or {}
-    return CodeHead(
-        json.loads(meta["codes"]), load_file(str(path))["vectors"], float(meta["scale"])
-    )
+        meta = json.loads((f.metadata() or {})["head"])
+    return CodeHead(meta["codes"], load_file(str(path))["vectors"], float(meta["scale"]))

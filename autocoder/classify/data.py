@@ -450,20 +450,28 @@ def example_rows(
     return out
 
 
-def untrained_example_keys(splits: Any) -> list[str]:
+def untrained_example_keys(splits: Any, *, also_trained: Iterable[str] = ()) -> list[str]:
     """Digests (``key_digest``) of the normalised titles of the validation split's example rows
-    that no train row shares: stored examples neither the model nor a fine-tuned embedder saw,
-    so ``examples fit`` can hold them out for a model trained on the store."""
+    that no train row shares, nor any of ``also_trained`` (titles trained on elsewhere, e.g.
+    the labels a codes-objective embedder was fine-tuned on): stored examples neither the model
+    nor its embedder saw, so ``examples fit`` can hold them out for a model trained on the
+    store."""
+    held = {
+        example_key(t)
+        for t, p in zip(splits["validation"]["title"], splits["validation"]["provenance"],
+                        strict=True)
+        if str(p).startswith(EXAMPLES_PREFIX)
+    }  # fmt: skip
+    return still_untrained(
+        (key_digest(k) for k in held if k), [*splits["train"]["title"], *also_trained]
+    )
 
-    def keys(ds: Any) -> set[str]:
-        return {
-            example_key(t)
-            for t, p in zip(ds["title"], ds["provenance"], strict=True)
-            if str(p).startswith(EXAMPLES_PREFIX)
-        }
 
-    trained = {example_key(t) for t in splits["train"]["title"]}
-    return sorted(key_digest(k) for k in keys(splits["validation"]) - trained if k)
+def still_untrained(untrained: Iterable[str], trained_titles: Iterable[str]) -> list[str]:
+    """The digests in ``untrained`` whose title is none of ``trained_titles`` (a model trained
+    further: its untrained example titles less those it has now trained on), sorted."""
+    trained = {key_digest(example_key(t)) for t in trained_titles}
+    return sorted(set(untrained) - trained)
 
 
 def example_counts(splits: Any) -> dict[str, int]:

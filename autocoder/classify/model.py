@@ -249,6 +249,8 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         classes) continues training instead of starting anew.
         """
         started = time.perf_counter()
+        if self.head_init not in ("random", "embedder"):
+            raise ValueError(f"head_init must be 'random' or 'embedder', not {self.head_init!r}")
         warm = self._set_classes(y)
         E, y_idx = self.embed(X), self._labels(y)
         if len(E) != len(y_idx):

@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -418,7 +419,9 @@ def stored_examples(
     return found
 
 
-def examples_meta(examples: D.ExampleRows | None, splits: Any) -> dict[str, Any]:
+def examples_meta(
+    examples: D.ExampleRows | None, splits: Any, *, also_trained: Iterable[str] = ()
+) -> dict[str, Any]:
     """What a model records of the stored examples it trained on: the store's content hash,
     the counts (``ExampleRows.summary``), the example rows in each split and the digests of the
     validation examples' titles it never trained on (``untrained_keys``, which ``examples fit``
@@ -431,7 +434,7 @@ def examples_meta(examples: D.ExampleRows | None, splits: Any) -> dict[str, Any]
         **examples.summary(),
         "train_rows": used.get("train", 0),
         "validation_rows": used.get("validation", 0),
-        "untrained_keys": D.untrained_example_keys(splits),
+        "untrained_keys": D.untrained_example_keys(splits, also_trained=also_trained),
     }
 
 
@@ -532,6 +535,20 @@ def prepare_training_data(
     return splits, target
 
 
+def label_titles(code: Any) -> list[str]:
+    """A leaf's preferred and alternative titles: what the codes objective fine-tunes on."""
+    return [t for t in (code.title, *code.alt_titles) if t.strip()]
+
+
+def finetune_labels(recipe: Recipe, taxonomy: Taxonomy) -> list[str]:
+    """The taxonomy titles the recipe's embedder is fine-tuned on besides the train split
+    (the codes objective: every leaf's labels); none otherwise."""
+    ft = recipe.finetune
+    if not (ft.enabled and ft.objective == "codes"):
+        return []
+    return [t for c in taxonomy.leaves() for t in label_titles(c)]
+
+
 def finetune_for_recipe(
     recipe: Recipe,
     train: Any,
@@ -592,7 +609,7 @@ def finetune_for_recipe(
         "meta": {"train_fingerprint": D.fingerprint(train)},
     }
     if ft.objective == "codes":
-        label_texts = [(t, c.code) for c in leaves for t in (c.title, *c.alt_titles) if t.strip()]
+        label_texts = [(t, c.code) for c in leaves for t in label_titles(c)]
         texts = anchors * ft.repeats + [t for t, _ in label_texts]
         text_codes = [codes[i] for i in order] * ft.repeats + [c for _, c in label_texts]
         finetune_code_classifier(texts, text_codes, **common)
@@ -791,7 +808,9 @@ def refit_on_all(
     if dev is not None:
         rows += dev_rows(dev, taxonomy.leaf_codes())
     full = D.build_dataset(rows)
-    epochs = max(1, int(clf.history_.best_epoch))
+    # a network started at the code head whose best epoch was 0 is refit as that head: no epoch
+    epochs = int(clf.history_.best_epoch)
+    epochs = epochs if clf.head_init == "embedder" else max(1, epochs)
     final = clone(clf).set_params(
         epochs=epochs, val_fraction=0.0, calibrate=False, conformal_alpha=None
     )
@@ -933,7 +952,7 @@ def train_from_recipe(
         "holdout": _holdout_meta(holdout_info, titles, removed),
         "dataset": _dataset_info(splits, data_dir, workspace),
         "embedder": portable_path(embedder_name),
-        "examples": examples_meta(examples, splits),
+        "examples": examples_meta(examples, splits, also_trained=finetune_labels(recipe, taxonomy)),
     }
     first = evaluate_first_fit(
         clf, recipe, splits["validation"], dev, retrieval, dev_in_index=not taxonomy.holdout
@@ -944,6 +963,8 @@ def train_from_recipe(
     if recipe.train.refit:
         clf = refit_on_all(clf, recipe, everything, dev, workspace)
         meta["refit"] = clf.refit_
+        if meta["examples"].get("enabled"):  # the refit trained on every stored example
+            meta["examples"]["untrained_keys"] = []
     clf.metadata_ = meta
     out = Path(clf.save(output_dir))
     save_recipe(applied, out)

@@ -244,7 +244,8 @@ def untrained_rows(
             f"the model trained on the examples store: only {int(inside.sum())} stored examples "
             f"have titles it never trained on (its validation split), at least {MIN_HELD_OUT} "
             "are needed to fit the vote settings on them; add examples and retrain with a "
-            "larger data.val_fraction"
+            "larger data.val_fraction (only title-only examples can be validation rows with "
+            "the default data.val_formats = ['title'])"
         )
     picked = held_out_rows(table[inside], rows=rows, share=1.0, seed=seed)
     return np.sort(np.flatnonzero(inside)[picked])

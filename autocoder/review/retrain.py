@@ -522,6 +522,22 @@ def _with_examples(
     return (D.without_examples(splits) if replaced else splits), examples, seen
 
 
+def _untrained_after(
+    metadata: dict[str, Any], examples: ExampleRows | None, fb: FeedbackRows
+) -> dict[str, Any]:
+    """The model's ``examples`` record with its untrained example titles (``untrained_keys``)
+    less those the retrain trained on (the stored examples and the feedback); {} when the model
+    records none."""
+    from autocoder.classify import data as D
+
+    record = metadata.get("examples", {})
+    if "untrained_keys" not in record:
+        return {}
+    titles = [*(r["title"] for r in (examples.rows if examples else [])), *fb.rows["title"]]
+    return {"examples": {**record, "untrained_keys": D.still_untrained(
+        record["untrained_keys"], titles)}}  # fmt: skip
+
+
 def _without_reviewed(dev_rows: pd.DataFrame, fb: FeedbackRows) -> tuple[pd.DataFrame, int]:
     """Dev rows whose title was not reviewed (a reviewed title would flatter the after figure)."""
     reviewed = {normalize_text(t) for t in fb.rows["title"]}
@@ -587,6 +603,7 @@ def retrain(
             "refit_dev_rows": 0 if seen_dev is None else len(seen_dev)}  # fmt: skip
     model.metadata_ = {
         **model.metadata_,
+        **_untrained_after(model.metadata_, examples, fb),
         # no machine path in a saved model
         "retrained_from": PRETRAINED if packaged else model_dir.resolve().name,
         "feedback": seen,

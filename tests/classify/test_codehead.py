@@ -28,8 +28,8 @@ def test_the_same_head_gives_the_same_bytes(tmp_path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     a = save_code_head(tmp_path / "a", _head()).read_bytes()
-    b = save_code_head(tmp_path / "b", _head()).read_bytes()
-    assert a == b
+    for _ in range(20):  # safetensors orders several metadata keys differently run to run
+        assert save_code_head(tmp_path / "b", _head()).read_bytes() == a
     assert a != save_code_head(tmp_path / "a", _head(seed=1)).read_bytes()
 
 

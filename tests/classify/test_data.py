@@ -250,3 +250,6 @@ def test_untrained_example_keys_are_validation_example_titles_no_train_row_share
         }
     )
     assert untrained_example_keys(splits) == [key_digest(example_key("Pastry Chef"))]
+    # titles trained on elsewhere (the labels a codes-objective embedder saw) are not untrained
+    assert untrained_example_keys(splits, also_trained=["Pastry  chef"]) == []
+    assert D.still_untrained([key_digest("a b"), key_digest("c")], ["A-B"]) == [key_digest("c")]

@@ -251,6 +251,20 @@ def test_head_init_keeps_the_head_when_training_only_hurts(tmp_path) -> None:
     np.testing.assert_allclose(clf.decision_function(X), head.logits(X), atol=1e-4)
 
 
+def test_head_init_with_no_epoch_is_the_head(tmp_path) -> None:
+    """What a refit does when epoch 0 (the head as fine-tuned) was the best."""
+    X, y = _unit_blobs()
+    head = _head_dir(tmp_path, X, y, ["c0", "c1", "c2"])
+    clf = EmbeddingClassifier(
+        embedder=str(tmp_path), hidden=0, head_init="embedder", epochs=0, val_fraction=0.0,
+        calibrate=False, conformal_alpha=None,
+    )  # fmt: skip
+    clf.fit(X, y)
+    np.testing.assert_allclose(clf.decision_function(X), head.logits(X), atol=1e-5)
+    with pytest.raises(ValueError, match="head_init must be 'random' or 'embedder'"):
+        clf.set_params(head_init="Embedder").fit(X, y)
+
+
 def test_head_init_random_ignores_the_head(tmp_path) -> None:
     X, y = _unit_blobs()
     head = _head_dir(tmp_path, X, y, ["c0", "c1", "c2"])

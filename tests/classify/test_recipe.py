@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from autocoder.classify import data as D
 from autocoder.classify.calibrate import DEFAULT_CONFORMAL_METHOD
 from autocoder.classify.data import load_training_data
 from autocoder.classify.model import load_model
@@ -191,7 +192,9 @@ def test_overrides() -> None:
     assert recipe.loss.name == "focal" and recipe.train.epochs == 3
 
 
-def test_refit_trains_on_dev_titles_and_keeps_calibration(tmp_path) -> None:
+def test_refit_trains_on_dev_titles_and_keeps_calibration(tmp_path, monkeypatch) -> None:
+    # as if the first fit had left some stored example titles out of training
+    monkeypatch.setattr(D, "untrained_example_keys", lambda splits, also_trained=(): ["ab12"])
     ws = Workspace.resolve(tmp_path / "home")
     save_taxonomy(ws, _toy_taxonomy())
     holdout = tmp_path / "dev.csv"
@@ -231,6 +234,7 @@ def test_refit_trains_on_dev_titles_and_keeps_calibration(tmp_path) -> None:
     first_rows = meta["dataset"]["train_rows"] + meta["dataset"]["validation_rows"]
     assert meta["refit"]["rows"] >= first_rows + 2
     assert meta["refit"]["epochs"] >= 1
+    assert meta["examples"]["untrained_keys"] == []  # the refit trained on every example
     assert meta["recipe"]["combine"]["retrieval_weight"] == 0.25
     # too few held-out source titles to fit the mixture: the recipe's weight, and dev figures
     assert meta["combine"]["fitted_on"] == "recipe" and meta["combine"]["retrieval_weight"] == 0.25

@@ -362,6 +362,15 @@ def test_retrain_adds_the_stored_examples_once_beside_the_feedback(
         return real(model, X_base, y_base, X_fb, y_fb, **kw)
 
     monkeypatch.setattr(R, "fit_with_feedback", spy)
+    # the model never trained on these stored titles; the retrain trains on all but the last
+    from autocoder.examples.store import example_key, key_digest
+
+    config = json.loads((model_dir / "config.json").read_text())
+    untrained = ["data plumber", "Kindergarten doctor", "night porter"]
+    config["metadata"]["examples"]["untrained_keys"] = [
+        key_digest(example_key(t)) for t in untrained
+    ]
+    (model_dir / "config.json").write_text(json.dumps(config))
     result = retrain(model_dir, tmp_path / "m2", fb, workspace=ws, embedder=emb, epochs=2)
     seen = result.examples
     assert (seen["stored"], seen["in_feedback"], seen["held_out"], seen["rows"]) == (6, 3, 1, 2)
@@ -369,6 +378,7 @@ def test_retrain_adds_the_stored_examples_once_beside_the_feedback(
     assert seen["content_hash"] == store.content_hash() and seen["replaced_rows"] == 0
     cfg = json.loads((tmp_path / "m2" / "config.json").read_text())
     assert cfg["metadata"]["retrain_examples"] == seen
+    assert cfg["metadata"]["examples"]["untrained_keys"] == [key_digest("night porter")]
     (call,) = calls
     titles = [r.title.lower() for r in call["X"]]
     assert titles.count("kindergarten doctor") == 1 and titles.count("bedside carer") == 1
