@@ -383,8 +383,9 @@ def fit_examples(
 
         logging.getLogger(__name__).warning(
             "%s trained on the examples store but does not record the titles it never trained "
-            "on (trained by an older autocoder): the fit holds out titles it trained on and "
-            "will trust it too much; retrain it to fit on untrained titles",
+            "on (trained by an older autocoder, or retrained on the store from a model that "
+            "was not): the fit holds out titles it trained on and will trust it too much; "
+            "train it anew with `autocoder train` to fit on untrained titles",
             model,
         )
     result = fit(table, coder.predictor, embedder, configured=configured, rows=rows,

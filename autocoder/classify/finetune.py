@@ -361,8 +361,7 @@ class CodeSoftmaxLoss(nn.Module):
 
     def head_vectors(self) -> np.ndarray:
         """The head's rows, normalised (codes x dimension)."""
-        with torch.no_grad():
-            return nn.functional.normalize(self.head.detach(), dim=-1).cpu().numpy()
+        return nn.functional.normalize(self.head.detach(), dim=-1).cpu().numpy()
 
 
 def code_prototypes(model: Any, texts: Sequence[str], labels: np.ndarray, n_codes: int) -> Any:

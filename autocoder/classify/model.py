@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -249,8 +249,7 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         classes) continues training instead of starting anew.
         """
         started = time.perf_counter()
-        if self.head_init not in ("random", "embedder"):
-            raise ValueError(f"head_init must be 'random' or 'embedder', not {self.head_init!r}")
+        self._check_head_init()  # before embedding: a bad setting fails at once
         warm = self._set_classes(y)
         E, y_idx = self.embed(X), self._labels(y)
         if len(E) != len(y_idx):
@@ -278,10 +277,12 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self.metadata_: dict[str, Any] = dict(getattr(self, "metadata_", {}))
         return self
 
-    def _start_at_code_head(self) -> None:
-        """Set the linear network to the embedder's code head (bias 0)."""
-        from autocoder.classify.codehead import load_code_head
-
+    def _check_head_init(self) -> None:
+        """``head_init`` is known, and ``"embedder"`` has what the code head needs."""
+        if self.head_init not in get_args(HeadInit):
+            raise ValueError(f"head_init must be 'random' or 'embedder', not {self.head_init!r}")
+        if self.head_init != "embedder":
+            return
         if self.hidden != 0:
             raise ValueError(
                 f"head_init='embedder' needs a linear network (hidden=0), not {self.hidden}"
@@ -294,6 +295,13 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             raise ValueError(
                 f"head_init='embedder' needs a fine-tuned embedder directory, not {self.embedder_id!r}"
             )
+
+    def _start_at_code_head(self) -> None:
+        """Set the linear network to the embedder's code head (bias 0); ``fit`` has checked
+        the settings (``_check_head_init``)."""
+        from autocoder.classify.codehead import load_code_head
+
+        assert isinstance(self.embedder, str)
         head = load_code_head(self.embedder)
         if head.vectors.shape[1] != self.input_dim_:
             raise ValueError(

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from autocoder.classify import data as D
 from autocoder.classify.calibrate import DEFAULT_CONFORMAL_METHOD, ConformalMethod
 from autocoder.classify.losses import LOSSES
-from autocoder.classify.model import EmbeddingClassifier, render
+from autocoder.classify.model import EmbeddingClassifier, HeadInit, render
 from autocoder.config import EmbedderConfig, Settings
 from autocoder.records import InputFormat, JobRecord
 from autocoder.taxonomy.model import Taxonomy
@@ -142,7 +142,7 @@ class ModelSection(_Section):
     layers: int = Field(1, ge=1)
     dropout: float = Field(0.1, ge=0, lt=1)
     input_dropout: float = Field(0.0, ge=0, lt=1)
-    head_init: Literal["random", "embedder"] = Field(
+    head_init: HeadInit = Field(
         "random",
         description="embedder: a linear network (hidden = 0) starts at the code head the "
         "embedder was fine-tuned with (finetune.objective = 'codes'), and validation from epoch "
