@@ -13,16 +13,19 @@ from autocoder.config import ExamplesConfig
 from autocoder.examples.fit import (
     FIT_KEYS,
     VOTE_GRID,
+    HeldOut,
     fit_blend_temperature,
     fit_examples,
+    grid_search,
     held_out_rows,
     load_fit,
     save_fit,
     untrained_rows,
 )
+from autocoder.examples.index import MemoryExampleIndex, Neighbours
 from autocoder.examples.ops import add_rows, frame_rows
 from autocoder.examples.store import AddSpec, ExampleStore, key_digest
-from autocoder.examples.vote import blend
+from autocoder.examples.vote import ExampleVoter, blend
 from autocoder.index import MemoryIndex
 from autocoder.metrics import expected_calibration_error
 from tests.fakes import HashingEmbedder, tiny_taxonomy
@@ -208,3 +211,45 @@ def test_a_fit_made_on_another_store_content_is_used_with_a_warning(
         assert vote_config(ExamplesConfig(), store, "retrieval:a").neighbours == 5
     assert f"fitted on {len(store) - 1} examples" in caplog.text
     assert f"holds {len(store)}" in caplog.text and "examples fit` again" in caplog.text
+
+
+def test_the_grid_is_chosen_by_top1_plus_top5_not_by_top1_alone(tmp_path: Path) -> None:
+    """The nearest example names the gold code 60 % of the time, another code otherwise; the
+    base ranks the gold sixth. Only with three neighbours (the gold the second of them) is the
+    gold in the top five where the nearest is wrong; on one row two close neighbours outvote a
+    right nearest one, so three neighbours cost 0.01 top-1 for 0.4 top-5. Top-1 first (the old
+    rule) would keep one neighbour."""
+    store = _noisy_store(tmp_path, n=30)
+    classes = [NURSE, DEV, TRUCK, *(f"x{j}" for j in range(6))]
+    voter = ExampleVoter(MemoryExampleIndex(candidates=5), HashingEmbedder(),
+                         classes=classes).fit(store.table(), "x")  # fmt: skip
+    codes = [str(c) for c in voter.classes_]
+    n, c = 100, len(codes)
+    gold = np.arange(n) % c
+    right = np.arange(n) % 10 < 6
+    nearest = np.where(right, gold, (gold + 1) % c)
+    found = Neighbours(
+        [[codes[a], codes[g], codes[(g + 2) % c]] for a, g in zip(nearest, gold, strict=True)],
+        [np.array([0.99, 0.5, 0.5])] * n, [np.array([1.0, 1.0, 1.0])] * n, [["k"] * 3] * n,
+    )  # fmt: skip
+    found.codes[0][1:] = [codes[(gold[0] + 3) % c]] * 2  # row 0: right nearest, outvoted
+    found.sims[0] = np.array([0.99, 0.9, 0.9])
+    shares = np.array([0.3, 0.2, 0.15, 0.12, 0.1, 0.06, 0.04, 0.02, 0.01])
+    p_base = np.zeros((n, c))
+    for i in range(n):  # the gold sixth, the wrong neighbour's code first
+        others = [j for j in range(c) if j not in (gold[i], nearest[i])]
+        order = [nearest[i], *others[:4], gold[i], *others[4:]] if not right[i] else [
+            *others[:5], gold[i], *others[5:]]  # fmt: skip
+        p_base[i, order] = shares
+    held = HeldOut(p_base, found, [None] * n, gold, voter)
+    fixed = {"exact_weight": 0.8, "exact_trust": 0.95}
+    every = np.arange(n)
+    for neighbours in ((1, 3), (3, 1)):  # whichever comes first in the grid
+        grid = {"neighbours": neighbours, "temperature": (0.5,), "min_similarity": (0.0,),
+                "weight": (0.85,)}  # fmt: skip
+        (chosen,) = grid_search(held, [every], fixed=fixed, grid=grid)
+        fig = {k: held.figures(held.proba({**chosen, "neighbours": k}), every, 0.95)
+               for k in (1, 3)}  # fmt: skip
+        assert (fig[1]["top1"], fig[1]["top5"]) == (0.6, 0.6)
+        assert (fig[3]["top1"], fig[3]["top5"]) == (0.59, 1.0)
+        assert chosen["neighbours"] == 3
