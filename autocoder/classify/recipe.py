@@ -16,7 +16,7 @@ import json
 import logging
 import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,6 +29,7 @@ from autocoder.classify.calibrate import DEFAULT_CONFORMAL_METHOD, ConformalMeth
 from autocoder.classify.losses import LOSSES
 from autocoder.classify.model import EmbeddingClassifier, HeadInit, render
 from autocoder.config import EmbedderConfig, Settings
+from autocoder.examples.store import example_key
 from autocoder.records import InputFormat, JobRecord
 from autocoder.taxonomy.model import Taxonomy
 from autocoder.tomlfile import load_toml_model
@@ -540,13 +541,30 @@ def label_titles(code: Any) -> list[str]:
     return [t for t in (code.title, *code.alt_titles) if t.strip()]
 
 
-def finetune_labels(recipe: Recipe, taxonomy: Taxonomy) -> list[str]:
-    """The taxonomy titles the recipe's embedder is fine-tuned on besides the train split
-    (the codes objective: every leaf's labels); none otherwise."""
+def finetune_label_rows(
+    recipe: Recipe, taxonomy: Taxonomy, *, held_out: Iterable[str] = ()
+) -> list[tuple[str, str]]:
+    """The (title, code) rows the recipe's embedder is fine-tuned on besides the train split:
+    for the codes objective every leaf's labels less those whose normalised title is one of
+    ``held_out`` (the validation split's titles, so that the head's temperature and its
+    epoch-0 choice are fitted on titles the fine-tuning never saw); none otherwise."""
     ft = recipe.finetune
     if not (ft.enabled and ft.objective == "codes"):
         return []
-    return [t for c in taxonomy.leaves() for t in label_titles(c)]
+    held = {example_key(t) for t in held_out}
+    return [
+        (t, c.code)
+        for c in taxonomy.leaves()
+        for t in label_titles(c)
+        if example_key(t) not in held
+    ]
+
+
+def finetune_labels(
+    recipe: Recipe, taxonomy: Taxonomy, *, held_out: Iterable[str] = ()
+) -> list[str]:
+    """The titles of ``finetune_label_rows``."""
+    return [t for t, _ in finetune_label_rows(recipe, taxonomy, held_out=held_out)]
 
 
 def finetune_for_recipe(
@@ -555,9 +573,12 @@ def finetune_for_recipe(
     taxonomy: Taxonomy,
     workspace: Workspace,
     *,
+    held_out: Sequence[str] = (),
     show_progress: bool = False,
 ) -> Path:
-    """Fine-tune the recipe's embedder on the train split (reused when already done)."""
+    """Fine-tune the recipe's embedder on the train split (reused when already done); the
+    codes objective also on the taxonomy's labels, less those among ``held_out`` (the
+    validation split's titles)."""
     from autocoder.classify.codehead import HEAD_FILE
     from autocoder.classify.finetune import (
         META_FILE,
@@ -589,9 +610,15 @@ def finetune_for_recipe(
         for i in order
     ]
     positives = [titles[codes[i]] for i in order]
+    label_rows = finetune_label_rows(recipe, taxonomy, held_out=held_out)
     key = hashlib.sha1(
         json.dumps(
             [recipe.embedder.model, D.fingerprint(train), ft.model_dump(), recipe.model.text_style]
+            + (
+                [{"labels": hashlib.sha1(json.dumps(label_rows).encode()).hexdigest()}]
+                if label_rows
+                else []
+            )
         ).encode()
     ).hexdigest()[:12]
     target = Path(workspace.models) / "embedders" / f"{ft.name}-{key}"
@@ -609,9 +636,9 @@ def finetune_for_recipe(
         "meta": {"train_fingerprint": D.fingerprint(train)},
     }
     if ft.objective == "codes":
-        label_texts = [(t, c.code) for c in leaves for t in label_titles(c)]
-        texts = anchors * ft.repeats + [t for t, _ in label_texts]
-        text_codes = [codes[i] for i in order] * ft.repeats + [c for _, c in label_texts]
+        common["meta"]["label_rows"] = len(label_rows)
+        texts = anchors * ft.repeats + [t for t, _ in label_rows]
+        text_codes = [codes[i] for i in order] * ft.repeats + [c for _, c in label_rows]
         finetune_code_classifier(texts, text_codes, **common)
     else:
         finetune_embedder(Pairs(anchors, positives, [codes[i] for i in order]), **common)
@@ -889,9 +916,15 @@ def _embedder_name(
 ) -> str:
     """The recipe's embedder, fine-tuned first when the recipe asks (and none was given)."""
     if recipe.finetune.enabled and embedder is None:
-        train = splits["train"]
         return str(
-            finetune_for_recipe(recipe, train, taxonomy, workspace, show_progress=show_progress)
+            finetune_for_recipe(
+                recipe,
+                splits["train"],
+                taxonomy,
+                workspace,
+                held_out=list(splits["validation"]["title"]),
+                show_progress=show_progress,
+            )  # fmt: skip
         )
     return recipe.embedder.model
 
@@ -952,7 +985,13 @@ def train_from_recipe(
         "holdout": _holdout_meta(holdout_info, titles, removed),
         "dataset": _dataset_info(splits, data_dir, workspace),
         "embedder": portable_path(embedder_name),
-        "examples": examples_meta(examples, splits, also_trained=finetune_labels(recipe, taxonomy)),
+        "examples": examples_meta(
+            examples,
+            splits,
+            also_trained=finetune_labels(
+                recipe, taxonomy, held_out=list(splits["validation"]["title"])
+            ),
+        ),  # fmt: skip
     }
     first = evaluate_first_fit(
         clf, recipe, splits["validation"], dev, retrieval, dev_in_index=not taxonomy.holdout

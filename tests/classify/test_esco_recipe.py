@@ -103,11 +103,19 @@ def test_esco_history_recipe_fine_tunes_on_the_examples_and_codes_on_that_embedd
     if recipe == "esco-history":
         assert tuned["pairs"] == len(history)  # the examples only, not the label rows
     else:  # a classifier over the occupations: the train split's examples twice (`repeats`),
-        # no other train rows, and every occupation's preferred and alternative labels once
+        # no other train rows, and the preferred and alternative labels once, less those in the
+        # validation split (the head's temperature is fitted there)
+        from autocoder.classify.data import load_training_data
+        from autocoder.examples.store import example_key
+
         esco = import_esco(fixtures_dir / "esco_mini")
-        labels = sum(1 + len(c.alt_titles) for c in esco.leaves())
+        data = load_training_data(home / cfg["metadata"]["dataset"]["path"])
+        held = {example_key(t) for t in data["validation"]["title"]}
+        labels = [t for c in esco.leaves() for t in (c.title, *c.alt_titles) if t.strip()]
+        fine_tuned = [t for t in labels if example_key(t) not in held]
         assert tuned["objective"] == "codes"
-        assert tuned["texts"] == 2 * cfg["metadata"]["examples"]["train_rows"] + labels
+        assert tuned["label_rows"] == len(fine_tuned) < len(labels)
+        assert tuned["texts"] == 2 * cfg["metadata"]["examples"]["train_rows"] + len(fine_tuned)
         head = load_code_head(model / "embedder")  # the trained head travels with the embedder
         assert sorted(head.codes) == sorted(c.code for c in esco.leaves())
     assert cfg["params"]["head_init"] == ("embedder" if recipe == "esco-history-head" else "random")
