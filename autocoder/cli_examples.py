@@ -144,7 +144,7 @@ def fit_cmd(
 ) -> None:
     """Fit the vote settings and blend temperature on examples held out of the store.
 
-    Prints the settings and cross-fitted figures (top-1, top-5, ECE of the confidence) of the
+    Prints the settings and cross-fitted figures (top-1, top-5, log loss, ECE of the confidence) of the
     coder alone, with the configured settings and with the fitted ones; coding then votes with
     the fitted settings for this coder (`examples.use_fit`)."""
     from autocoder import api

@@ -214,7 +214,13 @@ def embedders(b: Bench, skip_finetune: bool) -> list[tuple[str, str, float]]:
     out = [("MiniLM", b.recipe.embedder.model, 0.0)]
     if not skip_finetune:
         t0 = time.perf_counter()
-        ft_dir = finetune_for_recipe(b.recipe, b.splits["train"], b.taxonomy, b.ws)
+        ft_dir = finetune_for_recipe(
+            b.recipe,
+            b.splits["train"],
+            b.taxonomy,
+            b.ws,
+            held_out=list(b.splits["validation"]["title"]),
+        )
         meta = json.loads((ft_dir / "autocoder_finetune.json").read_text())
         ft_seconds = float(meta.get("seconds", time.perf_counter() - t0))
         log.info("fine-tuned embedder %s (%.0fs)", ft_dir, ft_seconds)

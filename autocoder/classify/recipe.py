@@ -125,8 +125,9 @@ class FinetuneSection(_Section):
     objective: Literal["pairs", "codes"] = Field(
         "pairs",
         description="pairs: MNRL on (record, code title) pairs; codes: the embedder trained end "
-        "to end as a classifier over the codes (a cosine-softmax head, dropped after) on those "
-        "records and every code's title and alternate titles.",
+        "to end as a classifier over the codes (a cosine-softmax head, saved beside it) on those "
+        "records and every code's title and alternate titles, less those whose normalised title "
+        "is in the validation split.",
     )
     repeats: int = Field(
         1,
@@ -611,12 +612,23 @@ def finetune_for_recipe(
     ]
     positives = [titles[codes[i]] for i in order]
     label_rows = finetune_label_rows(recipe, taxonomy, held_out=held_out)
+    if ft.objective == "codes":
+        kept = {c for _, c in label_rows} | {codes[i] for i in order}
+        emptied = [c.code for c in leaves if label_titles(c) and c.code not in kept]
+        if emptied:
+            log.warning(
+                "recipe %s: %d code(s) have no fine-tuning text (their labels are all "
+                "validation titles and no chosen train row has them): %s",
+                recipe.name,
+                len(emptied),
+                ", ".join(emptied[:10]) + (" ..." if len(emptied) > 10 else ""),
+            )
     key = hashlib.sha1(
         json.dumps(
             [recipe.embedder.model, D.fingerprint(train), ft.model_dump(), recipe.model.text_style]
             + (
                 [{"labels": hashlib.sha1(json.dumps(label_rows).encode()).hexdigest()}]
-                if label_rows
+                if ft.objective == "codes"
                 else []
             )
         ).encode()

@@ -403,3 +403,39 @@ def test_stored_examples_are_weighted_training_rows_recorded_in_the_model(tmp_pa
     assert meta["examples"] == {"enabled": False}
     data = load_training_data(ws.root / meta["dataset"]["path"])
     assert not any(p.startswith("examples:") for s in data.values() for p in s["provenance"])
+
+
+def test_codes_objective_leaves_the_validation_titles_labels_out_of_fine_tuning(caplog) -> None:
+    """The labels a codes-objective embedder is fine-tuned on skip the validation split's
+    titles, so a validation example whose title is also a label stays untrained (``examples
+    fit`` holds it out) and the head's temperature is fitted on titles it never saw."""
+    from datasets import Dataset, DatasetDict
+
+    from autocoder.classify.recipe import finetune_label_rows, finetune_labels
+    from autocoder.examples.store import example_key, key_digest
+
+    taxonomy = _toy_taxonomy()
+    recipe = load_recipe("esco-history-head")
+    every = finetune_label_rows(recipe, taxonomy)
+    assert len(every) == sum(1 + len(c.alt_titles) for c in taxonomy.leaves())
+    held = ["Night  Nurse!", "Theatre Nurse"]  # "night nurse" is a label of 11-1
+    rows = finetune_label_rows(recipe, taxonomy, held_out=held)
+    assert ("night nurse", "11-1") in every and ("night nurse", "11-1") not in rows
+    assert len(rows) == len(every) - 1
+    assert finetune_label_rows(load_recipe(), taxonomy) == []  # no codes objective, no labels
+    splits = DatasetDict(
+        {
+            "train": Dataset.from_dict({"title": ["ward nurse"], "provenance": ["examples:h"]}),
+            "validation": Dataset.from_dict(
+                {"title": held, "provenance": ["examples:h", "examples:h"]}
+            ),
+        }
+    )
+    untrained = D.untrained_example_keys(
+        splits, also_trained=finetune_labels(recipe, taxonomy, held_out=held)
+    )
+    assert untrained == sorted(key_digest(example_key(t)) for t in held)
+    # fine-tuned on every label instead, the night nurse example would not be untrained
+    assert D.untrained_example_keys(splits, also_trained=[t for t, _ in every]) == [
+        key_digest(example_key("Theatre Nurse"))
+    ]

@@ -253,3 +253,13 @@ def test_the_grid_is_chosen_by_top1_plus_top5_not_by_top1_alone(tmp_path: Path) 
         assert (fig[1]["top1"], fig[1]["top5"]) == (0.6, 0.6)
         assert (fig[3]["top1"], fig[3]["top5"]) == (0.59, 1.0)
         assert chosen["neighbours"] == 3
+
+
+def test_log_loss_is_per_row_and_floored() -> None:
+    from autocoder.examples.fit import MIN_GOLD_P, log_loss
+
+    p = np.array([[0.5, 0.5, 0.0], [0.1, 0.9, 0.0], [1.0, 0.0, 0.0]])
+    out = log_loss(p, np.array([0, 1, 2]))
+    assert out.shape == (3,)
+    assert np.allclose(out[:2], [np.log(2), -np.log(0.9)])
+    assert out[2] == -np.log(MIN_GOLD_P) and np.isfinite(out).all()  # a zero gold probability
