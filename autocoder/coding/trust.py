@@ -40,7 +40,8 @@ CHUNK = 2048
 @dataclass(frozen=True)
 class SegmentOptions:
     """How the candidate to code is chosen (``segments.choose``): bonuses added to the index
-    similarity of the whole title and of its first segment."""
+    similarity of the whole title and of its first segment; ``enabled`` False: the title as
+    written is the only candidate (no segments, no normalising)."""
 
     whole_bonus: float = 0.02
     first_bonus: float = 0.03
@@ -337,7 +338,11 @@ def fit_trust(
     right_kept = [r[keep] for r in correct]
     return {
         "format_version": CALIBRATION_FORMAT,
-        "segments": {"whole_bonus": options.whole_bonus, "first_bonus": options.first_bonus},
+        "segments": {
+            "whole_bonus": options.whole_bonus,
+            "first_bonus": options.first_bonus,
+            "enabled": options.enabled,
+        },
         "levels": fitted,
         "thresholds": {
             str(t): cal.fit_level_thresholds(

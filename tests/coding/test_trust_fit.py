@@ -78,6 +78,42 @@ def test_segment_choice_is_the_best_of_the_grid_and_drops_the_employer() -> None
     assert chosen.text[0] == "software developers"  # "software developers, hy-vee"
 
 
+def _candidates(codes: list[str], owner: list[int], position: list[int]) -> tr.CandidateScores:
+    """Hand-made candidate scores: each candidate's retrieval puts all its mass on its code."""
+    classes = np.asarray(["a", "b"])
+    p = np.asarray([[1.0, 0.0] if c == "a" else [0.0, 1.0] for c in codes])
+    n = max(owner) + 1
+    return tr.CandidateScores(
+        classes, [f"t{i}" for i in range(len(codes))], np.asarray(owner), np.asarray(position),
+        np.asarray([owner.count(i) - 1 for i in range(n)], dtype=np.float64), None, p,
+        np.linspace(0.5, 0.9, len(codes)), 0.5, 1.0,
+    )  # fmt: skip
+
+
+def test_the_title_as_written_is_chosen_only_when_it_codes_best() -> None:
+    gold = [frozenset({"a"}), frozenset({"a"})]
+    segmented = _candidates(["b", "b", "b", "b"], [0, 0, 1, 1], [0, 1, 0, 1])  # every one wrong
+    written_right = _candidates(["a", "a"], [0, 1], [0, 0])
+    options, grid = tf.choose_segments([segmented], gold, as_written=[written_right])
+    assert options == tr.SegmentOptions(enabled=False) and grid[tf.AS_WRITTEN] == 1.0
+    written_wrong = _candidates(["b", "b"], [0, 1], [0, 0])  # a tie: segments are kept
+    options, grid = tf.choose_segments([segmented], gold, as_written=[written_wrong])
+    assert options.enabled and grid[tf.AS_WRITTEN] == 0.0
+    options, grid = tf.choose_segments([segmented], gold)  # not offered: not in the grid
+    assert options.enabled and tf.AS_WRITTEN not in grid
+
+
+def test_a_calibration_fitted_as_written_codes_the_title_unsegmented() -> None:
+    tax = mini_taxonomy()
+    predictor = _predictor(tax)
+    trust = {"segments": {"whole_bonus": 0.02, "first_bonus": 0.03, "enabled": False}}
+    options = tr.segment_options(trust)
+    assert not options.enabled
+    records = [JobRecord("Senior software developers, hy-vee")]
+    assert tr.score_records(predictor, records, options=options).text == [records[0].title]
+    assert tr.score_records(predictor, records).text != [records[0].title]  # segmented
+
+
 def test_fit_sidecar_gives_a_calibration_the_assigner_uses() -> None:
     tax = mini_taxonomy()
     predictor, table = _predictor(tax), _table()
@@ -85,7 +121,8 @@ def test_fit_sidecar_gives_a_calibration_the_assigner_uses() -> None:
     assert [e["name"] for e in trust["levels"]] == ["occupation", "major"]
     assert trust["fitted_on"]["rows"] == len(table) and 0 < trust["fitted_on"]["top1"] < 1
     assert trust["fitted_on"]["files"] == {"postings": len(table)}
-    assert set(trust["segments"]) == {"whole_bonus", "first_bonus"}
+    assert set(trust["segments"]) == {"whole_bonus", "first_bonus", "enabled"}
+    assert tf.AS_WRITTEN in trust["fitted_on"]["segment_grid_top1"]
     assigner = tr.Assigner(
         levels=tuple(tr.hierarchy(tax, [str(c) for c in predictor.classes_])),
         threshold=0.5,
