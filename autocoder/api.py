@@ -574,6 +574,7 @@ def calibrate(
         "top1": round(trust["fitted_on"]["top1"], 4),
         "segments": trust["segments"],
         **({"examples": fitted_on["examples"]} if "examples" in fitted_on else {}),
+        **({"exact_matches": trust["exact"]} if "exact" in trust else {}),
         "thresholds": {str(t): thresholds_for(trust, t) for t in (0.95, 0.9)},
     }
 

@@ -73,10 +73,12 @@ def resolve_model(name: str) -> str:
     return name  # a hub name: loads only if it is in the local Hugging Face cache
 
 
-def directory_digest(path: Path) -> str:
-    """A digest of a model directory's files (relative names and contents), 12 hex digits."""
+def directory_digest(path: Path, *, exclude: frozenset[str] = frozenset()) -> str:
+    """A digest of a model directory's files (relative names and contents), 12 hex digits;
+    ``exclude``: relative names left out."""
     digest = hashlib.sha1()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+    files = (p for p in path.rglob("*") if p.is_file())
+    for file in sorted(p for p in files if p.relative_to(path).as_posix() not in exclude):
         digest.update(file.relative_to(path).as_posix().encode() + b"\x00")
         with file.open("rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):

@@ -72,13 +72,15 @@ class WithExamples:
         return blend(p_base, p_ex, exact, weight=self.weight, exact_trust=self.exact_trust,
                      temperature=self.temperature)  # fmt: skip
 
-    def exact_confidence(self, records: list[JobRecord]) -> tuple[list[str], np.ndarray]:
+    def exact_confidence(
+        self, records: list[JobRecord], *, trust: float | None = None
+    ) -> tuple[list[str], np.ndarray]:
         """Per record the code of its exact-title examples and the confidence the office's
-        own coding gives it: ``exact_trust`` x the share of those examples that agree (0 and
-        ``""`` without an exact match). One answered title is trusted as answered; examples
-        that disagree are not near-certain."""
+        own coding gives it: ``exact_trust`` (or ``trust``, fitted by a calibration) x the
+        share of those examples that agree (0 and ``""`` without an exact match). One
+        answered title is trusted as answered; examples that disagree are not near-certain."""
         codes, share = self.voter.exact_agreement(records)
-        return codes, self.exact_trust * share
+        return codes, (self.exact_trust if trust is None else trust) * share
 
     def predict(self, X: RecordsLike) -> np.ndarray:
         return np.asarray(self.classes_)[self.predict_proba(X).argmax(axis=1)]

@@ -24,7 +24,7 @@ import numpy as np
 from autocoder.coding.predictor import Capabilities, Predictor, capabilities_of
 from autocoder.coding.retrieval import RetrievalCoder
 from autocoder.config import Settings
-from autocoder.embed import Embedder
+from autocoder.embed import Embedder, directory_digest
 from autocoder.index import IndexNotBuiltError, MemoryIndex, index_name, make_index
 from autocoder.records import RecordsLike, as_records
 from autocoder.taxonomy.model import Taxonomy
@@ -41,6 +41,8 @@ CONFIG_FILE = "config.json"
 #: The calibration sidecar's file name in a model directory (``autocoder.coding.trust``).
 SIDECAR = "calibration.json"
 CALIBRATION_FORMAT = 1
+#: Files of a model directory that are not the model (``ModelFiles.model_id`` leaves them out).
+_NOT_MODEL = frozenset({SIDECAR, SIDECAR + ".tmp"})
 
 
 def pretrained_dir() -> Path:
@@ -225,10 +227,12 @@ class ModelFiles:
         return str(name) if name else None
 
     def model_id(self) -> str:
-        """``model:<dir>:<config mtime>``: a model retrained into the same directory starts a
-        new job."""
-        mtime = (self.path / CONFIG_FILE).stat().st_mtime_ns
-        return f"model:{self.path.resolve()}:{mtime}"
+        """``model:<recipe name>@<digest of its files>``, the calibration sidecar left out: a
+        copy or a move of the model (``calibrate --output``, another machine) is the same
+        coder, so its examples fit and its review model version follow it; a model retrained
+        into the same directory is another; no machine path is recorded."""
+        name = self.config.get("metadata", {}).get("recipe", {}).get("name") or "unnamed"
+        return f"model:{name}@{directory_digest(self.path, exclude=_NOT_MODEL)}"
 
     def fingerprint(self) -> dict[str, Any]:
         files = sorted(

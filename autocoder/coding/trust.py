@@ -470,17 +470,52 @@ def examples_voted(predictor: Any, scores: Scores, records: Sequence[JobRecord])
     return scores
 
 
-def exact_floor(predictor: Any, records: list[JobRecord], proba: np.ndarray) -> np.ndarray | None:
+def exact_floor(
+    predictor: Any, records: list[JobRecord], proba: np.ndarray, *, trust: float | None = None
+) -> np.ndarray | None:
     """Per row the confidence coded examples of the very title give the row's top code
     (``WithExamples.exact_confidence``; 0 where they vote for another code or there are
-    none); None for a predictor without examples."""
+    none); None for a predictor without examples. ``trust``: the exact-match trust a
+    calibration fitted (:func:`fit_exact_trust`) instead of the office's ``exact_trust``."""
     if not isinstance(predictor, WithExamples):
         return None
-    codes, exact = predictor.exact_confidence(records)
+    codes, exact = predictor.exact_confidence(records, trust=trust)
     if not len(proba):
         return np.zeros(0)
     top = np.asarray(predictor.classes_, dtype=object)[np.asarray(proba).argmax(axis=1)]
     return np.where(top == np.asarray(codes, dtype=object), exact, 0.0)
+
+
+#: Calibration rows with an exact-title match needed to fit the exact-match trust (fewer:
+#: the office's ``examples.exact_trust`` stays).
+MIN_EXACT_ROWS = 30
+
+
+def fit_exact_trust(
+    predictor: Any, records: list[JobRecord], gold: Sequence[frozenset[str]]
+) -> dict[str, Any] | None:
+    """How far the coded examples of the very title can be trusted, measured on labeled
+    held-out rows: ``rows`` with an exact-title match, ``right`` of them whose examples' code
+    is acceptable, and ``trust`` = (right + 1) / (summed agreement share + 2), capped at 1, so
+    that the floor ``trust x share`` is right as often as it says on these rows; ``trust``
+    None below :data:`MIN_EXACT_ROWS` rows. None for a predictor without examples. Where the
+    same title is coded differently row to row (an office's history), an exact match is far
+    from certain; where it is one reviewer's answer, it is."""
+    if not isinstance(predictor, WithExamples):
+        return None
+    codes, share = predictor.voter.exact_agreement(records)
+    matched = np.asarray(share) > 0
+    right = sum(c in g for c, g, m in zip(codes, gold, matched, strict=True) if m)
+    rows = int(matched.sum())
+    fitted = min(1.0, (right + 1) / (float(np.sum(share)) + 2)) if rows >= MIN_EXACT_ROWS else None
+    return {"rows": rows, "right": int(right), "trust": fitted,
+            "office_exact_trust": float(predictor.exact_trust)}  # fmt: skip
+
+
+def fitted_exact_trust(trust: Mapping[str, Any] | None) -> float | None:
+    """The exact-match trust a calibration fitted, or None (none fitted, or too few rows)."""
+    value = ((trust or {}).get("exact") or {}).get("trust")
+    return None if value is None else float(value)
 
 
 @dataclass(frozen=True)
@@ -508,7 +543,7 @@ class Assigner:
         if scores is not None:
             scores = examples_voted(predictor, scores, records)
         proba = scores.proba if scores is not None else np.asarray(predictor.predict_proba(records))
-        floor = exact_floor(predictor, records, proba)
+        floor = exact_floor(predictor, records, proba, trust=fitted_exact_trust(self.trust))
         if scores is not None and self.trust is not None:
             a = assign_rows(
                 self.trust, scores, self.levels, target=self.target, threshold=self.threshold,

@@ -14,7 +14,11 @@ it. This module fits one from a table of real titles with their acceptable codes
    best as written: on the JobBERT dev split the ESCO head coder has top-1 0.424 as written
    against 0.400 with the best segment bonuses (benchmarks/RESULTS.md);
 3. one calibrator per level of the hierarchy and the thresholds of the stored target
-   precisions are fitted (:func:`autocoder.coding.trust.fit_trust`).
+   precisions are fitted (:func:`autocoder.coding.trust.fit_trust`);
+4. with coded examples voting, how far an exact-title match can be trusted
+   (:func:`autocoder.coding.trust.fit_exact_trust`): on the JobBERT titles an office's history
+   gives the very title's code rightly only 152 times in 282, and the office's default
+   ``exact_trust`` 0.95 made the calibrated coder's ECE 0.103 (0.063 with the fitted trust).
 
 The rows should be real titles the model did not train on, like those it will code (clean and
 messy): calibration measured on training rows is optimistic.
@@ -187,7 +191,7 @@ def fit_sidecar(
     ]
     scores = tr.concat(chosen)
     levels = tr.hierarchy(taxonomy, [str(c) for c in scores.classes])
-    return tr.fit_trust(
+    trust = tr.fit_trust(
         scores,
         table.gold,
         levels,
@@ -195,3 +199,7 @@ def fit_sidecar(
         fitted_on={**fitted_on, "rows": len(table), "top1": top1(scores, table.gold),
                    "segment_grid_top1": grid},
     )  # fmt: skip
+    exact = tr.fit_exact_trust(predictor, records, table.gold)
+    if exact is not None:
+        trust["exact"] = exact
+    return trust

@@ -3,6 +3,7 @@ returns exactly the rows `autocoder code` writes."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from autocoder.coding.loaded import (
     PRETRAINED,
     RETRIEVAL,
     LoadedCoder,
+    ModelFiles,
     index_version,
     pretrained_dir,
     resolve_model_dir,
@@ -201,6 +203,30 @@ def test_a_model_mixes_retrieval_as_its_mixture_was_fitted(tmp_path: Path) -> No
     first, again = (load_coder(s, ws, model=tmp_path / "model0") for s in (settings, other))
     assert again.fingerprint["model"] == first.fingerprint["model"]
     assert again.fingerprint["index"] != first.fingerprint["index"]
+
+
+def test_a_copied_model_is_the_same_coder_and_its_id_names_no_machine_path(
+    tmp_path: Path,
+) -> None:
+    """The predictor id keys the examples fit and the review model version: a copy of the
+    model (``calibrate --output``, another machine) must keep them, other weights must not."""
+    clf, _ = _parts()
+    ws = Workspace.resolve(tmp_path / "home")
+    tax = mini_taxonomy()
+    save_taxonomy(ws, tax)
+    clf.metadata_ = {"recipe": {"combine": {"retrieval_weight": 0.4}},
+                     "taxonomy": {"name": tax.name}}  # fmt: skip
+    first = clf.save(tmp_path / "here" / "model")
+    copy = tmp_path / "there" / "model"
+    shutil.copytree(first, copy)
+    settings = load_settings(overrides=['index.backend="memory"', "embedder.cache=false"])
+    a, b = (load_coder(settings, ws, model=m) for m in (first, copy))
+    assert a.predictor_id == b.predictor_id
+    assert a.predictor_id.startswith("model:unnamed@") and str(tmp_path) not in a.predictor_id
+    (copy / "calibration.json").write_text("{}")  # a calibration sidecar is not the model
+    assert ModelFiles.read(copy).model_id() == ModelFiles.read(first).model_id()
+    (copy / "weights.pt").write_bytes((first / "weights.pt").read_bytes() + b"\0")
+    assert ModelFiles.read(copy).model_id() != ModelFiles.read(first).model_id()
 
 
 def test_capabilities_are_declared_not_guessed() -> None:

@@ -196,3 +196,52 @@ def test_a_calibration_fitted_with_examples_warns_when_they_changed_or_stopped_v
     with caplog.at_level(logging.WARNING):
         warn_calibration_drift(calibration, object(), store)
     assert "do not vote now" in caplog.text
+
+
+def test_calibration_fits_how_far_an_exact_title_match_is_trusted(tmp_path: Path) -> None:
+    """An office's history that codes the very title otherwise every other time must not make
+    its exact matches near-certain: the calibration measures their precision and coding uses
+    it instead of the office's ``exact_trust``."""
+    from autocoder.examples.index import MemoryExampleIndex
+    from autocoder.examples.ops import add_rows, frame_rows
+    from autocoder.examples.store import AddSpec, ExampleStore
+    from autocoder.examples.vote import ExampleVoter
+    from tests.fakes import HashingEmbedder
+
+    tax = mini_taxonomy()
+    predictor, table = _predictor(tax), _table()
+    leaves = tax.leaf_codes()
+    history = []
+    for i, (title, gold) in enumerate(zip(table.titles, table.gold, strict=True)):
+        code = next(iter(gold))
+        if i % 2:  # coded to the next occupation: the history disagrees with the gold
+            code = leaves[(leaves.index(code) + 1) % len(leaves)]
+        history.append((title, code, "ann"))
+    store = ExampleStore(tmp_path / "ex")
+    frame = pd.DataFrame(history, columns=["title", "code", "annotator"]).drop_duplicates()
+    add_rows(store, tax, frame_rows(frame, AddSpec("code"), source="s", file="f.csv"))
+    voter = ExampleVoter(MemoryExampleIndex(), HashingEmbedder(128), classes=tax.leaf_codes(),
+                         min_similarity=0.99)  # only the very titles vote  # fmt: skip
+    voter.fit(store.table(), store.content_hash())
+    voting = WithExamples(predictor, voter, weight=0.5, exact_trust=0.95).fit()
+
+    assert "exact" not in tf.fit_sidecar(predictor, tax, table, fitted_on={})
+    sidecar = tf.fit_sidecar(voting, tax, table, fitted_on={})
+    exact = sidecar["exact"]
+    assert exact["rows"] == len(table) and exact["office_exact_trust"] == 0.95
+    assert 0.3 < exact["trust"] < 0.7 and exact["right"] < exact["rows"]
+    assert tr.fitted_exact_trust(sidecar) == exact["trust"]
+
+    records = [JobRecord(t) for t in table.titles]
+    levels = tuple(tr.hierarchy(tax, leaves))
+    office = {k: v for k, v in sidecar.items() if k != "exact"}
+    _, fitted = tr.Assigner(levels=levels, threshold=0.5, trust=sidecar).predict(voting, records)
+    _, ruled = tr.Assigner(levels=levels, threshold=0.5, trust=office).predict(voting, records)
+    assert np.all(fitted["confidence"] <= ruled["confidence"] + 1e-12)
+    assert np.any(fitted["confidence"] < ruled["confidence"] - 0.1)
+
+    n = tr.MIN_EXACT_ROWS - 1
+    few = tr.fit_exact_trust(voting, records[:n], table.gold[:n])
+    assert few is not None and few["trust"] is None  # too few matches: the office's rule
+    assert tr.fitted_exact_trust({"exact": few}) is None
+    assert tr.fit_exact_trust(predictor, records, table.gold) is None
