@@ -76,11 +76,15 @@ class WithExamples:
         self, records: list[JobRecord], *, trust: float | None = None
     ) -> tuple[list[str], np.ndarray]:
         """Per record the code of its exact-title examples and the confidence the office's
-        own coding gives it: ``exact_trust`` (or ``trust``, fitted by a calibration) x the
-        share of those examples that agree (0 and ``""`` without an exact match). One
-        answered title is trusted as answered; examples that disagree are not near-certain."""
+        own coding gives it: ``exact_trust`` x the share of those examples that agree (0 and
+        ``""`` without an exact match). ``trust`` (fitted by a calibration on the office's
+        history) replaces ``exact_trust`` except for titles a reviewer answered: one answered
+        title is trusted as answered; examples that disagree are not near-certain."""
         codes, share = self.voter.exact_agreement(records)
-        return codes, (self.exact_trust if trust is None else trust) * share
+        if trust is None:
+            return codes, self.exact_trust * share
+        per_row = np.where(self.voter.reviewed(records), self.exact_trust, trust)
+        return codes, per_row * share
 
     def predict(self, X: RecordsLike) -> np.ndarray:
         return np.asarray(self.classes_)[self.predict_proba(X).argmax(axis=1)]

@@ -500,11 +500,13 @@ def fit_exact_trust(
     that the floor ``trust x share`` is right as often as it says on these rows; ``trust``
     None below :data:`MIN_EXACT_ROWS` rows. None for a predictor without examples. Where the
     same title is coded differently row to row (an office's history), an exact match is far
-    from certain; where it is one reviewer's answer, it is."""
+    from certain; titles a reviewer answered are left out and keep the office's
+    ``exact_trust`` (``WithExamples.exact_confidence``)."""
     if not isinstance(predictor, WithExamples):
         return None
     codes, share = predictor.voter.exact_agreement(records)
-    matched = np.asarray(share) > 0
+    share = np.where(predictor.voter.reviewed(records), 0.0, share)  # answers keep the rule
+    matched = share > 0
     right = sum(c in g for c, g, m in zip(codes, gold, matched, strict=True) if m)
     rows = int(matched.sum())
     fitted = min(1.0, (right + 1) / (float(np.sum(share)) + 2)) if rows >= MIN_EXACT_ROWS else None

@@ -79,7 +79,7 @@ MIN_HELD_OUT = 50
 
 
 def coder_digest(predictor_id: str) -> str:
-    """What a fit records of the coder it was made for (its id holds machine paths)."""
+    """What a fit records of the coder it was made for (a digest of its id)."""
     return hashlib.sha256(predictor_id.encode()).hexdigest()[:16]
 
 

@@ -49,9 +49,13 @@ IDENTITY = ("source", "annotator", "key", "description", "code")
 IMPORT = "import"
 
 
+#: The source prefix of the examples ``review pull`` makes (``review:<project>``).
+REVIEW_PREFIX = "review:"
+
+
 def review_source(project: str) -> str:
     """The source of the examples ``review pull`` makes from a project's answers."""
-    return f"review:{project}"
+    return f"{REVIEW_PREFIX}{project}"
 
 
 def example_key(title: Any) -> str:

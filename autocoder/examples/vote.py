@@ -31,7 +31,7 @@ import pandas as pd
 
 from autocoder.embed import Embedder
 from autocoder.examples.index import Neighbours
-from autocoder.examples.store import example_key
+from autocoder.examples.store import REVIEW_PREFIX, example_key
 from autocoder.records import JobRecord, RecordsLike, as_records
 
 #: Records embedded and searched per request.
@@ -119,6 +119,8 @@ class ExampleVoter:
         known = table["code"].isin(set(self.classes_))
         self.n_examples_ = self.index.ensure(table[known], content_hash, self.embedder)
         self.exact_ = exact_votes(table[known])
+        sources = table.loc[known, "source"].astype(str)
+        self.reviewed_ = set(table.loc[known, "key"][sources.str.startswith(REVIEW_PREFIX)])
         return self
 
     def _check_fitted(self) -> None:
@@ -173,6 +175,18 @@ class ExampleVoter:
             if votes:
                 return votes
         return self.exact_.get(example_key(record.title))
+
+    def reviewed(self, records: list[JobRecord]) -> np.ndarray:
+        """Per record whether its exact-title examples include a reviewer's answer (source
+        ``review:<project>``), found as :meth:`exact_votes_of` finds them."""
+        self._check_fitted()
+        out = np.zeros(len(records), dtype=bool)
+        for i, rec in enumerate(records):
+            key = example_key(rec.written) if rec.written else ""
+            if not (key and self.exact_.get(key)):
+                key = example_key(rec.title)
+            out[i] = key in self.reviewed_
+        return out
 
     def exact_agreement(self, records: list[JobRecord]) -> tuple[list[str], np.ndarray]:
         """Per record the code its exact-title examples vote for most (``""`` without an exact

@@ -245,3 +245,32 @@ def test_calibration_fits_how_far_an_exact_title_match_is_trusted(tmp_path: Path
     assert few is not None and few["trust"] is None  # too few matches: the office's rule
     assert tr.fitted_exact_trust({"exact": few}) is None
     assert tr.fit_exact_trust(predictor, records, table.gold) is None
+
+
+def test_a_reviewers_answer_keeps_the_offices_exact_trust(tmp_path: Path) -> None:
+    """The fitted trust describes the office's history; a title a reviewer answered stays
+    trusted as answered, and answered titles are not part of the fit."""
+    from autocoder.examples.index import MemoryExampleIndex
+    from autocoder.examples.ops import add_rows, frame_rows
+    from autocoder.examples.store import AddSpec, ExampleStore, review_source
+    from autocoder.examples.vote import ExampleVoter
+    from tests.fakes import HashingEmbedder
+
+    tax = mini_taxonomy()
+    predictor, table = _predictor(tax), _table()
+    leaves = tax.leaf_codes()
+    store = ExampleStore(tmp_path / "ex")
+    history = pd.DataFrame({"title": ["night porter"], "code": [leaves[1]]})
+    add_rows(store, tax, frame_rows(history, AddSpec("code"), source="history", file="h.csv"))
+    answers = pd.DataFrame({"title": [*dict.fromkeys(table.titles)]}).assign(code=leaves[0])
+    add_rows(store, tax, frame_rows(answers, AddSpec("code"), source=review_source("p"),
+                                    file="answers"))  # fmt: skip
+    voter = ExampleVoter(MemoryExampleIndex(), HashingEmbedder(128), classes=leaves,
+                         min_similarity=0.99).fit(store.table(), store.content_hash())  # fmt: skip
+    voting = WithExamples(predictor, voter, weight=0.5, exact_trust=0.95).fit()
+    records = [JobRecord(table.titles[0]), JobRecord("Night Porter"), JobRecord("zz nothing")]
+    assert voter.reviewed(records).tolist() == [True, False, False]
+    _, conf = voting.exact_confidence(records, trust=0.3)
+    assert conf.tolist() == pytest.approx([0.95, 0.3, 0.0])
+    fitted = tr.fit_exact_trust(voting, [JobRecord(t) for t in table.titles], table.gold)
+    assert fitted is not None and fitted["rows"] == 0 and fitted["trust"] is None
