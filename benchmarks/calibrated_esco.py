@@ -25,26 +25,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from examples_esco import DATA, assigned_right, split, status_figures
 
 from autocoder import api
 from autocoder.config import load_settings
 from autocoder.metrics import expected_calibration_error
 from autocoder.taxonomy.store import load_taxonomy
 from autocoder.workspace import Workspace
-
-REPO = Path(__file__).resolve().parent.parent
-DATA = REPO.parent / "shared" / "data"
-
-
-def split_dev(tax: Any, seed: int, dev_share: float) -> pd.DataFrame:
-    """The dev split of ``benchmarks/examples_esco.py`` (same seed, same share)."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from examples_esco import split
-
-    dev, _ = split(DATA / "jobbert_validation" / "titles.csv", tax, seed, dev_share, 0)
-    return dev
 
 
 def figures(coded: pd.DataFrame, gold: pd.Series, tax: Any) -> dict[str, Any]:
@@ -53,23 +40,12 @@ def figures(coded: pd.DataFrame, gold: pd.Series, tax: Any) -> dict[str, Any]:
     ranked = np.stack([coded[f"code_{i}"].to_numpy() for i in range(1, 6)], axis=1)
     hit = ranked[:, 0] == g
     conf = coded["confidence"].astype(float).to_numpy()
-    groups = [{c.code for c in tax.ancestors(code)} for code in g]
-    right = np.asarray([
-        a == code if s == "coded" else a in up
-        for a, code, s, up in zip(coded["assigned_code"], g, coded["status"], groups, strict=True)
-    ])  # fmt: skip
-    out: dict[str, Any] = {
+    return {
         "top1": round(float(hit.mean()), 4),
         "top5": round(float((ranked == g[:, None]).any(axis=1).mean()), 4),
         "ece": round(expected_calibration_error(conf, hit), 4),
+        **status_figures(coded["status"].to_numpy(), assigned_right(coded, gold, tax)),
     }
-    status = coded["status"].to_numpy()
-    for name in ("coded", "partial", "review"):
-        m = status == name
-        out[name] = round(float(m.mean()), 4)
-        if name != "review":
-            out[f"{name}_precision"] = round(float(right[m].mean()), 4) if m.any() else None
-    return out
 
 
 def main() -> None:
@@ -87,7 +63,7 @@ def main() -> None:
         f'embedder.model="{model / "embedder"}"',
     ])  # fmt: skip
     tax = load_taxonomy(ws, "esco")
-    dev = split_dev(tax, args.seed, args.dev_share)
+    dev, _ = split(DATA / "jobbert_validation" / "titles.csv", tax, args.seed, args.dev_share, 0)
     half = np.random.default_rng(7).permutation(len(dev)) < len(dev) // 2
     cal, ev = dev[half], dev[~half].reset_index(drop=True)
     out = Path(args.home) / "bench" / "calibrated"

@@ -242,27 +242,35 @@ def target_precision(
         api.code(settings, ws, out / "eval.csv", path, model_dir="retrieval",
                  taxonomy_name="esco", target_precision=target, show_progress=False)  # fmt: skip
         coded = pd.read_csv(path, dtype=str, keep_default_na=False)
-        groups = [{c.code for c in tax.ancestors(g)} for g in ev["code"]]
-        right = np.asarray([
-            a == g if s == "coded" else a in up
-            for a, g, s, up in zip(coded["assigned_code"], ev["code"], coded["status"], groups,
-                                   strict=True)
-        ])  # fmt: skip
+        right = assigned_right(coded, ev["code"], tax)
         for name, rows in (("all", np.ones(len(ev), bool)), ("unseen titles", ev_unseen)):
-            st = coded["status"].to_numpy()[rows]
-            r = right[rows]
-            row = {}
-            for status in ("coded", "partial", "review"):
-                m = st == status
-                row[status] = round(float(m.mean()), 4)
-                if status != "review":
-                    row[f"{status}_precision"] = round(float(r[m].mean()), 4) if m.any() else None
-            res[f"{target} {name}"] = row
+            res[f"{target} {name}"] = status_figures(coded["status"].to_numpy()[rows], right[rows])
         print(
             f"[target {target}, calibrated with examples: {with_examples}]",
             json.dumps({k: v for k, v in res.items() if str(target) in k}),
         )
     return res
+
+
+def assigned_right(coded: pd.DataFrame, gold: pd.Series, tax: Any) -> np.ndarray:
+    """Per coded row whether its assigned code is right: the gold code for ``coded``, the gold
+    code's group at the assigned level for ``partial`` (``review`` rows: never)."""
+    groups = [{c.code for c in tax.ancestors(g)} for g in gold]
+    return np.asarray([
+        a == g if s == "coded" else a in up
+        for a, g, s, up in zip(coded["assigned_code"], gold, coded["status"], groups, strict=True)
+    ])  # fmt: skip
+
+
+def status_figures(status: np.ndarray, right: np.ndarray) -> dict[str, Any]:
+    """The share of each status and the precision of ``coded`` and ``partial``."""
+    row: dict[str, Any] = {}
+    for name in ("coded", "partial", "review"):
+        m = status == name
+        row[name] = round(float(m.mean()), 4)
+        if name != "review":
+            row[f"{name}_precision"] = round(float(right[m].mean()), 4) if m.any() else None
+    return row
 
 
 def coding_ece(

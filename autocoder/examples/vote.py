@@ -167,26 +167,24 @@ class ExampleVoter:
         ]  # fmt: skip
         return out, exact
 
-    def exact_votes_of(self, record: JobRecord) -> dict[str, float] | None:
-        """The exact-title votes for ``record``: of its title as written when examples hold
-        it, else of its (cleaned) title."""
+    def exact_key_of(self, record: JobRecord) -> str:
+        """The normalised title whose examples are ``record``'s exact matches: its title as
+        written when examples hold it, else its (cleaned) title."""
         if record.written:
-            votes = self.exact_.get(example_key(record.written))
-            if votes:
-                return votes
-        return self.exact_.get(example_key(record.title))
+            key = example_key(record.written)
+            if self.exact_.get(key):
+                return key
+        return example_key(record.title)
+
+    def exact_votes_of(self, record: JobRecord) -> dict[str, float] | None:
+        """The exact-title votes for ``record`` (of :meth:`exact_key_of`)."""
+        return self.exact_.get(self.exact_key_of(record))
 
     def reviewed(self, records: list[JobRecord]) -> np.ndarray:
-        """Per record whether its exact-title examples include a reviewer's answer (source
-        ``review:<project>``), found as :meth:`exact_votes_of` finds them."""
+        """Per record whether its exact-title examples (:meth:`exact_key_of`) include a
+        reviewer's answer (source ``review:<project>``)."""
         self._check_fitted()
-        out = np.zeros(len(records), dtype=bool)
-        for i, rec in enumerate(records):
-            key = example_key(rec.written) if rec.written else ""
-            if not (key and self.exact_.get(key)):
-                key = example_key(rec.title)
-            out[i] = key in self.reviewed_
-        return out
+        return np.asarray([self.exact_key_of(r) in self.reviewed_ for r in records], dtype=bool)
 
     def exact_agreement(self, records: list[JobRecord]) -> tuple[list[str], np.ndarray]:
         """Per record the code its exact-title examples vote for most (``""`` without an exact
