@@ -1,7 +1,10 @@
 """Score the issue 19 dev sets (benchmarks/trust.py) once with a model and pickle the
 candidate scores, for benchmarks/threshold_rules.py.
 
-    python benchmarks/trust_cache.py MODEL OUT.pkl DEV.csv
+    python benchmarks/trust_cache.py MODEL OUT.pkl DEV.csv [section.key=value ...]
+
+The optional settings overrides are those of `--set` (e.g. the embedder a fine-tuned
+model's retrieval index was built with).
 """
 
 import pickle
@@ -22,7 +25,7 @@ from autocoder.taxonomy.store import load_taxonomy  # noqa: E402
 from autocoder.workspace import Workspace  # noqa: E402
 
 model, out, dev_csv = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
-settings, ws = load_settings(), Workspace.resolve()
+settings, ws = load_settings(overrides=sys.argv[4:]), Workspace.resolve()
 taxonomy = load_taxonomy(ws, "onet")
 sets = B.datasets(dev_csv, per_part=1000, seed=13)
 with index_in_use(ws):

@@ -175,6 +175,18 @@ def test_head_init_embedder_needs_a_codes_fine_tuned_linear_model() -> None:
         load_recipe("esco-history-head", overrides={"finetune.objective": "pairs"})
 
 
+def test_onet_head_is_the_default_recipe_with_a_fine_tuned_head() -> None:
+    default, head = load_recipe(), load_recipe("onet-head")
+    assert head.model.head_init == "embedder" and head.finetune.objective == "codes"
+    assert not head.train.refit  # its dev titles stay unseen, for `autocoder calibrate`
+    changed = {
+        section
+        for section in Recipe.model_fields
+        if getattr(default, section) != getattr(head, section)
+    }
+    assert changed == {"name", "description", "finetune", "model", "train"}
+
+
 def test_onet_dev_holdout_needs_the_taxonomy_release(tmp_path) -> None:
     taxonomy = _toy_taxonomy()  # no holdout, no source release
     with pytest.raises(RecipeError, match="needs the O\\*NET release"):
