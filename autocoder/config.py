@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from autocoder.resources import resource_dir
-from autocoder.tomlfile import read_toml
+from autocoder.tomlfile import deep_merge, read_toml
 
 #: What a secret is shown as, wherever settings are printed.
 REDACTED = "**********"
@@ -336,16 +336,6 @@ class ConfigError(ValueError):
     """A configuration file or override is invalid."""
 
 
-def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def _parse_value(raw: str) -> Any:
     """Parse an override value as TOML/JSON scalar or list; fall back to the plain string."""
     try:
@@ -401,9 +391,9 @@ def load_settings(
     """Load ``configs/default.toml``, then the user file, then ``--set`` overrides."""
     data = _read_toml(default_config_path())
     if user_file is not None:
-        data = _deep_merge(data, _read_toml(Path(user_file)))
+        data = deep_merge(data, _read_toml(Path(user_file)))
     if overrides:
-        data = _deep_merge(data, parse_overrides(overrides))
+        data = deep_merge(data, parse_overrides(overrides))
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:

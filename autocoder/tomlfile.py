@@ -1,8 +1,10 @@
 """Reading TOML files (config, training recipes) with errors that name the file and the problem.
 
-``read_toml`` parses one file, ``apply_overrides`` sets dotted keys in the parsed dict, and
-``load_toml_model`` does both and validates the result with a pydantic model; every failure is
-raised as the caller's own error class (``RecipeError``, ``ConfigError``, ...). ``dump_toml``
+``read_toml`` parses one file, ``deep_merge`` lays one parsed file over another (a user config
+over the defaults, a recipe over its ``base``), ``apply_overrides`` sets dotted keys in the
+parsed dict, and ``load_toml_model`` reads, overrides and validates the result with a pydantic
+model; every failure is raised as the caller's own error class (``RecipeError``, ``ConfigError``,
+...). ``dump_toml``
 writes a settings-shaped dict (scalars and lists, one table per section) back as TOML.
 """
 
@@ -17,7 +19,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-__all__ = ["apply_overrides", "dump_toml", "load_toml_model", "read_toml"]
+__all__ = ["apply_overrides", "deep_merge", "dump_toml", "load_toml_model", "read_toml"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -42,6 +44,18 @@ def read_toml(
         raise error(f"{what} {path} is not valid TOML: {exc}") from exc
 
 
+def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``update`` laid over it: tables are merged key by key (recursively), any
+    other value of ``update`` (a scalar, a list) replaces the base's. Neither input is changed."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
     """Set each ``{"section.key": value}`` of ``overrides`` in ``raw`` (in place; returned)."""
     for dotted, value in (overrides or {}).items():
@@ -60,9 +74,13 @@ def load_toml_model(
     error: type[Exception] = ValueError,
     what: str = "recipe",
     overrides: dict[str, Any] | None = None,
+    raw: dict[str, Any] | None = None,
 ) -> M:
-    """``model`` validated from the TOML at ``path`` with ``overrides`` applied."""
-    raw = apply_overrides(read_toml(path, error=error, what=what), overrides)
+    """``model`` validated from the TOML at ``path`` (or from ``raw``, what was already read
+    from it) with ``overrides`` applied."""
+    if raw is None:
+        raw = read_toml(path, error=error, what=what)
+    raw = apply_overrides(raw, overrides)
     try:
         return model.model_validate(raw)
     except ValidationError as exc:

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from autocoder.tomlfile import apply_overrides, load_toml_model, read_toml
+from autocoder.tomlfile import apply_overrides, deep_merge, load_toml_model, read_toml
 
 
 class _Err(ValueError):
@@ -19,6 +19,20 @@ class _Recipe(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = "x"
     train: _Train = _Train()
+
+
+def test_deep_merge_merges_tables_and_replaces_other_values() -> None:
+    base = {"name": "a", "train": {"epochs": 2, "lr": 0.1}, "loss": {"params": {"tau": 1.0}}}
+    update = {"name": "b", "train": {"epochs": 3}, "loss": {"params": {"gamma": 2}}, "tags": [1]}
+    assert deep_merge(base, update) == {
+        "name": "b",
+        "train": {"epochs": 3, "lr": 0.1},
+        "loss": {"params": {"tau": 1.0, "gamma": 2}},
+        "tags": [1],
+    }
+    assert base["train"] == {"epochs": 2, "lr": 0.1}  # inputs unchanged
+    assert deep_merge({"kinds": [1, 2]}, {"kinds": [3]}) == {"kinds": [3]}
+    assert deep_merge({"train": {"epochs": 1}}, {"train": 5}) == {"train": 5}
 
 
 def test_apply_overrides_sets_nested_keys_creating_sections() -> None:

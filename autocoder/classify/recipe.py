@@ -32,7 +32,7 @@ from autocoder.config import EmbedderConfig, Settings
 from autocoder.examples.store import example_key
 from autocoder.records import InputFormat, JobRecord
 from autocoder.taxonomy.model import Taxonomy
-from autocoder.tomlfile import load_toml_model
+from autocoder.tomlfile import deep_merge, load_toml_model, read_toml
 from autocoder.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -263,10 +263,57 @@ def resolve_recipe(spec: str | Path | None) -> Path:
     return found
 
 
+def _base_path(base: Any, recipe_file: Path) -> Path:
+    """The file a recipe's ``base`` names: a path (``x.toml``, ``dir/x``) relative to the
+    recipe's own folder, else a packaged recipe's name."""
+    if not isinstance(base, str) or not base.strip():
+        raise RecipeError(
+            f"recipe {recipe_file}: base must be a packaged recipe's name or a TOML path, "
+            f"not {base!r}"
+        )
+    given = Path(base).expanduser()
+    if given.suffix == ".toml" or given.parent != Path("."):
+        found = given if given.is_absolute() else recipe_file.parent / given
+        if not found.is_file():
+            raise RecipeError(f"recipe {recipe_file}: its base {base!r} is not a file ({found})")
+        return found
+    try:
+        return resolve_recipe(given.name)
+    except RecipeError as exc:
+        raise RecipeError(f"recipe {recipe_file}: base {base!r}: {exc}") from None
+
+
+def read_recipe_table(path: Path, *, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The parsed recipe at ``path`` with its ``base`` resolved: a recipe may start with
+    ``base = "classifier"`` (a packaged recipe's name, or a TOML path relative to its folder) and
+    then give its own ``name`` and ``description`` and only what differs; its tables are merged
+    key by key over the base's (``tomlfile.deep_merge``), recursively. A cycle of bases is an error naming the chain."""
+    here = path.resolve()
+    if here in chain:
+        names = " -> ".join(p.name for p in (*chain, here))
+        raise RecipeError(f"recipe {path}: its bases form a cycle ({names})")
+    raw = read_toml(path, error=RecipeError, what="recipe")
+    if "base" not in raw:
+        return raw
+    base = _base_path(raw.pop("base"), path)
+    missing = [key for key in ("name", "description") if key not in raw]
+    if missing:  # else a model trained from it would describe itself as its base
+        raise RecipeError(f"recipe {path}: a recipe with a base must give its own {missing}")
+    return deep_merge(read_recipe_table(base, chain=(*chain, here)), raw)
+
+
 def load_recipe(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Recipe:
-    """Read a TOML recipe: a file, a packaged recipe's name (``esco``), or the default (None)."""
+    """Read a TOML recipe: a file, a packaged recipe's name (``esco``), or the default (None);
+    its ``base``, when it names one, is read first (``read_recipe_table``)."""
     path = resolve_recipe(path)
-    return load_toml_model(path, Recipe, error=RecipeError, what="recipe", overrides=overrides)
+    return load_toml_model(
+        path,
+        Recipe,
+        error=RecipeError,
+        what="recipe",
+        overrides=overrides,
+        raw=read_recipe_table(path),
+    )
 
 
 # --- pieces of the pipeline -------------------------------------------------------------------

@@ -15,6 +15,7 @@ from autocoder.classify.recipe import (
     RecipeError,
     holdout_set,
     load_recipe,
+    save_recipe,
     train_from_recipe,
 )
 from autocoder.config import EmbedderConfig
@@ -185,6 +186,61 @@ def test_onet_head_is_the_default_recipe_with_a_fine_tuned_head() -> None:
         if getattr(default, section) != getattr(head, section)
     }
     assert changed == {"name", "description", "finetune", "model", "train"}
+
+
+def test_a_recipe_gives_only_what_differs_from_its_base(tmp_path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "mid.toml").write_text(
+        'base = "classifier"\nname = "mid"\ndescription = "d"\n'
+        '[train]\nepochs = 2\n[loss]\nname = "focal"\nparams = { gamma = 2.0 }\n'
+    )
+    (tmp_path / "top.toml").write_text(
+        'base = "sub/mid.toml"\nname = "top"\ndescription = "t"\n[train]\nlr = 0.01\n'
+    )
+    default, top = load_recipe(), load_recipe(tmp_path / "top.toml")
+    assert (top.name, top.description) == ("top", "t")
+    assert top.train.epochs == 2 and top.train.lr == 0.01  # both levels, key by key
+    assert top.train.batch_size == default.train.batch_size  # the rest from the packaged base
+    assert top.loss.name == "focal" and top.loss.params == {"gamma": 2.0}
+    assert top.data == default.data and top.model == default.model
+    # overrides apply after the bases
+    assert load_recipe(tmp_path / "top.toml", {"train.epochs": 5}).train.epochs == 5
+
+
+def test_recipe_base_errors_name_the_recipe(tmp_path) -> None:
+    def write(name: str, text: str):
+        (tmp_path / name).write_text(text)
+        return tmp_path / name
+
+    a = write("a.toml", 'base = "b.toml"\nname = "a"\ndescription = ""\n')
+    write("b.toml", 'base = "a.toml"\nname = "b"\ndescription = ""\n')
+    with pytest.raises(RecipeError, match=r"cycle \(a.toml -> b.toml -> a.toml\)"):
+        load_recipe(a)
+    unnamed = write("unnamed.toml", 'base = "classifier"\n[train]\nepochs = 1\n')
+    with pytest.raises(RecipeError, match=r"unnamed.toml: a recipe with a base must give its own"):
+        load_recipe(unnamed)
+    gone = write("gone.toml", 'base = "nowhere.toml"\nname = "g"\ndescription = ""\n')
+    with pytest.raises(RecipeError, match=r"gone.toml: its base 'nowhere.toml' is not a file"):
+        load_recipe(gone)
+    unknown = write("unknown.toml", 'base = "clasifier"\nname = "u"\ndescription = ""\n')
+    with pytest.raises(RecipeError, match=r"unknown.toml: base 'clasifier'.*packaged recipe"):
+        load_recipe(unknown)
+    number = write("number.toml", 'base = 3\nname = "n"\ndescription = ""\n')
+    with pytest.raises(RecipeError, match="base must be a packaged recipe's name"):
+        load_recipe(number)
+    typo = write(
+        "typo.toml", 'base = "classifier"\nname = "t"\ndescription = ""\n[train]\nepoks = 1\n'
+    )
+    with pytest.raises(RecipeError, match="epoks"):  # the merged recipe is validated as a whole
+        load_recipe(typo)
+
+
+def test_packaged_recipes_with_a_base_save_every_key(tmp_path) -> None:
+    head = load_recipe("onet-head")
+    path = save_recipe(head, tmp_path)
+    assert "base" not in path.read_text()
+    assert load_recipe(path) == head  # the saved recipe stands alone
+    assert load_recipe("esco-history-head").data == load_recipe("esco-history").data
 
 
 def test_onet_dev_holdout_needs_the_taxonomy_release(tmp_path) -> None:
