@@ -21,7 +21,7 @@ setup(
     package_data={
         "autocoder": ["pretrained/*/*"],  # the packaged model (`--model pretrained`)
         "autocoder.examples": ["*.csv"],
-        "autocoder.taxonomy": ["onet_starter/*"],  # the offline O*NET starter (gzipped)
+        "autocoder.taxonomy": ["onet_starter/*", "soc2018.csv"],  # O*NET starter, SOC 2018 groups
         **{pkg: ["*", "**/*"] for pkg in RESOURCES},
     },
 )

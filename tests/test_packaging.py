@@ -58,6 +58,7 @@ def test_wheel_contains_runtime_resources(wheel: Path) -> None:
     # test doubles live in tests/, never in the wheel
     assert not [n for n in names if n.startswith(("autocoder/testing", "tests/"))]
     assert "autocoder/taxonomy/onet_starter/Task Statements.txt.gz" in names  # offline starter
+    assert "autocoder/taxonomy/soc2018.csv" in names  # SOC 2018 group titles
 
 
 #: a path of the build machine: /tmp, /work, /root, /home, or a climb out of the checkout

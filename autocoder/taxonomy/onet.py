@@ -11,6 +11,9 @@ The SOC 2018 hierarchy above the O*NET-SOC codes is derived from the code itself
 
 from __future__ import annotations
 
+import csv
+import functools
+import importlib.resources
 import logging
 import re
 from collections.abc import Mapping
@@ -53,6 +56,22 @@ SOC_MAJOR_GROUPS: dict[str, str] = {
     "53": "Transportation and Material Moving Occupations",
     "55": "Military Specific Occupations",
 }
+
+#: The SOC 2018 structure's groups (code, level, title, parent), shipped with autocoder
+#: (``scripts/soc_groups.py`` writes it from the BLS structure file).
+SOC2018_FILE = "soc2018.csv"
+
+
+@functools.cache
+def soc2018_groups() -> dict[str, tuple[str, str, str]]:
+    """``{code: (level, title, parent)}`` for every major, minor, broad and detailed group of
+    the SOC 2018 structure (BLS, public domain), which O*NET-SOC 2019 is built on."""
+    text = importlib.resources.files(__package__).joinpath(SOC2018_FILE).read_text("utf-8")
+    return {
+        row["code"]: (row["level"], row["title"], row["parent"])
+        for row in csv.DictReader(text.splitlines())
+    }
+
 
 # SOC 2018 groups whose code does not follow the digits of their members.
 _SOC_MINOR_EXCEPTIONS = {"15-12": "15-1200", "31-11": "31-1100", "51-51": "51-5100"}
@@ -212,9 +231,10 @@ def import_onet(
 ) -> Taxonomy:
     """Import an O*NET text release (folder or zip) into a :class:`Taxonomy`.
 
-    ``version`` overrides the detected version. ``group_titles`` optionally maps SOC group codes
-    (``"11-1000"``, ``"11-1010"``, ...) to titles; otherwise minor and broad groups get a
-    readable fallback (``"SOC 11-1010"``) and detailed groups the title of their ``.00`` code.
+    ``version`` overrides the detected version. Groups are titled from ``group_titles`` (SOC
+    group codes such as ``"11-1000"``, ``"11-1010"`` to titles) when given, else from the SOC
+    2018 structure shipped with autocoder (``soc2018_groups``); a group in neither gets the
+    title of its ``.00`` occupation (detailed groups) or a readable fallback (``"SOC 11-1010"``).
     """
     with ReleaseFiles(path) as release:
         occupations = _read_table(release, OCCUPATION_DATA, required=True)
@@ -227,7 +247,9 @@ def import_onet(
         _add_commodities(release, leaves, skills, TECHNOLOGY_SKILLS, "technology")
         _add_commodities(release, leaves, skills, TOOLS_USED, "tool")
         detected = version or detect_onet_version(path, release)
-    codes = _group_codes(leaves, group_titles or {}) + list(leaves.values())
+    if group_titles is None:
+        group_titles = {code: title for code, (_, title, _) in soc2018_groups().items()}
+    codes = _group_codes(leaves, group_titles) + list(leaves.values())
     return Taxonomy(
         "onet",
         detected,

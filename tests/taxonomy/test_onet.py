@@ -12,6 +12,7 @@ from autocoder.taxonomy.onet import (
     OnetFormatError,
     import_onet,
     read_alternate_titles,
+    soc2018_groups,
     soc_groups,
 )
 
@@ -87,10 +88,16 @@ def test_hierarchy_derived_from_codes(onet_dir: Path) -> None:
     assert tax.parent("11-1011.03", "major") == "11-0000"
     assert tax.get("11-0000").title == "Management Occupations"
     assert tax.get("29-0000").title == "Healthcare Practitioners and Technical Occupations"
-    # detailed group titled after its .00 occupation, else a readable fallback
+    # groups titled from the SOC 2018 structure shipped with autocoder
     assert tax.get("15-1252").title == "Software Developers"
-    assert tax.get("15-1243").title == "SOC 15-1243"
-    assert tax.get("11-1010").title == "SOC 11-1010"
+    assert tax.get("15-1243").title == "Database Architects"
+    assert tax.get("11-1010").title == "Chief Executives"
+    assert tax.get("15-1250").title == "Software and Web Developers, Programmers, and Testers"
+    # titles given win; a group in neither: its .00 occupation's title, else a readable fallback
+    own = import_onet(onet_dir, group_titles={"11-1010": "Top bosses"})
+    assert own.get("11-1010").title == "Top bosses"
+    assert own.get("15-1252").title == "Software Developers"  # from 15-1252.00
+    assert own.get("15-1243").title == "SOC 15-1243"
     # SOC 2018 groups whose numbers break the digit pattern
     assert tax.parent("29-1221.00", "broad") == "29-1210"
     assert "29-1220" not in tax
@@ -108,7 +115,24 @@ def test_soc_groups_and_major_titles() -> None:
     assert soc_groups("51-5112.00") == ("51-0000", "51-5100", "51-5110", "51-5112")
     assert soc_groups("31-1131.00")[1] == "31-1100"
     assert len(SOC_MAJOR_GROUPS) == 23
+    groups = soc2018_groups()
+    assert {code[:2]: title for code, (level, title, _) in groups.items() if level == "major"} == (
+        SOC_MAJOR_GROUPS
+    )
     assert SOC_MAJOR_GROUPS["55"] == "Military Specific Occupations"
+
+
+def test_soc_groups_follow_the_official_structure_for_every_detailed_code() -> None:
+    groups = soc2018_groups()
+    counts = {level: sum(1 for g in groups.values() if g[0] == level) for level in LEVELS[:4]}
+    assert counts == {"major": 23, "minor": 98, "broad": 459, "detailed": 867}  # SOC 2018
+    for code, (level, _, _) in groups.items():
+        if level != "detailed":
+            continue
+        chain = [code]
+        while groups[chain[-1]][2]:
+            chain.append(groups[chain[-1]][2])
+        assert soc_groups(f"{code}.00") == tuple(reversed(chain)), code
 
 
 def test_version_detection(onet_dir: Path, tmp_path: Path) -> None:
@@ -232,6 +256,8 @@ def test_real_onet_release(shared_data_dir: Path) -> None:
         counts[code.level_name] += 1
     # SOC 2018 structure: 23 major, 98 minor, 459 broad, 867 detailed groups
     assert counts == {"major": 23, "minor": 98, "broad": 459, "detailed": 867, "onet": 1016}
+    assert not [c.code for c in tax if c.title.startswith("SOC ")]  # every group has its title
+    assert tax.get("43-3050").title == "Payroll and Timekeeping Clerks"
     assert sum(len(c.tasks) for c in tax) > 18_000
     assert sum(len(c.alt_titles) for c in tax) > 50_000
     assert sum(1 for c in tax for s in c.skills if s.relation == "technology") > 30_000
