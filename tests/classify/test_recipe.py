@@ -207,32 +207,31 @@ def test_a_recipe_gives_only_what_differs_from_its_base(tmp_path) -> None:
     assert load_recipe(tmp_path / "top.toml", {"train.epochs": 5}).train.epochs == 5
 
 
-def test_recipe_base_errors_name_the_recipe(tmp_path) -> None:
-    def write(name: str, text: str):
-        (tmp_path / name).write_text(text)
-        return tmp_path / name
+NAMED = 'name = "mine"\ndescription = ""\n'
 
-    a = write("a.toml", 'base = "b.toml"\nname = "a"\ndescription = ""\n')
-    write("b.toml", 'base = "a.toml"\nname = "b"\ndescription = ""\n')
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ('base = "classifier"\n[train]\nepochs = 1\n', "a recipe with a base must give its own"),
+        ('base = "nowhere.toml"\n' + NAMED, "its base 'nowhere.toml' is not a file"),
+        ('base = "clasifier"\n' + NAMED, "base 'clasifier'.*packaged recipe"),
+        ("base = 3\n" + NAMED, "base must be a packaged recipe's name"),
+        ('base = "classifier"\n' + NAMED + "[train]\nepoks = 1\n", "epoks"),  # merged, validated
+    ],
+)
+def test_recipe_base_errors_name_the_recipe(tmp_path, text: str, error: str) -> None:
+    path = tmp_path / "mine.toml"
+    path.write_text(text)
+    with pytest.raises(RecipeError, match=f"mine.toml(.|\\n)*{error}"):
+        load_recipe(path)
+
+
+def test_recipe_bases_in_a_cycle_are_an_error(tmp_path) -> None:
+    (tmp_path / "a.toml").write_text('base = "b.toml"\nname = "a"\ndescription = ""\n')
+    (tmp_path / "b.toml").write_text('base = "a.toml"\nname = "b"\ndescription = ""\n')
     with pytest.raises(RecipeError, match=r"cycle \(a.toml -> b.toml -> a.toml\)"):
-        load_recipe(a)
-    unnamed = write("unnamed.toml", 'base = "classifier"\n[train]\nepochs = 1\n')
-    with pytest.raises(RecipeError, match=r"unnamed.toml: a recipe with a base must give its own"):
-        load_recipe(unnamed)
-    gone = write("gone.toml", 'base = "nowhere.toml"\nname = "g"\ndescription = ""\n')
-    with pytest.raises(RecipeError, match=r"gone.toml: its base 'nowhere.toml' is not a file"):
-        load_recipe(gone)
-    unknown = write("unknown.toml", 'base = "clasifier"\nname = "u"\ndescription = ""\n')
-    with pytest.raises(RecipeError, match=r"unknown.toml: base 'clasifier'.*packaged recipe"):
-        load_recipe(unknown)
-    number = write("number.toml", 'base = 3\nname = "n"\ndescription = ""\n')
-    with pytest.raises(RecipeError, match="base must be a packaged recipe's name"):
-        load_recipe(number)
-    typo = write(
-        "typo.toml", 'base = "classifier"\nname = "t"\ndescription = ""\n[train]\nepoks = 1\n'
-    )
-    with pytest.raises(RecipeError, match="epoks"):  # the merged recipe is validated as a whole
-        load_recipe(typo)
+        load_recipe(tmp_path / "a.toml")
 
 
 def test_packaged_recipes_with_a_base_save_every_key(tmp_path) -> None:
