@@ -350,9 +350,27 @@ class BatchCoder:
         self.extra = extra
         self.extra_values: dict[JobRecord, tuple[str, ...]] = {}
         self.predicted = 0
+        self.warned_descriptions = False
+
+    def _warn_descriptions(self, records: list[JobRecord]) -> None:
+        """Once a job: records with a description coded with a calibration, which
+        ``autocoder calibrate`` fits on titles alone."""
+        if self.warned_descriptions or self.assigner.trust is None:
+            return
+        described = sum(1 for r in records if r.duties)
+        if described:
+            self.warned_descriptions = True
+            log.warning(
+                "records with a description (%d of the %d in this pass): the calibration was "
+                "fitted on titles alone, so their confidence, status and partial codes are "
+                "outside what it was fitted on; to stay within it, code titles alone (leave "
+                "the description column out of the input)",
+                described, len(records),
+            )  # fmt: skip
 
     def _predict(self, records: list[JobRecord]) -> dict[str, np.ndarray]:
         """The output cells of ``records`` (one model pass)."""
+        self._warn_descriptions(records)
         proba, assigned = self.assigner.predict(self.predictor, records)
         sets = (
             cast(SetPredictor, self.predictor).predict_sets(records, proba=proba)

@@ -12,7 +12,7 @@ from autocoder import api
 from autocoder.classify.model import EmbeddingClassifier
 from autocoder.cli import describe_thresholds
 from autocoder.coding import trust as tr
-from autocoder.coding.batch import CodingSummary, code_file
+from autocoder.coding.batch import CodingSummary, code_file, code_frame
 from autocoder.coding.loaded import LoadedCoder
 from autocoder.coding.mixture import CombinedPredictor
 from autocoder.coding.retrieval import RetrievalCoder
@@ -119,6 +119,27 @@ def test_output_contract_for_each_status(tmp_path: Path) -> None:
             assert row["assigned_confidence"] == ""
     assert df["status"].iloc[5] == "error:empty_text"
     assert df["status"].iloc[0] == "coded"  # the employer segment is not what is coded
+
+
+def test_records_with_a_description_are_said_to_be_outside_the_calibration(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    predictor = _predictor()
+    plain = _loaded(predictor, tmp_path / "plain")  # no calibration: nothing to warn about
+    df = pd.DataFrame({"id": ["a", "b", "c"], "title": ["registered nurses"] * 3,
+                       "description": ["", "care for patients", "give medicines"]})  # fmt: skip
+    with caplog.at_level("WARNING", logger="autocoder.coding.batch"):
+        code_frame(plain, df, CoderConfig(target_precision=None))
+    assert "fitted on titles alone" not in caplog.text
+    _calibrate(predictor, tmp_path / "model")
+    calibrated = _loaded(predictor, tmp_path / "model")
+    with caplog.at_level("WARNING", logger="autocoder.coding.batch"):
+        code_frame(calibrated, df.assign(description=""), CoderConfig(target_precision=0.9))
+        assert "fitted on titles alone" not in caplog.text  # titles alone: within it
+        out = code_frame(calibrated, df, CoderConfig(target_precision=0.9))
+    assert caplog.text.count("fitted on titles alone") == 1
+    assert "records with a description (2 of the 3 in this pass)" in caplog.text
+    assert len(out) == 3  # coded all the same
 
 
 def test_bare_threshold_on_the_calibrated_confidence(tmp_path: Path) -> None:
