@@ -152,6 +152,30 @@ class Browser:
                 break
         return [x for x in nodes or [] if x]
 
+    def expand_taxonomy_node(self, title: str) -> list[str]:
+        """Open the shown tree node whose text is ``title`` (the dropdown of ``search_taxonomy``
+        is open); the nodes shown then."""
+        click = (
+            "(() => { const n = Array.from(document.querySelectorAll('.ant-select-tree-treenode'))"
+            f".find(e => e.innerText.trim() === {json.dumps(title)}); "
+            "const s = n && n.querySelector('.ant-select-tree-switcher'); "
+            "if (s) { s.dispatchEvent(new MouseEvent('mousedown', {bubbles: true})); s.click(); }"
+            " return !!s; })()"
+        )
+        assert self.js(click), f"no tree node {title!r} to open"
+
+        def opened(shown: Any) -> bool:  # a node is shown below the one opened
+            texts = [x.strip() for x in shown or []]
+            return title in texts and texts.index(title) < len(texts) - 1
+
+        shown = self.wait_for(
+            "Array.from(document.querySelectorAll('.ant-select-tree-treenode'))"
+            ".map(e => e.innerText)",
+            opened,
+            10,
+        )
+        return [x.strip() for x in shown or [] if x]
+
     def screenshot(self, path: Path) -> Path:
         png = self.cdp.call("Page.captureScreenshot", format="png")
         path.write_bytes(base64.b64decode(png["data"]))

@@ -55,10 +55,14 @@ def test_task_page_renders_record_suggestions_and_search(
         text = b.open(_task_page(review_ws, "ui", "r05"), expect)
         missing = [e for e in expect if e not in text]
         nodes = b.search_taxonomy("nurse")
+        # groups carry their SOC titles, so the search stops at the first group that matches
+        # ("29-1141 Registered Nurses", the 6-digit SOC); opening it shows the O*NET codes
+        assert "29-1141 Registered Nurses" in nodes, nodes
+        nodes = b.expand_taxonomy_node("29-1141 Registered Nurses")
         shot = b.screenshot(tmp_path / "review-task.png")
         _keep(shot)
         assert not missing, f"not on the page: {missing}; screenshot {shot}"
-        assert "29-1141.00 Registered Nurses" in nodes, nodes
+        assert "29-1141.00 Registered Nurses" in nodes, f"{nodes}; screenshot {shot}"
 
 
 @pytest.mark.shared_data
