@@ -72,37 +72,53 @@ def held(coder: Any, embedder: Any, voting: pd.DataFrame, records: list[JobRecor
     return HeldOut(p, found, exact, np.asarray([pos[str(c)] for c in gold_codes]), voter)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--home", required=True)
-    ap.add_argument("--recipe", default="esco-history-head")
-    ap.add_argument("--coder", choices=("model", "retrieval", "tuned-retrieval"), default="model")
-    args = ap.parse_args()
-    ws = Workspace.resolve(args.home)
-    model_dir = Path(args.home) / "models" / args.recipe
-    tuned = args.coder != "retrieval"
+def held_out_and_dev(
+    home: str, recipe: str, coder_kind: str
+) -> tuple[HeldOut, HeldOut, pd.DataFrame, pd.DataFrame]:
+    """``(held-out titles, dev, the examples voting for the held-out titles, every stored
+    example)`` for one coder of the ``examples_esco.py`` workspace at ``home``, held out as
+    `examples fit` holds them out."""
+    ws = Workspace.resolve(home)
+    model_dir = Path(home) / "models" / recipe
+    tuned = coder_kind != "retrieval"
     settings = load_settings(overrides=[
         'taxonomy.default="esco"', 'index.kinds=["title","alt_title"]', "examples.enabled=false",
         *([f'embedder.model="{model_dir / "embedder"}"'] if tuned else []),
     ])  # fmt: skip
-    coder = load_coder(settings, ws, model=str(model_dir) if args.coder == "model" else "retrieval",
+    coder = load_coder(settings, ws, model=str(model_dir) if coder_kind == "model" else "retrieval",
                        taxonomy_name="esco")  # fmt: skip
     embedder = make_embedder(settings, ws)
     table = ExampleStore.of(ws, "esco").table()
     classes = {str(c) for c in coder.predictor.classes_}
     known = table[table["code"].astype(str).isin(classes)].reset_index(drop=True)
-    if args.coder == "model":
+    if coder_kind == "model":
         pos = untrained_rows(known, coder.metadata["examples"]["untrained_keys"], rows=2000, seed=0)
     else:
         pos = held_out_rows(known, rows=2000, share=0.2, seed=0)
     out = known.iloc[pos]
-    fit = held(coder, embedder, known.drop(index=known.index[pos]),
+    voting = known.drop(index=known.index[pos])
+    fit = held(coder, embedder, voting,
                [JobRecord(str(t), str(d)) for t, d in zip(out["title"], out["description"],
                                                           strict=True)],
                out["code"])  # fmt: skip
     dev_df, _ = split(DATA / "jobbert_validation" / "titles.csv", load_taxonomy(ws, "esco"), 18,
                       0.25, 0)  # fmt: skip
     dev = held(coder, embedder, known, as_records(dev_df[["title"]]), dev_df["code"])
+    return fit, dev, voting, known
+
+
+def coder_args(doc: str | None) -> argparse.Namespace:
+    """``--home``, ``--recipe`` and ``--coder`` of a study over one coder of the workspace."""
+    ap = argparse.ArgumentParser(description=(doc or "").split("\n")[0])
+    ap.add_argument("--home", required=True)
+    ap.add_argument("--recipe", default="esco-history-head")
+    ap.add_argument("--coder", choices=("model", "retrieval", "tuned-retrieval"), default="model")
+    return ap.parse_args()
+
+
+def main() -> None:
+    args = coder_args(__doc__)
+    fit, dev, _, _ = held_out_and_dev(args.home, args.recipe, args.coder)
 
     def scores(h: HeldOut, p: np.ndarray) -> tuple[float, float, float]:
         hit1, hit5 = ranks(p, h.gold)

@@ -15,7 +15,6 @@ chosen on the held-out titles by top-1 + top-5, as ``examples fit`` chooses, and
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import sys
 from pathlib import Path
@@ -24,18 +23,11 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from examples_esco import DATA, split
-from examples_fit_rules import held
+from examples_fit_rules import coder_args, held_out_and_dev
 
-from autocoder.coding.loaded import load_coder, make_embedder
-from autocoder.config import load_settings
-from autocoder.examples.fit import HeldOut, held_out_rows, ranks, untrained_rows
-from autocoder.examples.store import ExampleStore
+from autocoder.examples.fit import HeldOut, ranks
 from autocoder.examples.vote import blend
 from autocoder.metrics import expected_calibration_error
-from autocoder.records import JobRecord, as_records
-from autocoder.taxonomy.store import load_taxonomy
-from autocoder.workspace import Workspace
 
 VOTES = {"exact_weight": 0.8, "exact_trust": 0.95, "neighbours": 40, "temperature": 0.1,
          "min_similarity": 0.0}  # fmt: skip  # what `examples fit` chose for every coder
@@ -58,35 +50,8 @@ def shifted(p: np.ndarray, pi: np.ndarray, alpha: float) -> np.ndarray:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--home", required=True)
-    ap.add_argument("--recipe", default="esco-history-head")
-    ap.add_argument("--coder", choices=("model", "retrieval", "tuned-retrieval"), default="model")
-    args = ap.parse_args()
-    ws = Workspace.resolve(args.home)
-    model_dir = Path(args.home) / "models" / args.recipe
-    tuned = args.coder != "retrieval"
-    settings = load_settings(overrides=[
-        'taxonomy.default="esco"', 'index.kinds=["title","alt_title"]', "examples.enabled=false",
-        *([f'embedder.model="{model_dir / "embedder"}"'] if tuned else []),
-    ])  # fmt: skip
-    coder = load_coder(settings, ws, model=str(model_dir) if args.coder == "model" else "retrieval",
-                       taxonomy_name="esco")  # fmt: skip
-    embedder = make_embedder(settings, ws)
-    table = ExampleStore.of(ws, "esco").table()
-    known_classes = {str(c) for c in coder.predictor.classes_}
-    known = table[table["code"].astype(str).isin(known_classes)].reset_index(drop=True)
-    if args.coder == "model":
-        pos = untrained_rows(known, coder.metadata["examples"]["untrained_keys"], rows=2000, seed=0)
-    else:
-        pos = held_out_rows(known, rows=2000, share=0.2, seed=0)
-    out, voting = known.iloc[pos], known.drop(index=known.index[pos])
-    records = [JobRecord(str(t), str(d)) for t, d in zip(out["title"], out["description"],
-                                                         strict=True)]  # fmt: skip
-    fit = held(coder, embedder, voting, records, out["code"])
-    dev_df, _ = split(DATA / "jobbert_validation" / "titles.csv", load_taxonomy(ws, "esco"), 18,
-                      0.25, 0)  # fmt: skip
-    dev = held(coder, embedder, known, as_records(dev_df[["title"]]), dev_df["code"])
+    args = coder_args(__doc__)
+    fit, dev, voting, known = held_out_and_dev(args.home, args.recipe, args.coder)
     classes = [str(c) for c in fit.voter.classes_]
     ex_fit, ex_dev = fit.p_examples(VOTES), dev.p_examples(VOTES)
 
