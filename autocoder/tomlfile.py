@@ -4,8 +4,8 @@
 over the defaults, a recipe over its ``base``), ``apply_overrides`` sets dotted keys in the
 parsed dict, and ``load_toml_model`` reads, overrides and validates the result with a pydantic
 model; every failure is raised as the caller's own error class (``RecipeError``, ``ConfigError``,
-...). ``dump_toml``
-writes a settings-shaped dict (scalars and lists, one table per section) back as TOML.
+...). ``dump_toml`` writes a settings-shaped dict (scalars and lists, one table per section)
+back as TOML.
 """
 
 from __future__ import annotations

@@ -287,7 +287,8 @@ def read_recipe_table(path: Path, *, chain: tuple[Path, ...] = ()) -> dict[str, 
     """The parsed recipe at ``path`` with its ``base`` resolved: a recipe may start with
     ``base = "classifier"`` (a packaged recipe's name, or a TOML path relative to its folder) and
     then give its own ``name`` and ``description`` and only what differs; its tables are merged
-    key by key over the base's (``tomlfile.deep_merge``), recursively. A cycle of bases is an error naming the chain."""
+    key by key over the base's (``tomlfile.deep_merge``), recursively. A cycle of bases is an
+    error naming the chain."""
     here = path.resolve()
     if here in chain:
         names = " -> ".join(p.name for p in (*chain, here))

@@ -59,6 +59,11 @@ class _CDP:
                 return dict(msg.get("result", {}))
 
 
+#: The taxonomy dropdown's tree nodes shown, and the JS expression for their texts.
+TREE_NODE_ELEMENTS = "document.querySelectorAll('.ant-select-tree-treenode')"
+TREE_NODES = f"Array.from({TREE_NODE_ELEMENTS}).map(e => e.innerText)"
+
+
 class Browser:
     """Headless Chromium with a Label Studio session cookie (``with Browser(url, cookie) as b``)."""
 
@@ -143,8 +148,7 @@ class Browser:
                 self.js(f"{box}.focus(); {box}.select()")
                 self.cdp.call("Input.insertText", text=query)
             nodes = self.wait_for(
-                "Array.from(document.querySelectorAll('.ant-select-tree-treenode'))"
-                ".map(e => e.innerText)",
+                TREE_NODES,
                 lambda v: bool(v) and any(query.lower() in x.lower() for x in v),
                 10,
             )
@@ -156,7 +160,7 @@ class Browser:
         """Open the shown tree node whose text is ``title`` (the dropdown of ``search_taxonomy``
         is open); the nodes shown then."""
         click = (
-            "(() => { const n = Array.from(document.querySelectorAll('.ant-select-tree-treenode'))"
+            f"(() => {{ const n = Array.from({TREE_NODE_ELEMENTS})"
             f".find(e => e.innerText.trim() === {json.dumps(title)}); "
             "const s = n && n.querySelector('.ant-select-tree-switcher'); "
             "if (s) { s.dispatchEvent(new MouseEvent('mousedown', {bubbles: true})); s.click(); }"
@@ -169,8 +173,7 @@ class Browser:
             return title in texts and texts.index(title) < len(texts) - 1
 
         shown = self.wait_for(
-            "Array.from(document.querySelectorAll('.ant-select-tree-treenode'))"
-            ".map(e => e.innerText)",
+            TREE_NODES,
             opened,
             10,
         )
