@@ -273,6 +273,8 @@ def code_cmd(
         typer.secho(f"note: {summary.note}", fg=typer.colors.YELLOW, err=True)
     _echo_json(summary.to_dict())
     if summary.calibration:  # the Ray engine does not report it
+        from autocoder.coding.trust import describe_thresholds
+
         typer.echo(describe_thresholds(summary.calibration), err=True)
     if summary.all_failed:
         _fail(f"every record failed: {summary.errors}", FAULT)
@@ -310,23 +312,6 @@ def eval_cmd(
         _fail(str(exc))
     _echo_json({k: v for k, v in result.metrics.items() if not isinstance(v, (dict, list))})
     typer.echo(f"report: {output / 'report.md'}")
-
-
-def describe_thresholds(calibration: dict) -> str:
-    """One line per level: the threshold in use and the precision it was fitted to."""
-    if not calibration.get("target_precision"):
-        kind = "calibrated" if calibration.get("calibrated") else "uncalibrated"
-        return f"threshold {calibration.get('threshold')} on the {kind} confidence"
-    lines = [f"target precision {calibration['target_precision']}:"]
-    for lv in calibration["levels"]:
-        if lv["threshold"] is None:
-            lines.append(f"  {lv['level']}: never assigned (no threshold reaches the target)")
-        else:
-            lines.append(
-                f"  {lv['level']}: threshold {lv['threshold']:.4f}, fitted precision "
-                f"{lv['precision']:.3f} on {lv['share']:.1%} of the calibration rows"
-            )
-    return "\n".join(lines)
 
 
 @app.command("quickstart")

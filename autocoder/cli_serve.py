@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 import typer
@@ -24,6 +25,13 @@ def serve_cmd(
     workers: Annotated[
         int | None, typer.Option(min=1, help="Worker processes (default serve.workers).")
     ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Model directory, `pretrained` (the packaged model) or `retrieval` "
+            "(default coder.model), as for `autocoder code --model`."
+        ),
+    ] = None,
 ) -> None:
     """Serve /v1/code, /v1/jobs, /v1/codes, /v1/search, /v1/review, /healthz, /readyz, /metrics.
 
@@ -33,9 +41,10 @@ def serve_cmd(
     from autocoder.service.run import ServeError, serve
 
     given = {"host": host, "port": port, "workers": workers}
-    overrides = [f"serve.{k}={v!r}" if k == "host" else f"serve.{k}={v}"
-                 for k, v in given.items() if v is not None]  # fmt: skip
-    settings, ws = settings_from(ctx, [o.replace("'", '"') for o in overrides])
+    overrides = [f"serve.{k}={json.dumps(v)}" for k, v in given.items() if v is not None]
+    if model is not None:
+        overrides.append(f"coder.model={json.dumps(model)}")
+    settings, ws = settings_from(ctx, overrides)
     state: dict[str, Any] = ctx.find_root().obj or {}
     config = state.get("config")
     try:

@@ -336,7 +336,12 @@ class BatchCoder:
     columns (computed in the same pass, once per distinct record)."""
 
     def __init__(
-        self, coder: LoadedCoder, options: CoderConfig, extra: ExtraColumns | None = None
+        self,
+        coder: LoadedCoder,
+        options: CoderConfig,
+        extra: ExtraColumns | None = None,
+        *,
+        warned_descriptions: bool = False,
     ) -> None:
         self.predictor = coder.predictor
         self.labels = coder.labels
@@ -350,7 +355,8 @@ class BatchCoder:
         self.extra = extra
         self.extra_values: dict[JobRecord, tuple[str, ...]] = {}
         self.predicted = 0
-        self.warned_descriptions = False
+        #: the description warning was given (a service worker passes it on between passes)
+        self.warned_descriptions = warned_descriptions
 
     def _warn_descriptions(self, records: list[JobRecord]) -> None:
         """Once a job: records with a description coded with a calibration, which

@@ -625,3 +625,21 @@ def coder_assigner(coder: LoadedCoder, options: CoderConfig) -> Assigner:
         trust=sidecar,
         segments=options.segment_titles,
     )
+
+
+def describe_thresholds(calibration: Mapping[str, Any]) -> str:
+    """``Assigner.describe()`` as text: one line per level, the threshold in use and the
+    precision it was fitted to."""
+    if not calibration.get("target_precision"):
+        kind = "calibrated" if calibration.get("calibrated") else "uncalibrated"
+        return f"threshold {calibration.get('threshold')} on the {kind} confidence"
+    lines = [f"target precision {calibration['target_precision']}:"]
+    for lv in calibration["levels"]:
+        if lv["threshold"] is None:
+            lines.append(f"  {lv['level']}: never assigned (no threshold reaches the target)")
+        else:
+            lines.append(
+                f"  {lv['level']}: threshold {lv['threshold']:.4f}, fitted precision "
+                f"{lv['precision']:.3f} on {lv['share']:.1%} of the calibration rows"
+            )
+    return "\n".join(lines)

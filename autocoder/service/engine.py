@@ -1,7 +1,7 @@
 """The coder a worker loads once, and the micro-batcher in front of it.
 
 ``load_service_coder`` is ``autocoder.coding.load_coder`` (what ``autocoder code`` uses) with a
-warm-up; ``code_tables`` gives, for each in-memory table, the exact rows ``autocoder code``
+warm-up; ``code_pass`` gives, for each in-memory table, the exact rows ``autocoder code``
 writes (``autocoder.coding.batch``: each table validated on its own by a ``BatchReader``, all
 of them predicted by one ``BatchCoder`` pass). Every model pass of a worker runs in its one
 model thread (``MicroBatcher``): records of requests that arrive within
@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from autocoder.coding.batch import BatchCoder, BatchReader, ranked
-from autocoder.coding.loaded import LoadedCoder, load_coder
+from autocoder.coding.loaded import PRETRAINED, LoadedCoder, load_coder, pretrained_dir
+from autocoder.coding.trust import coder_assigner
 from autocoder.config import CoderConfig, Settings
 from autocoder.index import index_in_use
 from autocoder.records import JobRecord
@@ -43,16 +44,44 @@ def load_service_coder(settings: Settings, ws: Workspace) -> LoadedCoder:
     return coder
 
 
-def code_tables(
-    coder: LoadedCoder, frames: list[pd.DataFrame], options: CoderConfig
-) -> list[pd.DataFrame]:
+def describe_coder(coder: LoadedCoder, options: CoderConfig) -> dict[str, Any]:
+    """What a worker codes with, for clients and the log: the model (``pretrained``, the
+    model directory's name, or ``retrieval``; never a machine path), the taxonomy and the
+    index version, and how statuses are decided (``Assigner.describe()``: the target
+    precision and each level's fitted threshold, or the bare threshold and whether the
+    confidence is calibrated), as a batch job's summary reports it."""
+    if coder.model_dir is None:
+        model = "retrieval"
+    elif coder.model_dir.resolve() == pretrained_dir().resolve():
+        model = PRETRAINED
+    else:
+        model = coder.model_dir.name
+    taxonomy = coder.taxonomy
+    return {
+        "model": model,
+        "taxonomy": f"{taxonomy.name} {taxonomy.version}" if taxonomy is not None else "",
+        "index_version": coder.index_version,
+        "calibration": coder_assigner(coder, options).describe(),
+    }
+
+
+def code_pass(
+    coder: LoadedCoder,
+    frames: list[pd.DataFrame],
+    options: CoderConfig,
+    *,
+    warned_descriptions: bool = False,
+) -> tuple[list[pd.DataFrame], bool]:
     """The output rows of ``autocoder code`` for each table (rows numbered from 0, ids checked
-    within the table), all in one model pass."""
+    within the table), all in one model pass; and whether the description warning has been
+    given (by this pass or, ``warned_descriptions``, an earlier one: a worker logs it once,
+    not once per pass)."""
     pending = [
         BatchReader(options, source=f"request {b + 1}").pending(frame.copy(), b, 0)
         for b, frame in enumerate(frames)
     ]
-    return BatchCoder(coder, options).code(pending)
+    batch = BatchCoder(coder, options, warned_descriptions=warned_descriptions)
+    return batch.code(pending), batch.warned_descriptions
 
 
 def search(coder: LoadedCoder, text: str, k: int) -> list[dict[str, Any]]:

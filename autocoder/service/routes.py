@@ -91,17 +91,22 @@ def table_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
 @router.post("/v1/code", tags=["coding"])
 async def code(body: CodeRequest, request: Request, caller: Caller) -> dict[str, Any]:
     """Code up to ``serve.max_records`` records: one result per record, with the columns and
-    statuses of ``autocoder code`` (coded, review, error:<reason>)."""
+    statuses of ``autocoder code`` (coded, partial, review, error:<reason>), and how the
+    statuses were decided (``calibration``, as a batch job's summary gives it)."""
     state = state_of(request)
     limit = state.settings.serve.max_records
     if len(body.records) > limit:
         raise HTTPException(413, f"{len(body.records)} records; at most {limit} per request")
     coder = await ensure_coder(state)
+    answer = {
+        "index_version": coder.index_version,
+        "calibration": state.slot.description["calibration"],
+    }
     if not body.records:
-        return {"index_version": coder.index_version, "results": []}
+        return {**answer, "results": []}
     table = await state.batcher.submit(records_frame(body.records, state.settings.coder))
     state.metrics.observe_statuses(table["status"].tolist())
-    return {"index_version": coder.index_version, "results": table_rows(table)}
+    return {**answer, "results": table_rows(table)}
 
 
 @router.get("/v1/codes/{code}", tags=["taxonomy"])

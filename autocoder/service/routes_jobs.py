@@ -144,8 +144,12 @@ async def _checks(state: ServiceState) -> dict[str, str]:
 
 @router.get("/readyz", tags=["probes"], response_model=None)
 async def readyz(request: Request) -> JSONResponse:
-    """200 when the model and index are loaded and the configured Chroma server answers."""
-    checks = await _checks(state_of(request))
+    """200 when the model and index are loaded and the configured Chroma server answers; then
+    ``coder`` says what codes the records (model, taxonomy, index, how statuses are decided)."""
+    state = state_of(request)
+    checks = await _checks(state)
     ready = not any(checks.values())
-    body = {"ready": ready, "checks": {k: v or "ok" for k, v in checks.items()}}
+    body: dict[str, Any] = {"ready": ready, "checks": {k: v or "ok" for k, v in checks.items()}}
+    if ready:
+        body["coder"] = state.slot.description
     return JSONResponse(body, status_code=200 if ready else 503)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
+import pandas as pd
 from fastapi import HTTPException, Request
 
 from autocoder.coding.loaded import LoadedCoder
 from autocoder.config import Settings
 from autocoder.index import IndexConnectionError, IndexNotBuiltError
-from autocoder.service.engine import MicroBatcher, code_tables, load_service_coder
+from autocoder.service.engine import MicroBatcher, code_pass, describe_coder, load_service_coder
 from autocoder.service.jobs import JobRunner, JobStore
 from autocoder.service.keys import KeyStore
 from autocoder.service.limits import RateLimiter
@@ -29,11 +31,24 @@ class CoderSlot:
         self.settings = settings
         self.ws = ws
         self.coder: LoadedCoder | None = None
+        #: ``describe_coder`` of the loaded coder ({} until it loads)
+        self.description: dict[str, Any] = {}
         self.error = ""
+        self.warned_descriptions = False
+
+    def code(self, frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
+        """One model pass over the tables (``code_pass``); the worker logs the description
+        warning once."""
+        tables, self.warned_descriptions = code_pass(
+            self.load(), frames, self.settings.coder, warned_descriptions=self.warned_descriptions
+        )
+        return tables
 
     def load(self) -> LoadedCoder:
         if self.coder is None:
-            self.coder = load_service_coder(self.settings, self.ws)
+            coder = load_service_coder(self.settings, self.ws)
+            self.description = describe_coder(coder, self.settings.coder)
+            self.coder = coder
             self.error = ""
         return self.coder
 
@@ -87,7 +102,7 @@ def build_state(settings: Settings, ws: Workspace, *, public: bool, workers: int
         executor=executor,
         slot=slot,
         batcher=MicroBatcher(
-            lambda frames: code_tables(slot.load(), frames, settings.coder),
+            slot.code,
             executor,
             window_s=cfg.batch_window_ms / 1000,
             max_records=cfg.max_batch_records,

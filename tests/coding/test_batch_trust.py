@@ -10,7 +10,6 @@ import pytest
 
 from autocoder import api
 from autocoder.classify.model import EmbeddingClassifier
-from autocoder.cli import describe_thresholds
 from autocoder.coding import trust as tr
 from autocoder.coding.batch import CodingSummary, code_file, code_frame
 from autocoder.coding.loaded import LoadedCoder
@@ -19,6 +18,7 @@ from autocoder.coding.retrieval import RetrievalCoder
 from autocoder.config import CoderConfig, ConfigError, load_settings
 from autocoder.index import MemoryIndex
 from autocoder.records import JobRecord
+from autocoder.service.engine import code_pass
 from autocoder.workspace import Workspace
 from tests.fakes import HashingEmbedder, mini_taxonomy
 
@@ -100,7 +100,7 @@ def test_output_contract_for_each_status(tmp_path: Path) -> None:
     summary, df = _code(tmp_path, coder, options, "out.csv")
     assert summary.calibration["target_precision"] == 0.9
     assert [lv["level"] for lv in summary.calibration["levels"]] == ["occupation", "major"]
-    assert "target precision 0.9" in describe_thresholds(summary.calibration)
+    assert "target precision 0.9" in tr.describe_thresholds(summary.calibration)
     assert len(df) == 6 and df["code_1"].iloc[:5].ne("").all()  # every row keeps its codes
     for _, row in df.iterrows():
         if row["status"] == "coded":
@@ -140,6 +140,15 @@ def test_records_with_a_description_are_said_to_be_outside_the_calibration(
     assert caplog.text.count("fitted on titles alone") == 1
     assert "records with a description (2 of the 3 in this pass)" in caplog.text
     assert len(out) == 3  # coded all the same
+    # a service worker codes pass after pass: it says so once, not once per pass
+    caplog.clear()
+    options, warned = CoderConfig(target_precision=0.9), False
+    with caplog.at_level("WARNING", logger="autocoder.coding.batch"):
+        for _ in range(3):
+            tables, warned = code_pass(calibrated, [df, df.iloc[:1]], options,
+                                       warned_descriptions=warned)  # fmt: skip
+            assert [len(t) for t in tables] == [3, 1]
+    assert warned and caplog.text.count("fitted on titles alone") == 1
 
 
 def test_bare_threshold_on_the_calibrated_confidence(tmp_path: Path) -> None:

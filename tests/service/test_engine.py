@@ -9,9 +9,19 @@ import pytest
 
 from autocoder import api
 from autocoder.coding.batch import code_frame
+from autocoder.coding.loaded import LoadedCoder, pretrained_dir
+from autocoder.coding.retrieval import RetrievalCoder
 from autocoder.config import load_settings
-from autocoder.service.engine import MicroBatcher, code_tables, load_service_coder, search
+from autocoder.index import MemoryIndex
+from autocoder.service.engine import (
+    MicroBatcher,
+    code_pass,
+    describe_coder,
+    load_service_coder,
+    search,
+)
 from autocoder.workspace import Workspace
+from tests.fakes import HashingEmbedder, mini_taxonomy
 
 TITLES = [
     "Staff Nurse", "RN - night shift, ICU", "Senior Software Engineer (Python, Go)",
@@ -33,6 +43,27 @@ def coder(tmp_path_factory: pytest.TempPathFactory, fixtures_dir: Path):  # type
 OPTS = load_settings().coder
 
 
+def test_describe_coder_names_model_never_a_path(tmp_path: Path) -> None:
+    tax, embedder = mini_taxonomy(), HashingEmbedder(32)
+    index = MemoryIndex()
+    index.build(tax, embedder)
+    retrieval = RetrievalCoder(index, embedder, classes=tax.leaf_codes(), top_k=5).fit()
+    alone = LoadedCoder.from_predictor(retrieval, taxonomy=tax, index_version="ix:v1")
+    about = describe_coder(alone, OPTS.model_copy(update={"threshold": 0.6}))
+    assert about == {
+        "model": "retrieval",
+        "taxonomy": f"{tax.name} {tax.version}",
+        "index_version": "ix:v1",
+        "calibration": {"calibrated": False, "threshold": 0.6},
+    }
+    office = LoadedCoder.from_predictor(retrieval, taxonomy=tax, model_dir=tmp_path / "office-v2")
+    assert describe_coder(office, OPTS)["model"] == "office-v2"
+    packaged = LoadedCoder.from_predictor(
+        retrieval, taxonomy=tax, model_dir=pretrained_dir(), calibration=None
+    )
+    assert describe_coder(packaged, OPTS)["model"] == "pretrained"
+
+
 def frame(ids: list[int]) -> pd.DataFrame:
     return pd.DataFrame({"id": [f"r{i}" for i in ids], "title": [TITLES[i] for i in ids]})
 
@@ -41,8 +72,8 @@ def frame(ids: list[int]) -> pd.DataFrame:
 def test_batch_independent(coder) -> None:  # type: ignore[no-untyped-def]
     """A record's row is the same alone, in a mixed pass of many requests, and repeated."""
     n = len(TITLES)
-    alone = pd.concat([code_tables(coder, [frame([i])], OPTS)[0] for i in range(n)])
-    mixed = code_tables(coder, [frame(list(range(n))), frame([3, 1]), frame([0] * 3)], OPTS)
+    alone = pd.concat([code_pass(coder, [frame([i])], OPTS)[0][0] for i in range(n)])
+    mixed, _ = code_pass(coder, [frame(list(range(n))), frame([3, 1]), frame([0] * 3)], OPTS)
     together = mixed[0]
     cols = [c for c in together.columns if c != "row"]
     pd.testing.assert_frame_equal(

@@ -4,6 +4,7 @@ import pytest
 from typer.testing import CliRunner
 
 from autocoder.cli import app
+from autocoder.config import Settings, load_settings
 from autocoder.service.keys import KeyStore
 from autocoder.service.run import ServeError, check_bind, is_loopback
 from autocoder.workspace import Workspace
@@ -38,3 +39,21 @@ def test_cli_refuses_and_manages_keys(tmp_path: Path, monkeypatch: pytest.Monkey
     assert KeyStore.of(Workspace.resolve(tmp_path)).check(key) is None
     again = runner.invoke(app, ["serve", "keys", "revoke", "survey"])
     assert again.exit_code == 2 and "no active key" in again.output
+
+
+def test_cli_model_reaches_every_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``serve --model`` is ``coder.model`` for the parent and in the overrides each worker
+    process builds its settings from."""
+    monkeypatch.setenv("AUTOCODER_HOME", str(tmp_path))
+    seen: dict[str, object] = {}
+
+    def fake_serve(settings: Settings, ws: Workspace, *, config: str | None,
+                   overrides: list[str]) -> None:  # fmt: skip
+        seen.update(model=settings.coder.model, overrides=overrides)
+
+    monkeypatch.setattr("autocoder.service.run.serve", fake_serve)
+    done = CliRunner().invoke(app, ["serve", "--model", "models/it's mine", "--port", "8765"])
+    assert done.exit_code == 0, done.output
+    assert seen["model"] == "models/it's mine"
+    worker = load_settings(overrides=seen["overrides"])  # type: ignore[arg-type]
+    assert worker.coder.model == "models/it's mine" and worker.serve.port == 8765

@@ -89,6 +89,8 @@ def test_code_matches_cli(server: Server, home: Path, keys: dict[str, str]) -> N
     assert set(got["status"]) >= {"coded", "error:empty_text", "error:duplicate_id",
                                   "error:missing_id"}  # fmt: skip
     assert got.loc[0, "code_1"] == "29-1141.00"
+    # how the statuses were decided, as a batch job's summary says it
+    assert answer.json()["calibration"] == {"calibrated": False, "threshold": 0.5}
 
 
 def test_concurrent_requests_same_rows(server: Server, keys: dict[str, str]) -> None:
@@ -143,7 +145,12 @@ def test_codes_search_probes_metrics(server: Server, keys: dict[str, str]) -> No
                       headers=headers, timeout=60).json()  # fmt: skip
     assert [r["code"] for r in found["results"]][0] == "29-1141.00"
     assert httpx.get(f"{server.url}/healthz").status_code == 200
-    assert httpx.get(f"{server.url}/readyz").json()["ready"] is True
+    ready = httpx.get(f"{server.url}/readyz").json()
+    assert ready["ready"] is True
+    # what codes the records: retrieval alone, uncalibrated, at the bare threshold
+    assert ready["coder"]["model"] == "retrieval" and ready["coder"]["taxonomy"] == "onet mini"
+    assert ready["coder"]["calibration"] == {"calibrated": False, "threshold": 0.5}
+    assert "coding onet mini with retrieval" in server.log.read_text()
     assert "/v1/code" in httpx.get(f"{server.url}/openapi.json").json()["paths"]
     assert httpx.get(f"{server.url}/docs").status_code == 200
     metrics = httpx.get(f"{server.url}/metrics").text
