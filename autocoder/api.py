@@ -9,6 +9,7 @@ modules below, which never read settings themselves. The coder comes from one fa
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,7 +163,7 @@ def code(
     ``threshold`` is a bare threshold instead. ``skills`` > 0 adds each record's top ESCO skills
     (``skills``, ``skill_uris``; local engine, needs an imported ESCO taxonomy with skills)."""
     from autocoder.coding.batch import check_paths, code_file
-    from autocoder.coding.trust import SIDECAR, coder_assigner
+    from autocoder.coding.trust import SIDECAR, coder_assigner, uncalibrated_note
 
     if engine not in ("local", "ray"):
         raise ConfigError(f"unknown engine {engine!r}; use 'local' or 'ray'")
@@ -185,6 +186,8 @@ def code(
                 "directory, or for retrieval alone one in the workspace): run `autocoder "
                 "calibrate FILE --model MODEL|retrieval` on labeled real titles, or use --threshold"
             )
+        if note := uncalibrated_note(coder, options):
+            logging.getLogger(__name__).warning("%s", note)
         if engine == "ray":
             from autocoder.coding.engine_ray import RayOptions, code_file_ray
 
@@ -313,7 +316,6 @@ def train(
 ) -> Path:
     """``autocoder train``: the recipe's model, with its mixture with retrieval fitted over the
     workspace index (``classify.mixture``) when the index is built."""
-    import logging
 
     from autocoder.classify.recipe import load_recipe, load_recipe_taxonomy, train_from_recipe
 
@@ -379,8 +381,6 @@ def fit_examples(
     untrained = trained_on.get("untrained_keys") if trained_on.get("enabled") else None
     retrained = coder.metadata.get("retrain_examples", {}).get("enabled")
     if untrained is None and (trained_on.get("enabled") or retrained):
-        import logging
-
         logging.getLogger(__name__).warning(
             "%s trained on the examples store but does not record the titles it never trained "
             "on (trained by an older autocoder, or retrained on the store from a model that "
@@ -587,7 +587,6 @@ def refit_examples_for(
     coder, and a new model is another), held out as the latest fit was (``rows``, ``share``,
     ``seed``). None, logged, when the store has no fit, too few
     examples or no index to fit against."""
-    import logging
 
     from autocoder.examples.fit import latest_fit
     from autocoder.examples.store import ExampleStore

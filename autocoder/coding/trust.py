@@ -23,7 +23,7 @@ import numpy as np
 from autocoder import segments as seg
 from autocoder.coding import calibration as cal
 from autocoder.coding.examples import WithExamples
-from autocoder.coding.loaded import CALIBRATION_FORMAT, SIDECAR, LoadedCoder
+from autocoder.coding.loaded import CALIBRATION_FORMAT, SIDECAR, LoadedCoder, pretrained_fits
 from autocoder.coding.mixture import CombinedPredictor, mix
 from autocoder.coding.retrieval import RetrievalCoder
 from autocoder.config import CoderConfig
@@ -604,6 +604,23 @@ class Assigner:
                 {"level": name, **fit} for (name, _), fit in zip(self.levels, fitted, strict=True)
             ],
         }
+
+
+def uncalibrated_note(coder: LoadedCoder, options: CoderConfig) -> str:
+    """Why the configured ``options.target_precision`` does not apply to ``coder`` (it has no
+    calibration, so rows are coded at the bare ``options.threshold`` on the top probability),
+    or "" when it applies or none is configured."""
+    if options.target_precision is None or coder_assigner(coder, options).trust is not None:
+        return ""
+    what = "retrieval alone" if coder.model_dir is None else "this model"
+    packaged = coder.taxonomy is not None and pretrained_fits(coder.taxonomy)
+    return (
+        f"coder.target_precision {options.target_precision} does not apply: {what} has no "
+        f"calibration, so `coded` means only a top probability >= {options.threshold}, with no "
+        "partial codes; fit one with `autocoder calibrate FILE --model MODEL|retrieval` on "
+        "labeled real titles"
+        + (", or code with `--model pretrained` (calibrated)" if packaged else "")
+    )
 
 
 def coder_assigner(coder: LoadedCoder, options: CoderConfig) -> Assigner:

@@ -151,6 +151,19 @@ def test_records_with_a_description_are_said_to_be_outside_the_calibration(
     assert warned and caplog.text.count("fitted on titles alone") == 1
 
 
+def test_a_target_precision_that_cannot_apply_is_said(tmp_path: Path) -> None:
+    predictor = _predictor()
+    plain = _loaded(predictor, tmp_path / "plain")
+    note = tr.uncalibrated_note(plain, CoderConfig(target_precision=0.95, threshold=0.4))
+    assert "target_precision 0.95 does not apply: this model has no calibration" in note
+    assert "top probability >= 0.4" in note
+    assert "--model pretrained" not in note  # the packaged model codes O*NET 29.2, not this
+    assert tr.uncalibrated_note(plain, CoderConfig(target_precision=None)) == ""
+    _calibrate(predictor, tmp_path / "model")
+    calibrated = _loaded(predictor, tmp_path / "model")
+    assert tr.uncalibrated_note(calibrated, CoderConfig(target_precision=0.95)) == ""
+
+
 def test_bare_threshold_on_the_calibrated_confidence(tmp_path: Path) -> None:
     predictor = _predictor()
     _calibrate(predictor, tmp_path / "model")

@@ -151,6 +151,7 @@ def test_codes_search_probes_metrics(server: Server, keys: dict[str, str]) -> No
     assert ready["coder"]["model"] == "retrieval" and ready["coder"]["taxonomy"] == "onet mini"
     assert ready["coder"]["calibration"] == {"calibrated": False, "threshold": 0.5}
     assert "coding onet mini with retrieval" in server.log.read_text()
+    assert "target_precision 0.95 does not apply: retrieval alone" in server.log.read_text()
     assert "/v1/code" in httpx.get(f"{server.url}/openapi.json").json()["paths"]
     assert httpx.get(f"{server.url}/docs").status_code == 200
     metrics = httpx.get(f"{server.url}/metrics").text
