@@ -20,7 +20,7 @@ import pandas as pd
 
 from autocoder import api
 from autocoder.config import load_settings
-from autocoder.service.engine import code_tables, load_service_coder
+from autocoder.service.engine import code_pass, load_service_coder
 from autocoder.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +54,7 @@ def main() -> None:
         start = 0
         warm = requests(titles, start, args.requests, rng)  # every encoder shape run once first
         start += sum(len(f) for f in warm)
-        code_tables(coder, warm, settings.coder)
+        code_pass(coder, warm, settings.coder)
         cases = (("one table, one pass", 0), ("passes of 16 requests", 16),
                  (f"{args.requests} requests, one pass", args.requests))  # fmt: skip
         for round_ in range(args.rounds):
@@ -74,7 +74,7 @@ def run_case(coder, options, titles, start, n_requests, size, rng, name):  # typ
         size = 1
     wall, cpu = time.perf_counter(), time.process_time()
     for k in range(0, len(frames), size):
-        code_tables(coder, frames[k : k + size], options)
+        code_pass(coder, frames[k : k + size], options)
     n = sum(len(f) for f in frames)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     print(f"{name:28s} {n:5d} records  wall {wall:6.1f} s  cpu {cpu:6.1f} s  "

@@ -612,13 +612,23 @@ def uncalibrated_note(coder: LoadedCoder, options: CoderConfig) -> str:
     or "" when it applies or none is configured."""
     if options.target_precision is None or coder_assigner(coder, options).trust is not None:
         return ""
+    outcome = (
+        f"so `coded` means only a top probability >= {options.threshold}, with no partial codes"
+    )
+    if coder.calibration is not None:  # a sidecar, but the coder is not mixed with retrieval
+        return (
+            f"coder.target_precision {options.target_precision} does not apply: this model's "
+            f"calibration is for it mixed with retrieval and it is coded alone, {outcome}; "
+            "code it mixed with retrieval (`coder.retrieval_weight` unset or > 0)"
+        )
     what = "retrieval alone" if coder.model_dir is None else "this model"
-    packaged = coder.taxonomy is not None and pretrained_fits(coder.taxonomy)
+    packaged = (
+        coder.model_dir is None and coder.taxonomy is not None and pretrained_fits(coder.taxonomy)
+    )
     return (
         f"coder.target_precision {options.target_precision} does not apply: {what} has no "
-        f"calibration, so `coded` means only a top probability >= {options.threshold}, with no "
-        "partial codes; fit one with `autocoder calibrate FILE --model MODEL|retrieval` on "
-        "labeled real titles"
+        f"calibration, {outcome}; fit one with `autocoder calibrate FILE --model "
+        "MODEL|retrieval` on labeled real titles"
         + (", or code with `--model pretrained` (calibrated)" if packaged else "")
     )
 

@@ -17,7 +17,6 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
-from autocoder.coding.trust import describe_thresholds, uncalibrated_note
 from autocoder.config import ConfigError, Settings, load_settings
 from autocoder.service import routes, routes_jobs
 from autocoder.service.middleware import BodyTooLarge, ServiceMiddleware
@@ -43,14 +42,6 @@ def create_app(
             await ensure_coder(state)
         except HTTPException as exc:
             log.warning("%s; /readyz stays failing until it loads", exc.detail)
-        else:
-            about = state.slot.description
-            log.info(
-                "coding %s with %s (index %s); %s", about["taxonomy"], about["model"],
-                about["index_version"], describe_thresholds(about["calibration"]),
-            )  # fmt: skip
-            if note := uncalibrated_note(state.slot.load(), settings.coder):
-                log.warning("%s", note)
         state.runner.start()
         yield
         state.runner.stop()

@@ -55,7 +55,7 @@ def describe_coder(coder: LoadedCoder, options: CoderConfig) -> dict[str, Any]:
     elif coder.model_dir.resolve() == pretrained_dir().resolve():
         model = PRETRAINED
     else:
-        model = coder.model_dir.name
+        model = coder.model_dir.resolve().name
     taxonomy = coder.taxonomy
     return {
         "model": model,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 
+from autocoder.coding.loaded import CONFIG_FILE, RETRIEVAL, resolve_model_dir
 from autocoder.config import Settings
 from autocoder.service.app import ENV, serve_args
 from autocoder.service.keys import KeyStore
@@ -37,6 +38,17 @@ def check_bind(host: str, ws: Workspace) -> bool:
     return public
 
 
+def check_model(settings: Settings) -> None:
+    """Refuse a ``coder.model`` (``serve --model``) that is not a model directory now, rather
+    than start workers that answer 503 until it appears."""
+    wanted = settings.coder.model
+    if wanted is None or wanted in ("", RETRIEVAL):
+        return
+    path = resolve_model_dir(wanted)
+    if path is None or not (path / CONFIG_FILE).is_file():
+        raise ServeError(f"model {wanted!r} is not a model directory (no {CONFIG_FILE})")
+
+
 def serve(
     settings: Settings,
     ws: Workspace,
@@ -50,6 +62,7 @@ def serve(
 
     cfg = settings.serve
     public = check_bind(cfg.host, ws)
+    check_model(settings)
     os.environ[ENV] = serve_args(config, overrides, public=public, workers=cfg.workers)
     uvicorn.run(
         "autocoder.service.app:app_from_env",

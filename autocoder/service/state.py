@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +12,7 @@ import pandas as pd
 from fastapi import HTTPException, Request
 
 from autocoder.coding.loaded import LoadedCoder
+from autocoder.coding.trust import describe_thresholds, uncalibrated_note
 from autocoder.config import Settings
 from autocoder.index import IndexConnectionError, IndexNotBuiltError
 from autocoder.service.engine import MicroBatcher, code_pass, describe_coder, load_service_coder
@@ -19,6 +21,8 @@ from autocoder.service.keys import KeyStore
 from autocoder.service.limits import RateLimiter
 from autocoder.service.metrics import Metrics
 from autocoder.workspace import LockedError, Workspace
+
+log = logging.getLogger(__name__)
 
 #: Why a coder cannot be loaded now (answered 503, the worker tries again on the next call).
 NOT_READY = (IndexNotBuiltError, IndexConnectionError, LockedError, FileNotFoundError)
@@ -47,7 +51,15 @@ class CoderSlot:
     def load(self) -> LoadedCoder:
         if self.coder is None:
             coder = load_service_coder(self.settings, self.ws)
-            self.description = describe_coder(coder, self.settings.coder)
+            about = describe_coder(coder, self.settings.coder)
+            log.info(
+                "coding %s with %s (index %s); %s", about["taxonomy"], about["model"],
+                about["index_version"], describe_thresholds(about["calibration"]),
+            )  # fmt: skip
+            if note := uncalibrated_note(coder, self.settings.coder):
+                log.warning("%s", note)
+            # the description before the coder: the event loop reads it once it sees a coder
+            self.description = about
             self.coder = coder
             self.error = ""
         return self.coder

@@ -162,6 +162,19 @@ def test_a_target_precision_that_cannot_apply_is_said(tmp_path: Path) -> None:
     _calibrate(predictor, tmp_path / "model")
     calibrated = _loaded(predictor, tmp_path / "model")
     assert tr.uncalibrated_note(calibrated, CoderConfig(target_precision=0.95)) == ""
+    alone = LoadedCoder.from_predictor(
+        predictor.model, taxonomy=mini_taxonomy(), model_dir=tmp_path / "model"
+    )  # its calibration is for it mixed with retrieval
+    assert "is coded alone" in tr.uncalibrated_note(alone, CoderConfig(target_precision=0.95))
+
+
+def test_uncalibrated_retrieval_over_onet_is_pointed_to_the_packaged_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(tr, "pretrained_fits", lambda taxonomy: True)  # as for O*NET 29.2
+    retrieval = LoadedCoder.from_predictor(_predictor().retrieval, taxonomy=mini_taxonomy())
+    note = tr.uncalibrated_note(retrieval, CoderConfig(target_precision=0.95))
+    assert "retrieval alone has no calibration" in note and "--model pretrained" in note
 
 
 def test_bare_threshold_on_the_calibrated_confidence(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """The loaded coder: same rows as the batch coder, batch-independent; the micro-batcher."""
 
 import asyncio
+import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -58,6 +59,7 @@ def test_describe_coder_names_model_never_a_path(tmp_path: Path) -> None:
     }
     office = LoadedCoder.from_predictor(retrieval, taxonomy=tax, model_dir=tmp_path / "office-v2")
     assert describe_coder(office, OPTS)["model"] == "office-v2"
+    assert str(tmp_path) not in json.dumps(describe_coder(office, OPTS))
     packaged = LoadedCoder.from_predictor(
         retrieval, taxonomy=tax, model_dir=pretrained_dir(), calibration=None
     )

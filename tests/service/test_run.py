@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 from autocoder.cli import app
 from autocoder.config import Settings, load_settings
 from autocoder.service.keys import KeyStore
-from autocoder.service.run import ServeError, check_bind, is_loopback
+from autocoder.service.run import ServeError, check_bind, check_model, is_loopback
 from autocoder.workspace import Workspace
 
 
@@ -57,3 +57,12 @@ def test_cli_model_reaches_every_worker(tmp_path: Path, monkeypatch: pytest.Monk
     assert seen["model"] == "models/it's mine"
     worker = load_settings(overrides=seen["overrides"])  # type: ignore[arg-type]
     assert worker.coder.model == "models/it's mine" and worker.serve.port == 8765
+
+
+def test_a_model_that_is_not_there_stops_the_server(tmp_path: Path) -> None:
+    settings = load_settings(overrides=[f'coder.model="{tmp_path / "typo"}"'])
+    with pytest.raises(ServeError, match="is not a model directory"):
+        check_model(settings)
+    for fine in ("retrieval", "pretrained"):
+        check_model(load_settings(overrides=[f'coder.model="{fine}"']))
+    check_model(load_settings())  # coder.model unset: retrieval
