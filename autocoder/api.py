@@ -163,7 +163,7 @@ def code(
     ``threshold`` is a bare threshold instead. ``skills`` > 0 adds each record's top ESCO skills
     (``skills``, ``skill_uris``; local engine, needs an imported ESCO taxonomy with skills)."""
     from autocoder.coding.batch import check_paths, code_file
-    from autocoder.coding.trust import SIDECAR, coder_assigner, uncalibrated_note
+    from autocoder.coding.trust import SIDECAR, uncalibrated_note, usable_calibration
 
     if engine not in ("local", "ray"):
         raise ConfigError(f"unknown engine {engine!r}; use 'local' or 'ray'")
@@ -180,7 +180,7 @@ def code(
     settings = settings.model_copy(update={"coder": options})
     with index_in_use(ws):  # also a model mixes in retrieval's scores
         coder = load_coder(settings, ws, model=model_dir, taxonomy_name=taxonomy_name)
-        if target_precision is not None and coder_assigner(coder, options).trust is None:
+        if target_precision is not None and usable_calibration(coder) is None:
             raise ConfigError(
                 f"--target-precision needs a calibrated coder (a {SIDECAR} in the model's "
                 "directory, or for retrieval alone one in the workspace): run `autocoder "

@@ -606,11 +606,17 @@ class Assigner:
         }
 
 
+def usable_calibration(coder: LoadedCoder) -> Mapping[str, Any] | None:
+    """``coder``'s calibration when it can be applied (it scores segments against the index:
+    retrieval, or a model mixed with it), else None; what ``coder_assigner`` decides by."""
+    return coder.calibration if supports_segments(coder.predictor) else None
+
+
 def uncalibrated_note(coder: LoadedCoder, options: CoderConfig) -> str:
     """Why the configured ``options.target_precision`` does not apply to ``coder`` (it has no
     calibration, so rows are coded at the bare ``options.threshold`` on the top probability),
     or "" when it applies or none is configured."""
-    if options.target_precision is None or coder_assigner(coder, options).trust is not None:
+    if options.target_precision is None or usable_calibration(coder) is not None:
         return ""
     outcome = (
         f"so `coded` means only a top probability >= {options.threshold}, with no partial codes"
@@ -639,7 +645,7 @@ def coder_assigner(coder: LoadedCoder, options: CoderConfig) -> Assigner:
     there, else ``options.threshold`` (on the calibrated confidence with a calibration, on the
     top probability without)."""
     predictor = coder.predictor
-    sidecar = coder.calibration if supports_segments(predictor) else None
+    sidecar = usable_calibration(coder)
     classes = [str(c) for c in predictor.classes_]
     if coder.taxonomy is not None:
         levels = tuple(hierarchy(coder.taxonomy, classes))

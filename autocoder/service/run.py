@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 
-from autocoder.coding.loaded import CONFIG_FILE, RETRIEVAL, resolve_model_dir
+from autocoder.coding.loaded import RETRIEVAL, ModelFiles, resolve_model_dir
 from autocoder.config import Settings
 from autocoder.service.app import ENV, serve_args
 from autocoder.service.keys import KeyStore
@@ -42,11 +42,13 @@ def check_model(settings: Settings) -> None:
     """Refuse a ``coder.model`` (``serve --model``) that is not a model directory now, rather
     than start workers that answer 503 until it appears."""
     wanted = settings.coder.model
-    if wanted is None or wanted in ("", RETRIEVAL):
+    path = resolve_model_dir(wanted)  # None when unset: retrieval
+    if path is None or wanted == RETRIEVAL:
         return
-    path = resolve_model_dir(wanted)
-    if path is None or not (path / CONFIG_FILE).is_file():
-        raise ServeError(f"model {wanted!r} is not a model directory (no {CONFIG_FILE})")
+    try:
+        ModelFiles.read(path)  # what a worker's load_coder reads first
+    except FileNotFoundError as exc:
+        raise ServeError(str(exc)) from None
 
 
 def serve(
