@@ -10,12 +10,13 @@ calibrated (``autocoder calibrate``) on the other fold (plus any other sets of t
 the figures pool both folds. `packaged` is the shipped calibration, never refitted.
 
     export HF_HUB_OFFLINE=1 AUTOCODER_HOME=$BENCH/trust/home PYTHONPATH=$PWD
-    python benchmarks/handcoded_postings.py --dev $BENCH/trust/dev.csv --out $BENCH/handcoded \\
-        [--recipes packaged,hand,clean+hand,packaged-sets+hand]
+    python benchmarks/handcoded_postings.py --dev $BENCH/trust/dev.csv --out $BENCH/handcoded2 \\
+        [--recipes packaged,packaged-sets+clean-posting,clean+clean-posting,clean+hand]
 
-`--dev` is the issue 19 dev split (the clean sets); the clean dev half (1,000 titles, never
-in any calibration) is coded with each fold's copy too, to see what a recipe does to clean
-titles. Prints a Markdown table; writes every coded table and `results.json` under `--out`.
+`--dev` is the issue 19 dev split; the dev halves of its clean, messy and posting sets (never in
+any calibration) are coded with every copy of a recipe too, pooled (`RECIPE_SETS` lists the
+recipes, `hand` and `packaged-sets+hand` among them). Prints a Markdown table; writes every
+coded table and `results.json` under `--out`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import trust as B  # noqa: E402
 from autocoder import api  # noqa: E402
 from autocoder.config import load_settings  # noqa: E402
 from autocoder.evaluate import realdev  # noqa: E402
+from autocoder.metrics import expected_calibration_error  # noqa: E402
 from autocoder.workspace import Workspace  # noqa: E402
 
 HAND = Path(__file__).resolve().parent / "data" / "tgre_handcoded.csv"
@@ -70,12 +72,7 @@ def figures(coded: pd.DataFrame, gold: dict[str, frozenset[str]]) -> dict[str, A
     t1 = np.asarray([r[0] in g for r, g in zip(top, gs, strict=True)])
     t5 = np.asarray([any(c in g for c in r) for r, g in zip(top, gs, strict=True)])
     conf = lab["confidence"].astype(float).to_numpy()
-    bins = np.minimum((conf * 10).astype(int), 9)
-    ece = sum(
-        abs(conf[bins == b].mean() - t1[bins == b].mean()) * (bins == b).mean()
-        for b in range(10)
-        if (bins == b).any()
-    )
+    ece = expected_calibration_error(conf, t1, n_bins=10)
     right = np.asarray(
         [
             bool(a) and any(ancestor(c, lv) == a for c in g)
