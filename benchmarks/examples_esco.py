@@ -24,6 +24,9 @@ The O*NET side maps gold and predicted ESCO codes to O*NET-SOC through the offic
     ... benchmarks/examples_esco.py --home /tmp/ac-ex-esco --train --recipe esco-history-head
     # retrieval with soft voting over the code texts
     ... benchmarks/examples_esco.py --set 'index.aggregation="softmax_sum"' --set index.temperature=0.08
+    # a learning curve in the size of the coded history: a seeded half of it, dev unchanged
+    ... benchmarks/examples_esco.py --home /tmp/ac-ex-esco-half --train --recipe esco-history-head \
+        --history-share 0.5
     # + retrieval calibrated on half of dev (`calibrate --model retrieval`), the other half coded
     # with the examples voting at --target-precision 0.95 and 0.9
     ... benchmarks/examples_esco.py --home /tmp/ac-ex-esco --calibrate
@@ -123,6 +126,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=18)
     ap.add_argument("--dev-share", type=float, default=0.25)
     ap.add_argument("--sample", type=int, default=0, help="Use N JobBERT rows (0 = all).")
+    ap.add_argument(
+        "--history-share",
+        type=float,
+        default=1.0,
+        help="Keep a seeded share of the history (dev unchanged): a learning curve in history size.",
+    )
     ap.add_argument("--kinds", default='["title","alt_title"]', help="ESCO texts indexed.")
     ap.add_argument(
         "--set",
@@ -158,6 +167,10 @@ def main() -> None:
     print(f"ESCO code-text index built in {time.perf_counter() - t0:.0f} s")
     dev, history = split(DATA / "jobbert_validation" / "titles.csv", tax, args.seed,
                          args.dev_share, args.sample)  # fmt: skip
+    if args.history_share < 1.0:
+        keep = np.random.default_rng(args.seed + 1).permutation(len(history))
+        history = history.iloc[np.sort(keep[: int(round(args.history_share * len(history)))])]
+        history = history.reset_index(drop=True)
     print(f"{len(dev)} dev rows, {len(history)} history rows")
     out = Path(args.home) / "bench"
     out.mkdir(parents=True, exist_ok=True)

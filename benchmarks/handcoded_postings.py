@@ -38,6 +38,7 @@ from autocoder import api  # noqa: E402
 from autocoder.config import load_settings  # noqa: E402
 from autocoder.evaluate import realdev  # noqa: E402
 from autocoder.metrics import expected_calibration_error  # noqa: E402
+from autocoder.taxonomy.onet import soc_groups  # noqa: E402
 from autocoder.workspace import Workspace  # noqa: E402
 
 HAND = Path(__file__).resolve().parent / "data" / "tgre_handcoded.csv"
@@ -51,16 +52,12 @@ def fold_of(ids: pd.Series) -> np.ndarray:
 
 
 def ancestor(code: str, level: str) -> str:
-    """``code``'s group at ``level`` as autocoder writes it (43-3051.00 → 43-3051, 43-3050,
-    43-3000, 43-0000)."""
-    soc = code[:7]
-    return {
-        "onet": code,
-        "detailed": soc,
-        "broad": soc[:6] + "0",
-        "minor": soc[:5] + "00",
-        "major": soc[:3] + "0000",
-    }[level]
+    """``code``'s group at ``level`` as the O*NET import builds the hierarchy (43-3051.00 →
+    43-3051, 43-3050, 43-3000, 43-0000; SOC 2018 exceptions such as 29-1221 → 29-1210)."""
+    if level == "onet":
+        return code
+    major, minor, broad, detailed = soc_groups(code)
+    return {"detailed": detailed, "broad": broad, "minor": minor, "major": major}[level]
 
 
 def figures(coded: pd.DataFrame, gold: dict[str, frozenset[str]]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -103,7 +104,24 @@ def test_structural_onet_levels() -> None:
     code = "11-2021.00"
     assert [fns[k](code) for k in fns] == ["11-0000", "11-2000", "11-2020", "11-2021", code]
     assert fns["minor"]("15-1252.00") == "15-1200"  # SOC 2018 exception
+    assert fns["minor"]("11-3111.00") == "11-3000"
+    assert fns["broad"]("29-1221.00") == "29-1210"  # SOC 2018 exception: Physicians
     assert fns["major"]("not a code") is None
+
+
+def test_structural_onet_levels_agree_with_the_shipped_taxonomy(tmp_path: Path) -> None:
+    """Without a taxonomy, eval reads the groups off the code: for every one of the 1,016
+    occupations they are the groups the O*NET import puts above it."""
+    from autocoder.taxonomy.onet import import_onet
+    from autocoder.taxonomy.starter import write_shipped_starter
+
+    tax = import_onet(write_shipped_starter(tmp_path / "starter"))
+    fns = structural_level_fns("onet")
+    leaves = tax.leaf_codes()
+    assert len(leaves) == 1016
+    for level in ("major", "minor", "broad", "detailed"):
+        wrong = [c for c in leaves if fns[level](c) != tax.parent(c, level)]
+        assert not wrong, f"{level}: {wrong[:5]}"
 
 
 def test_structural_isco_levels() -> None:

@@ -7,14 +7,13 @@ from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from autocoder.metrics import LevelFn
+from autocoder.taxonomy.onet import soc_groups
 
 if TYPE_CHECKING:
     from autocoder.taxonomy.model import Taxonomy
 
 ONET_RE = re.compile(r"^\d{2}-\d{4}(\.\d{2})?$")
 ISCO_RE = re.compile(r"^\d{1,4}(\.\d+)*$")
-# SOC 2018 minor groups that do not end in "000"
-_SOC_MINOR_EXCEPTIONS = ("15-12", "31-11", "51-51")
 
 
 def _onet_major(code: str) -> str | None:
@@ -22,15 +21,12 @@ def _onet_major(code: str) -> str | None:
 
 
 def _onet_minor(code: str) -> str | None:
-    if not ONET_RE.match(code):
-        return None
-    if code[:5] in _SOC_MINOR_EXCEPTIONS:
-        return code[:5] + "00"
-    return code[:4] + "000"
+    # soc_groups is the rule the O*NET import builds the hierarchy with (SOC 2018 exceptions)
+    return soc_groups(code)[1] if ONET_RE.match(code) else None
 
 
 def _onet_broad(code: str) -> str | None:
-    return code[:6] + "0" if ONET_RE.match(code) else None
+    return soc_groups(code)[2] if ONET_RE.match(code) else None
 
 
 def _onet_detailed(code: str) -> str | None:
@@ -60,7 +56,8 @@ def structural_level_fns(scheme: str) -> dict[str, LevelFn]:
     """Level functions read off the code itself, top level first, no taxonomy needed.
 
     ``"onet"`` (O*NET-SOC ``11-1011.03``): major ``11-0000``, minor ``11-1000`` (SOC 2018
-    exceptions ``15-1200``, ``31-1100``, ``51-5100``), broad ``11-1010``, detailed ``11-1011``,
+    exceptions ``15-1200``, ``31-1100``, ``51-5100``), broad ``11-1010`` (exception: ``29-1221``
+    to ``29-1229`` are in ``29-1210`` Physicians), detailed ``11-1011``,
     onet (the full code). ``"isco"``: the 1- to 4-digit prefixes major, sub_major, minor, unit.
     ``"esco"``: the ISCO levels plus occupation (the full ESCO code such as ``2654.1.7``).
     A code that does not fit the scheme maps to None (never counted correct).
