@@ -40,6 +40,7 @@ from autocoder.examples.fit import (
 from autocoder.examples.index import MemoryExampleIndex
 from autocoder.examples.store import ExampleStore
 from autocoder.examples.vote import ExampleVoter, blend
+from autocoder.metrics import expected_calibration_error
 from autocoder.records import JobRecord, as_records
 from autocoder.taxonomy.store import load_taxonomy
 from autocoder.workspace import Workspace
@@ -114,6 +115,34 @@ def coder_args(doc: str | None) -> argparse.Namespace:
     ap.add_argument("--recipe", default="esco-history-head")
     ap.add_argument("--coder", choices=("model", "retrieval", "tuned-retrieval"), default="model")
     return ap.parse_args()
+
+
+def top_scores(h: HeldOut, p: np.ndarray) -> tuple[float, float, float]:
+    """Top-1, top-5 and ECE (of the top probability) of ``p`` on the rows of ``h``."""
+    hit1, hit5 = ranks(p, h.gold)
+    ece = expected_calibration_error(p.max(axis=1), p.argmax(axis=1) == h.gold)
+    return float(hit1.mean()), float(hit5.mean()), float(ece)
+
+
+def by_fit_rule(frame: pd.DataFrame) -> pd.DataFrame:
+    """The grid rows best first as `examples fit` ranks them: held-out top-1 + top-5, ties by
+    held-out top-1 (columns ``fit_sum``, ``fit_top1``)."""
+    return frame.sort_values(["fit_sum", "fit_top1"], ascending=False, kind="stable")
+
+
+def report_choices(
+    choices: dict[str, pd.DataFrame], setting: list[str], grid: pd.DataFrame, path: Path
+) -> None:
+    """Print the first row of each (sorted) frame of ``choices`` as a Markdown table row: the
+    ``setting`` columns, held-out and dev top-1 / top-5 (ECE); save the whole ``grid``."""
+    for name, frame in choices.items():
+        x = frame.iloc[0]
+        chosen = ", ".join(str(x[c]) for c in setting)
+        print(f"| {name} | {chosen} | {x.fit_top1:.3f} / {x.fit_top5:.3f} ({x.fit_ece:.3f}) | "
+              f"{x.dev_top1:.3f} / {x.dev_top5:.3f} ({x.dev_ece:.3f}) |")  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid.to_csv(path, index=False)
+    print(f"every setting: {path}")
 
 
 def main() -> None:

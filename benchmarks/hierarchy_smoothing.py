@@ -23,11 +23,15 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from examples_fit_rules import coder_args, held_out_and_dev
+from examples_fit_rules import (
+    by_fit_rule,
+    coder_args,
+    held_out_and_dev,
+    report_choices,
+    top_scores,
+)
 
-from autocoder.examples.fit import HeldOut, ranks
 from autocoder.examples.vote import blend
-from autocoder.metrics import expected_calibration_error
 from autocoder.taxonomy.store import load_taxonomy
 from autocoder.workspace import Workspace
 
@@ -73,18 +77,13 @@ def main() -> None:
     print(f"{len(classes)} classes in {m4.shape[1]} ISCO-4 and {m3.shape[1]} ISCO-3 groups")
     ex_fit, ex_dev = fit.p_examples(VOTES), dev.p_examples(VOTES)
 
-    def score(h: HeldOut, p: np.ndarray) -> tuple[float, float, float]:
-        hit1, hit5 = ranks(p, h.gold)
-        ece = expected_calibration_error(p.max(axis=1), p.argmax(axis=1) == h.gold)
-        return float(hit1.mean()), float(hit5.mean()), float(ece)
-
     rows = []
     for w in WEIGHTS:
         pf = blend(fit.p_base, ex_fit, fit.has_exact, weight=w, exact_trust=VOTES["exact_trust"])
         pdv = blend(dev.p_base, ex_dev, dev.has_exact, weight=w, exact_trust=VOTES["exact_trust"])
         for b4, b3 in itertools.product(B4, B3):
-            rows.append((w, b4, b3, *score(fit, smoothed(pf, m4, m3, b4, b3)),
-                         *score(dev, smoothed(pdv, m4, m3, b4, b3))))  # fmt: skip
+            rows.append((w, b4, b3, *top_scores(fit, smoothed(pf, m4, m3, b4, b3)),
+                         *top_scores(dev, smoothed(pdv, m4, m3, b4, b3))))  # fmt: skip
     df = pd.DataFrame(rows, columns=["weight", "b4", "b3", "fit_top1", "fit_top5", "fit_ece",
                                      "dev_top1", "dev_top5", "dev_ece"])  # fmt: skip
     df["fit_sum"], df["dev_sum"] = df.fit_top1 + df.fit_top5, df.dev_top1 + df.dev_top5
@@ -94,22 +93,13 @@ def main() -> None:
           "| dev top-1 / top-5 (ECE) |")  # fmt: skip
     print("|---|---|---|---|")
     choices = {
-        "none": df[(df.b4 == 0) & (df.b3 == 0)],
-        "ISCO smoothing": df,
+        "none": by_fit_rule(df[(df.b4 == 0) & (df.b3 == 0)]),
+        "ISCO smoothing": by_fit_rule(df),
         "ISCO smoothing, top-1 on held-out": df.sort_values("fit_top1", ascending=False),
         "ISCO smoothing, dev optimum (bound)": df.sort_values("dev_sum", ascending=False),
     }
-    for name, frame in choices.items():
-        if name in ("none", "ISCO smoothing"):
-            frame = frame.sort_values(["fit_sum", "fit_top1"], ascending=False, kind="stable")
-        x = frame.iloc[0]
-        print(f"| {name} | {x['weight']}, {x['b4']}, {x['b3']} | {x.fit_top1:.3f} / "
-              f"{x.fit_top5:.3f} ({x.fit_ece:.3f}) | {x.dev_top1:.3f} / {x.dev_top5:.3f} "
-              f"({x.dev_ece:.3f}) |")  # fmt: skip
-    path = Path(args.home) / "bench" / f"hierarchy_smoothing_{args.coder}.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(path, index=False)
-    print(f"every setting: {path}")
+    report_choices(choices, ["weight", "b4", "b3"], df,
+                   Path(args.home) / "bench" / f"hierarchy_smoothing_{args.coder}.csv")  # fmt: skip
 
 
 if __name__ == "__main__":

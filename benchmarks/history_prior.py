@@ -23,11 +23,16 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from examples_fit_rules import coder_args, held_out_and_dev
+from examples_fit_rules import (
+    by_fit_rule,
+    coder_args,
+    held_out_and_dev,
+    report_choices,
+    top_scores,
+)
 
-from autocoder.examples.fit import HeldOut, ranks
+from autocoder.examples.fit import HeldOut
 from autocoder.examples.vote import blend
-from autocoder.metrics import expected_calibration_error
 
 VOTES = {"exact_weight": 0.8, "exact_trust": 0.95, "neighbours": 40, "temperature": 0.1,
          "min_similarity": 0.0}  # fmt: skip  # what `examples fit` chose for every coder
@@ -60,18 +65,13 @@ def main() -> None:
         p = blend(base, ex, h.has_exact, weight=w, exact_trust=VOTES["exact_trust"])
         return shifted(p, pi, a) if where == "final" else p
 
-    def score(h: HeldOut, p: np.ndarray) -> tuple[float, float, float]:
-        hit1, hit5 = ranks(p, h.gold)
-        ece = expected_calibration_error(p.max(axis=1), p.argmax(axis=1) == h.gold)
-        return float(hit1.mean()), float(hit5.mean()), float(ece)
-
     rows = []
     for beta in BETAS:
         pi_fit, pi_dev = prior(voting["code"], classes, beta), prior(known["code"], classes, beta)
         for w, where, a in itertools.product(WEIGHTS, ("final", "base"), ALPHAS):
             pf = final(fit, ex_fit, pi_fit, w, where, a)
             pd_ = final(dev, ex_dev, pi_dev, w, where, a)
-            rows.append((beta, w, where, a, *score(fit, pf), *score(dev, pd_)))
+            rows.append((beta, w, where, a, *top_scores(fit, pf), *top_scores(dev, pd_)))
     df = pd.DataFrame(rows, columns=["beta", "weight", "where", "alpha", "fit_top1", "fit_top5",
                                      "fit_ece", "dev_top1", "dev_top5", "dev_ece"])  # fmt: skip
     df["fit_sum"], df["dev_sum"] = df.fit_top1 + df.fit_top5, df.dev_top1 + df.dev_top5
@@ -81,22 +81,12 @@ def main() -> None:
           "(ECE) | dev top-1 / top-5 (ECE) |")  # fmt: skip
     print("|---|---|---|---|")
     choices = {
-        "none": df[df.alpha == 0],
-        "history prior": df,
+        "none": by_fit_rule(df[df.alpha == 0]),
+        "history prior": by_fit_rule(df),
         "history prior, dev optimum (bound)": df.sort_values("dev_sum", ascending=False),
     }
-    for name, frame in choices.items():
-        if "bound" not in name:
-            frame = frame.sort_values(["fit_sum", "fit_top1"], ascending=False, kind="stable")
-        x = frame.iloc[0]
-        chosen = f"{x['weight']}, {x['where']}, {x['alpha']}, {x['beta']}"
-        print(f"| {name} | {chosen} | {x.fit_top1:.3f} / "
-              f"{x.fit_top5:.3f} ({x.fit_ece:.3f}) | {x.dev_top1:.3f} / {x.dev_top5:.3f} "
-              f"({x.dev_ece:.3f}) |")  # fmt: skip
-    path = Path(args.home) / "bench" / f"history_prior_{args.coder}.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(path, index=False)
-    print(f"every setting: {path}")
+    report_choices(choices, ["weight", "where", "alpha", "beta"], df,
+                   Path(args.home) / "bench" / f"history_prior_{args.coder}.csv")  # fmt: skip
 
 
 if __name__ == "__main__":
