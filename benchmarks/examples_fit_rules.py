@@ -117,6 +117,12 @@ def coder_args(doc: str | None) -> argparse.Namespace:
     return ap.parse_args()
 
 
+#: The vote settings `examples fit` chose for every coder of the workspace (the grid studies
+#: history_prior.py and hierarchy_smoothing.py vote with them).
+FITTED_VOTES = {"exact_weight": 0.8, "exact_trust": 0.95, "neighbours": 40, "temperature": 0.1,
+                "min_similarity": 0.0}  # fmt: skip
+
+
 def top_scores(h: HeldOut, p: np.ndarray) -> tuple[float, float, float]:
     """Top-1, top-5 and ECE (of the top probability) of ``p`` on the rows of ``h``."""
     hit1, hit5 = ranks(p, h.gold)

@@ -36,28 +36,20 @@ import trust as B  # noqa: E402
 
 from autocoder import api  # noqa: E402
 from autocoder.config import load_settings  # noqa: E402
-from autocoder.evaluate import realdev  # noqa: E402
+from autocoder.evaluate import realdev, structural_level_fns  # noqa: E402
 from autocoder.metrics import expected_calibration_error  # noqa: E402
-from autocoder.taxonomy.onet import soc_groups  # noqa: E402
 from autocoder.workspace import Workspace  # noqa: E402
 
 HAND = Path(__file__).resolve().parent / "data" / "tgre_handcoded.csv"
 TARGETS = (0.95, 0.9)
 RECIPES = ("packaged", "clean+clean-posting", "packaged-sets+clean-posting", "clean+hand")
+#: code -> its group at each level autocoder assigns (``assigned_level``), as the import builds it
+GROUP_AT = structural_level_fns("onet")
 
 
 def fold_of(ids: pd.Series) -> np.ndarray:
     """0 or 1 per id, from a hash (stable across runs and machines)."""
     return np.asarray([hashlib.sha256(str(i).encode()).digest()[0] % 2 for i in ids])
-
-
-def ancestor(code: str, level: str) -> str:
-    """``code``'s group at ``level`` as the O*NET import builds the hierarchy (43-3051.00 →
-    43-3051, 43-3050, 43-3000, 43-0000; SOC 2018 exceptions such as 29-1221 → 29-1210)."""
-    if level == "onet":
-        return code
-    major, minor, broad, detailed = soc_groups(code)
-    return {"detailed": detailed, "broad": broad, "minor": minor, "major": major}[level]
 
 
 def figures(coded: pd.DataFrame, gold: dict[str, frozenset[str]]) -> dict[str, Any]:
@@ -72,7 +64,7 @@ def figures(coded: pd.DataFrame, gold: dict[str, frozenset[str]]) -> dict[str, A
     ece = expected_calibration_error(conf, t1, n_bins=10)
     right = np.asarray(
         [
-            bool(a) and any(ancestor(c, lv) == a for c in g)
+            bool(a) and any(GROUP_AT[lv](c) == a for c in g)
             for a, lv, g in zip(lab["assigned_code"], lab["assigned_level"], gs, strict=True)
         ]
     )

@@ -24,6 +24,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from examples_fit_rules import (
+    FITTED_VOTES,
     by_fit_rule,
     coder_args,
     held_out_and_dev,
@@ -31,27 +32,23 @@ from examples_fit_rules import (
     top_scores,
 )
 
+from autocoder.coding.trust import hierarchy
 from autocoder.examples.vote import blend
 from autocoder.taxonomy.store import load_taxonomy
 from autocoder.workspace import Workspace
 
-VOTES = {"exact_weight": 0.8, "exact_trust": 0.95, "neighbours": 40, "temperature": 0.1,
-         "min_similarity": 0.0}  # fmt: skip  # what `examples fit` chose for every coder
 WEIGHTS = (0.3, 0.5, 0.7)
 B4 = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
 B3 = (0.0, 0.1, 0.2, 0.3, 0.5)
 
 
-def membership(classes: list[str], tax: object, level: int) -> np.ndarray:
-    """``(n_classes, n_groups)`` 0/1: each class's ISCO group at ``level`` (its own column when
-    it has none)."""
-    groups: list[str] = []
-    for c in classes:
-        up = [a.code for a in tax.ancestors(c) if a.level == level]  # type: ignore[attr-defined]
-        groups.append(up[-1] if up else f"self:{c}")
-    index = {g: j for j, g in enumerate(sorted(set(groups)))}
+def membership(groups: dict[str, str], classes: list[str]) -> np.ndarray:
+    """``(n_classes, n_groups)`` 0/1 from one level of ``trust.hierarchy`` (class -> group; a
+    class with no group at that level is a group of its own)."""
+    of = [groups.get(c, f"self:{c}") for c in classes]
+    index = {g: j for j, g in enumerate(sorted(set(of)))}
     m = np.zeros((len(classes), len(index)))
-    m[np.arange(len(classes)), [index[g] for g in groups]] = 1.0
+    m[np.arange(len(classes)), [index[g] for g in of]] = 1.0
     return m
 
 
@@ -73,14 +70,19 @@ def main() -> None:
     fit, dev, _, _ = held_out_and_dev(args.home, args.recipe, args.coder)
     classes = [str(c) for c in fit.voter.classes_]
     tax = load_taxonomy(Workspace.resolve(args.home), "esco")
-    m4, m3 = membership(classes, tax, 4), membership(classes, tax, 3)
+    levels = dict(hierarchy(tax, classes))
+    m4, m3 = membership(levels["isco4"], classes), membership(levels["isco3"], classes)
     print(f"{len(classes)} classes in {m4.shape[1]} ISCO-4 and {m3.shape[1]} ISCO-3 groups")
-    ex_fit, ex_dev = fit.p_examples(VOTES), dev.p_examples(VOTES)
+    ex_fit, ex_dev = fit.p_examples(FITTED_VOTES), dev.p_examples(FITTED_VOTES)
 
     rows = []
     for w in WEIGHTS:
-        pf = blend(fit.p_base, ex_fit, fit.has_exact, weight=w, exact_trust=VOTES["exact_trust"])
-        pdv = blend(dev.p_base, ex_dev, dev.has_exact, weight=w, exact_trust=VOTES["exact_trust"])
+        pf = blend(
+            fit.p_base, ex_fit, fit.has_exact, weight=w, exact_trust=FITTED_VOTES["exact_trust"]
+        )
+        pdv = blend(
+            dev.p_base, ex_dev, dev.has_exact, weight=w, exact_trust=FITTED_VOTES["exact_trust"]
+        )
         for b4, b3 in itertools.product(B4, B3):
             rows.append((w, b4, b3, *top_scores(fit, smoothed(pf, m4, m3, b4, b3)),
                          *top_scores(dev, smoothed(pdv, m4, m3, b4, b3))))  # fmt: skip
@@ -88,7 +90,7 @@ def main() -> None:
                                      "dev_top1", "dev_top5", "dev_ece"])  # fmt: skip
     df["fit_sum"], df["dev_sum"] = df.fit_top1 + df.fit_top5, df.dev_top1 + df.dev_top5
     print(f"coder {args.coder} ({args.recipe}): {len(fit.gold)} held-out titles, "
-          f"{len(dev.gold)} dev; votes {VOTES}")  # fmt: skip
+          f"{len(dev.gold)} dev; votes {FITTED_VOTES}")  # fmt: skip
     print("| rescoring | chosen on the held-out titles (w, b4, b3) | held-out top-1 / top-5 (ECE) "
           "| dev top-1 / top-5 (ECE) |")  # fmt: skip
     print("|---|---|---|---|")

@@ -24,6 +24,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from examples_fit_rules import (
+    FITTED_VOTES,
     by_fit_rule,
     coder_args,
     held_out_and_dev,
@@ -34,8 +35,6 @@ from examples_fit_rules import (
 from autocoder.examples.fit import HeldOut
 from autocoder.examples.vote import blend
 
-VOTES = {"exact_weight": 0.8, "exact_trust": 0.95, "neighbours": 40, "temperature": 0.1,
-         "min_similarity": 0.0}  # fmt: skip  # what `examples fit` chose for every coder
 WEIGHTS = (0.3, 0.5, 0.7)
 ALPHAS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)
 BETAS = (0.5, 2.0, 10.0)
@@ -58,11 +57,11 @@ def main() -> None:
     args = coder_args(__doc__)
     fit, dev, voting, known = held_out_and_dev(args.home, args.recipe, args.coder)
     classes = [str(c) for c in fit.voter.classes_]
-    ex_fit, ex_dev = fit.p_examples(VOTES), dev.p_examples(VOTES)
+    ex_fit, ex_dev = fit.p_examples(FITTED_VOTES), dev.p_examples(FITTED_VOTES)
 
     def final(h: HeldOut, ex: np.ndarray, pi: np.ndarray, w: float, where: str, a: float):
         base = shifted(h.p_base, pi, a) if where == "base" else h.p_base
-        p = blend(base, ex, h.has_exact, weight=w, exact_trust=VOTES["exact_trust"])
+        p = blend(base, ex, h.has_exact, weight=w, exact_trust=FITTED_VOTES["exact_trust"])
         return shifted(p, pi, a) if where == "final" else p
 
     rows = []
@@ -76,7 +75,7 @@ def main() -> None:
                                      "fit_ece", "dev_top1", "dev_top5", "dev_ece"])  # fmt: skip
     df["fit_sum"], df["dev_sum"] = df.fit_top1 + df.fit_top5, df.dev_top1 + df.dev_top5
     print(f"coder {args.coder} ({args.recipe}): {len(fit.gold)} held-out titles, "
-          f"{len(dev.gold)} dev; votes {VOTES}")  # fmt: skip
+          f"{len(dev.gold)} dev; votes {FITTED_VOTES}")  # fmt: skip
     print("| prior | chosen on the held-out titles (w, where, alpha, beta) | held-out top-1 / top-5 "
           "(ECE) | dev top-1 / top-5 (ECE) |")  # fmt: skip
     print("|---|---|---|---|")
